@@ -1,0 +1,641 @@
+"""The checker: names, types, units and structure of a parsed protocol.
+
+It never stops at the first problem: every diagnostic is collected, so an
+author fixes a file in one pass. Its result, `Checked`, carries the type of
+every expression, which the compiler and the SQL generator rely on.
+"""
+
+from __future__ import annotations
+
+import difflib
+from fractions import Fraction
+
+import attrs
+
+from critlang import syntax as s
+from critlang import units
+from critlang.diagnostics import CritError, Diagnostic, sort_key
+from critlang.parser import parse
+
+OUTCOMES = ("eligible", "ineligible", "undetermined")
+
+
+@attrs.frozen
+class Type:
+    """The type of a value: kind, and for quantities the unit it is held in."""
+
+    kind: str  # boolean | number | quantity | date | enum | set | error
+    unit: str = units.DIMENSIONLESS
+    values: tuple[str, ...] = ()
+    molar_mass: Fraction | None = None
+
+    @property
+    def numeric(self) -> bool:
+        return self.kind in ("number", "quantity")
+
+    def describe(self) -> str:
+        if self.kind == "quantity":
+            return f"a quantity in '{self.unit}'"
+        if self.kind in ("enum", "set"):
+            word = "one of" if self.kind == "enum" else "a set of"
+            return f"{word} ({', '.join(self.values)})"
+        return {"boolean": "a yes/no condition", "number": "a number", "date": "a date"}.get(
+            self.kind, self.kind
+        )
+
+
+BOOLEAN = Type("boolean")
+NUMBER = Type("number")
+DATE = Type("date")
+ERROR = Type("error")
+PERCENT = Type("quantity", "%")
+
+
+def declared_type(declared: s.DeclaredType, molar_mass: Fraction | None = None) -> Type:
+    """The value type of a data element's declared type."""
+    match declared:
+        case s.BooleanType() | s.AttestationType():
+            return BOOLEAN
+        case s.NumberType():
+            return NUMBER
+        case s.QuantityType(unit=unit) | s.DurationType(unit=unit):
+            return Type("quantity", unit, molar_mass=molar_mass)
+        case s.DateType():
+            return DATE
+        case s.EnumType(values=values):
+            return Type("enum", values=tuple(v.text for v in values))
+        case s.SetType(values=values):
+            return Type("set", values=tuple(v.text for v in values))
+
+
+def literal_type(literal: s.Literal) -> Type:
+    match literal:
+        case s.NumberLit():
+            return NUMBER
+        case s.QuantityLit(unit=unit):
+            return Type("quantity", unit)
+        case s.DateLit():
+            return DATE
+
+
+def molar_mass_of(element: s.DataElement) -> Fraction | None:
+    mass = element.molar_mass
+    if mass is None or not units.is_valid(mass.unit) or not units.is_molar_mass(mass.unit):
+        return None
+    return Fraction(mass.value) * units.factor(mass.unit, "g/mol")
+
+
+@attrs.frozen
+class Checked:
+    """A protocol that passed the checker, with every expression's type."""
+
+    protocol: s.Protocol
+    types: dict[object, Type]
+    elements: dict[str, s.DataElement]
+    constants: dict[str, s.Constant]
+    definitions: dict[str, s.Definition]
+    element_types: dict[str, Type]
+
+    def type_of(self, node: object) -> Type:
+        return self.types[node]
+
+
+def check(protocol: s.Protocol) -> tuple[Checked, list[Diagnostic]]:
+    """Check a protocol; return its typed form and every diagnostic found."""
+    checker = _Checker(protocol)
+    checker.run()
+    checked = Checked(
+        protocol=protocol,
+        types=checker.types,
+        elements=checker.elements,
+        constants=checker.constants,
+        definitions=checker.definitions,
+        element_types=checker.element_types,
+    )
+    return checked, checker.diagnostics
+
+
+class _Checker:
+    def __init__(self, protocol: s.Protocol) -> None:
+        self.protocol = protocol
+        self.diagnostics: list[Diagnostic] = []
+        self.types: dict[object, Type] = {}
+        self.elements: dict[str, s.DataElement] = {}
+        self.constants: dict[str, s.Constant] = {}
+        self.definitions: dict[str, s.Definition] = {}
+        self.element_types: dict[str, Type] = {}
+        self.definition_types: dict[str, Type] = {}
+        self.in_progress: list[str] = []
+        self.used: set[str] = set()
+
+    # ---- reporting ----
+
+    def error(self, code: str, span: s.Span, message: str, hint: str | None = None) -> None:
+        self.diagnostics.append(Diagnostic(code, "error", span, message, hint))
+
+    def warning(self, code: str, span: s.Span, message: str, hint: str | None = None) -> None:
+        self.diagnostics.append(Diagnostic(code, "warning", span, message, hint))
+
+    def unit_ok(self, code: str, span: s.Span) -> bool:
+        if units.is_valid(code):
+            return True
+        self.error(
+            "CRIT002",
+            span,
+            f"'{code}' is not a UCUM unit code",
+            "write units as UCUM codes, e.g. 'mg/dL', 'umol/L', 'a' (years), 'mo', 'wk', 'U/L'",
+        )
+        return False
+
+    # ---- declarations ----
+
+    def run(self) -> None:
+        self.declare_names()
+        for element in self.protocol.elements:
+            self.check_element(element)
+        for constant in self.protocol.constants:
+            self.types[constant.value] = self.check_literal(constant.value)
+        for definition in self.protocol.definitions:
+            self.definition_type(definition.name.text)
+        self.check_criteria()
+        for example in self.protocol.examples:
+            self.check_example(example)
+        self.report_unused()
+
+    def declare_names(self) -> None:
+        seen: dict[str, s.Span] = {}
+        declarations: list[tuple[s.Name, object]] = [
+            *((e.name, e) for e in self.protocol.elements),
+            *((c.name, c) for c in self.protocol.constants),
+            *((d.name, d) for d in self.protocol.definitions),
+        ]
+        for name, node in declarations:
+            if name.text in seen:
+                first = seen[name.text]
+                self.error(
+                    "CRIT003",
+                    name.span,
+                    f"'{name.text}' is declared twice",
+                    f"the first declaration is at line {first.line}; rename one of them",
+                )
+                continue
+            seen[name.text] = name.span
+            match node:
+                case s.DataElement():
+                    self.elements[name.text] = node
+                case s.Constant():
+                    self.constants[name.text] = node
+                case s.Definition():
+                    self.definitions[name.text] = node
+
+    def check_element(self, element: s.DataElement) -> None:
+        declared = element.type
+        unit_valid = True
+        if isinstance(declared, s.QuantityType | s.DurationType):
+            unit_valid = self.unit_ok(declared.unit, declared.span)
+            if (
+                unit_valid
+                and isinstance(declared, s.DurationType)
+                and not units.is_time(declared.unit)
+            ):
+                self.error(
+                    "CRIT012",
+                    declared.span,
+                    f"a duration needs a unit of time, not '{declared.unit}'",
+                    "use 'd', 'wk', 'mo' or 'a'",
+                )
+        if isinstance(declared, s.EnumType | s.SetType):
+            self.check_enum_values(declared.values)
+        if element.plausible_range is not None:
+            low, high = element.plausible_range
+            if not isinstance(declared, s.NumberType | s.QuantityType | s.DurationType):
+                self.error(
+                    "CRIT011",
+                    element.span,
+                    f"'{element.name.text}' is not a number, so it can have no range",
+                )
+            elif low > high:
+                self.error(
+                    "CRIT011",
+                    element.span,
+                    f"the range of '{element.name.text}' is empty: {low} is more than {high}",
+                    "write the lower limit first",
+                )
+        if element.molar_mass is not None:
+            self.check_molar_mass(element)
+        molar_mass = molar_mass_of(element) if unit_valid else None
+        kind = declared_type(declared, molar_mass)
+        self.element_types[element.name.text] = kind if unit_valid else ERROR
+
+    def check_molar_mass(self, element: s.DataElement) -> None:
+        mass = element.molar_mass
+        assert mass is not None
+        if not isinstance(element.type, s.QuantityType):
+            self.error("CRIT016", mass.span, "only a quantity can have a molar mass")
+        elif self.unit_ok(mass.unit, mass.span) and not units.is_molar_mass(mass.unit):
+            self.error(
+                "CRIT016",
+                mass.span,
+                f"a molar mass is mass per amount of substance, not '{mass.unit}'",
+                "write it in 'g/mol'",
+            )
+        elif mass.value <= 0:
+            self.error("CRIT016", mass.span, "a molar mass must be more than zero")
+
+    def check_enum_values(self, values: tuple[s.Name, ...]) -> None:
+        seen: set[str] = set()
+        for value in values:
+            if value.text in seen:
+                self.error("CRIT014", value.span, f"the value '{value.text}' is listed twice")
+            seen.add(value.text)
+
+    def check_literal(self, literal: s.Literal) -> Type:
+        if isinstance(literal, s.QuantityLit) and not self.unit_ok(literal.unit, literal.span):
+            return ERROR
+        return literal_type(literal)
+
+    def definition_type(self, name: str) -> Type:
+        if name in self.definition_types:
+            return self.definition_types[name]
+        definition = self.definitions[name]
+        if name in self.in_progress:
+            cycle = [*self.in_progress[self.in_progress.index(name) :], name]
+            self.error(
+                "CRIT009",
+                definition.name.span,
+                f"definition '{name}' depends on itself: {' -> '.join(cycle)}",
+                "a definition may use only definitions that do not use it",
+            )
+            self.definition_types[name] = ERROR
+            return ERROR
+        self.in_progress.append(name)
+        kind = self.infer(definition.expr)
+        self.in_progress.pop()
+        self.definition_types.setdefault(name, kind)
+        return self.definition_types[name]
+
+    def check_criteria(self) -> None:
+        seen: dict[str, s.Span] = {}
+        for criterion in self.protocol.criteria:
+            ident = criterion.id
+            if ident.text in seen:
+                self.error(
+                    "CRIT004",
+                    ident.span,
+                    f"criterion id {ident.text} is used twice",
+                    f"the first {ident.text} is at line {seen[ident.text].line}; ids must be unique",
+                )
+            seen.setdefault(ident.text, ident.span)
+            expected_prefix = "I" if criterion.kind == "inclusion" else "E"
+            if not ident.text.startswith(expected_prefix):
+                self.error(
+                    "CRIT018",
+                    ident.span,
+                    f"{criterion.kind} {ident.text} has the id of an "
+                    f"{'exclusion' if expected_prefix == 'I' else 'inclusion'}",
+                    f"{criterion.kind} ids start with {expected_prefix}, e.g. {expected_prefix}1",
+                )
+            if criterion.applies_when is not None:
+                self.expect_boolean(criterion.applies_when, "'applies when'")
+            self.expect_boolean(criterion.condition, f"the condition of {ident.text}")
+
+    def check_example(self, example: s.Example) -> None:
+        if example.expect.text not in OUTCOMES:
+            self.error(
+                "CRIT017",
+                example.expect.span,
+                f"'{example.expect.text}' is not an outcome",
+                "expect eligible, ineligible or undetermined",
+            )
+        seen: set[str] = set()
+        for field in example.fields:
+            name = field.name.text
+            if name in seen:
+                self.error("CRIT003", field.name.span, f"'{name}' is given twice in this example")
+            seen.add(name)
+            if name not in self.element_types:
+                self.undefined(field.name.text, field.name.span, list(self.element_types))
+                continue
+            self.check_field_value(field, self.element_types[name])
+
+    def check_field_value(self, field: s.ExampleField, expected: Type) -> None:
+        value = field.value
+        if expected.kind == "error":
+            return
+        actual: Type
+        match value:
+            case s.BoolLit():
+                actual = BOOLEAN
+            case s.Name(text=text):
+                if expected.kind == "enum" and text not in expected.values:
+                    self.unknown_value(text, value.span, expected)
+                actual = (
+                    Type("enum", values=expected.values)
+                    if expected.kind == "enum"
+                    else Type("a name")
+                )
+            case tuple():
+                for item in value:
+                    if expected.kind == "set" and item.text not in expected.values:
+                        self.unknown_value(item.text, item.span, expected)
+                actual = Type("set", values=expected.values)
+            case _:
+                actual = self.check_literal(value)
+        if actual.kind == "error":
+            return
+        if actual.kind == "number" and expected.kind == "quantity":
+            return
+        if actual.kind != expected.kind:
+            self.error(
+                "CRIT006",
+                field.span,
+                f"'{field.name.text}' is {expected.describe()}, but the example gives {actual.describe()}",
+            )
+        elif actual.kind == "quantity" and not units.compatible(
+            actual.unit, expected.unit, expected.molar_mass
+        ):
+            self.incompatible(field.span, actual, expected)
+
+    def report_unused(self) -> None:
+        for name, element in self.elements.items():
+            if name not in self.used:
+                self.warning(
+                    "CRIT010",
+                    element.name.span,
+                    f"data element '{name}' is not used by any criterion",
+                    "remove it, or use it in a criterion or definition",
+                )
+        named: list[s.Constant | s.Definition] = [
+            *self.constants.values(),
+            *self.definitions.values(),
+        ]
+        for node in named:
+            if node.name.text not in self.used:
+                self.warning("CRIT019", node.name.span, f"'{node.name.text}' is never used")
+
+    # ---- expressions ----
+
+    def expect_boolean(self, expr: s.Expr, where: str) -> None:
+        kind = self.infer(expr)
+        if kind.kind not in ("boolean", "error"):
+            self.error(
+                "CRIT006",
+                expr.span,
+                f"{where} must be a yes/no condition, but this is {kind.describe()}",
+                "compare it with something, e.g. age >= 18 'a'",
+            )
+
+    def infer(self, expr: s.Expr) -> Type:
+        kind = self._infer(expr)
+        self.types[expr] = kind
+        return kind
+
+    def _infer(self, expr: s.Expr) -> Type:
+        match expr:
+            case s.NumberLit() | s.QuantityLit() | s.DateLit():
+                return self.check_literal(expr)
+            case s.BoolLit():
+                return BOOLEAN
+            case s.Ref():
+                return self.resolve(expr)
+            case s.Not(operand=operand):
+                self.expect_boolean(operand, "'not'")
+                return BOOLEAN
+            case s.And(left=a, right=b) | s.Or(left=a, right=b):
+                word = "'and'" if isinstance(expr, s.And) else "'or'"
+                self.expect_boolean(a, word)
+                self.expect_boolean(b, word)
+                return BOOLEAN
+            case s.Unless(rule=rule, exception=exception):
+                self.expect_boolean(rule, "'unless'")
+                self.expect_boolean(exception, "'unless'")
+                return BOOLEAN
+            case s.Compare():
+                return self.infer_compare(expr)
+            case s.Between():
+                return self.infer_between(expr)
+            case s.Member(subject=subject, values=values):
+                return self.infer_membership(subject, values, "enum", "'in'")
+            case s.Includes(subject=subject, values=values):
+                return self.infer_membership(subject, values, "set", "'includes'")
+            case s.Arithmetic():
+                return self.infer_arithmetic(expr)
+            case s.RelativeChange(baseline=baseline, current=current):
+                first, second = self.infer(baseline), self.infer(current)
+                for side, kind in ((baseline, first), (current, second)):
+                    if not kind.numeric and kind.kind != "error":
+                        self.not_numeric(side, kind, f"'{expr.direction} from'")
+                if first.numeric and second.numeric:
+                    self.expect_compatible(expr, first, second)
+                return PERCENT
+            case s.Quantified():
+                return self.infer_quantified(expr)
+        raise AssertionError(f"unhandled node {expr!r}")
+
+    def resolve(self, ref: s.Ref) -> Type:
+        name = ref.name
+        self.used.add(name)
+        if name in self.element_types:
+            return self.element_types[name]
+        if name in self.constants:
+            return self.types.get(self.constants[name].value, ERROR)
+        if name in self.definitions:
+            return self.definition_type(name)
+        known = [*self.elements, *self.constants, *self.definitions]
+        self.undefined(name, ref.span, known)
+        return ERROR
+
+    def undefined(self, name: str, span: s.Span, known: list[str]) -> None:
+        close = difflib.get_close_matches(name, known, n=1)
+        hint = (
+            f"did you mean '{close[0]}'?"
+            if close
+            else "declare it under 'data', or as a constant or definition"
+        )
+        self.error("CRIT005", span, f"unknown name '{name}'", hint)
+
+    def unknown_value(self, value: str, span: s.Span, kind: Type) -> None:
+        close = difflib.get_close_matches(value, kind.values, n=1)
+        hint = (
+            f"did you mean '{close[0]}'?" if close else f"the values are: {', '.join(kind.values)}"
+        )
+        self.error("CRIT008", span, f"'{value}' is not one of the declared values", hint)
+
+    def enum_literal(self, expr: s.Expr, other: Type) -> bool:
+        """Is `expr` a bare enum value (`female` in `sex = female`)? Report it if not declared."""
+        if not isinstance(expr, s.Ref) or other.kind != "enum" or self.is_symbol(expr.name):
+            return False
+        if expr.name not in other.values:
+            self.unknown_value(expr.name, expr.span, other)
+        self.types[expr] = other
+        return True
+
+    def is_symbol(self, name: str) -> bool:
+        return name in self.elements or name in self.constants or name in self.definitions
+
+    def infer_compare(self, expr: s.Compare) -> Type:
+        if isinstance(expr.right, s.Ref) and not self.is_symbol(expr.right.name):
+            left = self.infer(expr.left)
+            if self.enum_literal(expr.right, left):
+                return self.enum_comparison(expr)
+            right = self.infer(expr.right)
+        else:
+            right = self.infer(expr.right)
+            if self.enum_literal(expr.left, right):
+                return self.enum_comparison(expr)
+            left = self.infer(expr.left)
+        if "error" in (left.kind, right.kind):
+            return BOOLEAN
+        if left.kind == "enum" and right.kind == "enum" and left.values == right.values:
+            return self.enum_comparison(expr)
+        if left.kind in ("boolean", "set", "enum") or right.kind in ("boolean", "set", "enum"):
+            if expr.op in ("=", "!=") and left.kind == right.kind == "boolean":
+                return BOOLEAN
+            self.error(
+                "CRIT006",
+                expr.span,
+                f"cannot compare {left.describe()} with {right.describe()} using '{expr.op}'",
+            )
+            return BOOLEAN
+        self.expect_compatible(expr, left, right)
+        return BOOLEAN
+
+    def enum_comparison(self, expr: s.Compare) -> Type:
+        if expr.op not in ("=", "!="):
+            self.error(
+                "CRIT006",
+                expr.span,
+                f"'{expr.op}' does not apply to a list of values; use '=' or '!='",
+            )
+        return BOOLEAN
+
+    def infer_between(self, expr: s.Between) -> Type:
+        subject = self.infer(expr.subject)
+        for bound in (expr.low, expr.high):
+            kind = self.infer(bound)
+            if "error" in (subject.kind, kind.kind):
+                continue
+            if not (subject.numeric or subject.kind == "date"):
+                self.not_numeric(expr.subject, subject, "'between'")
+                return BOOLEAN
+            self.expect_compatible(expr, subject, kind)
+        low, high = expr.low, expr.high
+        if isinstance(low, s.NumberLit | s.QuantityLit) and isinstance(high, type(low)):
+            low_value = self.literal_in(low, subject)
+            high_value = self.literal_in(high, subject)
+            if low_value is not None and high_value is not None and low_value > high_value:
+                self.error(
+                    "CRIT011",
+                    expr.span,
+                    "this range is empty: the lower bound is more than the upper bound",
+                    "write the lower bound first",
+                )
+        return BOOLEAN
+
+    def literal_in(self, literal: s.NumberLit | s.QuantityLit, target: Type) -> Fraction | None:
+        unit = literal.unit if isinstance(literal, s.QuantityLit) else units.DIMENSIONLESS
+        if not units.compatible(unit, target.unit, target.molar_mass):
+            return None
+        return Fraction(literal.value) * units.factor(unit, target.unit, target.molar_mass)
+
+    def infer_membership(
+        self, subject: s.Expr, values: tuple[s.Name, ...], kind: str, word: str
+    ) -> Type:
+        subject_type = self.infer(subject)
+        if subject_type.kind == "error":
+            return BOOLEAN
+        if subject_type.kind != kind:
+            needed = "one of a list of values" if kind == "enum" else "a set of values"
+            self.error(
+                "CRIT006",
+                subject.span,
+                f"{word} needs {needed}, but this is {subject_type.describe()}",
+            )
+            return BOOLEAN
+        for value in values:
+            if value.text not in subject_type.values:
+                self.unknown_value(value.text, value.span, subject_type)
+        return BOOLEAN
+
+    def infer_arithmetic(self, expr: s.Arithmetic) -> Type:
+        left, right = self.infer(expr.left), self.infer(expr.right)
+        if "error" in (left.kind, right.kind):
+            return ERROR
+        for side, kind in ((expr.left, left), (expr.right, right)):
+            if not kind.numeric:
+                self.not_numeric(side, kind, f"'{expr.op}'")
+                return ERROR
+        if expr.op in "+-":
+            if not self.expect_compatible(expr, left, right):
+                return ERROR
+            return Type(left.kind if left.kind == right.kind else "quantity", left.unit)
+        combine = units.multiply if expr.op == "*" else units.divide
+        unit = combine(left.unit, right.unit)
+        return NUMBER if unit == units.DIMENSIONLESS else Type("quantity", unit)
+
+    def infer_quantified(self, expr: s.Quantified) -> Type:
+        names: set[str] = set()
+        for item in expr.items:
+            if isinstance(item, s.SubCriterion):
+                if item.name.text in names:
+                    self.error(
+                        "CRIT015",
+                        item.name.span,
+                        f"sub-criterion '{item.name.text}' is named twice",
+                    )
+                names.add(item.name.text)
+                if item.applies_when is not None:
+                    self.expect_boolean(item.applies_when, "'applies when'")
+                self.expect_boolean(item.condition, f"sub-criterion '{item.name.text}'")
+            else:
+                self.expect_boolean(item, "an item of a list of conditions")
+        if expr.count is not None and not 1 <= expr.count <= len(expr.items):
+            self.error(
+                "CRIT013",
+                expr.span,
+                f"'at least {expr.count} of' a list of {len(expr.items)} can never be met",
+                f"use a number from 1 to {len(expr.items)}",
+            )
+        return BOOLEAN
+
+    def not_numeric(self, expr: s.Expr, kind: Type, word: str) -> None:
+        self.error(
+            "CRIT006",
+            expr.span,
+            f"{word} needs a number or quantity, but this is {kind.describe()}",
+        )
+
+    def expect_compatible(self, expr: s.Expr, left: Type, right: Type) -> bool:
+        if left.kind == "date" or right.kind == "date":
+            if left.kind == right.kind:
+                return True
+            self.error(
+                "CRIT006", expr.span, f"cannot compare {left.describe()} with {right.describe()}"
+            )
+            return False
+        molar_mass = left.molar_mass or right.molar_mass
+        if units.compatible(left.unit, right.unit, molar_mass):
+            return True
+        self.incompatible(expr.span, left, right)
+        return False
+
+    def incompatible(self, span: s.Span, left: Type, right: Type) -> None:
+        self.error(
+            "CRIT007",
+            span,
+            f"'{left.unit}' and '{right.unit}' measure different things "
+            f"({units.dimension(left.unit)} vs {units.dimension(right.unit)})",
+            "compare quantities of the same kind; mass and molar concentrations "
+            "convert only when the data element declares a molar mass",
+        )
+
+
+def check_source(text: str, file: str) -> tuple[Checked | None, list[Diagnostic]]:
+    """Parse and check source text. The protocol is None when it cannot be used."""
+    try:
+        protocol = parse(text, file)
+    except CritError as error:
+        return None, list(error.diagnostics)
+    checked, diagnostics = check(protocol)
+    usable = not any(d.is_error for d in diagnostics)
+    return (checked if usable else None), sorted(diagnostics, key=sort_key)

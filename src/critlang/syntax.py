@@ -1,0 +1,379 @@
+"""The critlang syntax tree: frozen attrs nodes, each with its source span.
+
+Nodes hold what the author wrote and nothing more; names are resolved and
+types inferred by the checker, meaning is given by the compiler.
+"""
+
+from __future__ import annotations
+
+import datetime
+from decimal import Decimal
+
+import attrs
+
+
+@attrs.frozen
+class Span:
+    """A region of source text; lines and columns count from 1."""
+
+    file: str
+    line: int
+    column: int
+    end_line: int
+    end_column: int
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.column}"
+
+
+@attrs.frozen
+class Name:
+    """An identifier as written, e.g. an enum value in a list."""
+
+    text: str
+    span: Span
+
+
+# ---- types of data elements --------------------------------------------------
+
+
+@attrs.frozen
+class BooleanType:
+    span: Span
+
+
+@attrs.frozen
+class NumberType:
+    span: Span
+
+
+@attrs.frozen
+class QuantityType:
+    unit: str
+    span: Span
+
+
+@attrs.frozen
+class DurationType:
+    unit: str
+    span: Span
+
+
+@attrs.frozen
+class DateType:
+    span: Span
+
+
+@attrs.frozen
+class EnumType:
+    values: tuple[Name, ...]
+    span: Span
+
+
+@attrs.frozen
+class SetType:
+    values: tuple[Name, ...]
+    span: Span
+
+
+@attrs.frozen
+class AttestationType:
+    """A fact that named people confirm; it evaluates as a boolean."""
+
+    attesters: tuple[str, ...]
+    span: Span
+
+
+DeclaredType = (
+    BooleanType
+    | NumberType
+    | QuantityType
+    | DurationType
+    | DateType
+    | EnumType
+    | SetType
+    | AttestationType
+)
+
+
+# ---- expressions -------------------------------------------------------------
+
+
+@attrs.frozen
+class NumberLit:
+    value: Decimal
+    span: Span
+
+
+@attrs.frozen
+class QuantityLit:
+    value: Decimal
+    unit: str
+    span: Span
+
+
+@attrs.frozen
+class DateLit:
+    value: datetime.date
+    span: Span
+
+
+@attrs.frozen
+class BoolLit:
+    value: bool
+    span: Span
+
+
+@attrs.frozen
+class Ref:
+    """A name used in an expression: a data element, constant or definition."""
+
+    name: str
+    span: Span
+
+
+@attrs.frozen
+class Not:
+    operand: Expr
+    span: Span
+
+
+@attrs.frozen
+class And:
+    left: Expr
+    right: Expr
+    span: Span
+
+
+@attrs.frozen
+class Or:
+    left: Expr
+    right: Expr
+    span: Span
+
+
+@attrs.frozen
+class Unless:
+    """`rule unless exception`: the rule holds and the exception does not."""
+
+    rule: Expr
+    exception: Expr
+    span: Span
+
+
+@attrs.frozen
+class Compare:
+    op: str
+    left: Expr
+    right: Expr
+    span: Span
+
+
+@attrs.frozen
+class Between:
+    subject: Expr
+    low: Expr
+    high: Expr
+    exclusive: bool
+    span: Span
+
+
+@attrs.frozen
+class Member:
+    """`subject in (a, b)`: an enum value is one of the listed values."""
+
+    subject: Expr
+    values: tuple[Name, ...]
+    span: Span
+
+
+@attrs.frozen
+class Includes:
+    """`subject includes any of (a, b)` / `includes all of (...)` on a set."""
+
+    subject: Expr
+    quantifier: str
+    values: tuple[Name, ...]
+    span: Span
+
+
+@attrs.frozen
+class Arithmetic:
+    op: str
+    left: Expr
+    right: Expr
+    span: Span
+
+
+@attrs.frozen
+class RelativeChange:
+    """Change from baseline to current as a percentage of baseline.
+
+    `decline` counts a fall as positive; `change` counts a rise as positive.
+    """
+
+    direction: str
+    baseline: Expr
+    current: Expr
+    span: Span
+
+
+@attrs.frozen
+class SubCriterion:
+    """A named alternative or part (I2 a, b, c) inside any of / all of."""
+
+    name: Name
+    title: str | None
+    applies_when: Expr | None
+    condition: Expr
+    span: Span
+
+
+@attrs.frozen
+class Quantified:
+    """`any of [...]`, `all of [...]` or `at least N of [...]`."""
+
+    quantifier: str
+    count: int | None
+    items: tuple[Expr | SubCriterion, ...]
+    span: Span
+
+
+Literal = NumberLit | QuantityLit | DateLit
+Expr = (
+    NumberLit
+    | QuantityLit
+    | DateLit
+    | BoolLit
+    | Ref
+    | Not
+    | And
+    | Or
+    | Unless
+    | Compare
+    | Between
+    | Member
+    | Includes
+    | Arithmetic
+    | RelativeChange
+    | Quantified
+)
+
+
+# ---- declarations --------------------------------------------------------------
+
+
+@attrs.frozen
+class DataElement:
+    name: Name
+    type: DeclaredType
+    label: str | None
+    plausible_range: tuple[Decimal, Decimal] | None
+    molar_mass: QuantityLit | None
+    span: Span
+
+
+@attrs.frozen
+class Constant:
+    name: Name
+    value: Literal
+    label: str | None
+    span: Span
+
+
+@attrs.frozen
+class Definition:
+    name: Name
+    expr: Expr
+    label: str | None
+    span: Span
+
+
+@attrs.frozen
+class Criterion:
+    kind: str  # "inclusion" | "exclusion"
+    id: Name
+    title: str
+    registered: str | None
+    plain: str | None
+    notes: tuple[str, ...]
+    applies_when: Expr | None
+    condition: Expr
+    span: Span
+
+
+FieldValue = NumberLit | QuantityLit | DateLit | BoolLit | Name | tuple[Name, ...]
+
+
+@attrs.frozen
+class ExampleField:
+    name: Name
+    value: FieldValue
+    span: Span
+
+
+@attrs.frozen
+class Example:
+    """An example patient with the outcome the author expects."""
+
+    title: str
+    fields: tuple[ExampleField, ...]
+    expect: Name
+    span: Span
+
+
+@attrs.frozen
+class Header:
+    title: str | None = None
+    version: str | None = None
+    registry: str | None = None
+    sponsor: str | None = None
+    sites: tuple[str, ...] = ()
+    status: str | None = None
+    summary: str | None = None
+
+
+@attrs.frozen
+class Protocol:
+    name: Name
+    header: Header
+    elements: tuple[DataElement, ...]
+    constants: tuple[Constant, ...]
+    definitions: tuple[Definition, ...]
+    criteria: tuple[Criterion, ...]
+    examples: tuple[Example, ...]
+    span: Span
+
+
+def children(node: object) -> tuple[object, ...]:
+    """The direct sub-expressions of an expression node, in source order."""
+    match node:
+        case Not(operand=o):
+            return (o,)
+        case And(left=a, right=b) | Or(left=a, right=b) | Arithmetic(left=a, right=b):
+            return (a, b)
+        case Compare(left=a, right=b):
+            return (a, b)
+        case Unless(rule=a, exception=b):
+            return (a, b)
+        case Between(subject=s, low=lo, high=hi):
+            return (s, lo, hi)
+        case Member(subject=s) | Includes(subject=s):
+            return (s,)
+        case RelativeChange(baseline=b, current=c):
+            return (b, c)
+        case Quantified(items=items):
+            return items
+        case SubCriterion(applies_when=None, condition=c):
+            return (c,)
+        case SubCriterion(applies_when=w, condition=c):
+            return (w, c)
+    return ()
+
+
+def walk(node: object) -> list[object]:
+    """The node and all its sub-expressions, depth first."""
+    out = [node]
+    for child in children(node):
+        out.extend(walk(child))
+    return out
