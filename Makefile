@@ -15,6 +15,7 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	$(BIN)/critlang check protocols/ctd_ild.crit
+	$(BIN)/critlang eval protocols/ctd_ild.crit examples/patients.jsonl; test $$? -le 2
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench

@@ -1,0 +1,411 @@
+"""Screening results: status, per-criterion values, reasons in words and numbers, missing data.
+
+The values come from the compiled evaluator's trace; this module only reads
+them. Reasons follow the path that decided each value (the false part of an
+`and`, the true part of an `or`), so they name the numbers that mattered.
+"""
+
+from __future__ import annotations
+
+import datetime
+import decimal
+from collections.abc import Iterable, Iterator, Mapping
+from decimal import Decimal
+from typing import Any
+
+import attrs
+
+from critlang import syntax as s
+from critlang import units
+from critlang.check import Checked
+from critlang.compile import UNDETERMINED, Compiled, to_decimal
+from critlang.records import Intake, RecordError, records_from
+
+# Every evaluation runs in this context, whatever the caller's: 28 significant
+# digits, as CQL's Decimal, and no traps on inexact results.
+ARITHMETIC = decimal.Context(prec=28, rounding=decimal.ROUND_HALF_EVEN)
+ERROR = "error"
+
+OP_WORDS = {
+    ">": "more than",
+    ">=": "at least",
+    "<": "less than",
+    "<=": "at most",
+    "=": "equal to",
+    "!=": "different from",
+}
+
+
+@attrs.frozen
+class Part:
+    """A named sub-criterion (I2 a, b, c) and its value."""
+
+    name: str
+    title: str | None
+    value: bool | None
+    applicable: bool | None
+    reason: str
+
+
+@attrs.frozen
+class CriterionResult:
+    id: str
+    kind: str
+    title: str
+    value: bool | None
+    applicable: bool | None
+    reason: str
+    parts: tuple[Part, ...] = ()
+
+    @property
+    def value_word(self) -> str:
+        return _value_word(self.value, self.applicable)
+
+
+@attrs.frozen
+class Result:
+    """The outcome of screening one record."""
+
+    id: str
+    status: str
+    criteria: tuple[CriterionResult, ...] = ()
+    missing: tuple[str, ...] = ()
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dictionary: id, status, criteria (id, kind, value, reason), missing."""
+        out: dict[str, Any] = {"id": self.id, "status": self.status}
+        if self.error is not None:
+            out["error"] = self.error
+            return out
+        out["criteria"] = [
+            {
+                "id": c.id,
+                "kind": c.kind,
+                "title": c.title,
+                "value": c.value_word,
+                "reason": c.reason,
+                **(
+                    {
+                        "parts": [
+                            {
+                                "name": p.name,
+                                "title": p.title,
+                                "value": _value_word(p.value, p.applicable),
+                                "reason": p.reason,
+                            }
+                            for p in c.parts
+                        ]
+                    }
+                    if c.parts
+                    else {}
+                ),
+            }
+            for c in self.criteria
+        ]
+        out["missing"] = list(self.missing)
+        return out
+
+
+def _value_word(value: bool | None, applicable: bool | None) -> str:
+    if applicable is False:
+        return "not applicable"
+    return {True: "true", False: "false", None: "unknown"}[value]
+
+
+class Protocol:
+    """A compiled protocol, ready to screen records."""
+
+    def __init__(self, compiled: Compiled) -> None:
+        self.compiled = compiled
+        self.checked: Checked = compiled.checked
+        self.intake = Intake(compiled.checked)
+
+    @property
+    def name(self) -> str:
+        return self.checked.protocol.name.text
+
+    def status(self, record: Mapping[str, Any]) -> str:
+        """Only the overall status of one record: the fast path for bulk screening."""
+        _, env = self.intake(record, 1)
+        with decimal.localcontext(ARITHMETIC):
+            return self.compiled.status(env)
+
+    def evaluate(self, record: Mapping[str, Any]) -> Result:
+        """Screen one record; raise RecordError if it does not fit the data dictionary."""
+        record_id, env = self.intake(record, 1)
+        return self.explain(record_id, env)
+
+    def evaluate_many(self, records: Iterable[Mapping[str, Any]]) -> Iterator[Result]:
+        """Screen records one by one; a bad record gives a Result with status 'error'."""
+        return self.screen(records_from(records))
+
+    def screen(
+        self, rows: Iterable[tuple[int, Mapping[str, Any] | RecordError]]
+    ) -> Iterator[Result]:
+        for position, row in rows:
+            if isinstance(row, RecordError):
+                yield Result(row.record_id, ERROR, error=str(row))
+                continue
+            try:
+                record_id, env = self.intake(row, position)
+            except RecordError as error:
+                yield Result(error.record_id, ERROR, error=str(error))
+                continue
+            yield self.explain(record_id, env)
+
+    def explain(self, record_id: str, env: dict[str, Any]) -> Result:
+        with decimal.localcontext(ARITHMETIC):
+            trace = self.compiled.trace(env)
+        explainer = _Explainer(self.compiled, trace, env)
+        results = tuple(explainer.criterion(c) for c in self.checked.protocol.criteria)
+        status = _status(results)
+        missing: tuple[str, ...] = ()
+        if status == UNDETERMINED:
+            missing = tuple(
+                dict.fromkeys(
+                    name
+                    for criterion in self.checked.protocol.criteria
+                    for name in explainer.missing_of(criterion)
+                )
+            )
+        return Result(record_id, status, results, missing)
+
+
+def _status(results: tuple[CriterionResult, ...]) -> str:
+    if any(r.value is (r.kind == "exclusion") for r in results):
+        return "ineligible"
+    if all(r.value is (r.kind == "inclusion") for r in results):
+        return "eligible"
+    return UNDETERMINED
+
+
+class _Explainer:
+    """Reads one record's trace and puts it into words."""
+
+    def __init__(self, compiled: Compiled, trace: list[Any], env: dict[str, Any]) -> None:
+        self.checked = compiled.checked
+        self.index = compiled.node_index
+        self.trace = trace
+        self.env = env
+
+    def value(self, node: object) -> Any:
+        return self.trace[self.index[node]]
+
+    # ---- criteria ----
+
+    def criterion(self, criterion: s.Criterion) -> CriterionResult:
+        neutral = criterion.kind == "inclusion"
+        condition = self.value(criterion.condition)
+        applicable, value = self.applicability(criterion.applies_when, condition, neutral)
+        if applicable is False:
+            reason = "not applicable: " + self.reason(criterion.applies_when)
+        else:
+            reason = self.reason(criterion.condition)
+        parts: tuple[Part, ...] = ()
+        if isinstance(criterion.condition, s.Quantified):
+            parts = tuple(
+                self.part(item, neutral)
+                for item in criterion.condition.items
+                if isinstance(item, s.SubCriterion)
+            )
+        return CriterionResult(
+            criterion.id.text, criterion.kind, criterion.title, value, applicable, reason, parts
+        )
+
+    def applicability(
+        self, applies_when: s.Expr | None, condition: Any, neutral: bool
+    ) -> tuple[bool | None, bool | None]:
+        """(is it applicable, its value after applicability), in the compiler's terms."""
+        if applies_when is None:
+            return True, condition
+        applies = self.value(applies_when)
+        if applies is False or condition is neutral:
+            return applies, neutral
+        return applies, None if applies is None or condition is None else condition
+
+    def part(self, item: s.SubCriterion, neutral: bool) -> Part:
+        title = item.title
+        condition = self.value(item.condition)
+        applicable, value = self.applicability(item.applies_when, condition, neutral)
+        if applicable is False and item.applies_when is not None:
+            reason = "not applicable: " + self.reason(item.applies_when)
+        else:
+            reason = self.reason(item.condition)
+        return Part(item.name.text, title, value, applicable, reason)
+
+    # ---- reasons ----
+
+    def reason(self, node: s.Expr | None) -> str:
+        return "; ".join(dict.fromkeys(self.phrases(node))) if node is not None else ""
+
+    def decisive(self, node: object) -> list[object]:
+        """The children whose values decided this node's value."""
+        value = self.value(node)
+        kids = list(s.children(node))
+        match node:
+            case s.And() | s.Quantified(quantifier="all"):
+                target = value
+            case s.Or() | s.Quantified(quantifier="any"):
+                target = value
+            case s.Unless(rule=rule, exception=exception):
+                if value is False and self.value(rule) is False:
+                    return [rule]
+                return [rule, exception]
+            case _:
+                return kids
+        if value is None:
+            return [k for k in kids if self.value(k) is None]
+        chosen = [k for k in kids if self.value(k) is target]
+        return chosen or kids
+
+    def phrases(self, node: object) -> list[str]:
+        match node:
+            case s.And() | s.Or() | s.Unless() | s.Quantified() | s.Not():
+                return [p for child in self.decisive(node) for p in self.phrases(child)]
+            case s.SubCriterion(name=name, applies_when=applies) if (
+                applies is not None and self.value(applies) is False
+            ):
+                return [f"{name.text}: not applicable ({p})" for p in self.phrases(applies)]
+            case s.SubCriterion(name=name, condition=condition):
+                return [f"{name.text}: {p}" for p in self.phrases(condition)]
+            case s.Ref(name=name) if name in self.checked.definitions and self.is_boolean(node):
+                return [f"{self.subject(node)}: {self.yes_no(self.value(node))}"]
+            case s.Ref():
+                return [f"{self.subject(node)}: {self.yes_no(self.value(node))}"]
+            case s.BoolLit(value=value):
+                return [f"always {'true' if value else 'false'}"]
+            case s.Compare():
+                return [self.comparison(node)]
+            case s.Between():
+                return [self.between(node)]
+            case s.Member() | s.Includes():
+                return [self.membership(node)]
+        return [f"{self.subject(node)}: {self.yes_no(self.value(node))}"]
+
+    def is_boolean(self, node: object) -> bool:
+        return self.checked.types[node].kind == "boolean"
+
+    def yes_no(self, value: Any) -> str:
+        return {True: "yes", False: "no", None: "unknown"}.get(value, "unknown")
+
+    def subject(self, node: object) -> str:
+        """What a value is called in a reason: its label, else its name, else 'the value'."""
+        if isinstance(node, s.Ref):
+            c = self.checked
+            declared = c.elements.get(node.name) or c.definitions.get(node.name)
+            if declared is not None and declared.label:
+                return declared.label
+            return node.name
+        if isinstance(node, s.RelativeChange):
+            return f"{node.direction} from baseline"
+        return "the computed value"
+
+    def shown(self, node: object, like: object | None = None) -> str:
+        """A node's value with its unit, e.g. '7%' or '1.6 mg/dL', or 'unknown'.
+
+        With `like`, a quantity is shown in the unit of that other node, so a
+        reason compares like with like: '0.67 mg/kg/d is not more than 0.8 mg/kg/d'.
+        """
+        value = self.value(node)
+        kind = self.checked.types[node]
+        if value is None:
+            return "unknown"
+        if isinstance(value, Decimal):
+            unit = kind.unit if kind.kind == "quantity" else ""
+            target = self.checked.types[like] if like is not None else None
+            if unit and target is not None and target.kind == "quantity" and target.unit != unit:
+                factor = units.factor(unit, target.unit, kind.molar_mass or target.molar_mass)
+                value, unit = value * to_decimal(factor), target.unit
+            return format_quantity(value, unit)
+        if isinstance(value, frozenset):
+            return "(" + ", ".join(sorted(value)) + ")" if value else "(none)"
+        if isinstance(value, datetime.date):
+            return value.isoformat()
+        return str(value)
+
+    def comparison(self, node: s.Compare) -> str:
+        outcome = self.value(node)
+        left = self.shown(node.left, like=node.right)
+        right = self.shown(node.right)
+        if isinstance(node.left, s.Ref) and not self.is_literal(node.left):
+            name = self.subject(node.left)
+        else:
+            name = self.subject(node.left) if not isinstance(node.left, s.Arithmetic) else "value"
+        words = OP_WORDS[node.op]
+        if self.checked.types[node.left].kind == "enum":
+            equal = outcome is (node.op == "=")
+            return f"{name}: {left}" + ("" if equal or outcome is None else f", not {right}")
+        if outcome is None:
+            return f"{name} is unknown (the criterion asks for {words} {right})"
+        verb = "is" if outcome else "is not"
+        return f"{name} {left} {verb} {words} {right}"
+
+    def is_literal(self, node: s.Ref) -> bool:
+        return not (
+            node.name in self.checked.elements
+            or node.name in self.checked.definitions
+            or node.name in self.checked.constants
+        )
+
+    def between(self, node: s.Between) -> str:
+        outcome = self.value(node)
+        name = self.subject(node.subject)
+        value = self.shown(node.subject, like=node.low)
+        bounds = f"{self.shown(node.low)} and {self.shown(node.high)}"
+        closed = "exclusive" if node.exclusive else "inclusive"
+        if outcome is None:
+            return f"{name} {value}: unknown whether between {bounds} ({closed})"
+        verb = "is" if outcome else "is not"
+        return f"{name} {value} {verb} between {bounds} ({closed})"
+
+    def membership(self, node: s.Member | s.Includes) -> str:
+        outcome = self.value(node)
+        name = self.subject(node.subject)
+        value = self.shown(node.subject)
+        listed = ", ".join(v.text for v in node.values)
+        if outcome is None:
+            return f"{name}: unknown"
+        if isinstance(node, s.Member):
+            verb = "is" if outcome else "is not"
+            return f"{name} {value} {verb} one of ({listed})"
+        quantifier = "any" if node.quantifier == "any" else "all"
+        verb = "includes" if outcome else "does not include"
+        return f"{name} {value} {verb} {quantifier} of ({listed})"
+
+    # ---- missing data ----
+
+    def missing_of(self, criterion: s.Criterion) -> list[str]:
+        roots = [criterion.applies_when, criterion.condition]
+        return [name for root in roots if root is not None for name in self.missing(root)]
+
+    def missing(self, node: object) -> list[str]:
+        """Elements with no value under the unknown parts of `node`."""
+        if self.value(node) is not None:
+            return []
+        if isinstance(node, s.Ref):
+            if node.name in self.checked.elements:
+                return [node.name] if self.env.get(node.name) is None else []
+            if node.name in self.checked.definitions:
+                return self.missing(self.checked.definitions[node.name].expr)
+            return []
+        unknown = [k for k in s.children(node) if self.value(k) is None]
+        found = [name for child in unknown for name in self.missing(child)]
+        if not found:
+            # A comparison is unknown because an operand is: look below it.
+            found = [n for child in s.children(node) for n in self.missing(child)]
+        return found
+
+
+def format_quantity(value: Decimal, unit: str) -> str:
+    """A decimal with its unit: '7%', '1.6 mg/dL', '45 a'; long fractions rounded for reading."""
+    if value == value.to_integral_value():
+        text = f"{value.quantize(Decimal(1)):f}"
+    else:
+        text = f"{value.normalize():f}"
+        if len(text.split(".")[1]) > 3:
+            text = f"{value:.2f}".rstrip("0").rstrip(".")
+            text = "about " + text
+    if not unit or unit == "1":
+        return text
+    return f"{text}%" if unit == "%" else f"{text} {unit}"
