@@ -112,7 +112,7 @@ class _Generator:
         exclusions: list[str] = []
         for criterion in self.checked.protocol.criteria:
             body += self.prelude(criterion)
-            value = self.criterion(criterion, body)
+            value = self.record(criterion, self.criterion(criterion, body), body)
             (inclusions if criterion.kind == "inclusion" else exclusions).append(value)
             decisive = "False" if criterion.kind == "inclusion" else "True"
             if not self.tracing:

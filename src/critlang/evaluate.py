@@ -36,7 +36,9 @@ OP_WORDS = {
 }
 
 
-@attrs.frozen
+# Parts and criterion results are built for every record screened, so they are
+# plain slotted records (a frozen attrs __init__ costs three times as much).
+@attrs.define
 class Part:
     """A named sub-criterion (I2 a, b, c) and its value."""
 
@@ -44,18 +46,36 @@ class Part:
     title: str | None
     value: bool | None
     applicable: bool | None
-    reason: str
+    explainer: _Explainer = attrs.field(repr=False, eq=False)
+    node: s.SubCriterion = attrs.field(repr=False, eq=False)
+
+    @property
+    def reason(self) -> str:
+        """Why, in words and numbers; put into words only when asked for."""
+        return self.explainer.part_reason(self.node)
+
+    @property
+    def value_word(self) -> str:
+        return _value_word(self.value, self.applicable)
 
 
-@attrs.frozen
+@attrs.define
 class CriterionResult:
+    """One criterion's value for one record; `value` is after applicability."""
+
     id: str
     kind: str
     title: str
     value: bool | None
     applicable: bool | None
-    reason: str
-    parts: tuple[Part, ...] = ()
+    parts: tuple[Part, ...]
+    explainer: _Explainer = attrs.field(repr=False, eq=False)
+    node: s.Criterion = attrs.field(repr=False, eq=False)
+
+    @property
+    def reason(self) -> str:
+        """Why, in words and numbers; put into words only when asked for."""
+        return self.explainer.criterion_reason(self.node)
 
     @property
     def value_word(self) -> str:
@@ -78,33 +98,25 @@ class Result:
         if self.error is not None:
             out["error"] = self.error
             return out
-        out["criteria"] = [
-            {
-                "id": c.id,
-                "kind": c.kind,
-                "title": c.title,
-                "value": c.value_word,
-                "reason": c.reason,
-                **(
-                    {
-                        "parts": [
-                            {
-                                "name": p.name,
-                                "title": p.title,
-                                "value": _value_word(p.value, p.applicable),
-                                "reason": p.reason,
-                            }
-                            for p in c.parts
-                        ]
-                    }
-                    if c.parts
-                    else {}
-                ),
-            }
-            for c in self.criteria
-        ]
+        out["criteria"] = [_criterion_dict(c) for c in self.criteria]
         out["missing"] = list(self.missing)
         return out
+
+
+def _criterion_dict(criterion: CriterionResult) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "id": criterion.id,
+        "kind": criterion.kind,
+        "title": criterion.title,
+        "value": criterion.value_word,
+        "reason": criterion.reason,
+    }
+    if criterion.parts:
+        out["parts"] = [
+            {"name": p.name, "title": p.title, "value": p.value_word, "reason": p.reason}
+            for p in criterion.parts
+        ]
+    return out
 
 
 def _value_word(value: bool | None, applicable: bool | None) -> str:
@@ -120,6 +132,7 @@ class Protocol:
         self.compiled = compiled
         self.checked: Checked = compiled.checked
         self.intake = Intake(compiled.checked)
+        self.plans = tuple(_Plan.of(c, compiled.node_index) for c in self.checked.protocol.criteria)
 
     @property
     def name(self) -> str:
@@ -155,18 +168,17 @@ class Protocol:
             yield self.explain(record_id, env)
 
     def explain(self, record_id: str, env: dict[str, Any]) -> Result:
+        """The full result for an environment already taken in."""
         with decimal.localcontext(ARITHMETIC):
             trace = self.compiled.trace(env)
         explainer = _Explainer(self.compiled, trace, env)
-        results = tuple(explainer.criterion(c) for c in self.checked.protocol.criteria)
+        results = tuple([plan.result(trace, explainer) for plan in self.plans])
         status = _status(results)
         missing: tuple[str, ...] = ()
         if status == UNDETERMINED:
             missing = tuple(
                 dict.fromkeys(
-                    name
-                    for criterion in self.checked.protocol.criteria
-                    for name in explainer.missing_of(criterion)
+                    name for plan in self.plans for name in explainer.missing_of(plan.node)
                 )
             )
         return Result(record_id, status, results, missing)
@@ -178,6 +190,50 @@ def _status(results: tuple[CriterionResult, ...]) -> str:
     if all(r.value is (r.kind == "inclusion") for r in results):
         return "eligible"
     return UNDETERMINED
+
+
+@attrs.frozen
+class _Plan:
+    """Where one criterion's values sit in the trace, worked out once per protocol."""
+
+    node: s.Criterion
+    value_slot: int
+    applies_slot: int | None
+    parts: tuple[tuple[s.SubCriterion, int, int | None], ...]
+
+    @classmethod
+    def of(cls, criterion: s.Criterion, index: dict[object, int]) -> _Plan:
+        def slot(node: object | None) -> int | None:
+            return None if node is None else index[node]
+
+        items = criterion.condition.items if isinstance(criterion.condition, s.Quantified) else ()
+        parts = tuple(
+            (item, index[item], slot(item.applies_when))
+            for item in items
+            if isinstance(item, s.SubCriterion)
+        )
+        return cls(criterion, index[criterion], slot(criterion.applies_when), parts)
+
+    def result(self, trace: list[Any], explainer: _Explainer) -> CriterionResult:
+        node = self.node
+        parts = tuple(
+            [
+                Part(
+                    item.name.text,
+                    item.title,
+                    trace[value_slot],
+                    True if applies_slot is None else trace[applies_slot],
+                    explainer,
+                    item,
+                )
+                for item, value_slot, applies_slot in self.parts
+            ]
+        )
+        applicable = True if self.applies_slot is None else trace[self.applies_slot]
+        value = trace[self.value_slot]
+        return CriterionResult(
+            node.id.text, node.kind, node.title, value, applicable, parts, explainer, node
+        )
 
 
 class _Explainer:
@@ -194,45 +250,15 @@ class _Explainer:
 
     # ---- criteria ----
 
-    def criterion(self, criterion: s.Criterion) -> CriterionResult:
-        neutral = criterion.kind == "inclusion"
-        condition = self.value(criterion.condition)
-        applicable, value = self.applicability(criterion.applies_when, condition, neutral)
-        if applicable is False:
-            reason = "not applicable: " + self.reason(criterion.applies_when)
-        else:
-            reason = self.reason(criterion.condition)
-        parts: tuple[Part, ...] = ()
-        if isinstance(criterion.condition, s.Quantified):
-            parts = tuple(
-                self.part(item, neutral)
-                for item in criterion.condition.items
-                if isinstance(item, s.SubCriterion)
-            )
-        return CriterionResult(
-            criterion.id.text, criterion.kind, criterion.title, value, applicable, reason, parts
-        )
+    def criterion_reason(self, criterion: s.Criterion) -> str:
+        if criterion.applies_when is not None and self.value(criterion.applies_when) is False:
+            return "not applicable: " + self.reason(criterion.applies_when)
+        return self.reason(criterion.condition)
 
-    def applicability(
-        self, applies_when: s.Expr | None, condition: Any, neutral: bool
-    ) -> tuple[bool | None, bool | None]:
-        """(is it applicable, its value after applicability), in the compiler's terms."""
-        if applies_when is None:
-            return True, condition
-        applies = self.value(applies_when)
-        if applies is False or condition is neutral:
-            return applies, neutral
-        return applies, None if applies is None or condition is None else condition
-
-    def part(self, item: s.SubCriterion, neutral: bool) -> Part:
-        title = item.title
-        condition = self.value(item.condition)
-        applicable, value = self.applicability(item.applies_when, condition, neutral)
-        if applicable is False and item.applies_when is not None:
-            reason = "not applicable: " + self.reason(item.applies_when)
-        else:
-            reason = self.reason(item.condition)
-        return Part(item.name.text, title, value, applicable, reason)
+    def part_reason(self, item: s.SubCriterion) -> str:
+        if item.applies_when is not None and self.value(item.applies_when) is False:
+            return "not applicable: " + self.reason(item.applies_when)
+        return self.reason(item.condition)
 
     # ---- reasons ----
 

@@ -2,6 +2,9 @@
 
 Nodes hold what the author wrote and nothing more; names are resolved and
 types inferred by the checker, meaning is given by the compiler.
+
+Nodes are dictionary keys (the checker's types, the evaluator's trace slots),
+so each caches its hash: a deep tree is hashed once, not on every lookup.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from decimal import Decimal
 import attrs
 
 
-@attrs.frozen
+@attrs.frozen(cache_hash=True)
 class Span:
     """A region of source text; lines and columns count from 1."""
 
@@ -26,7 +29,7 @@ class Span:
         return f"{self.file}:{self.line}:{self.column}"
 
 
-@attrs.frozen
+@attrs.frozen(cache_hash=True)
 class Name:
     """An identifier as written, e.g. an enum value in a list."""
 
@@ -37,46 +40,46 @@ class Name:
 # ---- types of data elements --------------------------------------------------
 
 
-@attrs.frozen
+@attrs.frozen(cache_hash=True)
 class BooleanType:
     span: Span
 
 
-@attrs.frozen
+@attrs.frozen(cache_hash=True)
 class NumberType:
     span: Span
 
 
-@attrs.frozen
+@attrs.frozen(cache_hash=True)
 class QuantityType:
     unit: str
     span: Span
 
 
-@attrs.frozen
+@attrs.frozen(cache_hash=True)
 class DurationType:
     unit: str
     span: Span
 
 
-@attrs.frozen
+@attrs.frozen(cache_hash=True)
 class DateType:
     span: Span
 
 
-@attrs.frozen
+@attrs.frozen(cache_hash=True)
 class EnumType:
     values: tuple[Name, ...]
     span: Span
 
 
-@attrs.frozen
+@attrs.frozen(cache_hash=True)
 class SetType:
     values: tuple[Name, ...]
     span: Span
 
 
-@attrs.frozen
+@attrs.frozen(cache_hash=True)
 class AttestationType:
     """A fact that named people confirm; it evaluates as a boolean."""
 
@@ -99,32 +102,32 @@ DeclaredType = (
 # ---- expressions -------------------------------------------------------------
 
 
-@attrs.frozen
+@attrs.frozen(cache_hash=True)
 class NumberLit:
     value: Decimal
     span: Span
 
 
-@attrs.frozen
+@attrs.frozen(cache_hash=True)
 class QuantityLit:
     value: Decimal
     unit: str
     span: Span
 
 
-@attrs.frozen
+@attrs.frozen(cache_hash=True)
 class DateLit:
     value: datetime.date
     span: Span
 
 
-@attrs.frozen
+@attrs.frozen(cache_hash=True)
 class BoolLit:
     value: bool
     span: Span
 
 
-@attrs.frozen
+@attrs.frozen(cache_hash=True)
 class Ref:
     """A name used in an expression: a data element, constant or definition."""
 
@@ -132,27 +135,27 @@ class Ref:
     span: Span
 
 
-@attrs.frozen
+@attrs.frozen(cache_hash=True)
 class Not:
     operand: Expr
     span: Span
 
 
-@attrs.frozen
+@attrs.frozen(cache_hash=True)
 class And:
     left: Expr
     right: Expr
     span: Span
 
 
-@attrs.frozen
+@attrs.frozen(cache_hash=True)
 class Or:
     left: Expr
     right: Expr
     span: Span
 
 
-@attrs.frozen
+@attrs.frozen(cache_hash=True)
 class Unless:
     """`rule unless exception`: the rule holds and the exception does not."""
 
@@ -161,7 +164,7 @@ class Unless:
     span: Span
 
 
-@attrs.frozen
+@attrs.frozen(cache_hash=True)
 class Compare:
     op: str
     left: Expr
@@ -169,7 +172,7 @@ class Compare:
     span: Span
 
 
-@attrs.frozen
+@attrs.frozen(cache_hash=True)
 class Between:
     subject: Expr
     low: Expr
@@ -178,7 +181,7 @@ class Between:
     span: Span
 
 
-@attrs.frozen
+@attrs.frozen(cache_hash=True)
 class Member:
     """`subject in (a, b)`: an enum value is one of the listed values."""
 
@@ -187,7 +190,7 @@ class Member:
     span: Span
 
 
-@attrs.frozen
+@attrs.frozen(cache_hash=True)
 class Includes:
     """`subject includes any of (a, b)` / `includes all of (...)` on a set."""
 
@@ -197,7 +200,7 @@ class Includes:
     span: Span
 
 
-@attrs.frozen
+@attrs.frozen(cache_hash=True)
 class Arithmetic:
     op: str
     left: Expr
@@ -205,7 +208,7 @@ class Arithmetic:
     span: Span
 
 
-@attrs.frozen
+@attrs.frozen(cache_hash=True)
 class RelativeChange:
     """Change from baseline to current as a percentage of baseline.
 
@@ -218,7 +221,7 @@ class RelativeChange:
     span: Span
 
 
-@attrs.frozen
+@attrs.frozen(cache_hash=True)
 class SubCriterion:
     """A named alternative or part (I2 a, b, c) inside any of / all of."""
 
@@ -229,7 +232,7 @@ class SubCriterion:
     span: Span
 
 
-@attrs.frozen
+@attrs.frozen(cache_hash=True)
 class Quantified:
     """`any of [...]`, `all of [...]` or `at least N of [...]`."""
 
@@ -263,7 +266,7 @@ Expr = (
 # ---- declarations --------------------------------------------------------------
 
 
-@attrs.frozen
+@attrs.frozen(cache_hash=True)
 class DataElement:
     name: Name
     type: DeclaredType
@@ -273,7 +276,7 @@ class DataElement:
     span: Span
 
 
-@attrs.frozen
+@attrs.frozen(cache_hash=True)
 class Constant:
     name: Name
     value: Literal
@@ -281,7 +284,7 @@ class Constant:
     span: Span
 
 
-@attrs.frozen
+@attrs.frozen(cache_hash=True)
 class Definition:
     name: Name
     expr: Expr
@@ -289,7 +292,7 @@ class Definition:
     span: Span
 
 
-@attrs.frozen
+@attrs.frozen(cache_hash=True)
 class Criterion:
     kind: str  # "inclusion" | "exclusion"
     id: Name
@@ -305,14 +308,14 @@ class Criterion:
 FieldValue = NumberLit | QuantityLit | DateLit | BoolLit | Name | tuple[Name, ...]
 
 
-@attrs.frozen
+@attrs.frozen(cache_hash=True)
 class ExampleField:
     name: Name
     value: FieldValue
     span: Span
 
 
-@attrs.frozen
+@attrs.frozen(cache_hash=True)
 class Example:
     """An example patient with the outcome the author expects."""
 
@@ -322,7 +325,7 @@ class Example:
     span: Span
 
 
-@attrs.frozen
+@attrs.frozen(cache_hash=True)
 class Header:
     title: str | None = None
     version: str | None = None
@@ -333,7 +336,7 @@ class Header:
     summary: str | None = None
 
 
-@attrs.frozen
+@attrs.frozen(cache_hash=True)
 class Protocol:
     name: Name
     header: Header

@@ -1,0 +1,341 @@
+"""Records per second for critlang's evaluator on ctd_ild, against baselines in the same run.
+
+    .venv/bin/python bench/bench_evaluate.py [--records 20000] [--write docs/benchmarks.md]
+
+Baselines: a hand-written Python function of the same logic (three-valued,
+Decimals, same environment), and cel-python on the same predicate (complete
+records only, since CEL has no unknowns). Ratios, not absolute times, are the
+claim: both sides run on the same machine in the same process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import decimal
+import json
+import random
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import critlang
+from critlang.evaluate import ARITHMETIC
+from critlang.records import parse_json
+
+ROOT = Path(__file__).resolve().parent.parent
+PROTOCOL = ROOT / "protocols" / "ctd_ild.crit"
+DIAGNOSES = [
+    "dermatomyositis",
+    "polymyositis",
+    "systemic_sclerosis",
+    "systemic_lupus_erythematosus",
+    "rheumatoid_arthritis",
+    "sjogren_syndrome",
+]
+
+
+def make_record(rng: random.Random, number: int, missing_rate: float) -> dict[str, Any]:
+    """A plausible screening record; about `missing_rate` of its fields left out."""
+    record: dict[str, Any] = {
+        "age": rng.randint(16, 85),
+        "sex": rng.choice(["female", "male"]),
+        "ctd_diagnoses": rng.sample(DIAGNOSES, rng.randint(0, 2)),
+        "treatment_duration": round(rng.uniform(0, 60), 1),
+        "steroid_dose": rng.randint(5, 80),
+        "body_weight": rng.randint(40, 110),
+        "fvc_baseline": round(rng.uniform(2.0, 4.5), 2),
+        "fvc_current": round(rng.uniform(1.6, 4.5), 2),
+        "dlco_baseline": round(rng.uniform(10, 30), 1),
+        "dlco_current": round(rng.uniform(8, 30), 1),
+        "ct_lesions_enlarged": rng.random() < 0.3,
+        "symptom_duration": rng.randint(5, 2000),
+        "dyspnea_worsening": rng.random() < 0.5,
+        "oxygen_declining": rng.random() < 0.5,
+        "family_support_confirmed": rng.random() < 0.95,
+        "childbearing_potential": rng.random() < 0.4,
+        "pregnancy_test": rng.choice(["negative"] * 9 + ["positive"]),
+        "contraception": rng.random() < 0.8,
+        "pregnant": rng.random() < 0.03,
+        "breastfeeding": rng.random() < 0.03,
+        "willing_to_consent": rng.random() < 0.95,
+        "improved_after_6_months": rng.random() < 0.1,
+        "got": rng.randint(10, 120),
+        "gpt": rng.randint(10, 120),
+        "enzymes_due_to_myopathy": rng.random() < 0.1,
+        "creatinine": round(rng.uniform(0.5, 1.8), 2),
+        "hiv": rng.random() < 0.02,
+        "notifiable_infection": rng.random() < 0.02,
+    }
+    for field in list(record):
+        if rng.random() < missing_rate:
+            del record[field]
+    return {"id": f"p{number}", **record}
+
+
+# ---- the hand-written baseline ----------------------------------------------------
+
+
+def k_and(*values: bool | None) -> bool | None:
+    if False in values:
+        return False
+    return None if None in values else True
+
+
+def k_or(*values: bool | None) -> bool | None:
+    if True in values:
+        return True
+    return None if None in values else False
+
+
+def k_not(value: bool | None) -> bool | None:
+    return None if value is None else not value
+
+
+def gt(a: Decimal | None, b: Decimal) -> bool | None:
+    return None if a is None else a > b
+
+
+def decline(baseline: Decimal | None, current: Decimal | None) -> Decimal | None:
+    if baseline is None or current is None or baseline == 0:
+        return None
+    return (baseline - current) * 100 / baseline
+
+
+def handwritten_status(env: dict[str, Any]) -> str:
+    """ctd_ild by hand, with the same three-valued semantics as critlang."""
+    get = env.get
+    age = get("age")
+    diagnoses = get("ctd_diagnoses")
+    i1 = k_and(
+        None if age is None else 20 <= age <= 80,
+        None if diagnoses is None else bool(diagnoses & CTD_SET),
+    )
+    if i1 is False:
+        return "ineligible"
+    fvc = decline(get("fvc_baseline"), get("fvc_current"))
+    dlco = decline(get("dlco_baseline"), get("dlco_current"))
+    ct = get("ct_lesions_enlarged")
+    treatment = get("treatment_duration")
+    dose, weight = get("steroid_dose"), get("body_weight")
+    per_kg = None if dose is None or weight is None or weight == 0 else dose / weight
+    symptoms = get("symptom_duration")
+    i2 = k_or(
+        k_and(
+            gt(treatment, Decimal(24)),
+            k_or(
+                gt(fvc, Decimal(10)),
+                k_and(None if fvc is None else 5 <= fvc <= 10, gt(dlco, Decimal(15))),
+                ct,
+            ),
+        ),
+        k_and(
+            gt(treatment, Decimal(3)),
+            gt(per_kg, Decimal("0.8")),
+            k_or(gt(fvc, Decimal(5)), gt(dlco, Decimal(10)), ct),
+        ),
+        k_and(
+            None if symptoms is None else symptoms <= ONE_MONTH_IN_DAYS,
+            k_or(k_and(get("dyspnea_worsening"), get("oxygen_declining")), ct),
+        ),
+    )
+    if i2 is False:
+        return "ineligible"
+    i3 = get("family_support_confirmed")
+    if i3 is False:
+        return "ineligible"
+    sex = get("sex")
+    wocbp = k_and(None if sex is None else sex == "female", get("childbearing_potential"))
+    test = get("pregnancy_test")
+    i4 = k_or(k_not(wocbp), None if test is None else test == "negative")
+    if i4 is False:
+        return "ineligible"
+    contraception = get("contraception")
+    i5 = k_or(k_not(wocbp), contraception)
+    if i5 is False:
+        return "ineligible"
+    e1 = k_not(get("willing_to_consent"))
+    if e1 is True:
+        return "ineligible"
+    e2 = get("improved_after_6_months")
+    if e2 is True:
+        return "ineligible"
+    e3 = k_or(k_or(get("pregnant"), get("breastfeeding")), k_and(wocbp, k_not(contraception)))
+    if e3 is True:
+        return "ineligible"
+    got, gpt = get("got"), get("gpt")
+    liver = k_and(
+        k_or(gt(got, Decimal(80)), gt(gpt, Decimal(80))), k_not(get("enzymes_due_to_myopathy"))
+    )
+    e4 = k_or(liver, gt(get("creatinine"), Decimal("1.4")))
+    if e4 is True:
+        return "ineligible"
+    e5 = k_or(get("hiv"), get("notifiable_infection"))
+    if e5 is True:
+        return "ineligible"
+    if (i1, i2, i3, i4, i5) == (True,) * 5 and (e1, e2, e3, e4, e5) == (False,) * 5:
+        return "eligible"
+    return "undetermined"
+
+
+CTD_SET = frozenset(DIAGNOSES)
+ONE_MONTH_IN_DAYS = Decimal("30.4375")
+
+
+# ---- cel-python on the same predicate --------------------------------------------
+
+CEL_PREDICATE = """
+age >= 20.0 && age <= 80.0 && size(ctd_diagnoses) > 0
+&& ((treatment_duration > 24.0 && (fvc_decline > 10.0
+      || (fvc_decline >= 5.0 && fvc_decline <= 10.0 && dlco_decline > 15.0) || ct_lesions_enlarged))
+    || (treatment_duration > 3.0 && steroid_dose / body_weight > 0.8
+        && (fvc_decline > 5.0 || dlco_decline > 10.0 || ct_lesions_enlarged))
+    || (symptom_duration <= 30.4375 && ((dyspnea_worsening && oxygen_declining) || ct_lesions_enlarged)))
+&& family_support_confirmed
+&& (!(sex == "female" && childbearing_potential) || pregnancy_test == "negative")
+&& (!(sex == "female" && childbearing_potential) || contraception)
+&& willing_to_consent && !improved_after_6_months
+&& !(pregnant || breastfeeding || (sex == "female" && childbearing_potential && !contraception))
+&& !(((got > 80.0 || gpt > 80.0) && !enzymes_due_to_myopathy) || creatinine > 1.4)
+&& !(hiv || notifiable_infection)
+"""
+
+
+def cel_runner(records: Sequence[dict[str, Any]]) -> Callable[[], int] | None:
+    try:
+        import celpy
+    except ImportError:
+        return None
+    program = celpy.Environment().program(celpy.Environment().compile(CEL_PREDICATE))
+    t = celpy.celtypes
+
+    def activation(record: dict[str, Any]) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        for key, value in record.items():
+            if key == "id":
+                continue
+            if isinstance(value, bool):
+                values[key] = t.BoolType(value)
+            elif isinstance(value, int | float | Decimal):
+                values[key] = t.DoubleType(float(value))
+            elif isinstance(value, list):
+                values[key] = t.ListType([t.StringType(v) for v in value])
+            else:
+                values[key] = t.StringType(value)
+        for name in ("fvc", "dlco"):
+            baseline, current = record[f"{name}_baseline"], record[f"{name}_current"]
+            values[f"{name}_decline"] = t.DoubleType((baseline - current) * 100 / baseline)
+        return values
+
+    activations = [activation(r) for r in records]
+
+    def run() -> int:
+        return sum(bool(program.evaluate(a)) for a in activations)
+
+    return run
+
+
+# ---- timing ----------------------------------------------------------------------
+
+
+def best_rate(run: Callable[[], object], count: int, repeats: int) -> float:
+    """Records per second, best of `repeats` (the least disturbed run)."""
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - start)
+    return count / min(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--records", type=int, default=20000)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--write", type=Path, help="update this Markdown file's section")
+    args = parser.parse_args()
+
+    protocol = critlang.load(PROTOCOL)
+    rng = random.Random(20261125)
+    records = [make_record(rng, n, missing_rate=0.05) for n in range(args.records)]
+    complete = [make_record(rng, n, missing_rate=0.0) for n in range(args.records)]
+    lines = [json.dumps(r) for r in records]
+    envs = [protocol.intake(parse_json(line), n)[1] for n, line in enumerate(lines)]
+
+    status = protocol.compiled.status
+    with decimal.localcontext(ARITHMETIC):
+        agree = sum(status(env) == handwritten_status(env) for env in envs)
+    assert agree == len(envs), f"hand-written baseline disagrees on {len(envs) - agree} records"
+    statuses = statistics.multimode(status(env) for env in envs)
+
+    def run_handwritten() -> None:
+        with decimal.localcontext(ARITHMETIC):
+            for env in envs:
+                handwritten_status(env)
+
+    def run_status() -> None:
+        with decimal.localcontext(ARITHMETIC):
+            for env in envs:
+                status(env)
+
+    def run_explained() -> None:
+        for env in envs:
+            protocol.explain("x", env)
+
+    def run_reasons() -> None:
+        for env in envs:
+            protocol.explain("x", env).to_dict()
+
+    def run_intake() -> None:
+        for n, line in enumerate(lines):
+            protocol.intake(parse_json(line), n)
+
+    count, repeats = len(envs), args.repeats
+    rates = {
+        "hand-written Python function (status)": best_rate(run_handwritten, count, repeats),
+        "critlang compiled status": best_rate(run_status, count, repeats),
+        "critlang evaluate: every criterion and sub-criterion value": best_rate(
+            run_explained, count, repeats
+        ),
+        "critlang evaluate + to_dict(): all reasons put into words": best_rate(
+            run_reasons, count, max(1, repeats // 2)
+        ),
+        "intake from JSON lines (parse, validate, convert)": best_rate(run_intake, count, repeats),
+    }
+    cel = cel_runner(complete[: min(2000, count)])
+    if cel is not None:
+        rates["cel-python, same predicate (complete records)"] = best_rate(cel, min(2000, count), 1)
+    baseline = rates["hand-written Python function (status)"]
+    rows = [f"| {name} | {rate:,.0f} | {baseline / rate:.2f}x |" for name, rate in rates.items()]
+    table = "\n".join(
+        [
+            f"Measured by `bench/bench_evaluate.py --records {count}` on ctd_ild "
+            f"(most common status: {', '.join(statuses)}; 5% of fields missing), one core.",
+            "",
+            "| path | records/s | time relative to the hand-written function |",
+            "|---|---:|---:|",
+            *rows,
+        ]
+    )
+    print(table)
+    if args.write is not None:
+        write_section(args.write, "## Screening records in Python", table)
+
+
+def write_section(path: Path, heading: str, body: str) -> None:
+    """Replace (or append) one `## ` section of a Markdown file, leaving the others."""
+    text = path.read_text() if path.exists() else "# Benchmarks\n"
+    start = text.find(heading)
+    block = f"{heading}\n\n{body}\n"
+    if start < 0:
+        text = text.rstrip("\n") + "\n\n" + block
+    else:
+        end = text.find("\n## ", start + len(heading))
+        text = text[:start] + block + (text[end + 1 :] if end >= 0 else "")
+    path.write_text(text)
+
+
+if __name__ == "__main__":
+    main()
