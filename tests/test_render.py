@@ -1,0 +1,285 @@
+"""render.py: the English of expressions, the four documents (golden files), the CLI and lexer.
+
+Regenerate the golden files after an intended change with
+`CRITLANG_UPDATE_GOLDEN=1 pytest tests/test_render.py`, and review the diff.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from pygments.lexers import get_lexer_by_name
+from pygments.token import Error
+
+from critlang import syntax as s
+from critlang.check import Checked, check_source
+from critlang.cli import main
+from critlang.lexer import CritLexer
+from critlang.render import FORMATS, describe, document, render_document
+
+ROOT = Path(__file__).resolve().parent.parent
+CTD_ILD = ROOT / "protocols" / "ctd_ild.crit"
+GOLDEN = Path(__file__).resolve().parent / "golden"
+SUFFIXES = {"md": "md", "txt": "txt", "html": "html", "plain": "plain.md"}
+TIMES = "\N{MULTIPLICATION SIGN}"
+
+DATA = """
+data
+  age: quantity 'a' range 0 to 130
+    label "Age"
+  sex: one of (female, male, other)
+    label "Sex"
+  diagnoses: set of (lupus, myositis, sclerosis)
+    label "Diagnoses"
+  fvc_baseline: quantity 'L'
+    label "FVC at baseline"
+  fvc_current: quantity 'L'
+    label "FVC now"
+  symptom_duration: duration 'mo'
+    label "Time since first symptoms"
+  wait: duration 'wk'
+    label "Time on the waiting list"
+  got: quantity 'U/L'
+    label "Serum GOT (AST)"
+  myopathy: boolean
+    label "Raised GOT caused by myopathy"
+  childbearing_potential: boolean
+    label "Of childbearing potential"
+  pregnant: boolean
+    label "Pregnant"
+  smoker: boolean
+  consent_date: date
+    label "Date of consent"
+
+constant uln = 40 'U/L'
+  label "Upper limit of normal"
+
+define fvc_decline = decline from fvc_baseline to fvc_current
+  label "FVC decline from baseline"
+define woman_of_childbearing_potential = sex = female and childbearing_potential
+  label "Woman of childbearing potential"
+"""
+
+
+def checked_with(*criteria: str) -> Checked:
+    text = "protocol t\n" + DATA + "\n".join(criteria)
+    checked, diagnostics = check_source(text, "t.crit")
+    assert checked is not None, [d.message for d in diagnostics]
+    return checked
+
+
+def reading(condition: str) -> str:
+    checked = checked_with(f'inclusion I1 "t" met when {condition}')
+    return describe(checked.protocol.criteria[0].condition, checked)
+
+
+@pytest.mark.parametrize(
+    ("condition", "english"),
+    [
+        ("age > 18 'a'", "Age more than 18 years"),
+        ("age >= 18 'a'", "Age at least 18 years"),
+        ("age < 80 'a'", "Age less than 80 years"),
+        ("age <= 80 'a'", "Age at most 80 years"),
+        ("18 'a' <= age", "Age at least 18 years"),
+        ("age between 20 'a' and 80 'a'", "Age between 20 and 80 years, inclusive"),
+        ("age between 20 'a' and 80 'a' exclusive", "Age between 20 and 80 years, exclusive"),
+        ("symptom_duration <= 1 'mo'", "Time since first symptoms at most 1 month"),
+        ("wait > 6 'wk'", "Time on the waiting list more than 6 weeks"),
+        ("fvc_decline > 10%", "FVC decline from baseline of more than 10%"),
+        (
+            "fvc_decline between 5% and 10%",
+            "FVC decline from baseline between 5% and 10%, inclusive",
+        ),
+        (
+            "decline from fvc_baseline to fvc_current >= 5%",
+            "The percentage decline from FVC at baseline to FVC now of at least 5%",
+        ),
+        ("got > 2 * uln", f"Serum GOT (AST) more than 2 {TIMES} 40 U/L"),
+        ("got > 2 * (uln + 5 'U/L')", f"Serum GOT (AST) more than 2 {TIMES} (40 U/L + 5 U/L)"),
+        ("sex = female", "Sex is female"),
+        ("sex != female", "Sex is not female"),
+        ("sex in (female, other)", "Sex is one of: female, other"),
+        (
+            "diagnoses includes any of (lupus, myositis)",
+            "Diagnoses include at least one of: lupus, myositis",
+        ),
+        (
+            "diagnoses includes all of (lupus, myositis)",
+            "Diagnoses include all of: lupus, myositis",
+        ),
+        ("consent_date >= 2024-01-01", "Date of consent on or after 2024-01-01"),
+        ("pregnant", "Pregnant"),
+        ("not pregnant", "Not pregnant"),
+        ("smoker", "Smoker"),
+        ("woman_of_childbearing_potential", "Woman of childbearing potential"),
+        ("pregnant or smoker", "Pregnant or smoker"),
+        (
+            "got > 2 * uln unless myopathy",
+            f"Serum GOT (AST) more than 2 {TIMES} 40 U/L, unless raised GOT caused by myopathy",
+        ),
+    ],
+)
+def test_english_of_an_expression(condition: str, english: str) -> None:
+    assert reading(condition) == english
+
+
+def test_at_least_n_of_a_list() -> None:
+    assert reading("at least 2 of [pregnant, smoker, age > 60 'a']") == (
+        "At least two of the following:\n- Pregnant\n- Smoker\n- Age more than 60 years"
+    )
+
+
+def test_and_of_phrases_with_connectives_becomes_a_list() -> None:
+    assert reading("age between 20 'a' and 80 'a' and (pregnant or smoker)") == (
+        "All of the following:\n- Age between 20 and 80 years, inclusive\n- Pregnant or smoker"
+    )
+
+
+def test_negated_list_reads_as_none_of() -> None:
+    assert reading("not (pregnant or smoker or myopathy)") == (
+        "None of the following:\n- Pregnant\n- Smoker\n- Raised GOT caused by myopathy"
+    )
+
+
+def test_unless_with_a_list_puts_the_exception_first() -> None:
+    assert reading("(pregnant or smoker or got > uln) unless myopathy") == (
+        "Unless raised GOT caused by myopathy, at least one of the following:\n"
+        "- Pregnant\n- Smoker\n- Serum GOT (AST) more than 40 U/L"
+    )
+
+
+def test_named_alternatives_and_their_applicability() -> None:
+    assert reading(
+        "any of [a \"Old\": age > 60 'a', "
+        'b "Pregnant" applies when woman_of_childbearing_potential: pregnant]'
+    ) == (
+        "At least one of the following:\n"
+        "- a. Old: age more than 60 years\n"
+        "- b. Pregnant (applies only when woman of childbearing potential): pregnant"
+    )
+
+
+def test_applies_when_on_inclusion_and_exclusion() -> None:
+    checked = checked_with(
+        'inclusion I1 "Test" applies when woman_of_childbearing_potential met when not pregnant',
+        'exclusion E1 "Pregnant" applies when woman_of_childbearing_potential met when pregnant',
+    )
+    doc = document(checked)
+    assert doc.inclusions[0].applies == (
+        "Applies only when woman of childbearing potential; otherwise it counts as met."
+    )
+    assert doc.exclusions[0].applies == (
+        "Applies only when woman of childbearing potential; otherwise it does not exclude anyone."
+    )
+
+
+def test_describe_a_sub_criterion() -> None:
+    checked = checked_with('inclusion I1 "t" met when any of [a "Old": age > 60 \'a\', b: smoker]')
+    condition = checked.protocol.criteria[0].condition
+    assert isinstance(condition, s.Quantified)
+    alternative = condition.items[0]
+    assert isinstance(alternative, s.SubCriterion)
+    assert describe(alternative, checked) == "a. Old: age more than 60 years"
+
+
+def test_data_dictionary_knows_who_uses_what() -> None:
+    checked = checked_with(
+        'inclusion I1 "t" applies when woman_of_childbearing_potential met when not pregnant',
+        'exclusion E1 "t" met when got > 2 * uln',
+    )
+    doc = document(checked)
+    used = {e.name: e.used_by for e in doc.elements}
+    assert used["sex"] == used["childbearing_potential"] == used["pregnant"] == ("I1",)
+    assert used["got"] == ("E1",)
+    assert used["age"] == ()
+    assert {c.name: c.used_by for c in doc.constants} == {"uln": ("E1",)}
+    assert next(e for e in doc.elements if e.name == "age").unit == "a (years)"
+
+
+def ctd_ild() -> Checked:
+    checked, diagnostics = check_source(CTD_ILD.read_text(encoding="utf-8"), str(CTD_ILD))
+    assert checked is not None, diagnostics
+    return checked
+
+
+@pytest.mark.parametrize("fmt", sorted(FORMATS))
+def test_ctd_ild_document_matches_golden_file(fmt: str) -> None:
+    rendered = render_document(ctd_ild(), fmt)
+    golden = GOLDEN / f"ctd_ild.{SUFFIXES[fmt]}"
+    if os.environ.get("CRITLANG_UPDATE_GOLDEN") == "1":
+        golden.write_text(rendered, encoding="utf-8")
+    assert rendered == golden.read_text(encoding="utf-8")
+
+
+def test_ctd_ild_page_has_every_criterion_beside_its_registered_text() -> None:
+    checked = ctd_ild()
+    page = render_document(checked, "md")
+    for criterion in checked.protocol.criteria:
+        assert f"### {criterion.id.text} " in page
+        assert criterion.registered is not None
+        assert criterion.registered.replace("_", "\\_") in page
+    assert "```mermaid\nflowchart TD\n" in page
+    assert 'c_I2_a("a. Refractory or progressive fibrotic ILD")' in page
+    assert "| `creatinine` |" in page or 'id="data-creatinine"' in page
+
+
+UNSAFE = (
+    "protocol t\ndata\n  x: quantity 'mg/dL'\n    label \"Creatinine <script>\"\n"
+    'inclusion I1 "Low & <b>safe</b>"\n'
+    '  registered "Creatinine < 1.4 & GFR > 60 <b>bold</b>"\n'
+    "  met when x < 1.4 'mg/dL'\n"
+)
+
+
+def test_html_worksheet_escapes_protocol_text() -> None:
+    checked, _ = check_source(UNSAFE, "t.crit")
+    assert checked is not None
+    html = render_document(checked, "html")
+    assert "Creatinine &lt; 1.4 &amp; GFR &gt; 60 &lt;b&gt;bold&lt;/b&gt;" in html
+    assert "Low &amp; &lt;b&gt;safe&lt;/b&gt;" in html
+    assert "<b>" not in html and "<script>" not in html
+
+
+def test_markdown_page_shows_protocol_text_verbatim() -> None:
+    checked, _ = check_source(UNSAFE, "t.crit")
+    assert checked is not None
+    page = render_document(checked, "md")
+    assert "> Creatinine &lt; 1.4 &amp; GFR &gt; 60 &lt;b&gt;bold&lt;/b&gt;" in page
+    assert "<b>" not in page
+
+
+def test_unknown_format_is_refused() -> None:
+    with pytest.raises(ValueError, match="unknown format"):
+        render_document(ctd_ild(), "pdf")
+
+
+def test_cli_render_to_stdout_and_file(tmp_path: Path) -> None:
+    runner = CliRunner()
+    result = runner.invoke(main, ["render", str(CTD_ILD), "--format", "txt"])
+    assert result.exit_code == 0, result.output
+    assert result.output == (GOLDEN / "ctd_ild.txt").read_text(encoding="utf-8")
+    out = tmp_path / "worksheet.html"
+    result = runner.invoke(main, ["render", str(CTD_ILD), "--format", "html", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert out.read_text(encoding="utf-8") == (GOLDEN / "ctd_ild.html").read_text(encoding="utf-8")
+
+
+def test_cli_render_of_a_protocol_with_errors_exits_1(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.crit"
+    bad.write_text('protocol p\ninclusion I1 "t" met when agee > 1\n', encoding="utf-8")
+    result = CliRunner().invoke(main, ["render", str(bad)])
+    assert result.exit_code == 1
+    assert "error[CRIT005]: unknown name 'agee'" in result.output
+
+
+def test_pygments_finds_the_lexer_and_it_lexes_ctd_ild_cleanly() -> None:
+    lexer = get_lexer_by_name("crit")
+    assert isinstance(lexer, CritLexer)
+    tokens = list(lexer.get_tokens(CTD_ILD.read_text(encoding="utf-8")))
+    assert not [value for token, value in tokens if token is Error]
+    kinds = {value: token for token, value in tokens}
+    assert str(kinds["inclusion"]) == "Token.Keyword.Declaration"
+    assert str(kinds["'mo'"]) == "Token.Literal.String.Symbol"
