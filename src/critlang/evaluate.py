@@ -15,8 +15,8 @@ from typing import Any
 
 import attrs
 
+from critlang import render, units
 from critlang import syntax as s
-from critlang import units
 from critlang.check import Checked
 from critlang.compile import UNDETERMINED, Compiled, to_decimal
 from critlang.records import Intake, RecordError, records_from
@@ -26,14 +26,6 @@ from critlang.records import Intake, RecordError, records_from
 ARITHMETIC = decimal.Context(prec=28, rounding=decimal.ROUND_HALF_EVEN)
 ERROR = "error"
 
-OP_WORDS = {
-    ">": "more than",
-    ">=": "at least",
-    "<": "less than",
-    "<=": "at most",
-    "=": "equal to",
-    "!=": "different from",
-}
 
 
 # Parts and criterion results are built for every record screened, so they are
@@ -176,9 +168,14 @@ class Protocol:
         status = _status(results)
         missing: tuple[str, ...] = ()
         if status == UNDETERMINED:
+            # Only unknown criteria: one already settled (I4 met because the test is
+            # negative, whatever the sex) needs none of its unknown inputs.
             missing = tuple(
                 dict.fromkeys(
-                    name for plan in self.plans for name in explainer.missing_of(plan.node)
+                    name
+                    for plan, result in zip(self.plans, results, strict=True)
+                    if result.value is None
+                    for name in explainer.missing_of(plan.node)
                 )
             )
         return Result(record_id, status, results, missing)
@@ -358,7 +355,7 @@ class _Explainer:
             name = self.subject(node.left)
         else:
             name = self.subject(node.left) if not isinstance(node.left, s.Arithmetic) else "value"
-        words = OP_WORDS[node.op]
+        words = render.COMPARISONS[node.op]
         if self.checked.types[node.left].kind == "enum":
             equal = outcome is (node.op == "=")
             return f"{name}: {left}" + ("" if equal or outcome is None else f", not {right}")
@@ -395,9 +392,13 @@ class _Explainer:
         if isinstance(node, s.Member):
             verb = "is" if outcome else "is not"
             return f"{name} {value} {verb} one of ({listed})"
-        quantifier = "any" if node.quantifier == "any" else "all"
+        held = self.value(node.subject)
+        if node.quantifier == "any" and outcome:
+            # Name the values that matched, not the whole list.
+            matched = ", ".join(sorted(held & {v.text for v in node.values}))
+            return f"{name}: {matched}, one of those listed"
         verb = "includes" if outcome else "does not include"
-        return f"{name} {value} {verb} {quantifier} of ({listed})"
+        return f"{name} {value} {verb} {node.quantifier} of ({listed})"
 
     # ---- missing data ----
 
@@ -424,14 +425,11 @@ class _Explainer:
 
 
 def format_quantity(value: Decimal, unit: str) -> str:
-    """A decimal with its unit: '7%', '1.6 mg/dL', '45 a'; long fractions rounded for reading."""
+    """A decimal with its unit in the renderer's words: '7%', '45 years', 'about 1.7 mg/dL'."""
     if value == value.to_integral_value():
-        text = f"{value.quantize(Decimal(1)):f}"
-    else:
-        text = f"{value.normalize():f}"
-        if len(text.split(".")[1]) > 3:
-            text = f"{value:.2f}".rstrip("0").rstrip(".")
-            text = "about " + text
-    if not unit or unit == "1":
-        return text
-    return f"{text}%" if unit == "%" else f"{text} {unit}"
+        return render.quantity(value.quantize(Decimal(1)), unit)
+    exact = value.normalize()
+    if len(f"{exact:f}".partition(".")[2]) <= 3:
+        return render.quantity(exact, unit)
+    # A long or endless fraction (150 umol/L of creatinine in mg/dL): round for reading.
+    return "about " + render.quantity(value.quantize(Decimal("0.01")).normalize(), unit)
