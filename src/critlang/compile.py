@@ -210,7 +210,9 @@ class _Generator:
             case s.Ref(name=name):
                 return self.reference(node, name)
             case s.Not(operand=operand):
-                negated = self.expr(operand, out)
+                # `neutral` (the criterion's kind) reaches sub-criteria however deeply
+                # they are nested: under `not` and `unless` as under `and`/`or`.
+                negated = self.expr(operand, out, neutral)
                 result = self.temp()
                 out.append(f"{result} = None if {negated} is None else not {negated}")
                 return result
@@ -219,9 +221,9 @@ class _Generator:
             case s.Or(left=a, right=b):
                 return self.junction([a, b], "or", out, neutral)
             case s.Unless(rule=rule, exception=exception):
-                return self.unless(rule, exception, out)
+                return self.unless(rule, exception, out, neutral)
             case s.Compare():
-                return self.compare(node, out)
+                return self.compare(node, out, neutral)
             case s.Between():
                 return self.between(node, out)
             case s.Member(subject=subject, values=values):
@@ -299,11 +301,11 @@ class _Generator:
         out.append(f"if {unknown} and {result} is {other}: {result} = None")
         return result
 
-    def unless(self, rule: s.Expr, exception: s.Expr, out: list[str]) -> str:
-        value = self.expr(rule, out)
+    def unless(self, rule: s.Expr, exception: s.Expr, out: list[str], neutral: str) -> str:
+        value = self.expr(rule, out, neutral)
         result = self.temp()
         inner: list[str] = []
-        other = self.expr(exception, inner)
+        other = self.expr(exception, inner, neutral)
         inner.append(
             f"{result} = False if {value} is False or {other} is True else "
             f"(None if {value} is None or {other} is None else True)"
@@ -363,14 +365,16 @@ class _Generator:
         molar_mass = source_type.molar_mass or target_type.molar_mass
         return units.factor(source_type.unit, target_type.unit, molar_mass)
 
-    def in_unit_of(self, node: s.Expr, target: s.Expr, out: list[str]) -> str:
+    def in_unit_of(
+        self, node: s.Expr, target: s.Expr, out: list[str], neutral: str = "True"
+    ) -> str:
         """The value of `node` expressed in the unit of `target`."""
         folded = self.fold(node)
         if folded is not None:
             # Traced in its own unit, like every other node; used in the target's.
             self.record(node, self.const(to_decimal(folded)), out)
             return self.const(to_decimal(folded * self.factor(node, target)))
-        value = self.expr(node, out)
+        value = self.expr(node, out, neutral)
         if not self.type_of(node).numeric or not self.type_of(target).numeric:
             return value
         factor = self.factor(node, target)
@@ -384,9 +388,10 @@ class _Generator:
         out.append(f"{scaled} = None if {value} is None else {value} * {numerator} / {denominator}")
         return scaled
 
-    def compare(self, node: s.Compare, out: list[str]) -> str:
-        left = self.expr(node.left, out)
-        right = self.in_unit_of(node.right, node.left, out)
+    def compare(self, node: s.Compare, out: list[str], neutral: str) -> str:
+        # Booleans compare with `=`/`!=`, so sub-criteria may sit under a comparison too.
+        left = self.expr(node.left, out, neutral)
+        right = self.in_unit_of(node.right, node.left, out, neutral)
         return self.guarded([left, right], f"{left} {COMPARE_OPS[node.op]} {right}", out)
 
     def between(self, node: s.Between, out: list[str]) -> str:
