@@ -158,9 +158,12 @@ def _checked_range(
     number: Decimal = convert(value)
     if limits is not None and not limits[0] <= number <= limits[1]:
         shown = f" {unit}" if unit and unit != units.DIMENSIONLESS else ""
+        # Converted values can have endless fractions (1600 mo in years): round for reading.
+        readable = (
+            number.quantize(Decimal("0.0001")).normalize() if number.adjusted() < 20 else number
+        )
         raise _Invalid(
-            f"{number.normalize():f}{shown} is outside the plausible range "
-            f"{limits[0]} to {limits[1]}{shown}"
+            f"{readable:f}{shown} is outside the plausible range {limits[0]} to {limits[1]}{shown}"
         )
     return number
 
