@@ -19,6 +19,21 @@ from critlang.parser import parse
 
 OUTCOMES = ("eligible", "ineligible", "undetermined")
 
+# Everyday spellings that are not UCUM, with the code an author most likely meant.
+UCUM_SPELLINGS = {
+    **dict.fromkeys(("y", "yr", "yrs", "year", "years"), "a"),
+    **dict.fromkeys(("month", "months", "mon"), "mo"),
+    **dict.fromkeys(("week", "weeks"), "wk"),
+    **dict.fromkeys(("day", "days"), "d"),
+    **dict.fromkeys(("hr", "hrs", "hour", "hours"), "h"),
+    **dict.fromkeys(("sec", "secs"), "s"),
+    "mmhg": "mm[Hg]",
+    "iu": "[IU]",
+    "mcg": "ug",
+    "lb": "[lb_av]",
+    "lbs": "[lb_av]",
+}
+
 
 @attrs.frozen
 class Type:
@@ -82,6 +97,8 @@ def molar_mass_of(element: s.DataElement) -> Fraction | None:
     mass = element.molar_mass
     if mass is None or not units.is_valid(mass.unit) or not units.is_molar_mass(mass.unit):
         return None
+    if mass.value <= 0:  # reported by the checker; as a divisor it would stop every conversion
+        return None
     return Fraction(mass.value) * units.factor(mass.unit, "g/mol")
 
 
@@ -139,11 +156,14 @@ class _Checker:
     def unit_ok(self, code: str, span: s.Span) -> bool:
         if units.is_valid(code):
             return True
+        usual = UCUM_SPELLINGS.get(code.lower())
         self.error(
             "CRIT002",
             span,
             f"'{code}' is not a UCUM unit code",
-            "write units as UCUM codes, e.g. 'mg/dL', 'umol/L', 'a' (years), 'mo', 'wk', 'U/L'",
+            f"the UCUM code is '{usual}'"
+            if usual
+            else "write units as UCUM codes, e.g. 'mg/dL', 'umol/L', 'a' (years), 'mo', 'wk', 'U/L'",
         )
         return False
 
@@ -156,7 +176,10 @@ class _Checker:
         for constant in self.protocol.constants:
             self.types[constant.value] = self.check_literal(constant.value)
         for definition in self.protocol.definitions:
-            self.definition_type(definition.name.text)
+            if self.definitions.get(definition.name.text) is definition:
+                self.definition_type(definition.name.text)
+            else:  # its name was taken (and reported); its expression is still checked
+                self.infer(definition.expr)
         self.check_criteria()
         for example in self.protocol.examples:
             self.check_example(example)
@@ -204,6 +227,7 @@ class _Checker:
                     f"a duration needs a unit of time, not '{declared.unit}'",
                     "use 'd', 'wk', 'mo' or 'a'",
                 )
+                unit_valid = False  # every comparison with it would repeat the error
         if isinstance(declared, s.EnumType | s.SetType):
             self.check_enum_values(declared.values)
         if element.plausible_range is not None:
@@ -296,7 +320,7 @@ class _Checker:
                     f"{criterion.kind} ids start with {expected_prefix}, e.g. {expected_prefix}1",
                 )
             if criterion.applies_when is not None:
-                self.expect_boolean(criterion.applies_when, "'applies when'")
+                self.expect_boolean(criterion.applies_when, "the condition after 'applies when'")
             self.expect_boolean(criterion.condition, f"the condition of {ident.text}")
 
     def check_example(self, example: s.Example) -> None:
@@ -314,7 +338,12 @@ class _Checker:
                 self.error("CRIT003", field.name.span, f"'{name}' is given twice in this example")
             seen.add(name)
             if name not in self.element_types:
-                self.undefined(field.name.text, field.name.span, list(self.element_types))
+                self.undefined(
+                    field.name.text,
+                    field.name.span,
+                    list(self.element_types),
+                    "an example gives values of data elements declared under 'data'",
+                )
                 continue
             self.check_field_value(field, self.element_types[name])
 
@@ -338,7 +367,7 @@ class _Checker:
                 for item in value:
                     if expected.kind == "set" and item.text not in expected.values:
                         self.unknown_value(item.text, item.span, expected)
-                actual = Type("set", values=expected.values)
+                actual = Type("set", values=tuple(item.text for item in value))
             case _:
                 actual = self.check_literal(value)
         if actual.kind == "error":
@@ -399,16 +428,16 @@ class _Checker:
             case s.Ref():
                 return self.resolve(expr)
             case s.Not(operand=operand):
-                self.expect_boolean(operand, "'not'")
+                self.expect_boolean(operand, "what follows 'not'")
                 return BOOLEAN
             case s.And(left=a, right=b) | s.Or(left=a, right=b):
-                word = "'and'" if isinstance(expr, s.And) else "'or'"
+                word = "each side of " + ("'and'" if isinstance(expr, s.And) else "'or'")
                 self.expect_boolean(a, word)
                 self.expect_boolean(b, word)
                 return BOOLEAN
             case s.Unless(rule=rule, exception=exception):
-                self.expect_boolean(rule, "'unless'")
-                self.expect_boolean(exception, "'unless'")
+                self.expect_boolean(rule, "each side of 'unless'")
+                self.expect_boolean(exception, "each side of 'unless'")
                 return BOOLEAN
             case s.Compare():
                 return self.infer_compare(expr)
@@ -445,13 +474,23 @@ class _Checker:
         self.undefined(name, ref.span, known)
         return ERROR
 
-    def undefined(self, name: str, span: s.Span, known: list[str]) -> None:
+    def undefined(
+        self,
+        name: str,
+        span: s.Span,
+        known: list[str],
+        otherwise: str = "declare it under 'data', or as a constant or definition",
+    ) -> None:
         close = difflib.get_close_matches(name, known, n=1)
-        hint = (
-            f"did you mean '{close[0]}'?"
-            if close
-            else "declare it under 'data', or as a constant or definition"
-        )
+        owner = next((e for e, kind in self.element_types.items() if name in kind.values), None)
+        # The element the author most likely meant is not reported as unused as well.
+        self.used.update([owner] if owner else close)
+        if owner is not None:
+            test = "=" if self.element_types[owner].kind == "enum" else "includes any of"
+            operand = name if test == "=" else f"({name})"
+            hint = f"'{name}' is a value of '{owner}': write {owner} {test} {operand}"
+        else:
+            hint = f"did you mean '{close[0]}'?" if close else otherwise
         self.error("CRIT005", span, f"unknown name '{name}'", hint)
 
     def unknown_value(self, value: str, span: s.Span, kind: Type) -> None:
@@ -477,17 +516,17 @@ class _Checker:
         if isinstance(expr.right, s.Ref) and not self.is_symbol(expr.right.name):
             left = self.infer(expr.left)
             if self.enum_literal(expr.right, left):
-                return self.enum_comparison(expr)
+                return self.enum_comparison(expr, left)
             right = self.infer(expr.right)
         else:
             right = self.infer(expr.right)
             if self.enum_literal(expr.left, right):
-                return self.enum_comparison(expr)
+                return self.enum_comparison(expr, right)
             left = self.infer(expr.left)
         if "error" in (left.kind, right.kind):
             return BOOLEAN
         if left.kind == "enum" and right.kind == "enum" and left.values == right.values:
-            return self.enum_comparison(expr)
+            return self.enum_comparison(expr, left)
         if left.kind in ("boolean", "set", "enum") or right.kind in ("boolean", "set", "enum"):
             if expr.op in ("=", "!=") and left.kind == right.kind == "boolean":
                 return BOOLEAN
@@ -500,12 +539,13 @@ class _Checker:
         self.expect_compatible(expr, left, right)
         return BOOLEAN
 
-    def enum_comparison(self, expr: s.Compare) -> Type:
+    def enum_comparison(self, expr: s.Compare, kind: Type) -> Type:
         if expr.op not in ("=", "!="):
             self.error(
                 "CRIT006",
                 expr.span,
-                f"'{expr.op}' does not apply to a list of values; use '=' or '!='",
+                f"'{expr.op}' needs an order, but the values ({', '.join(kind.values)}) have none",
+                "use '=', '!=' or 'in (...)'",
             )
         return BOOLEAN
 
@@ -516,21 +556,42 @@ class _Checker:
             if "error" in (subject.kind, kind.kind):
                 continue
             if not (subject.numeric or subject.kind == "date"):
-                self.not_numeric(expr.subject, subject, "'between'")
+                self.not_numeric(expr.subject, subject, "'between'", "a number, quantity or date")
                 return BOOLEAN
             self.expect_compatible(expr, subject, kind)
-        low, high = expr.low, expr.high
-        if isinstance(low, s.NumberLit | s.QuantityLit) and isinstance(high, type(low)):
-            low_value = self.literal_in(low, subject)
-            high_value = self.literal_in(high, subject)
-            if low_value is not None and high_value is not None and low_value > high_value:
-                self.error(
-                    "CRIT011",
-                    expr.span,
-                    "this range is empty: the lower bound is more than the upper bound",
-                    "write the lower bound first",
-                )
+        bounds = self.literal_bounds(expr.low, expr.high, subject)
+        if bounds is not None and (
+            bounds[0] > bounds[1] or (expr.exclusive and bounds[0] == bounds[1])
+        ):
+            self.error(
+                "CRIT011",
+                expr.span,
+                "this range is empty: "
+                + (
+                    "the bounds are equal and excluded"
+                    if bounds[0] == bounds[1]
+                    else "the lower bound is more than the upper bound"
+                ),
+                "write the lower bound first"
+                if bounds[0] != bounds[1]
+                else "drop 'exclusive', or widen the range",
+            )
         return BOOLEAN
+
+    def literal_bounds(
+        self, low: s.Expr, high: s.Expr, subject: Type
+    ) -> tuple[Fraction, Fraction] | None:
+        """The bounds of a `between` as comparable values, when both are literals."""
+        if isinstance(low, s.DateLit) and isinstance(high, s.DateLit):
+            return Fraction(low.value.toordinal()), Fraction(high.value.toordinal())
+        if not isinstance(low, s.NumberLit | s.QuantityLit) or not isinstance(
+            high, s.NumberLit | s.QuantityLit
+        ):
+            return None
+        low_value, high_value = self.literal_in(low, subject), self.literal_in(high, subject)
+        if low_value is None or high_value is None:
+            return None
+        return low_value, high_value
 
     def literal_in(self, literal: s.NumberLit | s.QuantityLit, target: Type) -> Fraction | None:
         unit = literal.unit if isinstance(literal, s.QuantityLit) else units.DIMENSIONLESS
@@ -546,10 +607,12 @@ class _Checker:
             return BOOLEAN
         if subject_type.kind != kind:
             needed = "one of a list of values" if kind == "enum" else "a set of values"
+            other = {"enum": "write: x in (a, b)", "set": "write: x includes any of (a, b)"}
             self.error(
                 "CRIT006",
                 subject.span,
                 f"{word} needs {needed}, but this is {subject_type.describe()}",
+                other.get(subject_type.kind),
             )
             return BOOLEAN
         for value in values:
@@ -571,6 +634,15 @@ class _Checker:
             return Type(left.kind if left.kind == right.kind else "quantity", left.unit)
         combine = units.multiply if expr.op == "*" else units.divide
         unit = combine(left.unit, right.unit)
+        if not units.is_valid(unit):
+            self.error(
+                "CRIT007",
+                expr.span,
+                f"'{expr.op}' cannot combine '{left.unit}' and '{right.unit}'",
+                "units with an offset or a logarithmic scale, such as 'Cel' or 'dB', "
+                "can only be compared",
+            )
+            return ERROR
         return NUMBER if unit == units.DIMENSIONLESS else Type("quantity", unit)
 
     def infer_quantified(self, expr: s.Quantified) -> Type:
@@ -585,25 +657,24 @@ class _Checker:
                     )
                 names.add(item.name.text)
                 if item.applies_when is not None:
-                    self.expect_boolean(item.applies_when, "'applies when'")
+                    self.expect_boolean(item.applies_when, "the condition after 'applies when'")
                 self.expect_boolean(item.condition, f"sub-criterion '{item.name.text}'")
             else:
-                self.expect_boolean(item, "an item of a list of conditions")
+                self.expect_boolean(item, "each item of a list of conditions")
         if expr.count is not None and not 1 <= expr.count <= len(expr.items):
+            outcome = "is always met" if expr.count == 0 else "can never be met"
             self.error(
                 "CRIT013",
                 expr.span,
-                f"'at least {expr.count} of' a list of {len(expr.items)} can never be met",
+                f"'at least {expr.count} of' a list of {len(expr.items)} {outcome}",
                 f"use a number from 1 to {len(expr.items)}",
             )
         return BOOLEAN
 
-    def not_numeric(self, expr: s.Expr, kind: Type, word: str) -> None:
-        self.error(
-            "CRIT006",
-            expr.span,
-            f"{word} needs a number or quantity, but this is {kind.describe()}",
-        )
+    def not_numeric(
+        self, expr: s.Expr, kind: Type, word: str, needs: str = "a number or quantity"
+    ) -> None:
+        self.error("CRIT006", expr.span, f"{word} needs {needs}, but this is {kind.describe()}")
 
     def expect_compatible(self, expr: s.Expr, left: Type, right: Type) -> bool:
         if left.kind == "date" or right.kind == "date":
@@ -613,13 +684,45 @@ class _Checker:
                 "CRIT006", expr.span, f"cannot compare {left.describe()} with {right.describe()}"
             )
             return False
+        if {left.kind, right.kind} == {"number", "quantity"}:
+            quantity = left if left.kind == "quantity" else right
+            # A bare number is read in the unit 1, so next to '%' a 10 would mean 1000%.
+            if not units.compatible(quantity.unit, units.DIMENSIONLESS) or units.factor(
+                quantity.unit, units.DIMENSIONLESS
+            ) != Fraction(1):
+                number = next((c for c in s.children(expr) if isinstance(c, s.NumberLit)), None)
+                self.unitless(expr.span, quantity, number)
+                return False
         molar_mass = left.molar_mass or right.molar_mass
         if units.compatible(left.unit, right.unit, molar_mass):
             return True
         self.incompatible(expr.span, left, right)
         return False
 
+    def unitless(self, span: s.Span, quantity: Type, number: s.NumberLit | None) -> None:
+        if number is None:  # a number-typed element or expression, not a literal
+            hint = f"multiply the number by a quantity to give it a unit, as in x * 1 '{quantity.unit}'"
+        elif quantity.unit == "%":
+            hint = f"write the unit after the number, as in {number.value}%"
+        else:
+            hint = f"write the unit after the number, as in {number.value} '{quantity.unit}'"
+        self.error(
+            "CRIT007",
+            number.span if number is not None else span,
+            f"a number without a unit is used with {quantity.describe()}",
+            hint,
+        )
+
     def incompatible(self, span: s.Span, left: Type, right: Type) -> None:
+        if units.dimension(left.unit) == units.dimension(right.unit):
+            self.error(
+                "CRIT007",
+                span,
+                f"'{left.unit}' and '{right.unit}' do not convert by a factor",
+                "temperatures on different scales ('Cel', '[degF]') and logarithmic units "
+                "('dB') convert by no factor; use the data element's own unit",
+            )
+            return
         self.error(
             "CRIT007",
             span,
@@ -634,8 +737,14 @@ def check_source(text: str, file: str) -> tuple[Checked | None, list[Diagnostic]
     """Parse and check source text. The protocol is None when it cannot be used."""
     try:
         protocol = parse(text, file)
+        checked, diagnostics = check(protocol)
     except CritError as error:
         return None, list(error.diagnostics)
-    checked, diagnostics = check(protocol)
+    except RecursionError:
+        # Parser, checker and compiler all walk the tree recursively; a few hundred
+        # levels of nesting (a chain of 400 'and's) exhaust Python's stack.
+        start = s.Span(file, 1, 1, 1, 2)
+        hint = "give parts of the condition names with 'define'"
+        return None, [Diagnostic("CRIT021", "error", start, "the protocol nests too deeply", hint)]
     usable = not any(d.is_error for d in diagnostics)
     return (checked if usable else None), sorted(diagnostics, key=sort_key)

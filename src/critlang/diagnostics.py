@@ -40,9 +40,11 @@ def render(diagnostic: Diagnostic, source: str | None) -> str:
     """`file:line:col: severity[CODE]: message`, the line, carets, and the hint."""
     span = diagnostic.span
     lines = [f"{span}: {diagnostic.severity}[{diagnostic.code}]: {diagnostic.message}"]
-    source_lines = source.splitlines() if source is not None else []
+    # Lines as the lexer counts them: splitlines() would also break at form feeds
+    # and other separators that Lark treats as plain whitespace.
+    source_lines = source.split("\n") if source is not None else []
     if 1 <= span.line <= len(source_lines):
-        text = source_lines[span.line - 1].expandtabs(1)
+        text = source_lines[span.line - 1].rstrip("\r").expandtabs(1)
         if span.end_line == span.line and span.end_column > span.column:
             width = span.end_column - span.column
         else:

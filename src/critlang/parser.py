@@ -5,14 +5,15 @@ from __future__ import annotations
 import datetime
 import functools
 import textwrap
+from collections.abc import Iterable
 from decimal import Decimal
 from importlib import resources
 from typing import Any
 
+import attrs
 from lark import Lark, Token, Transformer, v_args
 from lark.exceptions import (
     UnexpectedCharacters,
-    UnexpectedEOF,
     UnexpectedInput,
     UnexpectedToken,
     VisitError,
@@ -25,42 +26,128 @@ from critlang.diagnostics import CritError, Diagnostic
 
 # What a terminal is called in an error message, for those not spelled literally.
 TERMINAL_WORDS = {
-    "NAME": "a name",
-    "STRING": 'a quoted text ("...")',
-    "UNIT": "a UCUM unit in single quotes, such as 'mg/dL'",
-    "NUMBER": "a number",
-    "COUNT": "a whole number",
-    "DATE": "a date (YYYY-MM-DD)",
-    "CRITERION_ID": "a criterion id such as I1 or E4",
-    "CRITERION_KIND": "'inclusion' or 'exclusion'",
-    "COMPARATOR": "a comparison (<, <=, >, >=, =, !=)",
-    "ADD_OP": "'+' or '-'",
-    "MUL_OP": "'*' or '/'",
-    "EXCLUSIVE": "'exclusive'",
-    "PERCENT": "'%'",
-    "$END": "the end of the file",
+    "NAME": ("a name",),
+    "STRING": ('a quoted text ("...")',),
+    "UNIT": ("a unit in single quotes ('mg/dL')",),
+    "NUMBER": ("a number",),
+    "COUNT": ("a whole number",),
+    "DATE": ("a date (YYYY-MM-DD)",),
+    "CRITERION_ID": ("a criterion id such as I1 or E4",),
+    "CRITERION_KIND": ("'inclusion'", "'exclusion'"),
+    "COMPARATOR": ("a comparison (<, <=, >, >=, =, !=)",),
+    "ADD_OP": ("'+'", "'-'"),
+    "MUL_OP": ("'*'", "'/'"),
+    "EXCLUSIVE": ("'exclusive'",),
+    "PERCENT": ("'%'",),
+    "$END": ("the end of the file",),
 }
 
-# Common mistakes, recognised by where the parser stops (Lark's match_examples).
+# Terminals a parser state often expects together, said in one phrase: listing
+# every way an expression can start buries the part of the message that helps.
+TERMINAL_GROUPS = (
+    (
+        frozenset(
+            {"NAME", "NUMBER", "DATE", "MINUS", "LPAR", "NOT", "TRUE", "FALSE"}
+            | {"ANY", "ALL", "AT", "DECLINE", "CHANGE"}
+        ),
+        "a condition or value (a name, a number, '(', 'not', 'any of', ...)",
+    ),
+    (
+        frozenset(
+            {"AND", "OR", "UNLESS", "COMPARATOR", "BETWEEN", "IN", "INCLUDES", "ADD_OP", "MUL_OP"}
+        ),
+        "an operator ('and', 'or', '<', '+', ...)",
+    ),
+    (
+        frozenset({"DATA", "CONSTANT", "DEFINE", "CRITERION_KIND", "EXAMPLE"}),
+        "the next section ('data', 'define', 'inclusion', 'example', ...)",
+    ),
+)
+
+# Common mistakes, recognised by the parser state and the kind of token where
+# the parser stops on each example (see `_mistake_key`).
 MISTAKES = {
     "a unit must be quoted, as in 20 'a' or 1.4 'mg/dL'": [
         'protocol p inclusion I1 "t" met when age > 20 a',
         "protocol p constant c = 40 U",
+        "protocol p constant c = 40 mg",
     ],
     "a criterion needs 'met when' before its condition": [
         'protocol p inclusion I1 "t" age > 1',
         'protocol p exclusion E1 "t" registered "x" age > 1',
+        'protocol p inclusion I1 "t" inclusion I2 "u" met when a',
+        'protocol p inclusion I1 "t" note "x" inclusion I2 "u" met when a',
+        'protocol p inclusion I1 "t" note "x" example "e" { } expect eligible',
+        'protocol p inclusion I1 "t" note "x"',
     ],
     "a criterion needs an id such as I1 (inclusion) or E1 (exclusion) and a title": [
         'protocol p inclusion "t" met when a',
         'protocol p inclusion i1 "t" met when a',
     ],
-    "an operator is missing its right-hand side": [
-        'protocol p inclusion I1 "t" met when a and',
-        'protocol p inclusion I1 "t" met when a or',
-        'protocol p inclusion I1 "t" met when a >',
+    'a criterion needs a quoted title after its id, as in inclusion I1 "Adults"': [
+        "protocol p inclusion I1 met when a",
+        'protocol p inclusion I1 adults "t"',
+        'protocol p inclusion I1 Adults "t"',
+    ],
+    "compare with a single '=' ('!=' means 'is not')": [
+        'protocol p inclusion I1 "t" met when a == b',
+    ],
+    "write a percentage after its number, as in 10%": [
+        'protocol p inclusion I1 "t" met when a > %',
+    ],
+    "join conditions with 'and' or 'or'; separate the items of a list with ','": [
+        'protocol p inclusion I1 "t" met when any of [a: b c: d]',
+        "protocol p inclusion I1 \"t\" met when any of [a: b > 1 'a' c: d]",
+        'protocol p inclusion I1 "t" met when any of [a: b > 1 c: d]',
+    ],
+    "a list of values is written in ( ), as in sex in (female, male)": [
+        'protocol p inclusion I1 "t" met when a in [b]',
+        'protocol p inclusion I1 "t" met when a includes any of [b]',
+    ],
+    "a list of conditions is written in [ ], as in any of [a, b]": [
+        'protocol p inclusion I1 "t" met when any of (a, b)',
+        'protocol p inclusion I1 "t" met when at least 1 of (a, b)',
     ],
 }
+
+# Characters that are not critlang, with what the author probably meant.
+CHARACTER_HINTS = {
+    "&": "write 'and'",
+    "|": "write 'or'",
+    "!": "write 'not', or '!=' for 'is not equal to'",
+    ";": "critlang needs no ';': a criterion ends where the next one starts",
+    "\u2264": "write '<='",
+    "\u2265": "write '>='",
+    "\u2260": "write '!='",
+}
+
+# Words that start a new top-level item. Where only an expression may follow,
+# as after a dangling 'and', the lexer reads them as names, so the parser
+# stops one token later, at the criterion id or the name after them.
+ITEM_KEYWORDS = frozenset({"data", "constant", "define", "inclusion", "exclusion", "example"})
+
+# Tokens after which an expression must follow, and what it is called.
+OPERANDS = {
+    "AND": "its right-hand side",
+    "OR": "its right-hand side",
+    "UNLESS": "its right-hand side",
+    "COMPARATOR": "its right-hand side",
+    "ADD_OP": "its right-hand side",
+    "MUL_OP": "its right-hand side",
+    "BETWEEN": "its lower bound",
+    "NOT": "the condition it negates",
+    "WHEN": "its condition",
+    "EQUAL": "its value",
+    "FROM": "its value",
+    "TO": "its value",
+}
+
+# Tokens that cannot be inside brackets: a bracket still open there was never closed.
+SECTION_STARTS = frozenset({"$END", "DATA", "CONSTANT", "DEFINE", "CRITERION_KIND", "EXAMPLE"})
+
+# Tokens that may end a condition's context: met there, a dangling operator
+# before them has no right-hand side.
+CLOSERS = frozenset({"$END", "RPAR", "RSQB", "RBRACE", "COMMA"})
 
 
 @functools.cache
@@ -97,52 +184,196 @@ class _Invalid(Exception):
 
 def syntax_diagnostic(error: UnexpectedInput, text: str, file: str) -> Diagnostic:
     """Translate a Lark error into a diagnostic that says what was expected, in words."""
+    special = _unterminated(error, text, file) or _unfinished(error, file)
+    if special is not None:
+        return special
     line = max(1, getattr(error, "line", 1) or 1)
     column = max(1, getattr(error, "column", 1) or 1)
-    if isinstance(error, UnexpectedEOF) or (
-        isinstance(error, UnexpectedToken) and error.token.type == "$END"
-    ):
-        line, column = _end_position(text)
-    width = len(str(error.token)) if isinstance(error, UnexpectedToken) else 1
+    width = 1
+    if isinstance(error, UnexpectedToken) and error.token.type == "$END":
+        # Lark places the end token on the last real token; the caret goes just after it.
+        line, column = error.token.end_line or 1, error.token.end_column or 1
+    elif isinstance(error, UnexpectedToken):
+        width = len(str(error.token).split("\n")[0])
     span = s.Span(file, line, column, line, column + max(1, width))
-    hint = error.match_examples(_lark().parse, MISTAKES, use_accepts=True)
     if isinstance(error, UnexpectedCharacters):
         position = error.pos_in_stream or 0
-        found = repr(text[position]) if position < len(text) else "?"
-        message = f"unexpected character {found}"
-        expected = error.allowed or set()
+        character = text[position] if position < len(text) else "?"
+        message = f"unexpected character {character!r}"
+        # The lexer's `allowed` merges the lookaheads of several parser states; the
+        # parser knows exactly which tokens it can take here.
+        parser = error.interactive_parser
+        accepts: set[str] = parser.accepts() if parser else set()  # type: ignore[no-untyped-call]
+        expected = accepts or error.allowed or set()
+        hint = _mistakes().get(_mistake_key(error, text)) or _character_hint(character)
     elif isinstance(error, UnexpectedToken):
-        found = "the end of the file" if error.token.type == "$END" else repr(str(error.token))
-        message = f"unexpected {found}"
+        if error.token.type == "$END":
+            message = "the file ends too soon"
+        else:
+            message = f"unexpected {str(error.token)!r}"
         expected = error.accepts or error.expected
+        hint = _mistakes().get(_mistake_key(error, text)) or _unclosed(error)
     else:
-        message = "unexpected end of the file"
+        message = "the file ends too soon"
         expected = set(getattr(error, "expected", ()) or ())
+        hint = None
     if expected:
         message += f"; expected {_words(expected)}"
     return Diagnostic("CRIT001", "error", span, message, hint)
 
 
-def _end_position(text: str) -> tuple[int, int]:
-    lines = text.rstrip().splitlines() or [""]
-    return len(lines), len(lines[-1]) + 1
+def _unterminated(error: UnexpectedInput, text: str, file: str) -> Diagnostic | None:
+    """A quote that no token can start is a text or unit whose closing quote is missing."""
+    if not isinstance(error, UnexpectedCharacters):
+        return None
+    position = error.pos_in_stream or 0
+    quote = text[position : position + 1]
+    if quote not in ('"', "'"):
+        return None
+    rest_of_line = text[position:].split("\n", 1)[0].rstrip()
+    span = s.Span(file, error.line, error.column, error.line, error.column + len(rest_of_line))
+    if quote == '"':
+        message = "this text has no closing '\"'"
+        hint = 'a text in "..." ends on the line where it starts; use """...""" for longer text'
+    else:
+        message = 'this unit has no closing "\'"'
+        hint = "a unit is written in single quotes on one line, as in 'mg/dL'"
+    return Diagnostic("CRIT001", "error", span, message, hint)
+
+
+def _unfinished(error: UnexpectedInput, file: str) -> Diagnostic | None:
+    """An operator with nothing after it: point at the operator, not at what follows."""
+    if not isinstance(error, UnexpectedToken) or error.state is None:
+        return None
+    stack = error.state.value_stack
+    follower: Token | None = None
+    if error.token.type in CLOSERS and "NAME" in (error.accepts or error.expected):
+        at = len(stack) - 1
+    elif len(stack) >= 2 and _is_token(stack[-1], "NAME") and stack[-1] in ITEM_KEYWORDS:
+        at, follower = len(stack) - 2, stack[-1]
+    else:
+        return None
+    operator = stack[at] if at >= 0 else None
+    if not isinstance(operator, Token) or operator.type not in OPERANDS:
+        return None
+    first = operator
+    if operator.type == "WHEN" and at >= 1 and isinstance(stack[at - 1], Token):
+        first = stack[at - 1]  # 'met when' or 'applies when'
+    words = str(operator) if first is operator else f"{first} {operator}"
+    span = s.Span(
+        file, first.line or 1, first.column or 1, operator.end_line or 1, operator.end_column or 1
+    )
+    if follower is not None:
+        hint = f"'{follower}' on line {follower.line} starts something new; finish this first"
+    elif error.token.type == "$END":
+        hint = "the file ends before it"
+    else:
+        hint = f"'{error.token}' comes right after it"
+    return Diagnostic(
+        "CRIT001", "error", span, f"'{words}' is missing {OPERANDS[operator.type]}", hint
+    )
+
+
+def _unclosed(error: UnexpectedToken) -> str | None:
+    """Name the bracket still open where a new section or the end of the file begins."""
+    if error.token.type not in SECTION_STARTS:
+        return None  # a bracket that may yet be closed further on
+    closers = {"LPAR": "RPAR", "LSQB": "RSQB", "LBRACE": "RBRACE"}
+    stack = error.state.value_stack if error.state is not None else []
+    for value in reversed(stack):
+        # Brackets that were closed are inside reduced trees; a bare one is still open.
+        if isinstance(value, Token) and value.type in closers:
+            if closers[value.type] not in (error.accepts or error.expected):
+                return None
+            return f"the '{value}' on line {value.line} is not closed"
+    return None
+
+
+def _is_token(value: object, kind: str) -> bool:
+    return isinstance(value, Token) and value.type == kind
+
+
+@functools.cache
+def _mistakes() -> dict[tuple[object, str], str]:
+    """Where the parser stops on each example in MISTAKES, mapped to its hint."""
+    found: dict[tuple[object, str], str] = {}
+    for hint, examples in MISTAKES.items():
+        for example in examples:
+            try:
+                _lark().parse(example)
+            except UnexpectedInput as error:
+                found.setdefault(_mistake_key(error, example), hint)
+    return found
+
+
+def _mistake_key(error: UnexpectedInput, text: str) -> tuple[object, str]:
+    """The parser state and what was found there. Unlike Lark's match_examples,
+    the depth of the stack is ignored, so an example matches anywhere in a file."""
+    state = error.state.position if error.state is not None else None
+    if isinstance(error, UnexpectedToken):
+        return state, error.token.type
+    position = getattr(error, "pos_in_stream", None) or 0
+    character = text[position : position + 1]
+    return state, "letter" if character.isalpha() else character
+
+
+def _character_hint(character: str) -> str | None:
+    if character in CHARACTER_HINTS:
+        return CHARACTER_HINTS[character]
+    if character.isalpha() and character.isupper():
+        return "names are written in lower case; only criterion ids (I1, E2) use capitals"
+    return None
 
 
 def _words(terminals: set[str]) -> str:
-    names = sorted({_terminal_word(t) for t in terminals})
-    if len(names) > 8:
-        names = [*names[:8], "..."]
-    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]
+    remaining = set(terminals)
+    names: set[str] = set()
+    for group, word in TERMINAL_GROUPS:
+        if len(group & remaining) >= 3:
+            names.add(word)
+            remaining -= group
+    for terminal in remaining:
+        names.update(_terminal_words(terminal))
+    ordered = sorted(names)
+    if len(ordered) > 10:
+        ordered = [*ordered[:10], "..."]
+    return ordered[0] if len(ordered) == 1 else ", ".join(ordered[:-1]) + " or " + ordered[-1]
 
 
-def _terminal_word(name: str) -> str:
+def _terminal_words(name: str) -> tuple[str, ...]:
     if name in TERMINAL_WORDS:
         return TERMINAL_WORDS[name]
     try:
         pattern = _lark().get_terminal(name).pattern
     except KeyError:
-        return name
-    return f"'{pattern.value}'" if isinstance(pattern, PatternStr) else name
+        return (name,)
+    return (f"'{pattern.value}'",) if isinstance(pattern, PatternStr) else (name,)
+
+
+@attrs.frozen
+class _Option:
+    """A keyword and its value inside a header, data element or criterion."""
+
+    key: str
+    value: Any
+    span: s.Span
+
+
+def _unique(options: Iterable[_Option], repeatable: str = "") -> dict[str, Any]:
+    """The options by keyword. One given twice is an error: the first would be lost."""
+    found: dict[str, _Option] = {}
+    for option in options:
+        first = found.get(option.key)
+        if first is not None and option.key != repeatable:
+            message = f"'{option.key}' is given twice"
+            hint = f"the first is at line {first.span.line}; keep one"
+            start = option.span  # the caret goes under the keyword, not the whole value
+            keyword = attrs.evolve(
+                start, end_line=start.line, end_column=start.column + len(option.key.split()[0])
+            )
+            raise _Invalid(Diagnostic("CRIT020", "error", keyword, message, hint))
+        found[option.key] = option
+    return {key: option.value for key, option in found.items()}
 
 
 def _span(file: str, meta: Meta) -> s.Span:
@@ -159,11 +390,18 @@ def _token_span(file: str, token: Token) -> s.Span:
     )
 
 
-def _string(token: Token) -> str:
+def _string(token: Token, file: str) -> str:
     raw = str(token)
     if raw.startswith('"""'):
         return textwrap.dedent(raw[3:-3]).strip()
-    return raw[1:-1].encode("latin-1", "backslashreplace").decode("unicode_escape")
+    try:
+        return raw[1:-1].encode("latin-1", "backslashreplace").decode("unicode_escape")
+    except UnicodeDecodeError as error:  # the grammar lets any character follow a backslash
+        message = f"this text has a bad escape: {error.reason}"
+        hint = 'write a backslash as \\\\; escapes are \\" \\n \\t \\uXXXX'
+        raise _Invalid(
+            Diagnostic("CRIT001", "error", _token_span(file, token), message, hint)
+        ) from None
 
 
 @v_args(inline=True, meta=True)
@@ -183,7 +421,7 @@ class AstBuilder(Transformer[Token, Any]):
         return protocol
 
     def protocol(self, meta: Meta, name: Token, *parts: Any) -> s.Protocol:
-        header: dict[str, Any] = {}
+        header: list[_Option] = []
         elements: list[s.DataElement] = []
         kinds: dict[type, list[Any]] = {
             s.Constant: [],
@@ -192,15 +430,15 @@ class AstBuilder(Transformer[Token, Any]):
             s.Example: [],
         }
         for part in parts:
-            if isinstance(part, tuple) and part and isinstance(part[0], str):
-                header[part[0]] = part[1]
+            if isinstance(part, _Option):
+                header.append(part)
             elif isinstance(part, list):
                 elements.extend(part)
             else:
                 kinds[type(part)].append(part)
         return s.Protocol(
             name=self._name(name),
-            header=s.Header(**header),
+            header=s.Header(**_unique(header)),
             elements=tuple(elements),
             constants=tuple(kinds[s.Constant]),
             definitions=tuple(kinds[s.Definition]),
@@ -209,29 +447,29 @@ class AstBuilder(Transformer[Token, Any]):
             span=_span(self.file, meta),
         )
 
-    def title(self, meta: Meta, value: Token) -> tuple[str, str]:
-        return ("title", _string(value))
+    def title(self, meta: Meta, value: Token) -> _Option:
+        return _Option("title", _string(value, self.file), _span(self.file, meta))
 
-    def version(self, meta: Meta, value: Token) -> tuple[str, str]:
-        return ("version", _string(value))
+    def version(self, meta: Meta, value: Token) -> _Option:
+        return _Option("version", _string(value, self.file), _span(self.file, meta))
 
-    def registry(self, meta: Meta, value: Token) -> tuple[str, str]:
-        return ("registry", _string(value))
+    def registry(self, meta: Meta, value: Token) -> _Option:
+        return _Option("registry", _string(value, self.file), _span(self.file, meta))
 
-    def sponsor(self, meta: Meta, value: Token) -> tuple[str, str]:
-        return ("sponsor", _string(value))
+    def sponsor(self, meta: Meta, value: Token) -> _Option:
+        return _Option("sponsor", _string(value, self.file), _span(self.file, meta))
 
-    def sites(self, meta: Meta, values: tuple[str, ...]) -> tuple[str, tuple[str, ...]]:
-        return ("sites", values)
+    def sites(self, meta: Meta, values: tuple[str, ...]) -> _Option:
+        return _Option("sites", values, _span(self.file, meta))
 
-    def status(self, meta: Meta, value: Token) -> tuple[str, str]:
-        return ("status", str(value))
+    def status(self, meta: Meta, value: Token) -> _Option:
+        return _Option("status", str(value), _span(self.file, meta))
 
-    def summary(self, meta: Meta, value: Token) -> tuple[str, str]:
-        return ("summary", _string(value))
+    def summary(self, meta: Meta, value: Token) -> _Option:
+        return _Option("summary", _string(value, self.file), _span(self.file, meta))
 
     def string_list(self, meta: Meta, *values: Token) -> tuple[str, ...]:
-        return tuple(_string(v) for v in values)
+        return tuple(_string(v, self.file) for v in values)
 
     # ---- data dictionary ----
 
@@ -239,15 +477,15 @@ class AstBuilder(Transformer[Token, Any]):
         return list(elements)
 
     def element(
-        self, meta: Meta, name: Token, type_: s.DeclaredType, *options: tuple[str, Any]
+        self, meta: Meta, name: Token, type_: s.DeclaredType, *options: _Option
     ) -> s.DataElement:
-        found = dict(options)
+        found = _unique(options)
         return s.DataElement(
             name=self._name(name),
             type=type_,
             label=found.get("label"),
             plausible_range=found.get("range"),
-            molar_mass=found.get("molar_mass"),
+            molar_mass=found.get("molar mass"),
             span=_span(self.file, meta),
         )
 
@@ -276,74 +514,72 @@ class AstBuilder(Transformer[Token, Any]):
         return s.AttestationType(attesters, _span(self.file, meta))
 
     def attester_list(self, meta: Meta, *values: Token) -> tuple[str, ...]:
-        return tuple(_string(v) for v in values)
+        return tuple(_string(v, self.file) for v in values)
 
     def name_list(self, meta: Meta, *names: Token) -> tuple[s.Name, ...]:
         return tuple(self._name(n) for n in names)
 
-    def label(self, meta: Meta, value: Token) -> tuple[str, str]:
-        return ("label", _string(value))
+    def label(self, meta: Meta, value: Token) -> _Option:
+        return _Option("label", _string(value, self.file), _span(self.file, meta))
 
-    def plausible_range(
-        self, meta: Meta, low: Decimal, high: Decimal
-    ) -> tuple[str, tuple[Decimal, Decimal]]:
-        return ("range", (low, high))
+    def plausible_range(self, meta: Meta, low: Decimal, high: Decimal) -> _Option:
+        return _Option("range", (low, high), _span(self.file, meta))
 
-    def molar_mass(self, meta: Meta, mass: s.QuantityLit) -> tuple[str, s.QuantityLit]:
-        return ("molar_mass", mass)
+    def molar_mass(self, meta: Meta, mass: s.QuantityLit) -> _Option:
+        return _Option("molar mass", mass, _span(self.file, meta))
 
     # ---- constants, definitions, criteria ----
 
     def constant(
-        self, meta: Meta, name: Token, value: s.Literal, label: tuple[str, str] | None = None
+        self, meta: Meta, name: Token, value: s.Literal, label: _Option | None = None
     ) -> s.Constant:
         return s.Constant(
-            self._name(name), value, label[1] if label else None, _span(self.file, meta)
+            self._name(name), value, label.value if label else None, _span(self.file, meta)
         )
 
     def definition(
-        self, meta: Meta, name: Token, expr: s.Expr, label: tuple[str, str] | None = None
+        self, meta: Meta, name: Token, expr: s.Expr, label: _Option | None = None
     ) -> s.Definition:
         return s.Definition(
-            self._name(name), expr, label[1] if label else None, _span(self.file, meta)
+            self._name(name), expr, label.value if label else None, _span(self.file, meta)
         )
 
     def criterion(
         self, meta: Meta, kind: Token, id_: Token, title: Token, *rest: Any
     ) -> s.Criterion:
         *options, condition = rest
-        notes = tuple(value for key, value in options if key == "note")
-        found = dict(options)
+        notes = tuple(option.value for option in options if option.key == "note")
+        found = _unique(options, repeatable="note")
         return s.Criterion(
             kind=str(kind),
             id=self._name(id_),
-            title=_string(title),
+            title=_string(title, self.file),
             registered=found.get("registered"),
             plain=found.get("plain"),
             notes=notes,
-            applies_when=found.get("applies_when"),
+            applies_when=found.get("applies when"),
             condition=condition,
             span=_span(self.file, meta),
         )
 
-    def registered(self, meta: Meta, value: Token) -> tuple[str, str]:
-        return ("registered", _string(value))
+    def registered(self, meta: Meta, value: Token) -> _Option:
+        return _Option("registered", _string(value, self.file), _span(self.file, meta))
 
-    def plain(self, meta: Meta, value: Token) -> tuple[str, str]:
-        return ("plain", _string(value))
+    def plain(self, meta: Meta, value: Token) -> _Option:
+        return _Option("plain", _string(value, self.file), _span(self.file, meta))
 
-    def note(self, meta: Meta, value: Token) -> tuple[str, str]:
-        return ("note", _string(value))
+    def note(self, meta: Meta, value: Token) -> _Option:
+        return _Option("note", _string(value, self.file), _span(self.file, meta))
 
-    def applies_when(self, meta: Meta, expr: s.Expr) -> tuple[str, s.Expr]:
-        return ("applies_when", expr)
+    def applies_when(self, meta: Meta, expr: s.Expr) -> _Option:
+        return _Option("applies when", expr, _span(self.file, meta))
 
     # ---- examples ----
 
     def example(self, meta: Meta, title: Token, *rest: Any) -> s.Example:
         *fields, expect = rest
         return s.Example(
-            _string(title),
+            _string(title, self.file),
             tuple(f for f in fields if f is not None),
             self._name(expect),
             _span(self.file, meta),
@@ -421,12 +657,12 @@ class AstBuilder(Transformer[Token, Any]):
 
     def sub_criterion(self, meta: Meta, name: Token, *rest: Any) -> s.SubCriterion:
         condition = rest[-1]
-        title = next((_string(r) for r in rest[:-1] if isinstance(r, Token)), None)
-        applies = next((r[1] for r in rest[:-1] if isinstance(r, tuple)), None)
+        title = next((_string(r, self.file) for r in rest[:-1] if isinstance(r, Token)), None)
+        applies = next((r.value for r in rest[:-1] if isinstance(r, _Option)), None)
         return s.SubCriterion(self._name(name), title, applies, condition, _span(self.file, meta))
 
-    def applicability(self, meta: Meta, expr: s.Expr) -> tuple[str, s.Expr]:
-        return ("applies_when", expr)
+    def applicability(self, meta: Meta, expr: s.Expr) -> _Option:
+        return _Option("applies when", expr, _span(self.file, meta))
 
     # ---- literals ----
 
@@ -443,9 +679,8 @@ class AstBuilder(Transformer[Token, Any]):
             return s.DateLit(datetime.date.fromisoformat(str(token)), span)
         except ValueError:
             message = f"'{token}' is not a calendar date"
-            raise _Invalid(
-                Diagnostic("CRIT001", "error", span, message, "write YYYY-MM-DD")
-            ) from None
+            hint = "write a day that exists, as YYYY-MM-DD"
+            raise _Invalid(Diagnostic("CRIT001", "error", span, message, hint)) from None
 
     def signed_number(self, meta: Meta, token: Token) -> Decimal:
         return Decimal(str(token))

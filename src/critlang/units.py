@@ -37,6 +37,11 @@ def _quantity(code: str) -> Any:
         parsed = registry.from_ucum(code)
     except Exception as error:  # ucumvert raises lark errors for bad codes
         raise UnitError(f"'{code}' is not a UCUM unit") from error
+    if isinstance(parsed, str | int | float | Fraction):
+        # ucumvert gives a bare annotation ({score}) as its token and {a}/{b} as a
+        # number; UCUM reads an annotation as the unit 1.
+        magnitude = Fraction(1) if isinstance(parsed, str) else Fraction(parsed)
+        return registry.Quantity(magnitude, registry.dimensionless)
     return registry.Quantity(Fraction(parsed.magnitude), parsed.units)
 
 
@@ -94,12 +99,23 @@ def factor(source: str, target: str, molar_mass: Fraction | None = None) -> Frac
             converted = attempt.to(goal.units)
         except DimensionalityError:
             continue
-        except PintError as error:
-            raise UnitError(str(error)) from error
+        except (PintError, TypeError) as error:  # pint cannot take logarithms of a Fraction
+            raise UnitError(f"'{source}' does not convert to '{target}' by a factor") from error
+        if not _proportional(attempt, goal):
+            raise UnitError(f"'{source}' does not convert to '{target}' by a factor")
         return Fraction(converted.magnitude) / Fraction(goal.magnitude)
     raise UnitError(
         f"'{source}' ({dimension(source)}) does not convert to '{target}' ({dimension(target)})"
     )
+
+
+def _proportional(one: Any, goal: Any) -> bool:
+    """Does zero stay zero? Temperatures in 'Cel' and '[degF]' differ by an offset,
+    so no single factor converts between them."""
+    if one.units == goal.units:
+        return True
+    zero = _registry().Quantity(Fraction(0), one.units)
+    return bool(zero.to(goal.units).magnitude == 0)
 
 
 def compatible(source: str, target: str, molar_mass: Fraction | None = None) -> bool:
