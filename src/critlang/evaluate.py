@@ -27,7 +27,6 @@ ARITHMETIC = decimal.Context(prec=28, rounding=decimal.ROUND_HALF_EVEN)
 ERROR = "error"
 
 
-
 # Parts and criterion results are built for every record screened, so they are
 # plain slotted records (a frozen attrs __init__ costs three times as much).
 @attrs.define
