@@ -14,8 +14,8 @@ import argparse
 import decimal
 import json
 import random
-import statistics
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from decimal import Decimal
 from pathlib import Path
@@ -268,7 +268,8 @@ def main() -> None:
     with decimal.localcontext(ARITHMETIC):
         agree = sum(status(env) == handwritten_status(env) for env in envs)
     assert agree == len(envs), f"hand-written baseline disagrees on {len(envs) - agree} records"
-    statuses = statistics.multimode(status(env) for env in envs)
+    with decimal.localcontext(ARITHMETIC):
+        statuses = Counter(status(env) for env in envs)
 
     def run_handwritten() -> None:
         with decimal.localcontext(ARITHMETIC):
@@ -311,12 +312,25 @@ def main() -> None:
     rows = [f"| {name} | {rate:,.0f} | {baseline / rate:.2f}x |" for name, rate in rates.items()]
     table = "\n".join(
         [
-            f"Measured by `bench/bench_evaluate.py --records {count}` on ctd_ild "
-            f"(most common status: {', '.join(statuses)}; 5% of fields missing), one core.",
+            f"Measured by `bench/bench_evaluate.py --records {count}` on ctd_ild, one core: "
+            f"generated records with 5% of fields missing "
+            f"({', '.join(f'{n} {k}' for k, n in sorted(statuses.items()))}).",
             "",
             "| path | records/s | time relative to the hand-written function |",
             "|---|---:|---:|",
             *rows,
+            "",
+            "- The hand-written function is the same logic written by hand over the same",
+            "  environment (Decimals in declared units) with small Kleene helpers; it stops at",
+            "  the first failing criterion, as the compiled `status` does. The generated code",
+            "  inlines the three-valued logic and so runs faster than the hand-written helpers.",
+            "- `evaluate` computes the value of every criterion and sub-criterion (no short cut)",
+            "  and the missing data; reasons are put into words when read, so `to_dict()`, which",
+            "  reads them all, is the cost of a full written explanation.",
+            "- Intake parses JSON with exact decimals, validates every field against the data",
+            "  dictionary and converts units.",
+            "- cel-python evaluates the same predicate on complete records (CEL has no unknowns),",
+            "  on a 2,000-record sample.",
         ]
     )
     print(table)
