@@ -1,29 +1,47 @@
 # Two entry points for a fresh machine: `make demo` and `make test`.
-# Each creates .venv on first use and installs the project into it.
+# Each creates .venv on first use and installs the project into it; `make test`
+# adds every extra the tests need and Debian's chromium for the browser test.
 
 VENV ?= .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+CORE := $(VENV)/.core-installed
+ALL := $(VENV)/.all-installed
+CHROMIUM := /usr/bin/chromium
 
-.PHONY: demo test lint clean
+.PHONY: demo test lint docs clean
 
-$(STAMP): pyproject.toml
+$(CORE): pyproject.toml
 	python3 -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
-	touch $(STAMP)
+	$(BIN)/python -m pip install --quiet -e .
+	touch $(CORE)
 
-demo: $(STAMP)
+# test: the suite's tools; docs: mkdocs and Playwright; analyze: z3; sql, spark: the engines.
+$(ALL): $(CORE)
+	$(BIN)/python -m pip install --quiet -e '.[test,docs,analyze,sql,spark]'
+	touch $(ALL)
+
+# The browser test drives Debian's chromium, never a browser build of Playwright's own.
+$(CHROMIUM):
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
+
+demo: $(CORE)
 	$(BIN)/critlang check protocols/ctd_ild.crit
+	$(BIN)/critlang test protocols/ctd_ild.crit
+	# examples/patients.jsonl holds one bad record on purpose: it is reported, the rest go on (exit 2)
 	$(BIN)/critlang eval protocols/ctd_ild.crit examples/patients.jsonl; test $$? -le 2
 
-lint: $(STAMP)
+lint: $(ALL)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy src
 
-test: lint
+test: lint $(CHROMIUM)
 	$(BIN)/pytest
 
+docs: $(ALL)
+	$(BIN)/mkdocs build --strict
+
 clean:
-	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis site
