@@ -21,6 +21,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from sections import write_section
+
 import critlang
 from critlang.evaluate import ARITHMETIC
 from critlang.records import parse_json
@@ -336,19 +338,6 @@ def main() -> None:
     print(table)
     if args.write is not None:
         write_section(args.write, "## Screening records in Python", table)
-
-
-def write_section(path: Path, heading: str, body: str) -> None:
-    """Replace (or append) one `## ` section of a Markdown file, leaving the others."""
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    start = text.find(heading)
-    block = f"{heading}\n\n{body}\n"
-    if start < 0:
-        text = text.rstrip("\n") + "\n\n" + block
-    else:
-        end = text.find("\n## ", start + len(heading))
-        text = text[:start] + block + (text[end + 1 :] if end >= 0 else "")
-    path.write_text(text)
 
 
 if __name__ == "__main__":

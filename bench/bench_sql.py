@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+from sections import write_section
 
 import critlang
 from critlang import sql
@@ -401,19 +402,6 @@ def summarise(
             "is here for scale-out, not speed on one small machine."
         )
     return "\n".join(table)
-
-
-def write_section(path: Path, heading: str, body: str) -> None:
-    """Replace (or append) one `## ` section of a Markdown file, leaving the others."""
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    start = text.find(heading)
-    block = f"{heading}\n\n{body}\n"
-    if start < 0:
-        text = text.rstrip("\n") + "\n\n" + block
-    else:
-        end = text.find("\n## ", start + len(heading))
-        text = text[:start] + block + (text[end + 1 :] if end >= 0 else "")
-    path.write_text(text)
 
 
 if __name__ == "__main__":

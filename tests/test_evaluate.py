@@ -1,6 +1,6 @@
 """Example patients for protocols/ctd_ild.crit, one row per boundary or rule.
 
-Every row starts from BASE, a complete record that is eligible through I2
+Every row starts from ELIGIBLE, a complete record that is eligible through I2
 alternative a (30 months of treatment, FVC 3.0 -> 2.6 L = 13.33% decline),
 and changes only what it tests. Expected values come from the protocol text
 and exact arithmetic, worked out in the comments, never from running the code.
@@ -22,6 +22,7 @@ import pytest
 
 import critlang
 from critlang.records import parse_json
+from tests.patients import ELIGIBLE
 
 D = Decimal
 ROOT = Path(__file__).resolve().parent.parent
@@ -30,36 +31,6 @@ PROTOCOL = critlang.load(ROOT / "protocols" / "ctd_ild.crit")
 INCLUSIONS = ("I1", "I2", "I3", "I4", "I5")
 EXCLUSIONS = ("E1", "E2", "E3", "E4", "E5")
 
-BASE: dict[str, Any] = {
-    "age": 45,  # 'a'
-    "sex": "female",
-    "ctd_diagnoses": ["rheumatoid_arthritis"],
-    "treatment_duration": 30,  # 'mo': more than 24, so alternative a can hold
-    "steroid_dose": 20,  # 'mg/d': 20 / 60 kg = 0.33 mg/kg/d, so alternative b is false
-    "body_weight": 60,
-    "fvc_baseline": D("3.0"),
-    "fvc_current": D("2.6"),  # (3.0 - 2.6) * 100 / 3.0 = 13.33% > 10%
-    "dlco_baseline": 20,
-    "dlco_current": 19,  # 5% decline
-    "ct_lesions_enlarged": False,
-    "symptom_duration": 400,  # 'd': far more than a month, so alternative c is false
-    "dyspnea_worsening": False,
-    "oxygen_declining": False,
-    "family_support_confirmed": True,
-    "childbearing_potential": True,
-    "pregnancy_test": "negative",
-    "contraception": True,
-    "pregnant": False,
-    "breastfeeding": False,
-    "willing_to_consent": True,
-    "improved_after_6_months": False,
-    "got": 30,
-    "gpt": 30,
-    "enzymes_due_to_myopathy": False,
-    "creatinine": D("0.9"),
-    "hiv": False,
-    "notifiable_infection": False,
-}
 
 ABSENT = object()  # in `changes`: remove the field from the record
 
@@ -87,10 +58,10 @@ class Case:
     expect: Mapping[str, str] = attrs.field(factory=dict)
     missing: tuple[str, ...] | None = None  # checked as a set when given
     reasons: Mapping[str, tuple[str, ...]] = attrs.field(factory=dict)  # substrings
-    start: Mapping[str, Any] | None = None  # a record to start from instead of BASE
+    start: Mapping[str, Any] | None = None  # a record to start from instead of ELIGIBLE
 
     def record(self) -> dict[str, Any]:
-        start = BASE if self.start is None else self.start
+        start = ELIGIBLE if self.start is None else self.start
         return changed(start, {"id": self.id, **self.changes})
 
 
@@ -113,7 +84,7 @@ def both(*changes: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def patient(*changes: Mapping[str, Any]) -> dict[str, Any]:
-    return changed(BASE, both(*changes))
+    return changed(ELIGIBLE, both(*changes))
 
 
 def q(value: object, unit: str) -> dict[str, Any]:
@@ -659,8 +630,8 @@ def test_to_dict_carries_words_and_missing() -> None:
 
 
 def base_json(**changes: Any) -> str:
-    """BASE as JSON text, numbers written the way JSON writers write them."""
-    record = {k: (float(v) if isinstance(v, Decimal) else v) for k, v in BASE.items()}
+    """ELIGIBLE as JSON text, numbers written the way JSON writers write them."""
+    record = {k: (float(v) if isinstance(v, Decimal) else v) for k, v in ELIGIBLE.items()}
     record.update(changes)
     return json.dumps(record)
 

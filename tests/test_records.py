@@ -11,45 +11,14 @@ import pytest
 import critlang
 from critlang import RecordError
 from critlang.records import read_records
+from tests.patients import ELIGIBLE
 
 ROOT = Path(__file__).resolve().parent.parent
 PROTOCOL = critlang.load(ROOT / "protocols" / "ctd_ild.crit")
 
-# A complete record that meets every inclusion and no exclusion.
-GOOD: dict[str, Any] = {
-    "age": 45,
-    "sex": "female",
-    "ctd_diagnoses": ["systemic_sclerosis"],
-    "treatment_duration": 30,
-    "steroid_dose": 20,
-    "body_weight": 60,
-    "fvc_baseline": Decimal("3.0"),
-    "fvc_current": Decimal("2.6"),
-    "dlco_baseline": 20,
-    "dlco_current": 19,
-    "ct_lesions_enlarged": False,
-    "symptom_duration": 400,
-    "dyspnea_worsening": False,
-    "oxygen_declining": False,
-    "family_support_confirmed": True,
-    "childbearing_potential": True,
-    "pregnancy_test": "negative",
-    "contraception": True,
-    "pregnant": False,
-    "breastfeeding": False,
-    "willing_to_consent": True,
-    "improved_after_6_months": False,
-    "got": 30,
-    "gpt": 30,
-    "enzymes_due_to_myopathy": False,
-    "creatinine": Decimal("0.9"),
-    "hiv": False,
-    "notifiable_infection": False,
-}
-
 
 def good(record_id: str, **changes: Any) -> dict[str, Any]:
-    return {"id": record_id, **GOOD, **changes}
+    return {"id": record_id, **ELIGIBLE, **changes}
 
 
 BAD_VALUES = [
@@ -99,11 +68,11 @@ def test_status_fast_path_rejects_bad_records_too() -> None:
 
 
 def test_record_without_id_is_named_by_position() -> None:
-    record = dict(GOOD, hiv="no")
+    record = dict(ELIGIBLE, hiv="no")
     with pytest.raises(RecordError) as raised:
         PROTOCOL.evaluate(record)
     assert raised.value.record_id == "1"
-    results = list(PROTOCOL.evaluate_many([dict(GOOD), dict(GOOD), record]))
+    results = list(PROTOCOL.evaluate_many([dict(ELIGIBLE), dict(ELIGIBLE), record]))
     assert [r.id for r in results] == ["1", "2", "3"]
     assert [r.status for r in results] == ["eligible", "eligible", "error"]
 

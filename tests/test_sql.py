@@ -23,6 +23,7 @@ import critlang
 from critlang import screen, sql
 from critlang.check import Checked
 from critlang.cli import main
+from tests.tables import arrow_table
 
 ROOT = Path(__file__).resolve().parents[1]
 CTD_PATH = ROOT / "protocols" / "ctd_ild.crit"
@@ -72,35 +73,6 @@ def patient(**changes: Any) -> dict[str, Any]:
     }
     record.update(changes)
     return {k: v for k, v in record.items() if v is not None}
-
-
-ARROW = {
-    "boolean": pa.bool_(),
-    "enum": pa.string(),
-    "set": pa.list_(pa.string()),
-    "date": pa.date32(),
-    "number": pa.decimal128(18, 6),
-    "quantity": pa.decimal128(18, 6),
-}
-
-
-def arrow_table(
-    checked: Checked, records: Sequence[Mapping[str, Any]], floats: bool = False
-) -> pa.Table:
-    fields = [pa.field("id", pa.string())]
-    for name, kind in checked.element_types.items():
-        arrow = pa.float64() if floats and kind.numeric else ARROW[kind.kind]
-        fields.append(pa.field(name, arrow))
-    rows = [
-        {
-            f.name: (
-                float(r[f.name]) if floats and isinstance(r.get(f.name), Decimal) else r.get(f.name)
-            )
-            for f in fields
-        }
-        for r in records
-    ]
-    return pa.Table.from_pylist(rows, pa.schema(fields))
 
 
 def run_duckdb(checked: Checked, table: pa.Table) -> dict[str, dict[str, Any]]:

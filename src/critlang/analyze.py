@@ -35,7 +35,6 @@ import attrs
 import z3
 
 from critlang import syntax as s
-from critlang import units
 from critlang.compile import ELIGIBLE, INELIGIBLE, UNDETERMINED, to_decimal
 from critlang.diagnostics import Diagnostic, render
 from critlang.evaluate import ARITHMETIC, Protocol, Result, format_quantity
@@ -213,7 +212,7 @@ class _Encoder:
     def expr(self, node: s.Expr, neutral: bool = True) -> Value:
         key = (id(node), neutral)
         if key not in self.cache:
-            folded = self.fold(node)
+            folded = self.checked.fold(node)
             value = (
                 Num(_real(to_decimal(folded)), TRUE)
                 if folded is not None
@@ -352,46 +351,21 @@ class _Encoder:
 
     # ---- numbers and units, as compile.py ----
 
-    def fold(self, node: s.Expr) -> Fraction | None:
-        """The exact value of a numeric expression made only of literals and constants."""
-        match node:
-            case s.NumberLit(value=value) | s.QuantityLit(value=value):
-                return Fraction(value)
-            case s.Ref(name=name) if name in self.checked.constants:
-                literal = self.checked.constants[name].value
-                return None if isinstance(literal, s.DateLit) else Fraction(literal.value)
-            case s.Arithmetic(op=op, left=a, right=b):
-                left, right = self.fold(a), self.fold(b)
-                if left is None or right is None:
-                    return None
-                if op in "+-":
-                    right *= self.factor(b, a)
-                    return left + right if op == "+" else left - right
-                if op == "*":
-                    return left * right
-                return None if right == 0 else left / right
-        return None
-
-    def factor(self, source: s.Expr, target: s.Expr) -> Fraction:
-        source_type, target_type = self.checked.types[source], self.checked.types[target]
-        molar_mass = source_type.molar_mass or target_type.molar_mass
-        return units.factor(source_type.unit, target_type.unit, molar_mass)
-
     def number_in_unit_of(self, node: s.Expr, target: s.Expr) -> Num:
         value = self.in_unit_of(node, target)
         assert isinstance(value, Num)
         return value
 
     def in_unit_of(self, node: s.Expr, target: s.Expr) -> Value:
-        folded = self.fold(node)
+        folded = self.checked.fold(node)
         if folded is not None:
-            return Num(_real(to_decimal(folded * self.factor(node, target))), TRUE)
+            return Num(_real(to_decimal(folded * self.checked.factor(node, target))), TRUE)
         value = self.expr(node)
         types = self.checked.types
         if not (types[node].numeric and types[target].numeric):
             return value
         assert isinstance(value, Num)
-        factor = self.factor(node, target)
+        factor = self.checked.factor(node, target)
         return value if factor == 1 else Num(value.value * _real(factor), value.known)
 
 
@@ -1285,13 +1259,13 @@ class _Folder:
         self.encoder = encoder
 
     def constant(self, node: s.Expr) -> Fraction | None:
-        return self.encoder.fold(node)
+        return self.encoder.checked.fold(node)
 
     def in_unit(self, bound: s.Expr, subject: s.Expr) -> Fraction:
         """A constant bound in the unit of the quantity it bounds, as the evaluator holds it."""
-        folded = self.encoder.fold(bound)
+        folded = self.encoder.checked.fold(bound)
         assert folded is not None
-        return Fraction(to_decimal(folded * self.encoder.factor(bound, subject)))
+        return Fraction(to_decimal(folded * self.encoder.checked.factor(bound, subject)))
 
     def bands(self, alternative: object, position: int, label: str = "") -> list[_Band]:
         """The bands an alternative sets, its conjuncts on one quantity intersected."""

@@ -116,6 +116,35 @@ class Checked:
     def type_of(self, node: object) -> Type:
         return self.types[node]
 
+    # Shared by every back end (the evaluator, SQL, the analyser), so that they
+    # fold constants and convert units identically.
+
+    def factor(self, source: s.Expr, target: s.Expr) -> Fraction:
+        """The exact number that turns a value of `source` into the unit of `target`."""
+        source_type, target_type = self.types[source], self.types[target]
+        molar_mass = source_type.molar_mass or target_type.molar_mass
+        return units.factor(source_type.unit, target_type.unit, molar_mass)
+
+    def fold(self, node: s.Expr) -> Fraction | None:
+        """The exact value of a numeric expression made only of literals and constants."""
+        match node:
+            case s.NumberLit(value=value) | s.QuantityLit(value=value):
+                return Fraction(value)
+            case s.Ref(name=name) if name in self.constants:
+                literal = self.constants[name].value
+                return None if isinstance(literal, s.DateLit) else Fraction(literal.value)
+            case s.Arithmetic(op=op, left=a, right=b):
+                left, right = self.fold(a), self.fold(b)
+                if left is None or right is None:
+                    return None
+                if op in "+-":
+                    right *= self.factor(b, a)
+                    return left + right if op == "+" else left - right
+                if op == "*":
+                    return left * right
+                return None if right == 0 else left / right
+        return None
+
 
 def check(protocol: s.Protocol) -> tuple[Checked, list[Diagnostic]]:
     """Check a protocol; return its typed form and every diagnostic found."""

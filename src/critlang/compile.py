@@ -24,7 +24,6 @@ from typing import Any
 import attrs
 
 from critlang import syntax as s
-from critlang import units
 from critlang.check import Checked, Type
 
 ELIGIBLE, INELIGIBLE, UNDETERMINED = "eligible", "ineligible", "undetermined"
@@ -195,7 +194,7 @@ class _Generator:
 
     def expr(self, node: s.Expr, out: list[str], neutral: str = "True") -> str:
         """Emit statements computing `node` into `out`; return the name holding its value."""
-        folded = self.fold(node)
+        folded = self.checked.fold(node)
         if folded is not None:
             return self.record(node, self.const(to_decimal(folded)), out)
         value = self.emit(node, out, neutral)
@@ -339,45 +338,19 @@ class _Generator:
 
     # ---- numbers and units ----
 
-    def fold(self, node: s.Expr) -> Fraction | None:
-        """The exact value of a numeric expression made only of literals and constants."""
-        match node:
-            case s.NumberLit(value=value) | s.QuantityLit(value=value):
-                return Fraction(value)
-            case s.Ref(name=name) if name in self.checked.constants:
-                literal = self.checked.constants[name].value
-                return None if isinstance(literal, s.DateLit) else Fraction(literal.value)
-            case s.Arithmetic(op=op, left=a, right=b):
-                left, right = self.fold(a), self.fold(b)
-                if left is None or right is None:
-                    return None
-                if op in "+-":
-                    right *= self.factor(b, a)
-                    return left + right if op == "+" else left - right
-                if op == "*":
-                    return left * right
-                return None if right == 0 else left / right
-        return None
-
-    def factor(self, source: s.Expr, target: s.Expr) -> Fraction:
-        """What turns a value of `source` into the unit of `target`."""
-        source_type, target_type = self.type_of(source), self.type_of(target)
-        molar_mass = source_type.molar_mass or target_type.molar_mass
-        return units.factor(source_type.unit, target_type.unit, molar_mass)
-
     def in_unit_of(
         self, node: s.Expr, target: s.Expr, out: list[str], neutral: str = "True"
     ) -> str:
         """The value of `node` expressed in the unit of `target`."""
-        folded = self.fold(node)
+        folded = self.checked.fold(node)
         if folded is not None:
             # Traced in its own unit, like every other node; used in the target's.
             self.record(node, self.const(to_decimal(folded)), out)
-            return self.const(to_decimal(folded * self.factor(node, target)))
+            return self.const(to_decimal(folded * self.checked.factor(node, target)))
         value = self.expr(node, out, neutral)
         if not self.type_of(node).numeric or not self.type_of(target).numeric:
             return value
-        factor = self.factor(node, target)
+        factor = self.checked.factor(node, target)
         if factor == 1:
             return value
         scaled = self.temp()

@@ -198,7 +198,7 @@ def _date(value: Any) -> datetime.date:
 # ---- files --------------------------------------------------------------------
 
 Row = tuple[int, Mapping[str, Any] | RecordError]
-_HEADER_UNIT = re.compile(r"^\s*([a-z_][a-z0-9_]*)\s*(?:\[(.+)\]|\((.+)\))\s*$")
+HEADER_UNIT = re.compile(r"^\s*([a-z_][a-z0-9_]*)\s*(?:\[(.+)\]|\((.+)\))\s*$")
 
 
 def read_records(path: Path, checked: Checked) -> Iterator[Row]:
@@ -262,7 +262,7 @@ def _csv(path: Path, checked: Checked) -> Iterator[Row]:
 
 def _column(title: str, checked: Checked) -> tuple[str, Callable[[str], Any]]:
     """A CSV column: 'creatinine [umol/L]' names the element and the unit of its cells."""
-    match = _HEADER_UNIT.match(title)
+    match = HEADER_UNIT.match(title)
     name, unit = (
         (match.group(1), match.group(2) or match.group(3)) if match else (title.strip(), None)
     )

@@ -36,7 +36,7 @@ from critlang import units
 from critlang.check import Checked, Type
 from critlang.compile import ELIGIBLE, INELIGIBLE, UNDETERMINED
 from critlang.evaluate import ERROR
-from critlang.records import _HEADER_UNIT, ID_FIELD
+from critlang.records import HEADER_UNIT, ID_FIELD
 
 SCALE = 10  # decimal places kept from numbers whose type does not say (DOUBLE, text)
 MAX_PRECISION = 38  # the widest DECIMAL that DuckDB, Spark and Postgres share
@@ -113,7 +113,7 @@ def layout_from_schema(
         if name == ID_FIELD:
             id_column = name
             continue
-        match = _HEADER_UNIT.match(name)
+        match = HEADER_UNIT.match(name)
         element, unit = (
             (match.group(1), match.group(2) or match.group(3)) if match else (name, None)
         )
@@ -1007,7 +1007,7 @@ class _Generator:
 
     def number(self, node: s.Expr) -> _Ratio:
         """A numeric expression as an exact ratio, in the unit the checker gave it."""
-        folded = self.fold(node)
+        folded = self.checked.fold(node)
         if folded is not None:
             return _const(folded)
         match node:
@@ -1033,32 +1033,7 @@ class _Generator:
         raise AssertionError(f"not a number: {node!r}")
 
     def in_unit_of(self, node: s.Expr, target: s.Expr) -> _Ratio:
-        folded = self.fold(node)
+        folded = self.checked.fold(node)
         if folded is not None:
-            return _const(folded * self.factor(node, target))
-        return _ratio_scale(self.number(node), self.factor(node, target))
-
-    def factor(self, source: s.Expr, target: s.Expr) -> Fraction:
-        source_type, target_type = self.checked.types[source], self.checked.types[target]
-        molar_mass = source_type.molar_mass or target_type.molar_mass
-        return units.factor(source_type.unit, target_type.unit, molar_mass)
-
-    def fold(self, node: s.Expr) -> Fraction | None:
-        """The exact value of literals and constants, folded as the compiler folds them."""
-        match node:
-            case s.NumberLit(value=value) | s.QuantityLit(value=value):
-                return Fraction(value)
-            case s.Ref(name=name) if name in self.checked.constants:
-                literal = self.checked.constants[name].value
-                return None if isinstance(literal, s.DateLit) else Fraction(literal.value)
-            case s.Arithmetic(op=op, left=a, right=b):
-                left, right = self.fold(a), self.fold(b)
-                if left is None or right is None:
-                    return None
-                if op in "+-":
-                    right *= self.factor(b, a)
-                    return left + right if op == "+" else left - right
-                if op == "*":
-                    return left * right
-                return None if right == 0 else left / right
-        return None
+            return _const(folded * self.checked.factor(node, target))
+        return _ratio_scale(self.number(node), self.checked.factor(node, target))

@@ -27,6 +27,7 @@ import critlang
 from critlang import screen, sql
 from critlang.check import Checked
 from critlang.records import read_records
+from tests.tables import arrow_table
 
 ROOT = Path(__file__).resolve().parents[2]
 CTD_ILD = critlang.load(ROOT / "protocols" / "ctd_ild.crit")
@@ -173,21 +174,6 @@ def numbered(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 # ---- running it ---------------------------------------------------------------------
-
-
-def arrow_table(checked: Checked, records: list[dict[str, Any]]) -> pa.Table:
-    kinds = {
-        "boolean": pa.bool_(),
-        "enum": pa.string(),
-        "set": pa.list_(pa.string()),
-        "date": pa.date32(),
-        "number": pa.decimal128(18, 6),
-        "quantity": pa.decimal128(18, 6),
-    }
-    fields = [pa.field("id", pa.string())]
-    fields += [pa.field(n, kinds[t.kind]) for n, t in checked.element_types.items()]
-    schema = pa.schema(fields)
-    return pa.Table.from_pylist([{f.name: r.get(f.name) for f in fields} for r in records], schema)
 
 
 _QUERIES: dict[tuple[int, tuple[tuple[str, str], ...], str, bool], str] = {}
