@@ -164,7 +164,11 @@ def handwritten_status(env: dict[str, Any]) -> str:
     e2 = get("improved_after_6_months")
     if e2 is True:
         return "ineligible"
-    e3 = k_or(k_or(get("pregnant"), get("breastfeeding")), k_and(wocbp, k_not(contraception)))
+    female = None if sex is None else sex == "female"
+    e3 = k_or(
+        k_and(female, k_or(get("pregnant"), get("breastfeeding"))),
+        k_and(wocbp, k_not(contraception)),
+    )
     if e3 is True:
         return "ineligible"
     got, gpt = get("got"), get("gpt")
@@ -199,7 +203,8 @@ age >= 20.0 && age <= 80.0 && size(ctd_diagnoses) > 0
 && (!(sex == "female" && childbearing_potential) || pregnancy_test == "negative")
 && (!(sex == "female" && childbearing_potential) || contraception)
 && willing_to_consent && !improved_after_6_months
-&& !(pregnant || breastfeeding || (sex == "female" && childbearing_potential && !contraception))
+&& !((sex == "female" && (pregnant || breastfeeding))
+     || (sex == "female" && childbearing_potential && !contraception))
 && !(((got > 80.0 || gpt > 80.0) && !enzymes_due_to_myopathy) || creatinine > 1.4)
 && !(hiv || notifiable_infection)
 """
