@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import importlib
 import sys
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 import click
 from rich.console import Console
@@ -159,7 +160,17 @@ def render_command(protocol: Path, fmt: str, output: Path | None) -> None:
 
 
 # ---- population screening in SQL: `critlang sql` and `critlang screen` ----------------
-# sqlglot, DuckDB and Spark are optional (extras `sql` and `spark`): imported on use.
+# sqlglot, DuckDB, Spark and z3 are optional (extras `sql`, `spark`, `analyze`): imported on use.
+
+
+def optional(module: str, extra: str) -> Any:
+    """Import a module that needs an optional extra, or say which extra to install."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as error:
+        raise click.ClickException(
+            f"this command needs {error.name}: pip install 'critlang[{extra}]'"
+        ) from None
 
 
 @main.command("sql")
@@ -178,10 +189,8 @@ def sql_command(protocol_file: Path, dialect: str, table: str) -> None:
 
     The table has one row per patient and a column per data element; see docs/sql.md.
     """
-    import sqlglot
-
-    from critlang import sql
-
+    sqlglot = optional("sqlglot", "sql")
+    sql = optional("critlang.sql", "sql")
     if sqlglot.Dialect.get(dialect) is None:
         known = ", ".join(sorted(d.value for d in sqlglot.Dialects if d.value))
         raise click.BadParameter(f"unknown dialect '{dialect}' (one of {known})")
@@ -218,8 +227,8 @@ def screen_command(
 
     Prints the attrition table. Exits 2 when any record was in error.
     """
-    from critlang import screen, sql
-
+    sql = optional("critlang.sql", "sql")
+    screen = optional("critlang.screen", "sql")
     protocol = load_protocol(protocol_file)
     try:
         attrition = screen.run(protocol.checked, data_file, engine, output)
@@ -304,13 +313,7 @@ def analyze_command(protocol_file: Path, examples: bool) -> None:
     """Analyse PROTOCOL with z3: eligible patients, criteria that never decide,
     overlapping or gapped alternatives, each with a witness patient that the
     compiled evaluator confirms. Exits 2 if a witness is not confirmed."""
-    try:
-        from critlang import analyze
-    except ImportError:
-        raise click.ClickException(
-            "critlang analyze needs the z3 solver: pip install 'critlang[analyze]'"
-        ) from None
-
+    analyze = optional("critlang.analyze", "analyze")
     protocol = load_protocol(protocol_file)
     if examples:
         proposals = analyze.boundary_examples(protocol)
