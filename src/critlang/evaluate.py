@@ -240,6 +240,7 @@ class _Explainer:
         self.index = compiled.node_index
         self.trace = trace
         self.env = env
+        self.worded: dict[object, list[str]] = {}
 
     def value(self, node: object) -> Any:
         return self.trace[self.index[node]]
@@ -266,9 +267,7 @@ class _Explainer:
         value = self.value(node)
         kids = list(s.children(node))
         match node:
-            case s.And() | s.Quantified(quantifier="all"):
-                target = value
-            case s.Or() | s.Quantified(quantifier="any"):
+            case s.And() | s.Or() | s.Quantified(quantifier="all" | "any"):
                 target = value
             case s.Unless(rule=rule, exception=exception):
                 if value is False and self.value(rule) is False:
@@ -282,6 +281,12 @@ class _Explainer:
         return chosen or kids
 
     def phrases(self, node: object) -> list[str]:
+        # A criterion's reason repeats its parts' reasons: word each node once.
+        if node not in self.worded:
+            self.worded[node] = self.word(node)
+        return self.worded[node]
+
+    def word(self, node: object) -> list[str]:
         match node:
             case s.And() | s.Or() | s.Unless() | s.Quantified() | s.Not():
                 return [p for child in self.decisive(node) for p in self.phrases(child)]
@@ -291,8 +296,6 @@ class _Explainer:
                 return [f"{name.text}: not applicable ({p})" for p in self.phrases(applies)]
             case s.SubCriterion(name=name, condition=condition):
                 return [f"{name.text}: {p}" for p in self.phrases(condition)]
-            case s.Ref(name=name) if name in self.checked.definitions and self.is_boolean(node):
-                return [f"{self.subject(node)}: {self.yes_no(self.value(node))}"]
             case s.Ref():
                 return [f"{self.subject(node)}: {self.yes_no(self.value(node))}"]
             case s.BoolLit(value=value):
@@ -304,9 +307,6 @@ class _Explainer:
             case s.Member() | s.Includes():
                 return [self.membership(node)]
         return [f"{self.subject(node)}: {self.yes_no(self.value(node))}"]
-
-    def is_boolean(self, node: object) -> bool:
-        return self.checked.types[node].kind == "boolean"
 
     def yes_no(self, value: Any) -> str:
         return {True: "yes", False: "no", None: "unknown"}.get(value, "unknown")
