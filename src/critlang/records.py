@@ -36,9 +36,8 @@ class RecordError(ValueError):
         self.field = field
         self.value = value
         self.problem = problem
-        where = f"field '{field}'" if field is not None else "the record"
-        shown = "" if field is None else f", value {_show(value)}"
-        super().__init__(f"record {record_id}: {where}{shown}: {problem}")
+        where = "" if field is None else f"field '{field}', value {_show(value)}: "
+        super().__init__(f"record {record_id}: {where}{problem}")
 
 
 class _Invalid(ValueError):
