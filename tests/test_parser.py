@@ -41,3 +41,141 @@ def test_syntax_error_is_a_diagnostic_with_position() -> None:
     (diagnostic,) = raised.value.diagnostics
     assert (diagnostic.code, diagnostic.span.line, diagnostic.span.column) == ("CRIT001", 2, 36)
     assert diagnostic.hint is not None and "quoted" in diagnostic.hint
+
+
+def condition_of(source: str) -> s.Expr:
+    """The condition of the single criterion in a one-criterion protocol."""
+    protocol = parse(f'protocol p\ninclusion I1 "t" met when {source}\n', "f.crit")
+    return protocol.criteria[0].condition
+
+
+def test_unless_binds_looser_than_or() -> None:
+    condition = condition_of("a or b unless c")
+    assert isinstance(condition, s.Unless)
+    assert isinstance(condition.rule, s.Or)
+    assert isinstance(condition.exception, s.Ref) and condition.exception.name == "c"
+
+
+def test_not_binds_tighter_than_and_which_binds_tighter_than_or() -> None:
+    condition = condition_of("a or not b and c")
+    assert isinstance(condition, s.Or)
+    assert isinstance(condition.right, s.And)
+    assert isinstance(condition.right.left, s.Not)
+
+
+def test_arithmetic_precedence_and_units() -> None:
+    condition = condition_of("dose / weight + 1 'mg/kg' * 2 > 0.8 'mg/kg/d'")
+    assert isinstance(condition, s.Compare) and condition.op == ">"
+    total = condition.left
+    assert isinstance(total, s.Arithmetic) and total.op == "+"
+    assert isinstance(total.left, s.Arithmetic) and total.left.op == "/"
+    assert isinstance(total.right, s.Arithmetic) and total.right.op == "*"
+    assert condition.right.value == Decimal("0.8") and condition.right.unit == "mg/kg/d"
+
+
+def test_between_is_inclusive_unless_marked_exclusive() -> None:
+    inclusive = condition_of("x between 5% and 10%")
+    exclusive = condition_of("x between 5% and 10% exclusive")
+    assert isinstance(inclusive, s.Between) and not inclusive.exclusive
+    assert isinstance(exclusive, s.Between) and exclusive.exclusive
+    assert inclusive.low == s.QuantityLit(Decimal(5), "%", inclusive.low.span)
+
+
+def test_between_keeps_its_own_and_apart_from_a_following_and() -> None:
+    condition = condition_of("age between 20 'a' and 80 'a' and known")
+    assert isinstance(condition, s.And)
+    assert isinstance(condition.left, s.Between)
+    assert isinstance(condition.right, s.Ref)
+
+
+def test_membership_forms() -> None:
+    member = condition_of("sex in (female, male)")
+    any_of = condition_of("dx includes any of (sle, ra)")
+    all_of = condition_of("dx includes all of (sle)")
+    assert isinstance(member, s.Member) and [v.text for v in member.values] == ["female", "male"]
+    assert isinstance(any_of, s.Includes) and any_of.quantifier == "any"
+    assert isinstance(all_of, s.Includes) and all_of.quantifier == "all"
+
+
+def test_relative_change_in_both_directions() -> None:
+    decline = condition_of("decline from fvc0 to fvc1 > 10%")
+    change = condition_of("change from fvc0 to fvc1 >= 5%")
+    assert isinstance(decline, s.Compare) and isinstance(decline.left, s.RelativeChange)
+    assert decline.left.direction == "decline"
+    assert isinstance(change, s.Compare) and isinstance(change.left, s.RelativeChange)
+    assert change.left.direction == "change"
+
+
+def test_quantifiers_with_named_sub_criteria_and_applicability() -> None:
+    condition = condition_of('at least 2 of [a "First": x, b applies when w: y, z,]')
+    assert isinstance(condition, s.Quantified)
+    assert (condition.quantifier, condition.count) == ("at_least", 2)
+    first, second, third = condition.items
+    assert isinstance(first, s.SubCriterion) and first.title == "First"
+    assert first.applies_when is None
+    assert isinstance(second, s.SubCriterion) and second.title is None
+    assert isinstance(second.applies_when, s.Ref) and second.applies_when.name == "w"
+    assert isinstance(third, s.Ref)
+
+
+def test_header_data_constants_definitions_and_comments() -> None:
+    source = '''# leading comment
+protocol trial  # trailing comment
+  title "T"
+  sites "A", "B"
+  status recruiting
+  summary """
+    Two lines,
+    dedented.
+  """
+data
+  age: quantity 'a' range 0 to 130 label "Age"
+  sex: one of (female, male)
+  dx: set of (sle, ra)
+  onset: date
+  weeks: duration 'wk'
+  consent: attestation by "the investigator" and "a witness"
+  score: number range -5 to 5
+  creatinine: quantity 'mg/dL' molar mass 113.12 'g/mol'
+constant limit = 1.4 'mg/dL' label "Limit"
+define old = age > 65 'a'
+exclusion E1 "Old" applies when consent met when old and onset < 2020-01-31
+'''
+    protocol = parse(source, "f.crit")
+    assert protocol.header.sites == ("A", "B")
+    assert protocol.header.summary == "Two lines,\ndedented."
+    kinds = {e.name.text: type(e.type).__name__ for e in protocol.elements}
+    assert kinds == {
+        "age": "QuantityType",
+        "sex": "EnumType",
+        "dx": "SetType",
+        "onset": "DateType",
+        "weeks": "DurationType",
+        "consent": "AttestationType",
+        "score": "NumberType",
+        "creatinine": "QuantityType",
+    }
+    consent = protocol.elements[5].type
+    assert isinstance(consent, s.AttestationType)
+    assert consent.attesters == ("the investigator", "a witness")
+    assert protocol.elements[6].plausible_range == (Decimal(-5), Decimal(5))
+    assert protocol.elements[7].molar_mass is not None
+    assert protocol.constants[0].label == "Limit"
+    criterion = protocol.criteria[0]
+    assert criterion.kind == "exclusion"
+    assert isinstance(criterion.applies_when, s.Ref)
+    condition = criterion.condition
+    assert isinstance(condition, s.And) and isinstance(condition.right, s.Compare)
+    assert isinstance(condition.right.right, s.DateLit)
+
+
+def test_example_blocks() -> None:
+    source = (
+        "protocol p\ndata\n  age: quantity 'a'\n  dx: set of (sle)\n"
+        "inclusion I1 \"t\" met when age > 1 'a'\n"
+        "example \"one\" { age = 45 'a', dx = (sle), } expect eligible\n"
+    )
+    (example,) = parse(source, "f.crit").examples
+    assert example.title == "one" and example.expect.text == "eligible"
+    assert [f.name.text for f in example.fields] == ["age", "dx"]
+    assert isinstance(example.fields[1].value, tuple)
