@@ -124,6 +124,8 @@ class Protocol:
         self.checked: Checked = compiled.checked
         self.intake = Intake(compiled.checked)
         self.plans = tuple(_Plan.of(c, compiled.node_index) for c in self.checked.protocol.criteria)
+        # Explanations look nodes up by identity: hashing a node is a Python call, id() is not.
+        self.slots = {id(node): slot for node, slot in compiled.node_index.items()}
 
     @property
     def name(self) -> str:
@@ -162,7 +164,7 @@ class Protocol:
         """The full result for an environment already taken in."""
         with decimal.localcontext(ARITHMETIC):
             trace = self.compiled.trace(env)
-        explainer = _Explainer(self.compiled, trace, env)
+        explainer = _Explainer(self.checked, self.slots, trace, env)
         results = tuple([plan.result(trace, explainer) for plan in self.plans])
         status = _status(results)
         missing: tuple[str, ...] = ()
@@ -235,15 +237,17 @@ class _Plan:
 class _Explainer:
     """Reads one record's trace and puts it into words."""
 
-    def __init__(self, compiled: Compiled, trace: list[Any], env: dict[str, Any]) -> None:
-        self.checked = compiled.checked
-        self.index = compiled.node_index
+    def __init__(
+        self, checked: Checked, slots: dict[int, int], trace: list[Any], env: dict[str, Any]
+    ) -> None:
+        self.checked = checked
+        self.slots = slots
         self.trace = trace
         self.env = env
-        self.worded: dict[object, list[str]] = {}
+        self.worded: dict[int, list[str]] = {}
 
     def value(self, node: object) -> Any:
-        return self.trace[self.index[node]]
+        return self.trace[self.slots[id(node)]]
 
     # ---- criteria ----
 
@@ -282,9 +286,10 @@ class _Explainer:
 
     def phrases(self, node: object) -> list[str]:
         # A criterion's reason repeats its parts' reasons: word each node once.
-        if node not in self.worded:
-            self.worded[node] = self.word(node)
-        return self.worded[node]
+        key = id(node)
+        if key not in self.worded:
+            self.worded[key] = self.word(node)
+        return self.worded[key]
 
     def word(self, node: object) -> list[str]:
         match node:
