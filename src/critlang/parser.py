@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import functools
+import re
 import textwrap
 from collections.abc import Iterable
 from decimal import Decimal
@@ -390,18 +391,26 @@ def _token_span(file: str, token: Token) -> s.Span:
     )
 
 
+ESCAPES = {'"': '"', "\\": "\\", "n": "\n", "r": "\r", "t": "\t"}
+_ESCAPE = re.compile(r"\\(u[0-9a-fA-F]{4}|.)", re.DOTALL)
+
+
 def _string(token: Token, file: str) -> str:
     raw = str(token)
     if raw.startswith('"""'):
         return textwrap.dedent(raw[3:-3]).strip()
-    try:
-        return raw[1:-1].encode("latin-1", "backslashreplace").decode("unicode_escape")
-    except UnicodeDecodeError as error:  # the grammar lets any character follow a backslash
-        message = f"this text has a bad escape: {error.reason}"
-        hint = 'write a backslash as \\\\; escapes are \\" \\n \\t \\uXXXX'
-        raise _Invalid(
-            Diagnostic("CRIT001", "error", _token_span(file, token), message, hint)
-        ) from None
+
+    def unescape(match: re.Match[str]) -> str:
+        code = match.group(1)
+        if code in ESCAPES:
+            return ESCAPES[code]
+        if len(code) == 5:
+            return chr(int(code[1:], 16))
+        message = f"this text has an unknown escape '\\{code}'"
+        hint = 'write a backslash as \\\\; escapes are \\" \\\\ \\n \\t \\uXXXX'
+        raise _Invalid(Diagnostic("CRIT001", "error", _token_span(file, token), message, hint))
+
+    return _ESCAPE.sub(unescape, raw[1:-1])
 
 
 @v_args(inline=True, meta=True)
