@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Callable
 from typing import Protocol as Interface
 from typing import TextIO
 
@@ -115,7 +116,7 @@ class CsvWriter:
         self.out.flush()
 
 
-WRITERS: dict[str, type[TextWriter | JsonWriter | JsonLinesWriter | CsvWriter]] = {
+WRITERS: dict[str, Callable[[TextIO, Protocol], Writer]] = {
     "text": TextWriter,
     "json": JsonWriter,
     "jsonl": JsonLinesWriter,
