@@ -126,6 +126,7 @@ class Protocol:
         self.plans = tuple(_Plan.of(c, compiled.node_index) for c in self.checked.protocol.criteria)
         # Explanations look nodes up by identity: hashing a node is a Python call, id() is not.
         self.slots = {id(node): slot for node, slot in compiled.node_index.items()}
+        self.types = {id(node): kind for node, kind in self.checked.types.items()}
 
     @property
     def name(self) -> str:
@@ -164,7 +165,7 @@ class Protocol:
         """The full result for an environment already taken in."""
         with decimal.localcontext(ARITHMETIC):
             trace = self.compiled.trace(env)
-        explainer = _Explainer(self.checked, self.slots, trace, env)
+        explainer = _Explainer(self, trace, env)
         results = tuple([plan.result(trace, explainer) for plan in self.plans])
         status = _status(results)
         missing: tuple[str, ...] = ()
@@ -237,11 +238,10 @@ class _Plan:
 class _Explainer:
     """Reads one record's trace and puts it into words."""
 
-    def __init__(
-        self, checked: Checked, slots: dict[int, int], trace: list[Any], env: dict[str, Any]
-    ) -> None:
-        self.checked = checked
-        self.slots = slots
+    def __init__(self, protocol: Protocol, trace: list[Any], env: dict[str, Any]) -> None:
+        self.checked = protocol.checked
+        self.slots = protocol.slots
+        self.types = protocol.types
         self.trace = trace
         self.env = env
         self.worded: dict[int, list[str]] = {}
@@ -335,12 +335,12 @@ class _Explainer:
         reason compares like with like: '0.67 mg/kg/d is not more than 0.8 mg/kg/d'.
         """
         value = self.value(node)
-        kind = self.checked.types[node]
+        kind = self.types[id(node)]
         if value is None:
             return "unknown"
         if isinstance(value, Decimal):
             unit = kind.unit if kind.kind == "quantity" else ""
-            target = self.checked.types[like] if like is not None else None
+            target = self.types[id(like)] if like is not None else None
             if unit and target is not None and target.kind == "quantity" and target.unit != unit:
                 factor = units.factor(unit, target.unit, kind.molar_mass or target.molar_mass)
                 value, unit = value * to_decimal(factor), target.unit
@@ -360,7 +360,7 @@ class _Explainer:
         else:
             name = self.subject(node.left) if not isinstance(node.left, s.Arithmetic) else "value"
         words = render.COMPARISONS[node.op]
-        if self.checked.types[node.left].kind == "enum":
+        if self.types[id(node.left)].kind == "enum":
             equal = outcome is (node.op == "=")
             return f"{name}: {left}" + ("" if equal or outcome is None else f", not {right}")
         if outcome is None:
