@@ -23,6 +23,7 @@ import critlang
 from critlang import screen, sql
 from critlang.check import Checked
 from critlang.cli import main
+from tests.patients import ELIGIBLE
 from tests.tables import arrow_table
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,40 +40,31 @@ def spark() -> Iterator[Any]:
     session.stop()
 
 
+# The shared eligible patient, moved onto the boundaries these tests probe:
+# FVC down exactly 10% (so I2 a holds through DLCO down 20%), GPT 60 U/L.
+BOUNDARY_PATIENT: dict[str, Any] = {
+    **ELIGIBLE,
+    "steroid_dose": 40,
+    "fvc_current": Decimal("2.7"),
+    "dlco_current": 16,
+    "symptom_duration": 700,
+    "dyspnea_worsening": True,
+    "gpt": 60,
+    "creatinine": Decimal("1.1"),
+}
+
+
 def patient(**changes: Any) -> dict[str, Any]:
-    """An eligible woman of childbearing potential; `changes` alter or (None) remove fields."""
-    record: dict[str, Any] = {
-        "age": Decimal(45),
-        "sex": "female",
-        "ctd_diagnoses": ["rheumatoid_arthritis"],
-        "treatment_duration": Decimal(30),
-        "steroid_dose": Decimal(40),
-        "body_weight": Decimal(60),
-        "fvc_baseline": Decimal("3.0"),
-        "fvc_current": Decimal("2.7"),
-        "dlco_baseline": Decimal(20),
-        "dlco_current": Decimal(16),
-        "ct_lesions_enlarged": False,
-        "symptom_duration": Decimal(700),
-        "dyspnea_worsening": True,
-        "oxygen_declining": False,
-        "family_support_confirmed": True,
-        "childbearing_potential": True,
-        "pregnancy_test": "negative",
-        "contraception": True,
-        "pregnant": False,
-        "breastfeeding": False,
-        "willing_to_consent": True,
-        "improved_after_6_months": False,
-        "got": Decimal(30),
-        "gpt": Decimal(60),
-        "enzymes_due_to_myopathy": False,
-        "creatinine": Decimal("1.1"),
-        "hiv": False,
-        "notifiable_infection": False,
+    """An eligible woman of childbearing potential; `changes` alter or (None) remove fields.
+
+    Numbers are Decimals, as a DECIMAL column hands them over.
+    """
+    record = {**BOUNDARY_PATIENT, **changes}
+    return {
+        k: Decimal(v) if isinstance(v, int) and not isinstance(v, bool) else v
+        for k, v in record.items()
+        if v is not None
     }
-    record.update(changes)
-    return {k: v for k, v in record.items() if v is not None}
 
 
 def run_duckdb(checked: Checked, table: pa.Table) -> dict[str, dict[str, Any]]:
