@@ -14,12 +14,9 @@ such a record as a result with status "error" and goes on.
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from critlang.check import check_source
-from critlang.compile import compile_protocol
 from critlang.diagnostics import CritError, Diagnostic
 from critlang.evaluate import CriterionResult, Part, Protocol, Result
+from critlang.pipeline import compile_source, load
 from critlang.records import RecordError
 
 __all__ = [
@@ -33,17 +30,3 @@ __all__ = [
     "compile_source",
     "load",
 ]
-
-
-def compile_source(text: str, file: str = "<string>") -> Protocol:
-    """Parse, check and compile protocol source text."""
-    checked, diagnostics = check_source(text, file)
-    if checked is None:
-        raise CritError([d for d in diagnostics if d.is_error], text)
-    return Protocol(compile_protocol(checked))
-
-
-def load(path: str | Path) -> Protocol:
-    """Load and compile a `.crit` file."""
-    file = Path(path)
-    return compile_source(file.read_text(encoding="utf-8"), str(path))

@@ -15,13 +15,14 @@ from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from critlang.check import check_source
-from critlang.compile import ELIGIBLE, INELIGIBLE, UNDETERMINED, compile_protocol
 from critlang.diagnostics import render
 from critlang.evaluate import ERROR, Protocol
+from critlang.pipeline import build
 from critlang.records import Row, read_records
 from critlang.report import WRITERS
+from critlang.vocab import Outcome
 
-STATUSES = (ELIGIBLE, INELIGIBLE, UNDETERMINED)
+STATUSES = (Outcome.ELIGIBLE, Outcome.INELIGIBLE, Outcome.UNDETERMINED)
 
 
 def read_source(path: Path) -> str:
@@ -65,7 +66,7 @@ def load_protocol(path: Path) -> Protocol:
         for diagnostic in diagnostics:
             click.echo(render(diagnostic, text), err=True)
         sys.exit(1)
-    return Protocol(compile_protocol(checked))
+    return build(checked)
 
 
 @main.command("eval")
