@@ -16,9 +16,10 @@ $(CORE): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e .
 	touch $(CORE)
 
-# test: the suite's tools; docs: mkdocs and Playwright; analyze: z3; sql, spark: the engines.
+# test: the suite's tools; docs: mkdocs and Playwright; analyze: z3; sql, spark: the engines;
+# lsp: the language server.
 $(ALL): $(CORE)
-	$(BIN)/python -m pip install --quiet -e '.[test,docs,analyze,sql,spark]'
+	$(BIN)/python -m pip install --quiet -e '.[test,docs,analyze,sql,spark,lsp]'
 	touch $(ALL)
 
 # The browser test drives Debian's chromium, never a browser build of Playwright's own.

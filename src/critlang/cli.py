@@ -274,6 +274,15 @@ def fmt_command(files: tuple[Path, ...], check: bool) -> None:
     sys.exit(1 if failed or (check and changed) else 0)
 
 
+@main.command("lsp")
+def lsp_command() -> None:
+    """Run the language server on stdin/stdout, for editors (needs critlang[lsp])."""
+    optional("pygls", "lsp")
+    from critlang.lsp import serve
+
+    serve()
+
+
 @main.command("test")
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path, dir_okay=False))
 def test_command(files: tuple[Path, ...]) -> None:
