@@ -14,6 +14,7 @@ pytest_lsp = pytest.importorskip("pytest_lsp", reason="needs the test extra (pyt
 pytest.importorskip("pygls", reason="needs the lsp extra (pygls)")
 
 from lsprotocol import types as t  # noqa: E402
+from pygls.exceptions import JsonRpcInvalidParams  # noqa: E402
 from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities  # noqa: E402
 
 from critlang.check import check_source  # noqa: E402
@@ -129,7 +130,7 @@ async def test_hover_on_a_data_element_shows_label_type_unit_and_range(
         "**alt**: data element",
         "Label: Alanine aminotransferase",
         "Type: quantity",
-        "Unit: `U/L` (U/L)",
+        "Unit: U/L",
         "Range: 0 to 5000",
     ]
     assert result.range == t.Range(t.Position(6, 16), t.Position(6, 19))
@@ -258,8 +259,11 @@ async def test_rename_changes_declaration_uses_and_example_fields(client: Langua
 async def test_rename_refuses_a_name_that_is_not_critlang(client: LanguageClient) -> None:
     await opened(client, "nav.crit", PROTOCOL)
     document, position = at("nav.crit", 2, 3)
-    with pytest.raises(Exception, match="not a critlang name"):
+    with pytest.raises(JsonRpcInvalidParams, match="not a critlang name") as raised:
         await client.text_document_rename_async(t.RenameParams(document, position, "Alt Value"))
+    assert raised.value.data is None  # no traceback for the author
+    with pytest.raises(JsonRpcInvalidParams, match="'grade' is already declared"):
+        await client.text_document_rename_async(t.RenameParams(document, position, "grade"))
 
 
 async def test_document_symbols_outline_criteria_and_parts(client: LanguageClient) -> None:
@@ -326,3 +330,12 @@ async def test_code_actions_fix_a_misspelt_name_and_a_unit(client: LanguageClien
         "Write the UCUM code 'a'": ("'years'", "'a'"),
         "Change to 'smoker'": ("smokr", "smoker"),
     }
+
+
+async def test_hover_shows_the_authors_text_literally(client: LanguageClient) -> None:
+    text = PROTOCOL.replace('"Alanine aminotransferase"', '"ALT <b>*raw*</b> [x](y)"')
+    await opened(client, "escape.crit", text)
+    document, position = at("escape.crit", 2, 3)
+    result = await client.text_document_hover_async(t.HoverParams(document, position))
+    assert result is not None and isinstance(result.contents, t.MarkupContent)
+    assert "Label: ALT \\<b\\>\\*raw\\*\\</b\\> \\[x\\]\\(y\\)" in result.contents.value

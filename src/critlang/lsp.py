@@ -21,6 +21,7 @@ from urllib.parse import unquote, urlparse
 
 import attrs
 from lsprotocol import types as t
+from pygls.exceptions import JsonRpcInvalidParams
 from pygls.lsp.server import LanguageServer
 
 from critlang import syntax as s
@@ -113,7 +114,10 @@ class Analysis:
 def analyse(text: str, file: str) -> Analysis:
     """Diagnostics as `critlang check` gives them, and the tree for navigation."""
     _, diagnostics = check_source(text, file)
-    protocol, _ = parse_recovering(text, file)
+    try:
+        protocol, _ = parse_recovering(text, file)
+    except RecursionError:  # reported by check_source as CRIT021
+        protocol = None
     checked = None
     if protocol is not None:
         try:
@@ -360,8 +364,9 @@ def hover_text(symbol: Symbol, checked: Checked | None) -> str:
             lines.append(f"Label: {_escaped(node.label)}")
         lines.append(f"Type: {_element_type(node)}")
         if isinstance(node.type, s.QuantityType | s.DurationType):
-            words = UNIT_WORDS.get(node.type.unit, (node.type.unit, node.type.unit))[1]
-            lines.append(f"Unit: `{node.type.unit}` ({_escaped(words)})")
+            code = node.type.unit
+            words = UNIT_WORDS.get(code, (code, code))[1]
+            lines.append(f"Unit: {_escaped(code)}" + (f" ({words})" if words != code else ""))
         if node.plausible_range is not None:
             low, high = node.plausible_range
             lines.append(f"Range: {low} to {high}")
@@ -448,11 +453,11 @@ def rename(ls: CritServer, params: t.RenameParams) -> t.WorkspaceEdit | None:
         return None
     symbol = found[0]
     if not NAME.match(params.new_name):
-        raise ValueError(
+        raise JsonRpcInvalidParams(
             f"'{params.new_name}' is not a critlang name: lower case letters, digits and '_'"
         )
     if params.new_name in analysis.symbols and params.new_name != symbol.name:
-        raise ValueError(f"'{params.new_name}' is already declared")
+        raise JsonRpcInvalidParams(f"'{params.new_name}' is already declared")
     edits = [t.TextEdit(to_range(span), params.new_name) for span in occurrences(analysis, symbol)]
     return t.WorkspaceEdit(changes={params.text_document.uri: edits})
 
