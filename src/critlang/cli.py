@@ -247,10 +247,13 @@ def screen_command(
 @main.command("fmt")
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path, dir_okay=False))
 @click.option("--check", is_flag=True, help="Change nothing; exit 1 if any file would change.")
-def fmt_command(files: tuple[Path, ...], check: bool) -> None:
+@click.option("--diff", "show_diff", is_flag=True, help="With --check: print the unified diff.")
+def fmt_command(files: tuple[Path, ...], check: bool, show_diff: bool) -> None:
     """Rewrite protocol files in canonical form, keeping their comments."""
     from critlang.diagnostics import CritError
-    from critlang.fmt import format_source
+    from critlang.fmt import diff, format_source
+
+    check = check or show_diff  # a diff is shown instead of writing the file
 
     changed = failed = 0
     for path in files:
@@ -266,13 +269,25 @@ def fmt_command(files: tuple[Path, ...], check: bool) -> None:
             continue
         changed += 1
         if check:
-            click.echo(f"would reformat {path}")
+            click.echo(
+                diff(text, formatted, str(path)) if show_diff else f"would reformat {path}",
+                nl=not show_diff,
+            )
         else:
             path.write_text(formatted, encoding="utf-8")
             click.echo(f"reformatted {path}")
     verb = "would be reformatted" if check else "reformatted"
     click.echo(f"{changed} of {len(files)} file(s) {verb}, {failed} not parsed", err=True)
     sys.exit(1 if failed or (check and changed) else 0)
+
+
+@main.command("lsp")
+def lsp_command() -> None:
+    """Run the language server on stdin/stdout, for editors (needs critlang[lsp])."""
+    optional("pygls", "lsp")
+    from critlang.lsp import serve
+
+    serve()
 
 
 @main.command("test")
