@@ -108,8 +108,15 @@ def _criterion_dict(criterion: CriterionResult) -> dict[str, Any]:
     return out
 
 
+_VALUE_WORDS = {
+    (value, applicable): Truth.of(value, applicable).value
+    for value in (True, False, None)
+    for applicable in (True, False, None)
+}
+
+
 def _value_word(value: bool | None, applicable: bool | None) -> str:
-    return Truth.of(value, applicable).value
+    return _VALUE_WORDS[value, applicable]
 
 
 class Protocol:

@@ -69,7 +69,12 @@ class Explanations:
     def reason(self, node: object) -> Callable[[Trace], str]:
         """The reason for a condition's value, as one line."""
         build = self.build(node)
-        return lambda trace: "; ".join(dict.fromkeys(build(trace)))
+
+        def line(trace: Trace) -> str:
+            phrases = build(trace)
+            return phrases[0] if len(phrases) == 1 else "; ".join(dict.fromkeys(phrases))
+
+        return line
 
     def applicable_reason(
         self, applies: s.Expr | None, condition: s.Expr
@@ -84,7 +89,10 @@ class Explanations:
     def build(self, node: object) -> Builder:
         key = id(node)
         if key not in self.builders:
-            self.builders[key] = self.make(node)
+            builder = self.make(node)
+            # Lists and parts are worded again for their criterion's reason: remember them.
+            remember = isinstance(node, s.And | s.Or | s.Quantified | s.SubCriterion | s.Unless)
+            self.builders[key] = _remembering(builder) if remember else builder
         return self.builders[key]
 
     def make(self, node: object) -> Builder:
@@ -295,6 +303,24 @@ class Explanations:
         return found
 
 
+def _remembering(builder: Builder) -> Builder:
+    """The builder, answering again for the same record without wording it twice.
+
+    A criterion's reason repeats its parts' reasons, and both are read for every
+    record; the phrases of the last trace seen are kept (callers never change them).
+    """
+    last_trace: list[Trace | None] = [None]
+    last_words: list[list[str]] = [[]]
+
+    def remembered(trace: Trace) -> list[str]:
+        if trace is not last_trace[0]:
+            last_words[0] = builder(trace)
+            last_trace[0] = trace
+        return last_words[0]
+
+    return remembered
+
+
 def _engine_value(value: ir.Value) -> Any:
     """A constant as the Python engine holds it."""
     return to_decimal(value) if isinstance(value, Fraction) else value
@@ -315,10 +341,11 @@ def format_quantity(value: Decimal, unit: str, limit: Decimal | None = None) -> 
     many more as keep it on its own side of `limit`: 29.996 against a limit of
     30 reads 'about 29.996', never 'about 30'.
     """
-    if value == value.to_integral_value():
-        return render.quantity(value.quantize(Decimal(1)), unit)
-    exact = value.normalize()
-    if len(f"{exact:f}".partition(".")[2]) <= 3:
+    whole, _, fraction = f"{value:f}".partition(".")
+    fraction = fraction.rstrip("0")
+    if len(fraction) <= 3:
+        # Exact: a whole number, or a short fraction as written (0.8, 13.125).
+        exact = Decimal(f"{whole}.{fraction}" if fraction else whole)
         return render.quantity(exact, unit)
     # A long or endless fraction (150 umol/L of creatinine in mg/dL): round for reading.
     places = 2
