@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import json
 import sys
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -349,3 +350,63 @@ def analyze_command(protocol_file: Path, examples: bool) -> None:
         err=True,
     )
     sys.exit(0 if report.confirmed else 2)
+
+
+# At most this many patients are listed one by one on the HTML page of `match`;
+# the ranking always counts them all.
+MATCH_PAGE_PATIENTS = 1000
+
+
+@main.command("match")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path, dir_okay=False))
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["text", "json", "html"]),
+    default="text",
+    show_default=True,
+)
+@click.option("-o", "--output", type=click.File("w", encoding="utf-8"), default="-")
+def match_command(paths: tuple[Path, ...], output_format: str, output: TextIO) -> None:
+    """Screen RECORDS against several PROTOCOLS at once: critlang match P1.crit P2.crit RECORDS.
+
+    For each patient, each trial's status and the data still to collect; then
+    the data elements ranked by how many undetermined patients each would
+    settle, per trial and overall.
+    """
+    from critlang import match
+
+    *protocol_files, records_file = paths
+    if not protocol_files:
+        raise click.UsageError("give one or more protocol files, then the records file")
+    protocols = [load_protocol(path) for path in protocol_files]
+    names = [p.name for p in protocols]
+    if len(set(names)) != len(names):
+        raise click.UsageError(f"two protocols have the same name: {', '.join(names)}")
+    try:
+        streams = [read_records(records_file, p.checked) for p in protocols]
+    except ValueError as error:
+        raise click.ClickException(str(error)) from None
+    tally = match.Tally(protocols)
+    listed: list[match.PatientMatch] = []
+    for patient in match.match_streams(protocols, [_guard_io(s, records_file) for s in streams]):
+        tally.add(patient)
+        if output_format == "text":
+            click.echo("\n".join(match.text_lines(patient)), file=output)
+        elif output_format == "json" or len(listed) < MATCH_PAGE_PATIENTS:
+            listed.append(patient)
+    population = tally.population()
+    if output_format == "text":
+        click.echo("\n".join(match.population_lines(population)), file=output)
+    elif output_format == "json":
+        document = {
+            "population": population.to_dict(),
+            "patients": [patient.to_dict() for patient in listed],
+        }
+        json.dump(document, output, indent=2)
+        output.write("\n")
+    else:
+        output.write(match.render_html(population, listed))
+    click.echo(
+        f"{population.patients} patient(s) matched against {len(protocols)} trial(s)", err=True
+    )

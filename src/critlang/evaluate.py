@@ -21,8 +21,8 @@ from critlang.lower import Lowered
 from critlang.records import Intake, RecordError, records_from
 from critlang.vocab import Kind, Outcome, Truth
 
-ERROR = Outcome.ERROR
-UNDETERMINED = Outcome.UNDETERMINED
+ERROR = Outcome.ERROR.value
+UNDETERMINED = Outcome.UNDETERMINED.value
 
 
 # Parts and criterion results are built for every record screened, so they are
