@@ -31,6 +31,7 @@ from critlang.fmt import format_source
 from critlang.parser import parse_recovering
 from critlang.render import TYPE_WORDS, UNIT_WORDS, describe, quantity
 
+# Keywords offered by completion; phrases are offered whole.
 KEYWORDS = (
     "protocol",
     "title",
@@ -41,26 +42,20 @@ KEYWORDS = (
     "status",
     "summary",
     "data",
+    "constant",
+    "define",
     "boolean",
     "number",
     "quantity",
     "duration",
     "date",
-    "one of",
-    "set of",
-    "attestation by",
     "label",
     "range",
-    "molar mass",
-    "constant",
-    "define",
     "inclusion",
     "exclusion",
     "registered",
     "plain",
     "note",
-    "applies when",
-    "met when",
     "and",
     "or",
     "not",
@@ -68,6 +63,16 @@ KEYWORDS = (
     "between",
     "exclusive",
     "in",
+    "true",
+    "false",
+    "example",
+    "expect",
+    "one of",
+    "set of",
+    "attestation by",
+    "molar mass",
+    "met when",
+    "applies when",
     "includes any of",
     "includes all of",
     "any of",
@@ -75,10 +80,6 @@ KEYWORDS = (
     "at least",
     "decline from",
     "change from",
-    "true",
-    "false",
-    "example",
-    "expect",
 )
 OUTCOMES = ("eligible", "ineligible", "undetermined")
 COMMON_UNITS = ("a", "mo", "wk", "d", "h", "kg", "g", "mg/dL", "umol/L", "mmol/L", "U/L", "%")
@@ -580,7 +581,7 @@ _UNIT = re.compile(r"'([^'\s]*)\Z")
 _EXPECT = re.compile(r"\bexpect\s+[a-z]*\Z")
 
 
-@server.feature(t.TEXT_DOCUMENT_COMPLETION, t.CompletionOptions(trigger_characters=["'", "(", " "]))
+@server.feature(t.TEXT_DOCUMENT_COMPLETION, t.CompletionOptions(trigger_characters=["'", "("]))
 def completion(ls: CritServer, params: t.CompletionParams) -> t.CompletionList:
     analysis = ls.analysis(params.text_document.uri)
     lines = analysis.text.split("\n")

@@ -68,6 +68,9 @@ class CritItem(pytest.Item):
         super().__init__(**kwargs)
         self.example = example
         self.protocol = protocol
+        # Fixtures it uses, as pytest's own test functions have them: none. Plugins
+        # read this while running every item; pytest-lsp 1.0.1 breaks an item without it.
+        self.funcargs: dict[str, Any] = {}
 
     def runtest(self) -> None:
         from critlang.protocol_tests import failure_details, run_example, summary_line
