@@ -201,6 +201,10 @@ async def test_completion_offers_names_and_keywords(client: LanguageClient) -> N
 async def test_completion_offers_enum_values_units_and_outcomes(client: LanguageClient) -> None:
     text = PROTOCOL + 'inclusion I9 "New"\n  met when grade in (g1, \n'
     assert await complete(client, "values.crit", text, 16, 25) == {"g1", "g2", "g3"}
+    text = PROTOCOL + 'inclusion I9 "New"\n  met when grade = g1 and sm\n'
+    assert {"smoker", "alt", "and"} <= await complete(client, "after.crit", text, 16, 28)
+    text = PROTOCOL + 'inclusion I9 "New"\n  met when grade != \n'
+    assert await complete(client, "compare.crit", text, 16, 20) == {"g1", "g2", "g3"}
     text = PROTOCOL + "define high = alt > 40 '\n"
     units = await complete(client, "units.crit", text, 15, 24)
     assert {"U/L", "mg/dL", "a", "mo"} <= units
@@ -339,3 +343,20 @@ async def test_hover_shows_the_authors_text_literally(client: LanguageClient) ->
     result = await client.text_document_hover_async(t.HoverParams(document, position))
     assert result is not None and isinstance(result.contents, t.MarkupContent)
     assert "Label: ALT \\<b\\>\\*raw\\*\\</b\\> \\[x\\]\\(y\\)" in result.contents.value
+
+
+async def test_code_action_writes_star_for_an_x_between_a_number_and_a_name(
+    client: LanguageClient,
+) -> None:
+    text = PROTOCOL.replace("alt > 3 * alt_uln", "alt > 3 x alt_uln")
+    (diagnostic,) = await opened(client, "times.crit", text)
+    document = t.TextDocumentIdentifier(uri("times.crit"))
+    actions = await client.text_document_code_action_async(
+        t.CodeActionParams(document, diagnostic.range, t.CodeActionContext([diagnostic]))
+    )
+    assert actions is not None
+    (action,) = actions
+    assert isinstance(action, t.CodeAction) and action.edit and action.edit.changes
+    (edit,) = action.edit.changes[uri("times.crit")]
+    assert (action.title, edit.new_text) == ("Write '*'", "*")
+    assert edit.range == t.Range(t.Position(6, 24), t.Position(6, 25))

@@ -576,7 +576,8 @@ def code_actions(ls: CritServer, params: t.CodeActionParams) -> list[t.CodeActio
 _LIST_OF_VALUES = re.compile(
     r"([a-z_][a-z0-9_]*)\s+(?:in|includes\s+(?:any|all)\s+of)\s*\(([a-z0-9_,\s]*)\Z"
 )
-_FIELD_VALUE = re.compile(r"([a-z_][a-z0-9_]*)\s*=\s*\(?([a-z0-9_,\s]*)\Z")
+# `grade = g` in a condition or an example; `meds = (a, b` in an example.
+_FIELD_VALUE = re.compile(r"([a-z_][a-z0-9_]*)\s*!?=\s*(?:[a-z0-9_]*|\([a-z0-9_,\s]*)\Z")
 _UNIT = re.compile(r"'([^'\s]*)\Z")
 _EXPECT = re.compile(r"\bexpect\s+[a-z]*\Z")
 
