@@ -360,3 +360,29 @@ async def test_code_action_writes_star_for_an_x_between_a_number_and_a_name(
     (edit,) = action.edit.changes[uri("times.crit")]
     assert (action.title, edit.new_text) == ("Write '*'", "*")
     assert edit.range == t.Range(t.Position(6, 24), t.Position(6, 25))
+
+
+async def test_enum_values_hover_and_lead_to_their_declaration(client: LanguageClient) -> None:
+    await opened(client, "values-nav.crit", PROTOCOL)
+    document, position = at("values-nav.crit", 8, 22)  # g1 in 'grade in (g1, g2)'
+    hovered = await client.text_document_hover_async(t.HoverParams(document, position))
+    assert hovered is not None and isinstance(hovered.contents, t.MarkupContent)
+    assert hovered.contents.value == "**g1**: a value of grade\n\nType: one of (g1, g2, g3)"
+    found = await client.text_document_references_async(
+        t.ReferenceParams(
+            context=t.ReferenceContext(include_declaration=True),
+            text_document=document,
+            position=position,
+        )
+    )
+    assert found is not None
+    lines = PROTOCOL.split("\n")
+    assert [(r.range.start.line, r.range.start.character) for r in found] == [
+        (4, lines[4].index("g1")),
+        (8, lines[8].index("g1")),
+        (14, lines[14].index("g1")),
+    ]
+    rename = await client.text_document_prepare_rename_async(
+        t.PrepareRenameParams(document, position)
+    )
+    assert rename is None  # values are what records hold: renaming one is not a local edit

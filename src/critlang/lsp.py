@@ -83,6 +83,8 @@ KEYWORDS = (
 )
 OUTCOMES = ("eligible", "ineligible", "undetermined")
 COMMON_UNITS = ("a", "mo", "wk", "d", "h", "kg", "g", "mg/dL", "umol/L", "mmol/L", "U/L", "%")
+# What rename leaves alone: ids known outside the file, and values stored in records.
+FIXED = ("criterion", "part", "value")
 NAME = re.compile(r"[a-z_][a-z0-9_]*\Z")
 
 # What a quick fix writes for a hint: a name for a typo, the UCUM code for a unit.
@@ -95,9 +97,14 @@ class Symbol:
     """A declared name: a data element, constant, definition, criterion or part."""
 
     name: str
-    kind: str  # element | constant | definition | criterion | part
+    kind: str  # element | constant | definition | criterion | part | value
     span: s.Span  # the name where it is declared
-    node: object
+    node: object  # for a value, the data element it belongs to
+    key: str = ""  # how uses name it: the name, `I2.a` for a part, `grade=g1` for a value
+
+    @property
+    def id(self) -> str:
+        return self.key or self.name
 
 
 @attrs.frozen
@@ -132,24 +139,23 @@ def analyse(text: str, file: str) -> Analysis:
 
 def _symbols(protocol: s.Protocol) -> dict[str, Symbol]:
     found: dict[str, Symbol] = {}
+
+    def add(name: s.Name, kind: str, node: object, key: str = "") -> None:
+        found.setdefault(key or name.text, Symbol(name.text, kind, name.span, node, key))
+
     for element in protocol.elements:
-        found.setdefault(
-            element.name.text, Symbol(element.name.text, "element", element.name.span, element)
-        )
+        add(element.name, "element", element)
+        if isinstance(element.type, s.EnumType | s.SetType):
+            for value in element.type.values:
+                add(value, "value", element, f"{element.name.text}={value.text}")
     for constant in protocol.constants:
-        found.setdefault(
-            constant.name.text, Symbol(constant.name.text, "constant", constant.name.span, constant)
-        )
+        add(constant.name, "constant", constant)
     for definition in protocol.definitions:
-        name = definition.name
-        found.setdefault(name.text, Symbol(name.text, "definition", name.span, definition))
+        add(definition.name, "definition", definition)
     for criterion in protocol.criteria:
-        found.setdefault(
-            criterion.id.text, Symbol(criterion.id.text, "criterion", criterion.id.span, criterion)
-        )
+        add(criterion.id, "criterion", criterion)
         for part in _parts(criterion.condition):
-            key = f"{criterion.id.text}.{part.name.text}"
-            found.setdefault(key, Symbol(part.name.text, "part", part.name.span, part))
+            add(part.name, "part", part, f"{criterion.id.text}.{part.name.text}")
     return found
 
 
@@ -169,13 +175,21 @@ def _expressions(protocol: s.Protocol) -> Iterator[object]:
 
 
 def _uses(protocol: s.Protocol) -> Iterator[tuple[str, s.Span]]:
+    """Every name written where a declared one is meant, by the key of what it names."""
     for expr in _expressions(protocol):
         for node in s.walk(expr):
             if isinstance(node, s.Ref):
                 yield node.name, node.span
+            if isinstance(node, s.Member | s.Includes) and isinstance(node.subject, s.Ref):
+                for value in node.values:
+                    yield f"{node.subject.name}={value.text}", value.span
     for example in protocol.examples:
         for field in example.fields:
             yield field.name.text, field.name.span
+            values = field.value if isinstance(field.value, tuple) else (field.value,)
+            for value in values:
+                if isinstance(value, s.Name):
+                    yield f"{field.name.text}={value.text}", value.span
 
 
 # ---- positions ------------------------------------------------------------------
@@ -318,9 +332,9 @@ def symbol_at(analysis: Analysis, position: t.Position) -> tuple[Symbol, s.Span]
 
 def occurrences(analysis: Analysis, symbol: Symbol, declaration: bool = True) -> list[s.Span]:
     """Where a symbol is declared and used, in source order."""
-    found = [span for name, span in analysis.uses if name == symbol.name]
+    found = [span for key, span in analysis.uses if key == symbol.id]
     if symbol.kind in ("criterion", "part"):
-        found = []
+        found = []  # criteria and parts are not referred to by name
     if declaration:
         found.append(symbol.span)
     return sorted(found, key=lambda span: (span.line, span.column))
@@ -359,7 +373,10 @@ def hover_text(symbol: Symbol, checked: Checked | None) -> str:
     node = symbol.node
     lines: list[str] = []
     reading: str | None = None
-    if isinstance(node, s.DataElement):
+    if symbol.kind == "value" and isinstance(node, s.DataElement):
+        lines.append(f"**{_escaped(symbol.name)}**: a value of {_escaped(node.name.text)}")
+        lines.append(f"Type: {_element_type(node)}")
+    elif isinstance(node, s.DataElement):
         lines.append(f"**{_escaped(node.name.text)}**: data element")
         if node.label:
             lines.append(f"Label: {_escaped(node.label)}")
@@ -441,7 +458,7 @@ def references(ls: CritServer, params: t.ReferenceParams) -> list[t.Location]:
 def prepare_rename(ls: CritServer, params: t.PrepareRenameParams) -> t.Range | None:
     analysis = ls.analysis(params.text_document.uri)
     found = symbol_at(analysis, params.position)
-    if found is None or found[0].kind in ("criterion", "part"):
+    if found is None or found[0].kind in FIXED:
         return None
     return to_range(found[1])
 
@@ -450,7 +467,7 @@ def prepare_rename(ls: CritServer, params: t.PrepareRenameParams) -> t.Range | N
 def rename(ls: CritServer, params: t.RenameParams) -> t.WorkspaceEdit | None:
     analysis = ls.analysis(params.text_document.uri)
     found = symbol_at(analysis, params.position)
-    if found is None or found[0].kind in ("criterion", "part"):
+    if found is None or found[0].kind in FIXED:
         return None
     symbol = found[0]
     if not NAME.match(params.new_name):
@@ -596,7 +613,7 @@ def completions(analysis: Analysis, before: str) -> list[t.CompletionItem]:
     elements = {
         symbol.name: symbol.node
         for symbol in analysis.symbols.values()
-        if isinstance(symbol.node, s.DataElement)
+        if symbol.kind == "element" and isinstance(symbol.node, s.DataElement)
     }
     if _UNIT.search(before):
         units = {
@@ -625,7 +642,7 @@ def completions(analysis: Analysis, before: str) -> list[t.CompletionItem]:
             ]
     items = []
     for symbol in analysis.symbols.values():
-        if symbol.kind in ("criterion", "part"):
+        if symbol.kind in FIXED:
             continue
         kind = {
             "element": t.CompletionItemKind.Field,
