@@ -186,10 +186,10 @@ def _uses(protocol: s.Protocol) -> Iterator[tuple[str, s.Span]]:
     for example in protocol.examples:
         for field in example.fields:
             yield field.name.text, field.name.span
-            values = field.value if isinstance(field.value, tuple) else (field.value,)
-            for value in values:
-                if isinstance(value, s.Name):
-                    yield f"{field.name.text}={value.text}", value.span
+            written = field.value if isinstance(field.value, tuple) else (field.value,)
+            for name in written:
+                if isinstance(name, s.Name):
+                    yield f"{field.name.text}={name.text}", name.span
 
 
 # ---- positions ------------------------------------------------------------------
