@@ -550,7 +550,7 @@ def formatting(ls: CritServer, params: t.DocumentFormattingParams) -> list[t.Tex
     text = ls.workspace.get_text_document(params.text_document.uri).source
     try:
         formatted = format_source(text, path_of(params.text_document.uri))
-    except CritError:
+    except (CritError, RecursionError):  # reported as diagnostics already
         return None
     if formatted == text:
         return []
