@@ -27,3 +27,14 @@ test("the language and its grammar are contributed for .crit files", () => {
   assert.ok(fs.existsSync(path.join(root, language.configuration)));
   JSON.parse(fs.readFileSync(path.join(root, language.configuration), "utf8"));
 });
+
+test("every snippet is a critlang item the parser knows", () => {
+  const [entry] = manifest.contributes.snippets;
+  assert.strictEqual(entry.language, "critlang");
+  const snippets = JSON.parse(fs.readFileSync(path.join(root, entry.path), "utf8"));
+  const starts = new Set(["inclusion", "exclusion", "data", "define", "example"]);
+  for (const [name, snippet] of Object.entries(snippets)) {
+    const first = snippet.body[0].replace(/\$\{\d+\|([a-z]+),.*?\|\}/, "$1").split(" ")[0];
+    assert.ok(starts.has(first), `${name} starts with ${first}`);
+  }
+});
