@@ -102,6 +102,17 @@ async def test_every_syntax_error_is_published_with_code_and_hint(client: Langua
     assert first.related_information[0].message == "help: write 'and'"
 
 
+async def test_names_are_checked_in_the_items_that_parse(client: LanguageClient) -> None:
+    text = PROTOCOL.replace("not raised", "not raised &&").replace("smoker\n  ]", "smokr\n  ]")
+    diagnostics = await opened(client, "half-typed.crit", text)
+    assert [(d.code, d.range.start.line) for d in diagnostics] == [("CRIT001", 8), ("CRIT005", 12)]
+    assert diagnostics[1].message == "unknown name 'smokr'"
+    # A definition being typed is still declared: its uses are not flagged.
+    text = PROTOCOL.replace("alt > 3 * alt_uln", "alt > 3 *")
+    diagnostics = await opened(client, "definition-typed.crit", text)
+    assert [(d.code, d.range.start.line) for d in diagnostics] == [("CRIT001", 6)]
+
+
 async def test_diagnostics_follow_each_change(client: LanguageClient) -> None:
     name = "typing.crit"
     diagnostics = await opened(client, name, PROTOCOL.replace("smoker\n  ]", "smokr\n  ]"))

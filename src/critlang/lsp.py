@@ -26,7 +26,7 @@ from pygls.lsp.server import LanguageServer
 
 from critlang import syntax as s
 from critlang.check import UCUM_SPELLINGS, Checked, check, check_source
-from critlang.diagnostics import CritError, Diagnostic
+from critlang.diagnostics import CritError, Diagnostic, sort_key
 from critlang.fmt import format_source
 from critlang.parser import parse_recovering
 from critlang.render import TYPE_WORDS, UNIT_WORDS, describe, quantity
@@ -120,7 +120,11 @@ class Analysis:
 
 
 def analyse(text: str, file: str) -> Analysis:
-    """Diagnostics as `critlang check` gives them, and the tree for navigation."""
+    """Diagnostics as `critlang check` gives them, and the tree for navigation.
+
+    While the file has syntax errors, `critlang check` checks nothing else; an
+    author typing a new line always has one, so the server also checks the items
+    that parse (see `_while_broken`)."""
     _, diagnostics = check_source(text, file)
     try:
         protocol, _ = parse_recovering(text, file)
@@ -129,12 +133,38 @@ def analyse(text: str, file: str) -> Analysis:
     checked = None
     if protocol is not None:
         try:
-            checked, _ = check(protocol)
+            checked, more = check(protocol)
         except (CritError, RecursionError):
-            checked = None
+            checked, more = None, []
+        if diagnostics and all(d.code in SYNTAX for d in diagnostics):
+            diagnostics = sorted([*diagnostics, *_while_broken(more, text)], key=sort_key)
     symbols = _symbols(protocol) if protocol is not None else {}
     uses = tuple(_uses(protocol)) if protocol is not None else ()
     return Analysis(text, tuple(diagnostics), protocol, checked, symbols, uses)
+
+
+# Codes of the parser: while any is reported, the checker has not run.
+SYNTAX = ("CRIT001", "CRIT020")
+# What a skipped item can cause in the rest: a name used only there looks unused.
+UNUSED = ("CRIT010", "CRIT019")
+
+
+def _while_broken(diagnostics: list[Diagnostic], text: str) -> list[Diagnostic]:
+    """The checker's diagnostics on the items that parse, less those that a
+    skipped item may have caused: a warning about an unused name, and an
+    unknown name that the text declares somewhere (in an item being typed)."""
+    kept = []
+    for diagnostic in diagnostics:
+        if diagnostic.code in UNUSED:
+            continue
+        unknown = re.match(r"unknown name '([a-z_][a-z0-9_]*)'", diagnostic.message)
+        if unknown is not None:
+            name = re.escape(unknown.group(1))
+            declared = rf"(?m)^[ \t]*{name}[ \t]*:|\b(?:define|constant)[ \t]+{name}\b"
+            if re.search(declared, text):
+                continue
+        kept.append(diagnostic)
+    return kept
 
 
 def _symbols(protocol: s.Protocol) -> dict[str, Symbol]:
