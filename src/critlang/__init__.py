@@ -14,6 +14,7 @@ such a record as a result with status "error" and goes on.
 
 from __future__ import annotations
 
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from critlang.check import check_source
@@ -30,9 +31,15 @@ __all__ = [
     "Protocol",
     "RecordError",
     "Result",
+    "__version__",
     "compile_source",
     "load",
 ]
+
+try:
+    __version__ = version("critlang")
+except PackageNotFoundError:  # run from a source tree that was never installed
+    __version__ = "0+unknown"
 
 
 def compile_source(text: str, file: str = "<string>") -> Protocol:
