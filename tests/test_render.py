@@ -7,6 +7,7 @@ Regenerate the golden files after an intended change with
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,7 @@ from critlang import syntax as s
 from critlang.check import Checked, check_source
 from critlang.cli import main
 from critlang.lexer import CritLexer
-from critlang.render import FORMATS, describe, document, render_document
+from critlang.render import FORMATS, _markdown, _mermaid, describe, document, render_document
 
 ROOT = Path(__file__).resolve().parent.parent
 CTD_ILD = ROOT / "protocols" / "ctd_ild.crit"
@@ -283,3 +284,56 @@ def test_pygments_finds_the_lexer_and_it_lexes_ctd_ild_cleanly() -> None:
     kinds = {value: token for token, value in tokens}
     assert str(kinds["inclusion"]) == "Token.Keyword.Declaration"
     assert str(kinds["'mo'"]) == "Token.Literal.String.Symbol"
+
+
+@pytest.mark.parametrize(
+    ("text", "markdown"),
+    [
+        ('Adults.\n{: onclick="alert(1)" }', 'Adults. \\{: onclick="alert(1)" \\}'),
+        ('!!! note "x"', '&#33;!! note "x"'),
+        ("# heading", "&#35; heading"),
+        ("> quote", "&gt; quote"),
+        ("- item", "&#45; item"),
+        ("1. first", "1&#46; first"),
+        ("1.4 mg/dL", "1.4 mg/dL"),
+        ("~~~\ncode", "&#126;~~ code"),
+        ("[x](javascript:alert(1))", "\\[x\\](javascript:alert(1))"),
+        ("a  b\u2028c\rd", "a b c d"),
+        ("T{{ 7*7 }}T", "T\\{\\{ 7\\*7 \\}\\}T"),
+    ],
+)
+def test_markdown_escape_keeps_text_inline_and_inert(text: str, markdown: str) -> None:
+    assert _markdown(text) == markdown
+
+
+@pytest.mark.parametrize(
+    ("text", "label"),
+    [
+        ('a"] --> b["c', "a#quot;] --#gt; b[#quot;c"),
+        (
+            'x\n```\nclick n href "javascript:x"',
+            "x #96;#96;#96; click n href #quot;javascript:x#quot;",
+        ),
+        ("#lt;img#gt;", "#35;lt;img#35;gt;"),
+    ],
+)
+def test_mermaid_label_is_one_line_with_entity_codes(text: str, label: str) -> None:
+    assert _mermaid(text) == label
+
+
+def test_hostile_page_through_markdown_has_no_live_markup() -> None:
+    """The protocol page as the site's Markdown extensions read it (the browser test
+    in test_site.py does the same through a real mkdocs build)."""
+    markdown = pytest.importorskip("markdown")
+    text = (Path(__file__).parent / "cases" / "hostile.crit").read_text(encoding="utf-8")
+    checked, diagnostics = check_source(text, "hostile.crit")
+    assert checked is not None, diagnostics
+    for fmt in ("md", "plain"):
+        html = markdown.markdown(
+            render_document(checked, fmt),
+            extensions=["attr_list", "md_in_html", "admonition", "tables", "toc"],
+        )
+        assert re.search(r"<[^>]*\son\w+\s*=", html) is None, html
+        assert "<script" not in html
+        assert re.search(r"(href|src)\s*=\s*[\"']?\s*javascript:", html) is None
+        assert "pwned" in html  # shown, as text

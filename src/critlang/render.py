@@ -428,13 +428,16 @@ class Document:
     flowchart: Flowchart
 
 
-def render_document(checked: Checked, fmt: str) -> str:
+def render_document(checked: Checked, fmt: str, worksheet: str | None = None) -> str:
     """The protocol as a document: md (protocol page), txt (registry style),
-    html (printable screening worksheet) or plain (plain-language page)."""
+    html (printable screening worksheet) or plain (plain-language page).
+
+    `worksheet` is where the protocol page links its printable worksheet, if anywhere.
+    """
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
     template = _environment().get_template(FORMATS[fmt])
-    return template.render(doc=document(checked))
+    return template.render(doc=document(checked), worksheet=worksheet)
 
 
 def document(checked: Checked) -> Document:
@@ -617,20 +620,54 @@ def _flowchart(protocol: s.Protocol, words: _Words) -> Flowchart:
 
 # ---- templates ------------------------------------------------------------------
 
-_MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]|])")
+# Markdown's own escapes (a backslash before these is always taken as the character),
+# `{` and `}` among them so that no text ends up as an attribute list `{: onclick=... }`.
+_MARKDOWN_SPECIAL = frozenset("\\`*_[]|{}")
+_HTML_SPECIAL = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
+
+
+def _one_line(text: str) -> str:
+    """Every run of whitespace, line breaks of any kind included, as one space."""
+    return " ".join(text.split())
 
 
 def _markdown(text: str) -> str:
-    """Text shown verbatim in Markdown: no emphasis, links, table breaks or raw HTML."""
-    escaped = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    return _MARKDOWN_SPECIAL.sub(r"\\\1", escaped)
+    """Text shown verbatim in Markdown, inline: no emphasis, links, raw HTML, attribute lists.
+
+    The text becomes one line, so nothing in it can start a block of its own (a
+    heading, a fence, an admonition); where the template puts it at the start of a
+    block, a leading mark such as '#', '>', '!!!' or '1.' is written as a character
+    reference, which Markdown shows as the character and never reads as syntax.
+    """
+    text = _one_line(text)
+    digits = len(text) - len(text.lstrip("0123456789"))
+    # the mark that could start a block: the first character, or the '.' of '1. '
+    if digits == 0:
+        lead = 0
+    elif re.match(r"\d+[.)](?: |$)", text):
+        lead = digits
+    else:
+        lead = -1
+    out = []
+    for index, char in enumerate(text):
+        if char in _HTML_SPECIAL:
+            out.append(_HTML_SPECIAL[char])
+        elif char in _MARKDOWN_SPECIAL:
+            out.append("\\" + char)
+        elif index == lead and not char.isalnum() and char not in " \"'(":
+            out.append(f"&#{ord(char)};")
+        else:
+            out.append(char)
+    return "".join(out)
 
 
 def _mermaid(text: str) -> str:
-    """Text inside a quoted Mermaid label."""
-    for raw, code in (("&", "#amp;"), ('"', "#quot;"), ("<", "#lt;"), (">", "#gt;")):
+    """Text inside a quoted Mermaid label: one line, with Mermaid's entity codes for
+    '#' (so no '#lt;' in the text becomes a '<'), quotes, angle brackets and '&'."""
+    text = _one_line(text)
+    for raw, code in (("#", "#35;"), ("&", "#amp;"), ('"', "#quot;"), ("<", "#lt;"), (">", "#gt;")):
         text = text.replace(raw, code)
-    return text
+    return text.replace("`", "#96;")
 
 
 def _wrapped(text: str, width: int) -> str:
