@@ -19,7 +19,17 @@ from critlang import syntax as s
 from critlang.check import Checked, check_source
 from critlang.cli import main
 from critlang.lexer import CritLexer
-from critlang.render import FORMATS, _markdown, _mermaid, describe, document, render_document
+from critlang.render import (
+    FORMATS,
+    Reading,
+    _css_string,
+    _markdown,
+    _mermaid,
+    describe,
+    document,
+    render_document,
+    text_lines,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 CTD_ILD = ROOT / "protocols" / "ctd_ild.crit"
@@ -52,6 +62,10 @@ data
   pregnant: boolean
     label "Pregnant"
   smoker: boolean
+  contraception: boolean
+    label "Uses effective contraception"
+  egfr: quantity 'mL/min'
+    label "eGFR"
   consent_date: date
     label "Date of consent"
 
@@ -113,7 +127,14 @@ def reading(condition: str) -> str:
         ),
         ("consent_date >= 2024-01-01", "Date of consent on or after 2024-01-01"),
         ("pregnant", "Pregnant"),
-        ("not pregnant", "Not pregnant"),
+        ("not pregnant", "Pregnant: no"),
+        ("not contraception", "Uses effective contraception: no"),
+        (
+            "pregnant and not contraception",
+            "All of the following:\n- Pregnant\n- Uses effective contraception: no",
+        ),
+        ("egfr >= 60 'mL/min'", "eGFR at least 60 mL/min"),
+        ("pregnant or egfr < 30 'mL/min'", "Pregnant or eGFR less than 30 mL/min"),
         ("smoker", "Smoker"),
         ("woman_of_childbearing_potential", "Woman of childbearing potential"),
         ("pregnant or smoker", "Pregnant or smoker"),
@@ -337,3 +358,80 @@ def test_hostile_page_through_markdown_has_no_live_markup() -> None:
         assert "<script" not in html
         assert re.search(r"(href|src)\s*=\s*[\"']?\s*javascript:", html) is None
         assert "pwned" in html  # shown, as text
+
+
+# ---- the screening worksheet -----------------------------------------------------------
+
+
+def test_worksheet_gives_each_exclusion_the_answer_that_keeps_the_patient_in() -> None:
+    doc = document(ctd_ild())
+    keeps = {c.id: describe_reading(c.keeps_in) for c in doc.exclusions}
+    assert keeps["E1"] == (
+        "Willing to sign the informed consent form after a detailed explanation: yes"
+    )
+    assert keeps["E2"].endswith("steroids and immunosuppressants: no")
+    assert keeps["E4"] == (
+        "All of the following:\n"
+        "- a. Abnormal liver function: at least one of the following:\n"
+        f"  - Serum GOT (AST) at most 2 {TIMES} 40 U/L and serum GPT (ALT) at most 2 {TIMES} 40 U/L\n"
+        "  - Raised GOT/GPT caused by inflammatory myopathy\n"
+        "- b. Poor kidney function: serum creatinine at most 1.4 mg/dL"
+    )
+    assert keeps["E5"] == (
+        "All of the following:\n- HIV infection or AIDS: no\n"
+        "- Notifiable infectious disease (Ministry of Health announcements): no"
+    )
+    assert all(c.keeps_in is None for c in doc.inclusions)
+
+
+def describe_reading(reading: Reading | None) -> str:
+    assert reading is not None
+    return "\n".join(text_lines(reading))
+
+
+def test_worksheet_has_a_row_with_the_formula_for_each_computed_value() -> None:
+    doc = document(ctd_ild())
+    i2 = next(c for c in doc.inclusions if c.id == "I2")
+    rows = {v.name: v for v in i2.computed}
+    assert list(rows) == ["fvc_decline", "dlco_decline", "steroid_dose_per_weight"]
+    fvc = rows["fvc_decline"]
+    assert fvc.formula == (
+        "(forced vital capacity at baseline \N{MINUS SIGN} forced vital capacity now) "
+        "\N{DIVISION SIGN} forced vital capacity at baseline \N{MULTIPLICATION SIGN} 100%"
+    )
+    assert (fvc.unit, fvc.inputs) == ("%", ("fvc_baseline", "fvc_current"))
+    dose = rows["steroid_dose_per_weight"]
+    assert (
+        dose.formula == "Daily steroid dose (prednisolone equivalent) \N{DIVISION SIGN} body weight"
+    )
+    assert dose.unit == "mg/kg/d"  # the unit the criterion compares it in
+    i4 = next(c for c in doc.inclusions if c.id == "I4")
+    (woman,) = i4.computed
+    assert (woman.kind, woman.formula) == ("boolean", "Sex is female and of childbearing potential")
+    html = render_document(ctd_ild(), "html")
+    assert "worked out under I4" in html  # I5 and E3 point to I4's row
+
+
+def test_worksheet_records_source_date_subject_and_sign_off() -> None:
+    html = render_document(ctd_ild(), "html")
+    for heading in ("Subject ID", "Screening number", "Source document", "Date of value"):
+        assert f"<th>{heading}</th>" in html
+    assert "<th>Investigator (name)</th>" in html and "<th>Signature</th>" in html
+    assert 'content: "Page " counter(page) " of " counter(pages)' in html
+    assert "Protocol ctd\\00005f ild\\00002c  version 1\\00002e 0\\00002e 0" in html
+
+
+def test_worksheet_asks_yes_or_no_for_an_attestation() -> None:
+    doc = document(ctd_ild())
+    consent = next(e for e in doc.elements if e.name == "willing_to_consent")
+    assert consent.choices == ("yes", "no")
+    assert consent.attesters == ("the treating physician",)
+    html = render_document(ctd_ild(), "html")
+    assert "confirmed by the treating physician:" in html
+
+
+def test_css_string_cannot_leave_its_string() -> None:
+    assert _css_string('1.0"; } body { display: none } </style>') == (
+        '"1\\00002e 0\\000022 \\00003b  \\00007d  body \\00007b  display\\00003a  none '
+        '\\00007d  \\00003c \\00002f style\\00003e "'
+    )

@@ -20,6 +20,7 @@ from decimal import Decimal
 
 import attrs
 import jinja2
+import markupsafe
 
 from critlang import syntax as s
 from critlang.check import Checked
@@ -57,6 +58,7 @@ DATE_COMPARISONS = {
     "!=": "not on",
 }
 FLIPPED = {">": "<", ">=": "<=", "<": ">", "<=": ">=", "=": "=", "!=": "!="}
+NEGATED = {">": "<=", ">=": "<", "<": ">=", "<=": ">", "=": "!=", "!=": "="}
 ARITHMETIC = {
     "*": "\N{MULTIPLICATION SIGN}",
     "/": "\N{DIVISION SIGN}",
@@ -149,14 +151,20 @@ def _humanized(name: str) -> str:
 
 
 def _inline(label: str) -> str:
-    """A label as used mid-sentence: 'Age' -> 'age', but 'FVC decline' stays."""
-    if len(label) > 1 and label[0].isupper() and label[1].islower():
+    """A label as used mid-sentence: 'Age' -> 'age', but 'FVC decline' and 'eGFR' stay."""
+    first = label.split(" ", 1)[0]
+    if len(first) > 1 and first[0].isupper() and first[1:].isalpha() and first[1:].islower():
         return label[0].lower() + label[1:]
     return label
 
 
 def _sentence(text: str) -> str:
-    return text[:1].upper() + text[1:]
+    """Text starting a sentence: 'age ...' -> 'Age ...'; a first word with capitals of its
+    own ('eGFR', 'pH', 'mRNA') keeps the author's case."""
+    first = text.split(" ", 1)[0]
+    if first.isalpha() and first.islower():
+        return text[:1].upper() + text[1:]
+    return text
 
 
 def _capitalized(reading: Reading) -> Reading:
@@ -214,11 +222,66 @@ class _Words:
             case s.Unless(rule=rule, exception=exception):
                 return _unless(self.reading(rule), self.reading(exception))
             case s.Not(operand=s.Ref() as operand):
-                # one named fact: 'not' cannot be misread whatever its label says
-                return Reading(f"not {self.phrase(operand)}")
+                # one named yes/no fact, answered no: 'Uses contraception: no', never
+                # 'not uses contraception'; the label is shown as its author wrote it
+                return Reading(f"{self.label(operand)}: no")
             case s.Not(operand=operand):
                 return _negated(self.reading(operand))
         return Reading(self.phrase(expr))
+
+    def opposite(self, expr: s.Expr) -> Reading:
+        """The reading of what makes an expression false: the answer that keeps a
+        patient in when the expression excludes. 'Pregnant: no', 'Age at most 80 years'."""
+        match expr:
+            case s.Not(operand=s.Ref() as operand) if self.is_yes_no(operand):
+                return Reading(f"{self.label(operand)}: yes")
+            case s.Not(operand=operand):
+                return self.reading(operand)
+            case s.Ref() if self.is_yes_no(expr):
+                return Reading(f"{self.label(expr)}: no")
+            case s.Compare(op=op) if op in NEGATED and not self.is_yes_no(expr.left):
+                return Reading(self.compare(attrs.evolve(expr, op=NEGATED[op])))
+            case s.And() | s.Or():
+                # De Morgan: not (a or b) is (not a) and (not b), each said positively
+                flipped = "or" if isinstance(expr, s.And) else "and"
+                readings = [self.opposite(e) for e in _chain(expr, type(expr))]
+                if len(readings) == 2 and all(_inlinable(r) for r in readings):
+                    return Reading(f"{readings[0].text} {flipped} {readings[1].text}")
+                return Reading(ANY if flipped == "or" else ALL, tuple(readings))
+            case s.Unless(rule=rule, exception=exception):
+                # the rule does not hold, or the exception does
+                return Reading(ANY, (self.opposite(rule), self.reading(exception)))
+            case s.Quantified(quantifier=quantifier, count=count, items=items) if (count or 1) == 1:
+                lead = ANY if quantifier == "all" else ALL
+                return Reading(lead, tuple(self.opposite_item(i) for i in items))
+        return _negated(self.reading(expr))
+
+    def opposite_item(self, item: s.Expr | s.SubCriterion) -> Reading:
+        if not isinstance(item, s.SubCriterion):
+            return self.opposite(item)
+        head = self.item(item).head
+        return attrs.evolve(self.opposite(item.condition), head=head)
+
+    def is_yes_no(self, expr: s.Expr) -> bool:
+        kind = self.checked.types.get(expr)
+        return kind is not None and kind.kind == "boolean"
+
+    def formula(self, expr: s.Expr) -> str:
+        """How to compute a value from the data, in words and arithmetic signs."""
+        match expr:
+            case s.RelativeChange(direction=direction, baseline=baseline, current=current):
+                before, after = self.operand(baseline), self.operand(current)
+                difference = f"{before} {ARITHMETIC['-']} {after}"
+                if direction != "decline":
+                    difference = f"{after} {ARITHMETIC['-']} {before}"
+                return f"({difference}) {ARITHMETIC['/']} {before} {ARITHMETIC['*']} 100%"
+            case s.Arithmetic():
+                return self.arithmetic(expr)
+        return one_line(self.reading(expr))
+
+    def operand(self, expr: s.Expr) -> str:
+        text = self.phrase(expr)
+        return f"({text})" if isinstance(expr, s.Arithmetic) else text
 
     def item(self, item: s.Expr | s.SubCriterion) -> Reading:
         if not isinstance(item, s.SubCriterion):
@@ -278,6 +341,15 @@ class _Words:
                 )
         # and/or/not used as a value, as in `(a and b) = c`
         return f"({one_line(self.reading(expr))})"
+
+    def label(self, ref: s.Ref) -> str:
+        """The name of a data element or definition as its author wrote the label."""
+        checked, name = self.checked, ref.name
+        if name in checked.elements:
+            return checked.elements[name].label or _humanized(name)
+        if name in checked.definitions:
+            return checked.definitions[name].label or _humanized(name)
+        return self.name(ref)
 
     def name(self, ref: s.Ref) -> str:
         checked, name = self.checked, ref.name
@@ -358,6 +430,20 @@ class ElementView:
     allowed: str
     choices: tuple[str, ...]
     used_by: tuple[str, ...]
+    attesters: tuple[str, ...] = ()
+
+
+@attrs.frozen
+class ComputedView:
+    """A value the coordinator works out from recorded data: a definition with its formula."""
+
+    name: str
+    label: str
+    kind: str  # number | boolean
+    formula: str
+    unit: str  # the unit to write the result in, in words where sensible; "" for yes/no
+    inputs: tuple[str, ...]  # the data elements it is computed from
+    used_by: tuple[str, ...]
 
 
 @attrs.frozen
@@ -382,6 +468,9 @@ class CriterionView:
     reading_text: str
     applies: str | None
     data: tuple[ElementView, ...]
+    computed: tuple[ComputedView, ...] = ()
+    # the answer that keeps the patient in, for an exclusion (for an inclusion: met)
+    keeps_in: Reading | None = None
 
 
 @attrs.frozen
@@ -454,7 +543,13 @@ def document(checked: Checked) -> Document:
     elements = {
         e.name.text: _element_view(e, users(e.name.text)) for e in checked.elements.values()
     }
-    criteria = [_criterion_view(c, checked, words, elements, uses) for c in protocol.criteria]
+    computed = {
+        d.name.text: _computed_view(d, checked, words, users(d.name.text))
+        for d in checked.definitions.values()
+    }
+    criteria = [
+        _criterion_view(c, checked, words, elements, computed, uses) for c in protocol.criteria
+    ]
     return Document(
         name=protocol.name.text,
         header=protocol.header,
@@ -515,7 +610,7 @@ def _element_view(element: s.DataElement, used_by: tuple[str, ...]) -> ElementVi
         case s.BooleanType():
             choices = ("yes", "no")
         case s.AttestationType(attesters=attesters):
-            choices = tuple(f"confirmed by {a}" for a in attesters)
+            choices = ("yes", "no")
             allowed = "confirmed by " + " and ".join(attesters)
     if element.plausible_range is not None:
         low, high = element.plausible_range
@@ -533,6 +628,7 @@ def _element_view(element: s.DataElement, used_by: tuple[str, ...]) -> ElementVi
         allowed=allowed,
         choices=choices,
         used_by=used_by,
+        attesters=declared.attesters if isinstance(declared, s.AttestationType) else (),
     )
 
 
@@ -546,15 +642,70 @@ def _applicability(criterion: s.Criterion, words: _Words) -> str | None:
     return f"Applies only when {condition}; otherwise {otherwise}."
 
 
+def _computed_view(
+    definition: s.Definition, checked: Checked, words: _Words, used_by: tuple[str, ...]
+) -> ComputedView:
+    expr, name = definition.expr, definition.name.text
+    kind = "boolean" if checked.types[expr].kind == "boolean" else "number"
+    uses = _uses(expr, checked)
+    return ComputedView(
+        name=name,
+        label=definition.label or _sentence(_humanized(name)),
+        kind=kind,
+        formula=_sentence(words.formula(expr)),
+        unit="" if kind == "boolean" else _unit_words(_result_unit(name, checked)),
+        inputs=tuple(e for e in checked.elements if e in uses),
+        used_by=used_by,
+    )
+
+
+def _result_unit(name: str, checked: Checked) -> str:
+    """The unit a definition is compared in (0.8 'mg/kg/d'), else the unit it is held in."""
+    for expr in _expressions(checked.protocol):
+        for node in s.walk(expr):
+            match node:
+                case s.Compare(left=s.Ref(name=n), right=other) if n == name:
+                    pass
+                case s.Compare(left=other, right=s.Ref(name=n)) if n == name:
+                    pass
+                case s.Between(subject=s.Ref(name=n), low=other) if n == name:
+                    pass
+                case _:
+                    continue
+            kind = checked.types.get(other)
+            if kind is not None and kind.kind == "quantity":
+                return kind.unit
+    return checked.types[checked.definitions[name].expr].unit
+
+
+def _expressions(protocol: s.Protocol) -> list[s.Expr]:
+    found: list[s.Expr] = [d.expr for d in protocol.definitions]
+    for criterion in protocol.criteria:
+        found.append(criterion.condition)
+        if criterion.applies_when is not None:
+            found.append(criterion.applies_when)
+    return found
+
+
+def _unit_words(code: str) -> str:
+    if code == "1":
+        return ""
+    return UNIT_WORDS[code][1] if code in UNIT_WORDS else code
+
+
 def _criterion_view(
     criterion: s.Criterion,
     checked: Checked,
     words: _Words,
     elements: dict[str, ElementView],
+    computed: dict[str, ComputedView],
     uses: dict[str, set[str]],
 ) -> CriterionView:
     reading = _capitalized(words.reading(criterion.condition))
     used = uses[criterion.id.text]
+    keeps_in = None
+    if criterion.kind == "exclusion":
+        keeps_in = _capitalized(words.opposite(criterion.condition))
     return CriterionView(
         kind=criterion.kind,
         id=criterion.id.text,
@@ -566,6 +717,8 @@ def _criterion_view(
         reading_text="\n".join(text_lines(reading)),
         applies=_applicability(criterion, words),
         data=tuple(view for name, view in elements.items() if name in used),
+        computed=tuple(view for name, view in computed.items() if name in used),
+        keeps_in=keeps_in,
     )
 
 
@@ -670,6 +823,17 @@ def _mermaid(text: str) -> str:
     return text.replace("`", "#96;")
 
 
+def _css_string(text: str) -> markupsafe.Markup:
+    """Text as a quoted CSS string (a page footer's `content`): every character but
+    letters, digits and spaces as a CSS escape, so nothing can end the string, the
+    rule or the <style> element. The space after each escape ends it, and CSS drops it."""
+    escaped = "".join(
+        char if char.isascii() and (char.isalnum() or char == " ") else f"\\{ord(char):06x} "
+        for char in _one_line(text)
+    )
+    return markupsafe.Markup(f'"{escaped}"')
+
+
 def _wrapped(text: str, width: int) -> str:
     """Each line wrapped to `width`; a '- ' item's continuation lines hang under its text."""
     out: list[str] = []
@@ -694,5 +858,6 @@ def _environment() -> jinja2.Environment:
     )
     environment.filters["md"] = _markdown
     environment.filters["mermaid"] = _mermaid
+    environment.filters["css_string"] = _css_string
     environment.filters["wrap"] = _wrapped
     return environment
