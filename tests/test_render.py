@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import os
 import re
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from hypothesis import given
+from hypothesis import strategies as st
 from pygments.lexers import get_lexer_by_name
 from pygments.token import Error
 
@@ -28,6 +31,7 @@ from critlang.render import (
     describe,
     document,
     render_document,
+    rounded,
     text_lines,
 )
 
@@ -434,4 +438,34 @@ def test_css_string_cannot_leave_its_string() -> None:
     assert _css_string('1.0"; } body { display: none } </style>') == (
         '"1\\00002e 0\\000022 \\00003b  \\00007d  body \\00007b  display\\00003a  none '
         '\\00007d  \\00003c \\00002f style\\00003e "'
+    )
+
+
+@pytest.mark.parametrize(
+    ("value", "limit", "shown"),
+    [
+        ("29.996", "30", "29.996"),
+        ("30.004", "30", "30.004"),
+        ("29.5", "30", "29.5"),
+        ("16.129032", "10", "16.13"),
+        ("0.99999", "1", "0.99999"),
+        ("30", "30", "30"),
+        ("6.6666666", None, "6.67"),
+    ],
+)
+def test_rounded_never_crosses_the_limit(value: str, limit: str | None, shown: str) -> None:
+    bound = None if limit is None else Decimal(limit)
+    assert format(rounded(Decimal(value), bound), "f") == shown
+
+
+@given(
+    st.decimals(min_value=-(10**6), max_value=10**6, places=8, allow_nan=False),
+    st.decimals(min_value=-(10**6), max_value=10**6, places=3, allow_nan=False),
+)
+def test_rounded_value_sits_on_the_same_side_of_its_limit(value: Decimal, limit: Decimal) -> None:
+    shown = rounded(value, limit)
+    assert (shown > limit, shown == limit, shown < limit) == (
+        value > limit,
+        value == limit,
+        value < limit,
     )

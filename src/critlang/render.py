@@ -142,6 +142,25 @@ def quantity(value: Decimal, unit: str) -> str:
     return f"{number} {unit}"
 
 
+def rounded(value: Decimal, limit: Decimal | None = None, places: int = 2) -> Decimal:
+    """`value` to `places` decimals, or to more where fewer would make it look equal to,
+    or on the other side of, `limit`: 29.996 against 30 is 29.996, never 30.
+
+    A value equal to its limit is returned exactly. An explanation that shows
+    'about X' must show an X that agrees with the verdict it explains.
+    """
+    if limit is None:
+        return value.quantize(Decimal(1).scaleb(-places)).normalize()
+    if value == limit:
+        return value
+    side = value > limit
+    while True:
+        shown = value.quantize(Decimal(1).scaleb(-places))
+        if shown != limit and (shown > limit) == side:
+            return shown.normalize()
+        places += 1
+
+
 def _number(value: Decimal) -> str:
     return format(value, "f")
 
