@@ -40,6 +40,8 @@ CTD_ILD = ROOT / "protocols" / "ctd_ild.crit"
 GOLDEN = Path(__file__).resolve().parent / "golden"
 SUFFIXES = {"md": "md", "txt": "txt", "html": "html", "plain": "plain.md"}
 TIMES = "\N{MULTIPLICATION SIGN}"
+DIVIDE = "\N{DIVISION SIGN}"
+MINUS = "\N{MINUS SIGN}"
 
 DATA = """
 data
@@ -469,3 +471,29 @@ def test_rounded_value_sits_on_the_same_side_of_its_limit(value: Decimal, limit:
         value == limit,
         value < limit,
     )
+
+
+def test_arithmetic_on_data_written_inside_a_criterion_gets_a_row_too() -> None:
+    checked = checked_with(
+        "data\n  weight: quantity 'kg'\n    label \"Body weight\"\n"
+        "  height: quantity 'm'\n    label \"Height\"\n"
+        "inclusion I1 \"Obese\" met when weight / (height * height) >= 30 'kg/m2'"
+        " and got <= 2 * uln"
+        " and decline from fvc_baseline to fvc_current >= 5%"
+    )
+    (criterion,) = document(checked).inclusions
+    rows = [(v.label, v.formula, v.unit, v.inputs) for v in criterion.computed]
+    assert rows == [
+        (
+            f"Body weight {DIVIDE} (height {TIMES} height)",
+            f"Body weight {DIVIDE} (height {TIMES} height)",
+            "kg/m2",
+            ("weight", "height"),
+        ),
+        (
+            "The percentage decline from FVC at baseline to FVC now",
+            f"(FVC at baseline {MINUS} FVC now) {DIVIDE} FVC at baseline {TIMES} 100%",
+            "%",
+            ("fvc_baseline", "fvc_current"),
+        ),
+    ]  # 2 * uln is constants only: read, not computed

@@ -680,21 +680,62 @@ def _computed_view(
 
 def _result_unit(name: str, checked: Checked) -> str:
     """The unit a definition is compared in (0.8 'mg/kg/d'), else the unit it is held in."""
-    for expr in _expressions(checked.protocol):
-        for node in s.walk(expr):
+    return _compared_unit(name, checked.definitions[name].expr, checked)
+
+
+def _compared_unit(target: str | s.Expr, expr: s.Expr, checked: Checked) -> str:
+    """The unit `target` (a definition's name, or an expression node) is compared in
+    anywhere in the protocol, else the unit `expr` is held in."""
+
+    def is_it(node: object) -> bool:
+        if isinstance(target, str):
+            return isinstance(node, s.Ref) and node.name == target
+        return node is target
+
+    for top in _expressions(checked.protocol):
+        for node in s.walk(top):
             match node:
-                case s.Compare(left=s.Ref(name=n), right=other) if n == name:
+                case s.Compare(left=left, right=other) if is_it(left):
                     pass
-                case s.Compare(left=other, right=s.Ref(name=n)) if n == name:
+                case s.Compare(left=other, right=right) if is_it(right):
                     pass
-                case s.Between(subject=s.Ref(name=n), low=other) if n == name:
+                case s.Between(subject=subject, low=other) if is_it(subject):
                     pass
                 case _:
                     continue
             kind = checked.types.get(other)
             if kind is not None and kind.kind == "quantity":
                 return kind.unit
-    return checked.types[checked.definitions[name].expr].unit
+    return checked.types[expr].unit
+
+
+def _inline_computations(
+    criterion: s.Criterion, checked: Checked, words: _Words
+) -> tuple[ComputedView, ...]:
+    """Arithmetic on recorded data written inside a criterion (a BMI, a ratio, a decline),
+    outermost first; arithmetic on constants alone (2 * uln) is only read."""
+    found: list[ComputedView] = []
+    pending: list[object] = [criterion.condition]
+    if criterion.applies_when is not None:
+        pending.insert(0, criterion.applies_when)
+    while pending:
+        node = pending.pop(0)
+        inputs = _uses(node, checked) & set(checked.elements)
+        if isinstance(node, s.Arithmetic | s.RelativeChange) and inputs:
+            found.append(
+                ComputedView(
+                    name="",
+                    label=_sentence(words.phrase(node)),
+                    kind="number",
+                    formula=_sentence(words.formula(node)),
+                    unit=_unit_words(_compared_unit(node, node, checked)),
+                    inputs=tuple(e for e in checked.elements if e in inputs),
+                    used_by=(criterion.id.text,),
+                )
+            )
+            continue
+        pending[0:0] = s.children(node)
+    return tuple(found)
 
 
 def _expressions(protocol: s.Protocol) -> list[s.Expr]:
@@ -736,7 +777,8 @@ def _criterion_view(
         reading_text="\n".join(text_lines(reading)),
         applies=_applicability(criterion, words),
         data=tuple(view for name, view in elements.items() if name in used),
-        computed=tuple(view for name, view in computed.items() if name in used),
+        computed=tuple(view for name, view in computed.items() if name in used)
+        + _inline_computations(criterion, checked, words),
         keeps_in=keeps_in,
     )
 
