@@ -33,7 +33,60 @@ def read_source(path: Path) -> str:
         raise click.ClickException(f"{path}: cannot read the file ({error})") from None
 
 
-@click.group()
+# Exit statuses (docs/cli.md): 0 done; 1 a protocol has errors, an example fails or a
+# file would be reformatted; 2 a record in error or an unconfirmed witness; and, after
+# sysexits.h, 64 a wrong command line, 66 an input that cannot be read or used, 69 a
+# missing optional extra. Click itself would give usage errors 2, like records in error.
+EXIT_USAGE = 64
+EXIT_INPUT = 66
+EXIT_UNAVAILABLE = 69
+
+
+class _Usage(click.UsageError):
+    exit_code = EXIT_USAGE
+
+
+class _Input(click.ClickException):
+    exit_code = EXIT_INPUT
+
+
+class _Unavailable(click.ClickException):
+    exit_code = EXIT_UNAVAILABLE
+
+
+class _Group(click.Group):
+    """A click group whose errors exit with the statuses above."""
+
+    def make_context(
+        self,
+        info_name: str | None,
+        args: list[str],
+        parent: click.Context | None = None,
+        **extra: Any,
+    ) -> click.Context:
+        with _exit_codes():
+            return super().make_context(info_name, args, parent, **extra)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        with _exit_codes():
+            return super().invoke(ctx)
+
+
+@contextlib.contextmanager
+def _exit_codes() -> Iterator[None]:
+    try:
+        yield
+    except _Usage:
+        raise
+    except click.UsageError as error:
+        raise _Usage(error.format_message(), error.ctx) from None
+    except click.ClickException as error:
+        if error.exit_code != 1:
+            raise
+        raise _Input(error.format_message()) from None
+
+
+@click.group(cls=_Group)
 @click.version_option(package_name="critlang")
 def main() -> None:
     """critlang: clinical-trial eligibility criteria as code."""
@@ -170,7 +223,7 @@ def optional(module: str, extra: str) -> Any:
     try:
         return importlib.import_module(module)
     except ImportError as error:
-        raise click.ClickException(
+        raise _Unavailable(
             f"this command needs {error.name}: pip install 'critlang[{extra}]'"
         ) from None
 
