@@ -189,10 +189,11 @@ def _progress() -> Iterator[Callable[[], None]]:
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["md", "txt", "html", "plain"]),
+    type=click.Choice(["md", "txt", "html", "plain", "form"]),
     default="md",
     show_default=True,
-    help="md: protocol page; txt: registry text; html: screening worksheet; plain: plain language.",
+    help="md: protocol page; txt: registry text; html: screening worksheet; "
+    "plain: plain language; form: the live screening form.",
 )
 @click.option(
     "-o", "--output", type=click.Path(path_type=Path, dir_okay=False), help="Write to this file."
@@ -207,7 +208,12 @@ def render_command(protocol: Path, fmt: str, output: Path | None) -> None:
         click.echo(render(diagnostic, text), err=True)
     if checked is None:
         sys.exit(1)
-    document = render_document(checked, fmt)
+    if fmt == "form":
+        from critlang.form import render_form
+
+        document = render_form(build(checked))
+    else:
+        document = render_document(checked, fmt)
     if output is None:
         click.echo(document, nl=False)
     else:
