@@ -143,11 +143,7 @@ def test_a_coordinator_fills_the_example_patients(page: Page, tmp_path: Path) ->
         run = CliRunner().invoke(
             main, ["eval", "protocols/ctd_ild.crit", str(saved), "--format", "json"]
         )
-        (result,) = (
-            json.loads(run.stdout)
-            if run.stdout.lstrip().startswith("[")
-            else [json.loads(run.stdout)]
-        )
+        (result,) = json.loads(run.stdout)
         assert result["status"] == expected.status, example.title
 
 
