@@ -312,7 +312,7 @@ def test_a_setup_the_pages_cannot_render_in_fails_the_build(
     assert "Traceback" not in built.stderr
 
 
-def test_the_documented_mkdocs_yml_builds_and_links_the_worksheet(tmp_path: Path) -> None:
+def test_the_documented_mkdocs_yml_builds_and_links_the_worksheet_and_form(tmp_path: Path) -> None:
     (tmp_path / "docs").mkdir()
     (tmp_path / "docs" / "index.md").write_text("# Home\n", encoding="utf-8")
     (tmp_path / "protocols").mkdir()
@@ -327,3 +327,6 @@ def test_the_documented_mkdocs_yml_builds_and_links_the_worksheet(tmp_path: Path
     assert "Screening worksheet" in worksheet.read_text("utf-8")
     assert "{ #I1 }" not in page and "!!! note" not in page
     assert '<pre class="mermaid"><code>flowchart TD' in page
+    assert 'href="../ctd_ild-form.html"' in page
+    form = tmp_path / "site" / "protocols" / "ctd_ild-form.html"
+    assert "critlangProtocol" in form.read_text("utf-8")

@@ -9,7 +9,8 @@ In mkdocs.yml (the whole file to copy is in docs/site.md):
 Each protocol `protocols/NAME.crit` becomes the page `protocols/NAME.md` (and,
 with `plain: true`, `protocols/NAME-plain.md`), which the nav can list like
 any other page, and the printable screening worksheet
-`protocols/NAME-worksheet.html` beside it, which the page links. A protocol
+`protocols/NAME-worksheet.html` and the live screening form
+`protocols/NAME-form.html` beside it, which the page links. A protocol
 with errors fails the build with its diagnostics, and so does a mkdocs.yml
 without the Markdown extensions or theme the pages are written for: otherwise
 the page would show `{ #I1 }`, `!!! note` and the flowchart's source as text
@@ -34,6 +35,8 @@ from mkdocs.structure.files import File, Files
 
 from critlang.check import check_source
 from critlang.diagnostics import render_all
+from critlang.form import render_form
+from critlang.pipeline import build
 from critlang.render import render_document
 
 log = logging.getLogger("mkdocs.plugins.critlang")
@@ -92,6 +95,7 @@ class CritlangConfig(base.Config):  # type: ignore[no-untyped-call]
     folder = c.Type(str, default="protocols")
     plain = c.Type(bool, default=True)
     worksheet = c.Type(bool, default=True)
+    form = c.Type(bool, default=True)
 
 
 class CritlangPlugin(BasePlugin[CritlangConfig]):  # type: ignore[no-untyped-call]
@@ -128,11 +132,14 @@ class CritlangPlugin(BasePlugin[CritlangConfig]):  # type: ignore[no-untyped-cal
                 log.warning(f"critlang: {path}\n{render_all(diagnostics, text)}")
             # the worksheet sits next to the page, so the page links it by its file name
             worksheet = f"{path.stem}-worksheet.html" if self.config.worksheet else None
-            pages = {f"{folder}/{path.stem}.md": render_document(checked, "md", worksheet)}
+            form = f"{path.stem}-form.html" if self.config.form else None
+            pages = {f"{folder}/{path.stem}.md": render_document(checked, "md", worksheet, form)}
             if self.config.plain:
                 pages[f"{folder}/{path.stem}-plain.md"] = render_document(checked, "plain")
             if worksheet is not None:
                 pages[f"{folder}/{worksheet}"] = render_document(checked, "html")
+            if form is not None:
+                pages[f"{folder}/{form}"] = render_form(build(checked))
             for uri, content in pages.items():
                 files.append(File.generated(config, uri, content=content))
         return files

@@ -536,7 +536,9 @@ class Document:
     flowchart: Flowchart
 
 
-def render_document(checked: Checked, fmt: str, worksheet: str | None = None) -> str:
+def render_document(
+    checked: Checked, fmt: str, worksheet: str | None = None, form: str | None = None
+) -> str:
     """The protocol as a document: md (protocol page), txt (registry style),
     html (printable screening worksheet) or plain (plain-language page).
 
@@ -545,7 +547,7 @@ def render_document(checked: Checked, fmt: str, worksheet: str | None = None) ->
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
     template = _environment().get_template(FORMATS[fmt])
-    return template.render(doc=document(checked), worksheet=worksheet)
+    return template.render(doc=document(checked), worksheet=worksheet, form=form)
 
 
 def document(checked: Checked) -> Document:
