@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import importlib
 import sys
-from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TextIO
@@ -18,8 +17,17 @@ from critlang.check import check_source
 from critlang.compile import ELIGIBLE, INELIGIBLE, UNDETERMINED, compile_protocol
 from critlang.diagnostics import render
 from critlang.evaluate import ERROR, Protocol
-from critlang.records import Row, read_records
-from critlang.report import WRITERS
+from critlang.records import FORMATS as FORMATS_IN
+from critlang.records import ID_FIELD, InputError, Intake, Row, read_records
+from critlang.report import (
+    WRITERS,
+    OutputError,
+    atomic_output,
+    refuse_overwriting,
+    screen_rows,
+    summary,
+    write_results,
+)
 
 STATUSES = (ELIGIBLE, INELIGIBLE, UNDETERMINED)
 
@@ -68,6 +76,31 @@ def load_protocol(path: Path) -> Protocol:
     return Protocol(compile_protocol(checked))
 
 
+def record_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """The options shared by the commands that read records: format, id field, strictness."""
+    options = (
+        click.option(
+            "--input-format",
+            type=click.Choice(FORMATS_IN),
+            help="The records' format when the file name does not say (stdin: jsonl).",
+        ),
+        click.option(
+            "--id-field",
+            default=ID_FIELD,
+            show_default=True,
+            help="The field (or CSV column) that identifies a record.",
+        ),
+        click.option(
+            "--strict-fields",
+            is_flag=True,
+            help="A field that is not a data element makes its record an error.",
+        ),
+    )
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
 @main.command("eval")
 @click.argument(
     "protocol_file", metavar="PROTOCOL", type=click.Path(path_type=Path, dir_okay=False)
@@ -79,41 +112,69 @@ def load_protocol(path: Path) -> Protocol:
 @click.option(
     "-o",
     "--output",
-    type=click.File("w", encoding="utf-8"),
-    default="-",
-    help="Write here instead of stdout.",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Write here instead of stdout (replaced only once complete).",
 )
+@record_options
 def eval_command(
-    protocol_file: Path, records_file: Path, output_format: str, output: TextIO
+    protocol_file: Path,
+    records_file: Path,
+    output_format: str,
+    output: Path | None,
+    input_format: str | None,
+    id_field: str,
+    strict_fields: bool,
 ) -> None:
-    """Screen RECORDS (.json, .jsonl or .csv) against PROTOCOL.
+    """Screen RECORDS (.json, .jsonl, .csv, .parquet; - for stdin) against PROTOCOL.
 
-    Exits 2 when any record was in error (each is reported and the rest go on).
+    Every record gets one result; a record in error is reported and the rest
+    go on. Exits 2 when any record was in error.
     """
     protocol = load_protocol(protocol_file)
-    try:
-        rows = read_records(records_file, protocol.checked)
-    except ValueError as error:
-        raise click.ClickException(str(error)) from None
-    counts: Counter[str] = Counter()
-    writer = WRITERS[output_format](output, protocol)
-    with _progress() as advance:
-        for result in protocol.screen(_guard_io(rows, records_file)):
-            counts[result.status] += 1
-            writer.write(result)
-            advance()
-    writer.close()
-    total = sum(counts.values())
-    summary = ", ".join(f"{counts[s]} {s}" for s in (*STATUSES, ERROR) if counts[s])
-    click.echo(f"{total} record(s): {summary or 'none'}", err=True)
+    intake = Intake(protocol.checked, id_field, strict_fields)
+    with _safe_output(output, (records_file, protocol_file)) as out:
+        rows = _read(records_file, protocol, input_format)
+        writer = WRITERS[output_format](out, protocol)
+        with _progress() as advance:
+            counts = write_results(screen_rows(protocol, rows, intake), writer, advance)
+    _report_unknown(intake)
+    if output_format != "text" or output is not None:
+        click.echo(summary(counts), err=True)
     sys.exit(2 if counts[ERROR] else 0)
 
 
-def _guard_io(rows: Iterator[Row], path: Path) -> Iterator[Row]:
+def _read(source: Path, protocol: Protocol, input_format: str | None) -> Iterator[Row]:
     try:
-        yield from rows
-    except (OSError, UnicodeDecodeError) as error:
-        raise click.ClickException(f"{path}: cannot read records ({error})") from None
+        return read_records(source, protocol.checked, input_format)
+    except InputError as error:
+        raise click.ClickException(str(error)) from None
+
+
+@contextlib.contextmanager
+def _safe_output(output: Path | None, inputs: tuple[Path, ...]) -> Iterator[TextIO]:
+    """The output stream; a file is refused if it is an input, and replaced only when complete."""
+    try:
+        if output is not None:
+            refuse_overwriting(output, inputs)
+        with atomic_output(output) as out:
+            yield out
+    except OutputError as error:
+        raise click.ClickException(str(error)) from None
+    except OSError as error:
+        target = output if output is not None else "standard output"
+        raise click.ClickException(f"{target}: cannot write ({error.strerror or error})") from None
+
+
+def _report_unknown(intake: Intake) -> None:
+    lines = intake.unknown_report()
+    if lines:
+        click.echo(
+            f"note: {len(lines)} field(s) are not data elements of the protocol and were "
+            "ignored (--strict-fields makes them errors):",
+            err=True,
+        )
+        for line in lines:
+            click.echo(f"  {line}", err=True)
 
 
 @contextlib.contextmanager
