@@ -273,31 +273,56 @@ def sql_command(protocol_file: Path, dialect: str, table: str) -> None:
 @click.option(
     "-o",
     "--output",
-    type=click.Path(path_type=Path),
-    help="Write per-patient results here (.parquet or .csv; with Spark, a directory).",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Write per-patient results here (.parquet or .csv), replaced only once complete.",
 )
 @click.option(
     "--report",
     type=click.Path(path_type=Path, dir_okay=False),
     help="Write the attrition report here as HTML.",
 )
+@record_options
 def screen_command(
-    protocol_file: Path, data_file: Path, engine: str, output: Path | None, report: Path | None
+    protocol_file: Path,
+    data_file: Path,
+    engine: str,
+    output: Path | None,
+    report: Path | None,
+    input_format: str | None,
+    id_field: str,
+    strict_fields: bool,
 ) -> None:
-    """Screen a whole population in DATA (.csv, .parquet, .jsonl) with SQL.
+    """Screen a whole population in DATA (.csv, .parquet, .jsonl, .json; - for stdin) with SQL.
 
-    Prints the attrition table. Exits 2 when any record was in error.
+    Records are read exactly as `critlang eval` reads them. Prints the
+    attrition table. Exits 2 when any record was in error.
     """
     sql = optional("critlang.sql", "sql")
     screen = optional("critlang.screen", "sql")
-    protocol = load_protocol(protocol_file)
+    inputs = (data_file, protocol_file)
     try:
-        attrition = screen.run(protocol.checked, data_file, engine, output)
+        for target in (output, report):
+            if target is not None:
+                refuse_overwriting(target, inputs)
+        if output is not None and report is not None:
+            refuse_overwriting(report, (output,))
+    except OutputError as error:
+        raise click.ClickException(str(error)) from None
+    protocol = load_protocol(protocol_file)
+    intake = Intake(protocol.checked, id_field, strict_fields)
+    try:
+        attrition = screen.run(
+            protocol.checked, data_file, engine, output, input_format=input_format, intake=intake
+        )
     except (sql.SchemaError, sql.SqlError, ValueError) as error:
         raise click.ClickException(str(error)) from None
+    except OSError as error:
+        raise click.ClickException(f"cannot screen ({error.strerror or error})") from None
     click.echo(attrition.text())
+    _report_unknown(intake)
     if report is not None:
-        report.write_text(screen.render_html(attrition), encoding="utf-8")
+        with _safe_output(report, inputs) as out:
+            out.write(screen.render_html(attrition))
     sys.exit(2 if attrition.errors else 0)
 
 

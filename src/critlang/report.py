@@ -228,13 +228,14 @@ class CsvWriter(_Base):
     def __init__(self, out: TextIO, protocol: Protocol) -> None:
         super().__init__(out, protocol)
         self.ids = [c.id.text for c in protocol.checked.protocol.criteria]
-        self.out.write(_csv_line(flat_columns(protocol.checked)))
+        self.out.write(csv_line(flat_columns(protocol.checked)))
 
     def format(self, result: Result) -> str:
-        return _csv_line(flat_row(result, self.ids))
+        return csv_line(flat_row(result, self.ids))
 
 
-def _csv_line(cells: Sequence[str]) -> str:
+def csv_line(cells: Sequence[str]) -> str:
+    """One CSV line, every cell neutralised."""
     buffer = io.StringIO()
     csv.writer(buffer, lineterminator="\n").writerow([neutralise(c) for c in cells])
     return buffer.getvalue()
