@@ -237,13 +237,18 @@ def _converter(element: s.DataElement, kind: Type) -> Converter:
 def _boolean(value: Any) -> bool:
     if isinstance(value, bool):
         return value
-    if type(value).__name__ == "bool_":  # numpy's boolean
+    if _numpy_bool(value):
         return bool(value)
     raise _Invalid("expected true or false")
 
 
+def _numpy_bool(value: Any) -> bool:
+    kind = type(value)
+    return kind.__module__ == "numpy" and kind.__name__ in ("bool", "bool_")
+
+
 def _number(value: Any) -> Decimal:
-    if isinstance(value, bool) or type(value).__name__ == "bool_":
+    if isinstance(value, bool) or _numpy_bool(value):
         raise _Invalid("expected a number")
     if isinstance(value, Decimal):
         number = value
