@@ -25,7 +25,7 @@ def test_a_bad_value_is_its_records_error(tmp_path: Path, line: bytes, words: st
     path = tmp_path / "records.jsonl"
     path.write_bytes(b'{"id": "before", "a": 1}\n' + line + b'\n{"id": "after", "a": 3}\n')
     results = eval_jsonl(path, MIX)
-    assert [r["status"] for r in results][0] != "error"
+    assert results[0]["status"] != "error"
     assert results[1]["status"] == "error"
     assert words in results[1]["error"]
     assert len(results[1]["error"]) < 300
