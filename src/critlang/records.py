@@ -50,7 +50,8 @@ MAX_UNKNOWN_FIELDS = 1000  # distinct unknown field names remembered per run
 NA_TEXTS = frozenset({"", "NA", "N/A", "NAN", "NULL", "NONE"})  # compared upper-cased
 TRUE_TEXTS = frozenset({"true", "yes", "1"})  # compared lower-cased
 FALSE_TEXTS = frozenset({"false", "no", "0"})
-NUMBER_TEXT = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
+NUMBER_TEXT = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+DATE_TEXT = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 SET_SEPARATOR = re.compile(r"[;|]")
 FORMATS = ("jsonl", "json", "csv", "parquet")
 
@@ -350,7 +351,7 @@ def _date(value: Any) -> datetime.date:
         return value.date()
     if isinstance(value, datetime.date):
         return value
-    if isinstance(value, str) and len(value) == 10:
+    if isinstance(value, str) and DATE_TEXT.fullmatch(value):
         try:
             return datetime.date.fromisoformat(value)
         except ValueError:
