@@ -32,7 +32,7 @@ DATES = [
     ("2020-W01-1", False),
     ("2020-6-1", False),
     ("2020-02-30", False),
-    ("２０２０-06-01", False),
+    ("\uff12\uff10\uff12\uff10-06-01", False),
 ]
 BOOLEANS = [
     ("true", True),
