@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import os
 import re
 import sys
 from collections.abc import Callable, Iterator
@@ -161,6 +162,13 @@ def _safe_output(output: Path | None, inputs: tuple[Path, ...]) -> Iterator[Text
             yield out
     except OutputError as error:
         raise click.ClickException(str(error)) from None
+    except BrokenPipeError:
+        # The reader went away (`| head`): stop quietly, as other filters do.
+        if output is None:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            sys.exit(1)
+        raise click.ClickException(f"{output}: cannot write (broken pipe)") from None
     except OSError as error:
         target = output if output is not None else "standard output"
         raise click.ClickException(f"{target}: cannot write ({error.strerror or error})") from None

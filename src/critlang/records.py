@@ -108,6 +108,9 @@ def _show(value: Any) -> str:
     return printable(shorten(text))
 
 
+_NEVER_MISSING = frozenset({str, bool, int, list, dict, tuple})
+
+
 def _is_missing(value: Any) -> bool:
     """None, NaN (float, Decimal, numpy) and pandas' NA and NaT are unknown."""
     if value is None:
@@ -161,7 +164,7 @@ class Intake:
                 if field != self.id_field:
                     self.unknown_field(record_id, field, value)
                 continue
-            if _is_missing(value):
+            if value is None or (type(value) not in _NEVER_MISSING and _is_missing(value)):
                 continue
             try:
                 env[field] = convert(value)

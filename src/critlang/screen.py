@@ -264,13 +264,17 @@ def _arrow_schema(checked: Checked) -> Any:
     return pa.schema(fields)
 
 
-def _stored(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        with decimal.localcontext(decimal.Context(prec=60)):
-            return value.quantize(Decimal(1).scaleb(-DECIMAL_PLACES))
-    if isinstance(value, frozenset):
-        return sorted(value)
-    return value
+_STORED = decimal.Context(prec=60)
+_PLACES = Decimal(1).scaleb(-DECIMAL_PLACES)
+
+
+def _storer(kind: str) -> Callable[[Any], Any] | None:
+    """How a value of this kind is stored in the typed Parquet file; None: as it is."""
+    if kind == "set":
+        return sorted
+    if kind in ("number", "quantity"):
+        return lambda value: value.quantize(_PLACES, context=_STORED)
+    return None
 
 
 def _normalise(
@@ -282,7 +286,7 @@ def _normalise(
     pa = importlib.import_module("pyarrow")
     pq = importlib.import_module("pyarrow.parquet")
     schema = _arrow_schema(checked)
-    names = list(checked.elements)
+    storers = [(name, _storer(kind.kind)) for name, kind in checked.element_types.items()]
     with pq.ParquetWriter(str(path), schema) as writer:
         while True:
             batch = list(itertools.islice(records, BATCH))
@@ -293,10 +297,12 @@ def _normalise(
                 RECORD_ID: [b[1] for b in batch],
                 RECORD_ERROR: [b[3] for b in batch],
             }
-            for name in names:
-                columns[name] = [
-                    None if env is None else _stored(env.get(name)) for _, _, env, _ in batch
-                ]
+            envs = [env for _, _, env, _ in batch]
+            for name, store in storers:
+                values = [None if env is None else env.get(name) for env in envs]
+                if store is not None:
+                    values = [None if value is None else store(value) for value in values]
+                columns[name] = values
             writer.write_table(pa.Table.from_pydict(columns, schema=schema))
 
 
