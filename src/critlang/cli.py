@@ -147,9 +147,22 @@ def eval_command(
 
 def _read(source: Path, protocol: Protocol, input_format: str | None) -> Iterator[Row]:
     try:
-        return read_records(source, protocol.checked, input_format)
+        rows = read_records(source, protocol.checked, input_format)
     except InputError as error:
         raise click.ClickException(str(error)) from None
+    return _guard_input(rows, source)
+
+
+def _guard_input(rows: Iterator[Row], source: Path) -> Iterator[Row]:
+    """Rows; a file that stops being readable ends the run with its name, not a traceback."""
+    try:
+        yield from rows
+    except InputError as error:
+        raise click.ClickException(f"{source}: {error}") from None
+    except OSError as error:
+        raise click.ClickException(
+            f"{source}: cannot read records ({error.strerror or error})"
+        ) from None
 
 
 @contextlib.contextmanager

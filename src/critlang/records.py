@@ -660,7 +660,7 @@ def _columns(
     for title in header:
         field, unit = split_header(title)
         kind = checked.element_types.get(field)
-        if field in given:
+        if field in given and (kind is not None or field == ID_FIELD):
             raise InputError(
                 f"{name}: columns '{printable(shorten(given[field]))}' and "
                 f"'{printable(shorten(title))}' both give '{printable(shorten(field))}'"
@@ -723,7 +723,16 @@ def _parquet_rows(
 ) -> Iterator[Row]:
     position = 0
     units_of = [split_header(title)[1] for title in header]
-    for batch in table.iter_batches(batch_size=4096):
+    batches = table.iter_batches(batch_size=4096)
+    while True:
+        try:
+            batch = next(batches, None)
+        except (OSError, ValueError) as error:
+            raise InputError(
+                f"after record {position}: cannot read the Parquet file ({error})"
+            ) from None
+        if batch is None:
+            return
         for row in batch.to_pylist():
             position += 1
             record: dict[str, Any] = {}

@@ -220,6 +220,10 @@ def run(
     if engine not in ENGINES:
         raise ValueError(f"unknown engine '{engine}' (use {' or '.join(ENGINES)})")
     target = _output_format(output)
+    try:
+        importlib.import_module("pyarrow")
+    except ImportError:
+        raise ValueError("critlang screen needs pyarrow: pip install 'critlang[sql]'") from None
     intake = intake if intake is not None else Intake(checked)
     rows = read_records(data, checked, input_format)
     with tempfile.TemporaryDirectory(prefix="critlang-screen-") as work:

@@ -78,3 +78,19 @@ def test_an_element_named_like_the_id_field_is_read(tmp_path: Path) -> None:
     path.write_text('{"id": 3}\n{"id": 30}\n', encoding="utf-8")
     results = eval_jsonl(path, protocol)
     assert [(r["id"], r["status"]) for r in results] == [("3", "eligible"), ("30", "ineligible")]
+
+
+def test_columns_that_are_not_elements_may_repeat(tmp_path: Path) -> None:
+    path = tmp_path / "records.csv"
+    path.write_text("id,,note,note,sex\na,x,1,2,female\n", encoding="utf-8")
+    (result,) = eval_jsonl(path)
+    assert result["status"] == "undetermined"
+
+
+def test_a_broken_parquet_file_is_named_not_raised(tmp_path: Path) -> None:
+    path = tmp_path / "records.parquet"
+    path.write_bytes(b"PAR1" + b"\x00" * 100 + b"PAR1")
+    for command in ("eval", "screen"):
+        result = cli(command, str(CTD), str(path))
+        assert result.exit_code == 1
+        assert "cannot read the Parquet file" in result.output
