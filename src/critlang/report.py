@@ -173,7 +173,7 @@ class TextWriter(_Base):
         table.add_column("reason", overflow="fold")
         for criterion in result.criteria:
             # A criterion with parts is decided by them: their reasons say why, once.
-            reason = "" if criterion.parts else criterion.reason
+            reason = "" if criterion.parts else _unrepeated(criterion.value_word, criterion.reason)
             table.add_row(
                 Text(printable(f"{criterion.id} {criterion.title}")),
                 Text(criterion.value_word),
@@ -183,7 +183,7 @@ class TextWriter(_Base):
                 table.add_row(
                     Text(printable(f"  {part.name} {part.title or ''}".rstrip())),
                     Text(part.value_word),
-                    Text(printable(part.reason)),
+                    Text(printable(_unrepeated(part.value_word, part.reason))),
                 )
         console.print(table)
         if result.missing:
@@ -195,6 +195,11 @@ class TextWriter(_Base):
     def close(self, counts: Mapping[str, int]) -> None:
         self.out.write(summary(counts) + "\n")
         self.out.flush()
+
+
+def _unrepeated(word: str, reason: str) -> str:
+    """A reason without the value word it starts with ('not applicable: ...')."""
+    return reason.removeprefix(f"{word}: ")
 
 
 class JsonLinesWriter(_Base):

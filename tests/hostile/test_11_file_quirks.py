@@ -94,3 +94,14 @@ def test_a_broken_parquet_file_is_named_not_raised(tmp_path: Path) -> None:
         result = cli(command, str(CTD), str(path))
         assert result.exit_code == 1
         assert "cannot read the Parquet file" in result.output
+
+
+def test_screen_reads_stdin_too(tmp_path: Path) -> None:
+    out = tmp_path / "out.csv"
+    records = jsonl([patient("s1"), patient("s2", age=19)])
+    result = cli("screen", str(CTD), "-", "-o", str(out), stdin=records)
+    assert result.exit_code == 0, result.output
+    assert [line.split(",")[:2] for line in out.read_text().splitlines()[1:]] == [
+        ["s1", "eligible"],
+        ["s2", "ineligible"],
+    ]
