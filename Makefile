@@ -8,7 +8,7 @@ CORE := $(VENV)/.core-installed
 ALL := $(VENV)/.all-installed
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: demo test lint docs clean
+.PHONY: demo test lint docs clean postgres fuzz
 
 $(CORE): pyproject.toml
 	python3 -m venv $(VENV)
@@ -26,6 +26,11 @@ $(CHROMIUM):
 	apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
 
+# The conformance tests start a real PostgreSQL server from Debian's binaries (tests/pg.py).
+postgres:
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql; }
+
 demo: $(CORE)
 	$(BIN)/critlang check protocols/ctd_ild.crit
 	$(BIN)/critlang test protocols/ctd_ild.crit
@@ -37,7 +42,7 @@ lint: $(ALL)
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy src
 
-test: lint $(CHROMIUM)
+test: lint $(CHROMIUM) postgres
 	$(BIN)/pytest
 
 docs: $(ALL)
