@@ -45,6 +45,10 @@ lint: $(ALL)
 test: lint $(CHROMIUM) postgres
 	$(BIN)/pytest
 
+# Random protocols and records through every engine (docs/conformance.md); not part of `test`.
+fuzz: $(ALL) postgres
+	$(BIN)/python -m tests.conformance.fuzz --pairs 100000 --report fuzz-disagreements.jsonl
+
 docs: $(ALL)
 	$(BIN)/mkdocs build --strict
 

@@ -14,6 +14,7 @@ and `KNOWN_BUGS` below, the one list of disagreements, shrinks.
 from __future__ import annotations
 
 import datetime
+import functools
 import itertools
 from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
@@ -42,7 +43,9 @@ REPORTS = {
 FULLY_KNOWN_ONLY = {"z3"}
 
 
+@functools.lru_cache(maxsize=64)
 def compile_source(source: str) -> critlang.Protocol:
+    """The compiled protocol; an engine adapter compiles what it needs from it."""
     return critlang.compile_source(source, "conformance.crit")
 
 
@@ -92,21 +95,30 @@ def column_groups(
     warehouse table says its unit, and the SQL converts it; records that give one
     element in different units go into different tables.
     """
+    # A missing value goes into the column most records use for its element.
+    usual: dict[str, str] = {}
+    for name in checked.elements:
+        given = [_column_name(name, r.get(name)) for r in records if r.get(name) is not None]
+        usual[name] = max(sorted(set(given)), key=given.count) if given else name
     groups: dict[tuple[str, ...], tuple[list[int], list[dict[str, Any]]]] = {}
     for position, record in enumerate(records):
         row: dict[str, Any] = {"id": str(record.get("id", position))}
         names: list[str] = []
         for name in checked.elements:
             value = record.get(name)
-            column = name
+            column = usual[name] if value is None else _column_name(name, value)
             if isinstance(value, Mapping):
-                column, value = f"{name} [{value['unit']}]", value["value"]
+                value = value["value"]
             names.append(column)
             row[column] = sql_value(checked.element_types[name].kind, value)
         positions, rows = groups.setdefault(tuple(names), ([], []))
         positions.append(position)
         rows.append(row)
     return [(list(names), positions, rows) for names, (positions, rows) in groups.items()]
+
+
+def _column_name(name: str, value: Any) -> str:
+    return f"{name} [{value['unit']}]" if isinstance(value, Mapping) else name
 
 
 def sql_value(kind: str, value: Any) -> Any:
