@@ -217,6 +217,8 @@ def main(argv: list[str] | None = None) -> int:
     @given(random_protocols())
     def one(generated: RandomProtocol) -> None:
         run_protocol(tally, adapters, generated, rng, options.per_protocol, options.z3_records)
+        if tally.protocols % 50 == 0:
+            print(f"{tally.pairs} pairs...", file=sys.stderr, flush=True)
 
     try:
         # Hypothesis stops early once it has no new protocols to offer: go round again.
