@@ -11,9 +11,12 @@ is known, and only `--z3-records` of them per protocol (a solver call each).
 
     python -m tests.conformance.fuzz --pairs 100000 --engines duckdb,z3,postgres
 
-prints the number of pairs run, the disagreements per engine, and writes the
-first disagreements of each engine, with their protocol and record, to
-`--report` (JSON lines).
+prints the number of pairs run and, per engine, the pairs compared, those that
+disagreed, those whose SQL was refused as too wide for exact decimals (a
+documented limit, with a location) and those on which the engine failed (an
+error while running); it writes the first disagreements and failures of each
+engine, with their protocol and record, to `--report` (JSON lines). Every number
+and quantity gets a plausible range (see RANGE) unless `--no-ranges`.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import argparse
 import functools
 import json
 import random
+import re
 import sys
 import time
 from collections import Counter
@@ -45,7 +49,17 @@ from tests.properties.test_evaluator import (
 )
 
 REFERENCE = "python-evaluate"
-KEPT = 20  # disagreements written to the report per engine
+KEPT = 20  # protocols per engine whose first disagreement goes into the report
+# Numbers are drawn from -5 to 100 in some unit; in the element's unit that is at most
+# 1000 times as much (g/L into mg/L). Without a range SQL allows 18 integer digits, and
+# most products of three such numbers need more than 38: the generator refuses them.
+NUMERIC = re.compile(r"^(  [a-z0-9_]+: (?:number|quantity '[^']*'))$", re.MULTILINE)
+RANGE = " range -5000 to 100000"
+
+
+def with_ranges(source: str) -> str:
+    """The protocol with a plausible range on every number and quantity."""
+    return NUMERIC.sub(lambda m: m.group(1) + RANGE, source)
 
 
 def random_value(rng: random.Random, element: Element, unit: str | None) -> Any:
@@ -92,14 +106,21 @@ class Tally:
         self.compared: Counter[str] = Counter()
         self.disagreements: Counter[str] = Counter()
         self.refused: Counter[str] = Counter()
+        self.failed: Counter[str] = Counter()
         self.report = report
-        self.kept: Counter[str] = Counter()
+        self.kept: dict[str, set[str]] = {}
         report.write_text("", encoding="utf-8")
 
     def disagree(self, engine: str, source: str, record: Any, expected: Any, actual: Any) -> None:
         self.disagreements[engine] += 1
-        if self.kept[engine] < KEPT:
-            self.kept[engine] += 1
+        self.keep(engine, source, record, expected, actual)
+
+    def keep(self, engine: str, source: str, record: Any, expected: Any, actual: Any) -> None:
+        """Write one disagreement (or failure) to the report: the first of a protocol,
+        for the first few protocols of each engine."""
+        kept = self.kept.setdefault(engine, set())
+        if source not in kept and len(kept) < KEPT:
+            kept.add(source)
             entry = {
                 "engine": engine,
                 "protocol": source,
@@ -139,8 +160,9 @@ def run_protocol(
     rng: random.Random,
     per_protocol: int,
     z3_records: int,
+    ranges: bool,
 ) -> None:
-    source = generated.source
+    source = with_ranges(generated.source) if ranges else generated.source
     records = random_records(rng, generated, per_protocol)
     reference = engines.python_evaluate(source, records)
     tally.protocols += 1
@@ -159,6 +181,10 @@ def run_protocol(
             # Too wide for exact SQL decimals: the generator refuses, with a location.
             tally.refused[engine] += len(subset)
             continue
+        except Exception as error:  # an engine that fails on a batch is a disagreement too
+            tally.failed[engine] += len(subset)
+            tally.keep(engine, source, subset[0], reference[chosen[0]], repr(error))
+            continue
         compare(tally, engine, source, subset, [reference[i] for i in chosen], outcomes)
 
 
@@ -171,6 +197,9 @@ def main(argv: list[str] | None = None) -> int:
         "--engines", default="python-status,duckdb,z3,postgres", help="compared with the evaluator"
     )
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--no-ranges", action="store_true", help="keep numbers without a plausible range"
+    )
     parser.add_argument("--report", type=Path, default=Path("fuzz-disagreements.jsonl"))
     options = parser.parse_args(argv)
 
@@ -216,7 +245,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     @given(random_protocols())
     def one(generated: RandomProtocol) -> None:
-        run_protocol(tally, adapters, generated, rng, options.per_protocol, options.z3_records)
+        run_protocol(
+            tally,
+            adapters,
+            generated,
+            rng,
+            options.per_protocol,
+            options.z3_records,
+            not options.no_ranges,
+        )
         if tally.protocols % 50 == 0:
             print(f"{tally.pairs} pairs...", file=sys.stderr, flush=True)
 
@@ -240,11 +277,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"reference: {REFERENCE}")
     for engine in names:
         refused = f", {tally.refused[engine]} refused" if tally.refused[engine] else ""
+        failed = f", {tally.failed[engine]} failed" if tally.failed[engine] else ""
         print(
             f"{engine}: {tally.compared[engine]} compared, "
-            f"{tally.disagreements[engine]} disagreed{refused}"
+            f"{tally.disagreements[engine]} disagreed{refused}{failed}"
         )
-    total = sum(tally.disagreements.values())
+    total = sum(tally.disagreements.values()) + sum(tally.failed.values())
     if total:
         print(f"first disagreements of each engine: {options.report}")
     return 1 if total else 0
