@@ -282,27 +282,28 @@ def z3(source: str, records: Sequence[Mapping[str, Any]]) -> list[Outcome]:
         solver.add(*_fixed(protocol.checked, variables, env))
         assert solver.check() == solver_module.sat, record
         model = solver.model()
+        value = functools.partial(_model_value, analyze, encoder, model)
         words: dict[str, str] = {}
+        found = {c.id.text: analyze._value(model, values[c.id.text]) for c in criteria}
         for criterion in criteria:
-            neutral = criterion.kind == "inclusion"
-            applies = None if criterion.applies_when is None else criterion.applies_when
-            words[criterion.id.text] = word(
-                analyze._value(model, values[criterion.id.text]),
-                True if applies is None else analyze._value(model, encoder.condition(applies)),
-            )
+            name = criterion.id.text
+            words[name] = word(found[name], value(criterion.applies_when))
             for part in reported_parts(criterion):
-                part_applies = (
-                    True
-                    if part.applies_when is None
-                    else analyze._value(model, encoder.condition(part.applies_when))
-                )
-                own = analyze._value(model, encoder.condition(part.condition, neutral))
-                words[f"{criterion.id.text}.{part.name.text}"] = word(own, part_applies)
-        status = analyze._status(
-            criteria, {c.id.text: analyze._value(model, values[c.id.text]) for c in criteria}
-        )
+                own = value(part.condition, criterion.kind == "inclusion")
+                words[f"{name}.{part.name.text}"] = word(own, value(part.applies_when))
+        status = analyze._status(criteria, found)
         outcomes.append({"status": status, "criteria": words})
     return outcomes
+
+
+def _model_value(
+    analyze: Any, encoder: Any, model: Any, condition: s.Expr | None, neutral: bool = True
+) -> bool | None:
+    """A condition's value in a z3 model; no `applies when` means it applies."""
+    if condition is None:
+        return True
+    result: bool | None = analyze._value(model, encoder.condition(condition, neutral))
+    return result
 
 
 def _fixed(checked: Checked, variables: Any, env: Mapping[str, Any]) -> list[Any]:
