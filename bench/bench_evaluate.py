@@ -28,7 +28,7 @@ from handwritten import tight_result, tight_status
 from sections import write_section
 
 import critlang
-from critlang.evaluate import ARITHMETIC
+from critlang.decimals import ARITHMETIC
 from critlang.records import parse_json
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -19,7 +19,7 @@ from typing import Any
 import critlang
 from critlang import ir
 from critlang.engines import javascript
-from critlang.engines.python import to_decimal
+from critlang.decimals import to_decimal
 from critlang.protocol_tests import example_record
 
 NODE = shutil.which("node")

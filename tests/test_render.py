@@ -31,9 +31,9 @@ from critlang.render import (
     describe,
     document,
     render_document,
-    rounded,
     text_lines,
 )
+from critlang.words import rounded
 
 ROOT = Path(__file__).resolve().parent.parent
 CTD_ILD = ROOT / "protocols" / "ctd_ild.crit"

@@ -15,7 +15,8 @@ import attrs
 
 from critlang import syntax as s
 from critlang.check import Checked
-from critlang.engines.python import ARITHMETIC, Compiled
+from critlang.decimals import ARITHMETIC
+from critlang.engines.python import Compiled
 from critlang.explain import Explanations, Trace
 from critlang.lower import Lowered
 from critlang.records import Intake, RecordError, printable, records_from

@@ -21,10 +21,10 @@ from decimal import Decimal
 from fractions import Fraction
 from typing import Any
 
-from critlang import ir, render, units
+from critlang import ir, units, words
 from critlang import syntax as s
 from critlang.check import Checked
-from critlang.engines.python import to_decimal
+from critlang.decimals import to_decimal
 from critlang.lower import Lowered, chain
 
 Trace = Sequence[Any]
@@ -218,7 +218,7 @@ class Explanations:
         name = self.subject(node.left)
         if isinstance(node.left, s.Arithmetic):
             name = "value"
-        words = render.COMPARISONS[node.op]
+        wording = words.COMPARISONS[node.op]
         if self.types[id(node.left)].kind == "enum":
             equal_wanted = node.op == "="
 
@@ -234,9 +234,9 @@ class Explanations:
         def compared(t: Trace) -> list[str]:
             outcome = value(t)
             if outcome is None:
-                return [f"{name} is unknown (the criterion asks for {words} {right(t)})"]
+                return [f"{name} is unknown (the criterion asks for {wording} {right(t)})"]
             verb = "is" if outcome else "is not"
-            return [f"{name} {left(t)} {verb} {words} {right(t)}"]
+            return [f"{name} {left(t)} {verb} {wording} {right(t)}"]
 
         return compared
 
@@ -335,7 +335,7 @@ def _shown_other(value: Any) -> str:
 
 
 def format_quantity(value: Decimal, unit: str, limit: Decimal | None = None) -> str:
-    """A decimal with its unit in the renderer's words: '7%', '45 years', 'about 1.7 mg/dL'.
+    """A decimal with its unit in words: '7%', '45 years', 'about 1.7 mg/dL'.
 
     A value that needs rounding to be read is rounded to two places, or to as
     many more as keep it on its own side of `limit`: 29.996 against a limit of
@@ -344,14 +344,8 @@ def format_quantity(value: Decimal, unit: str, limit: Decimal | None = None) -> 
     whole, _, fraction = f"{value:f}".partition(".")
     fraction = fraction.rstrip("0")
     if len(fraction) <= 3:
-        # Exact: a whole number, or a short fraction as written (0.8, 13.125).
-        exact = Decimal(f"{whole}.{fraction}" if fraction else whole)
-        return render.quantity(exact, unit)
+        # Exact: a whole number or a short fraction, as written (0.8, 13.125).
+        number = f"{whole}.{fraction}" if fraction else whole
+        return number + words.unit_suffix(unit, number == "1")
     # A long or endless fraction (150 umol/L of creatinine in mg/dL): round for reading.
-    places = 2
-    shown = value.quantize(Decimal(1).scaleb(-places))
-    if limit is not None and value != limit:
-        while shown == limit or (shown > limit) != (value > limit):
-            places += 1
-            shown = value.quantize(Decimal(1).scaleb(-places))
-    return "about " + render.quantity(shown.normalize(), unit)
+    return "about " + words.quantity(words.rounded(value, limit), unit)

@@ -29,7 +29,8 @@ from critlang.check import UCUM_SPELLINGS, Checked, check, check_source
 from critlang.diagnostics import CritError, Diagnostic, sort_key
 from critlang.fmt import format_source
 from critlang.parser import parse_recovering
-from critlang.render import TYPE_WORDS, UNIT_WORDS, describe, quantity
+from critlang.render import TYPE_WORDS, describe
+from critlang.words import UNIT_WORDS, quantity
 
 # Keywords offered by completion; phrases are offered whole.
 KEYWORDS = (

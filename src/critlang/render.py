@@ -16,7 +16,6 @@ from __future__ import annotations
 import functools
 import re
 import textwrap
-from decimal import Decimal
 
 import attrs
 import jinja2
@@ -24,6 +23,20 @@ import markupsafe
 
 from critlang import syntax as s
 from critlang.check import Checked
+from critlang.words import (
+    ALL,
+    ANY,
+    ARITHMETIC,
+    COMPARISONS,
+    COUNTS,
+    DATE_COMPARISONS,
+    FLIPPED,
+    NEGATED,
+    PRECEDENCE,
+    UNIT_WORDS,
+    format_number,
+    quantity,
+)
 
 FORMATS = {
     "md": "protocol.md.j2",
@@ -32,43 +45,6 @@ FORMATS = {
     "plain": "plain.md.j2",
 }
 
-# UCUM codes that read better as words; every other unit is shown as its code.
-UNIT_WORDS = {
-    "a": ("year", "years"),
-    "mo": ("month", "months"),
-    "wk": ("week", "weeks"),
-    "d": ("day", "days"),
-    "h": ("hour", "hours"),
-    "min": ("minute", "minutes"),
-}
-COMPARISONS = {
-    ">": "more than",
-    ">=": "at least",
-    "<": "less than",
-    "<=": "at most",
-    "=": "equal to",
-    "!=": "not equal to",
-}
-DATE_COMPARISONS = {
-    ">": "after",
-    ">=": "on or after",
-    "<": "before",
-    "<=": "on or before",
-    "=": "on",
-    "!=": "not on",
-}
-FLIPPED = {">": "<", ">=": "<=", "<": ">", "<=": ">=", "=": "=", "!=": "!="}
-NEGATED = {">": "<=", ">=": "<", "<": ">=", "<=": ">", "=": "!=", "!=": "="}
-ARITHMETIC = {
-    "*": "\N{MULTIPLICATION SIGN}",
-    "/": "\N{DIVISION SIGN}",
-    "+": "+",
-    "-": "\N{MINUS SIGN}",
-}
-PRECEDENCE = {"+": 1, "-": 1, "*": 2, "/": 2}
-COUNTS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")
-ALL = "all of the following"
-ANY = "at least one of the following"
 TYPE_WORDS = {
     s.BooleanType: "yes/no",
     s.NumberType: "number",
@@ -127,42 +103,6 @@ def one_line(reading: Reading) -> str:
         )
         text = f"{text}: {inner}"
     return f"{reading.head}: {text}" if reading.head else text
-
-
-def quantity(value: Decimal, unit: str) -> str:
-    """A number with its unit in words where sensible: '20 years', '10%', '80 U/L'."""
-    number = _number(value)
-    if unit == "%":
-        return f"{number}%"
-    if unit == "1":
-        return number
-    if unit in UNIT_WORDS:
-        singular, plural = UNIT_WORDS[unit]
-        return f"{number} {singular if value == 1 else plural}"
-    return f"{number} {unit}"
-
-
-def rounded(value: Decimal, limit: Decimal | None = None, places: int = 2) -> Decimal:
-    """`value` to `places` decimals, or to more where fewer would make it look equal to,
-    or on the other side of, `limit`: 29.996 against 30 is 29.996, never 30.
-
-    A value equal to its limit is returned exactly. An explanation that shows
-    'about X' must show an X that agrees with the verdict it explains.
-    """
-    if limit is None:
-        return value.quantize(Decimal(1).scaleb(-places)).normalize()
-    if value == limit:
-        return value
-    side = value > limit
-    while True:
-        shown = value.quantize(Decimal(1).scaleb(-places))
-        if shown != limit and (shown > limit) == side:
-            return shown.normalize()
-        places += 1
-
-
-def _number(value: Decimal) -> str:
-    return format(value, "f")
 
 
 def _humanized(name: str) -> str:
@@ -329,7 +269,7 @@ class _Words:
         """An expression that reads as one phrase, never a list."""
         match expr:
             case s.NumberLit(value=value):
-                return _number(value)
+                return format_number(value)
             case s.QuantityLit(value=value, unit=unit):
                 return quantity(value, unit)
             case s.DateLit(value=date):
@@ -415,7 +355,7 @@ class _Words:
             and low.unit == high.unit
             and low.unit in UNIT_WORDS
         ):
-            bounds = f"{_number(low.value)} and {quantity(high.value, high.unit)}"
+            bounds = f"{format_number(low.value)} and {quantity(high.value, high.unit)}"
         else:
             bounds = f"{self.phrase(low)} and {self.phrase(high)}"
         limits = "exclusive" if expr.exclusive else "inclusive"
@@ -635,7 +575,7 @@ def _element_view(element: s.DataElement, used_by: tuple[str, ...]) -> ElementVi
             allowed = "confirmed by " + " and ".join(attesters)
     if element.plausible_range is not None:
         low, high = element.plausible_range
-        allowed = f"{_number(low)} to {_number(high)}"
+        allowed = f"{format_number(low)} to {format_number(high)}"
     if element.molar_mass is not None:
         mass = element.molar_mass
         allowed += f"; molar mass {quantity(mass.value, mass.unit)}"

@@ -23,7 +23,7 @@ from fractions import Fraction
 from importlib import resources
 
 from critlang import ir
-from critlang.engines.python import to_decimal
+from critlang.decimals import to_decimal
 
 _ORDER = {"<": "< 0", "<=": "<= 0", ">": "> 0", ">=": ">= 0", "=": "=== 0", "!=": "!== 0"}
 _SAME = {"=": "===", "!=": "!==", "<": "<", "<=": "<=", ">": ">", ">=": ">="}

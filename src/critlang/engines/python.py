@@ -17,7 +17,6 @@ wrote is ever spliced in as code.
 
 from __future__ import annotations
 
-import decimal
 from collections.abc import Callable
 from decimal import Decimal
 from fractions import Fraction
@@ -26,19 +25,10 @@ from typing import Any
 import attrs
 
 from critlang import ir
+from critlang.decimals import to_decimal
 from critlang.vocab import Outcome
 
-# Every evaluation runs in this context, whatever the caller's: 28 significant
-# digits, as CQL's Decimal, and no traps on inexact results.
-ARITHMETIC = decimal.Context(prec=28, rounding=decimal.ROUND_HALF_EVEN)
-
 _COMPARE = {"<": "<", "<=": "<=", ">": ">", ">=": ">=", "=": "==", "!=": "!="}
-
-
-def to_decimal(value: Fraction) -> Decimal:
-    """A fraction as the nearest 28-digit decimal (exact whenever it terminates)."""
-    with decimal.localcontext(ARITHMETIC):
-        return Decimal(value.numerator) / Decimal(value.denominator)
 
 
 @attrs.frozen

@@ -1,0 +1,91 @@
+"""The English words of critlang, in one home: documents and explanations both use them.
+
+Comparisons, arithmetic, counts and units in words, and numbers with their
+units. This module imports no Jinja: screening a record needs the words, not
+the templates.
+"""
+
+from __future__ import annotations
+
+import functools
+from decimal import Decimal
+
+# UCUM codes that read better as words; every other unit is shown as its code.
+UNIT_WORDS = {
+    "a": ("year", "years"),
+    "mo": ("month", "months"),
+    "wk": ("week", "weeks"),
+    "d": ("day", "days"),
+    "h": ("hour", "hours"),
+    "min": ("minute", "minutes"),
+}
+COMPARISONS = {
+    ">": "more than",
+    ">=": "at least",
+    "<": "less than",
+    "<=": "at most",
+    "=": "equal to",
+    "!=": "not equal to",
+}
+DATE_COMPARISONS = {
+    ">": "after",
+    ">=": "on or after",
+    "<": "before",
+    "<=": "on or before",
+    "=": "on",
+    "!=": "not on",
+}
+FLIPPED = {">": "<", ">=": "<=", "<": ">", "<=": ">=", "=": "=", "!=": "!="}
+NEGATED = {">": "<=", ">=": "<", "<": ">=", "<=": ">", "=": "!=", "!=": "="}
+ARITHMETIC = {
+    "*": "\N{MULTIPLICATION SIGN}",
+    "/": "\N{DIVISION SIGN}",
+    "+": "+",
+    "-": "\N{MINUS SIGN}",
+}
+PRECEDENCE = {"+": 1, "-": 1, "*": 2, "/": 2}
+COUNTS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")
+ALL = "all of the following"
+ANY = "at least one of the following"
+
+
+def quantity(value: Decimal, unit: str) -> str:
+    """A number with its unit in words where sensible: '20 years', '10%', '80 U/L'."""
+    return format(value, "f") + unit_suffix(unit, value == 1)
+
+
+@functools.cache
+def unit_suffix(unit: str, one: bool) -> str:
+    """What follows a number in `unit`: '%', ' year' (one) or ' years', ' mg/dL', ''."""
+    if unit == "%":
+        return "%"
+    if unit == "1":
+        return ""
+    if unit in UNIT_WORDS:
+        singular, plural = UNIT_WORDS[unit]
+        return f" {singular if one else plural}"
+    return f" {unit}"
+
+
+def rounded(value: Decimal, limit: Decimal | None = None, places: int = 2) -> Decimal:
+    """`value` to `places` decimals, or to more where fewer would make it look equal to,
+    or on the other side of, `limit`: 29.996 against 30 is 29.996, never 30.
+
+    A value equal to its limit is returned exactly. An explanation that shows
+    'about X' must show an X that agrees with the verdict it explains.
+    """
+    if limit is None:
+        return value.quantize(Decimal(1).scaleb(-places)).normalize()
+    if value == limit:
+        return value
+    side = value > limit
+    while True:
+        shown = value.quantize(Decimal(1).scaleb(-places))
+        if shown != limit and (shown > limit) == side:
+            return shown.normalize()
+        places += 1
+
+
+def format_number(value: Decimal) -> str:
+    """A decimal as written, without exponent: '0.8', '1200'."""
+    return format(value, "f")
