@@ -18,8 +18,8 @@ from typing import Any
 
 import critlang
 from critlang import ir
-from critlang.engines import javascript
 from critlang.decimals import to_decimal
+from critlang.engines import javascript
 from critlang.protocol_tests import example_record
 
 NODE = shutil.which("node")
