@@ -116,7 +116,7 @@ def attrition_query(checked: Checked, table: str = RESULTS) -> exp.Select:
         ident = criterion.id.text
         applicable: exp.Expr = screened
         if criterion.applies_when is not None:
-            absent = _is(sql.applies_column(criterion), False)
+            absent = _is(sql.applies_column(ident), False)
             columns.append(
                 exp.alias_(_count(exp.and_(screened, absent)), f"{ident} n/a", quoted=True)
             )

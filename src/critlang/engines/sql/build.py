@@ -1,0 +1,68 @@
+"""Small builders of sqlglot nodes shared by the SQL engine's stages.
+
+A sqlglot node has one parent, so every builder returns fresh nodes.
+"""
+
+from __future__ import annotations
+
+from sqlglot import exp
+
+
+def and_(*terms: exp.Expr) -> exp.Expr:
+    """Kleene conjunction (SQL's AND is Kleene's); of no terms, TRUE."""
+    if not terms:
+        return exp.true()
+    return exp.and_(*terms) if len(terms) > 1 else terms[0]
+
+
+def or_(*terms: exp.Expr) -> exp.Expr:
+    """Kleene disjunction; of no terms, FALSE."""
+    if not terms:
+        return exp.false()
+    return exp.or_(*terms) if len(terms) > 1 else terms[0]
+
+
+def not_(term: exp.Expr) -> exp.Expr:
+    return exp.not_(term)
+
+
+def is_null(term: exp.Expr) -> exp.Expr:
+    return exp.Is(this=paren(term), expression=exp.null())
+
+
+def is_(term: exp.Expr, truth: bool) -> exp.Expr:
+    return exp.Is(this=paren(term), expression=exp.true() if truth else exp.false())
+
+
+def text(value: str) -> exp.Expr:
+    return exp.Literal.string(value)
+
+
+def col(name: str) -> exp.Expr:
+    return exp.column(name, quoted=True)
+
+
+def alias(sql: exp.Expr, name: str) -> exp.Expr:
+    return exp.alias_(sql, name, quoted=True)
+
+
+def select(columns: list[exp.Expr], source: exp.Expr | str) -> exp.Select:
+    """SELECT columns FROM source; every part is built fresh, so nothing is copied."""
+    return exp.select(*columns, copy=False).from_(source, copy=False)
+
+
+def lambda_(body: exp.Expr) -> exp.Lambda:
+    return exp.Lambda(this=body, expressions=[exp.to_identifier("x")])
+
+
+def x() -> exp.Expr:
+    """The lambda's parameter; a fresh node each time, as a node has one parent."""
+    return exp.column("x")
+
+
+def paren(sql: exp.Expr) -> exp.Expr:
+    """`sql` in parentheses unless it is atomic; sqlglot prints trees as they are built."""
+    atomic = (exp.Column, exp.Literal, exp.Cast, exp.Paren, exp.Func, exp.Case, exp.Boolean)
+    if isinstance(sql, atomic) and not isinstance(sql, exp.Connector):
+        return sql
+    return exp.Paren(this=sql)
