@@ -64,7 +64,8 @@ class Query:
         self.input = Input(checked, layout)
         self.layout = layout
         self.definitions = dict(program.definitions)
-        self.columns: dict[int, Value] = {}  # node id -> the column(s) already holding it
+        self.columns: dict[int, Value] = {}  # node id -> the column(s) of an earlier stage
+        self.pending: dict[int, Value] = {}  # the same for the stage being built
 
     def query(self, table: exp.Table) -> exp.Select:
         stages = self.input.stages(table)
@@ -99,15 +100,24 @@ class Query:
         """Columns holding `node`'s value under `name`; later stages read them."""
         value = self.value(node)
         if not isinstance(value, exact.Ratio):
-            self.columns[node.id] = b.col(name)
+            self.pending[node.id] = b.col(name)
             return [b.alias(value, name)]
         columns = [b.alias(value.num.sql, name)]
         den = value.den
         if den is not None and den.constant is None:
             columns.append(b.alias(den.sql, f"{name} den"))
             den = attrs.evolve(den, sql=b.col(f"{name} den"))
-        self.columns[node.id] = exact.Ratio(attrs.evolve(value.num, sql=b.col(name)), den)
+        self.pending[node.id] = exact.Ratio(attrs.evolve(value.num, sql=b.col(name)), den)
         return columns
+
+    def stage(self, columns: list[exp.Expr], previous: str) -> exp.Select:
+        """SELECT *, columns FROM previous; their values are read by name from now on.
+
+        Only from the next stage: a column cannot be read where it is defined.
+        """
+        self.columns.update(self.pending)
+        self.pending = {}
+        return b.select([exp.Star(), *columns], previous)
 
     # ---- definitions, level by level so each is computed once ----
 
@@ -120,11 +130,11 @@ class Query:
         return [[n for n in levels if levels[n] == depth] for depth in range(1, deepest + 1)]
 
     def definitions_stage(self, names: list[str], previous: str) -> exp.Select:
-        columns: list[exp.Expr] = [exp.Star()]
+        columns: list[exp.Expr] = []
         for name in names:
             with self.exactly(self.checked.definitions[name].span):
                 columns += self.materialize(self.definitions[name], name)
-        return b.select(columns, previous)
+        return self.stage(columns, previous)
 
     # ---- criteria ----
 
@@ -132,7 +142,7 @@ class Query:
         return {c.id.text: c.condition.span for c in self.checked.protocol.criteria}
 
     def parts(self, previous: str) -> exp.Select:
-        columns: list[exp.Expr] = [exp.Star()]
+        columns: list[exp.Expr] = []
         spans = self.spans()
         for criterion in self.program.criteria:
             for part in criterion.parts:
@@ -141,23 +151,23 @@ class Query:
                     columns += self.materialize(part.value, name)
                     if part.applies is not None:
                         columns += self.materialize(part.applies, applies_column(name))
-        return b.select(columns, previous)
+        return self.stage(columns, previous)
 
     def criteria(self) -> exp.Select:
-        columns: list[exp.Expr] = [exp.Star()]
+        columns: list[exp.Expr] = []
         spans = self.spans()
         for criterion in self.program.criteria:
             with self.exactly(spans[criterion.id]):
                 columns += self.materialize(criterion.condition, f"{criterion.id} condition")
                 if criterion.applies is not None:
                     columns += self.materialize(criterion.applies, applies_column(criterion.id))
-        return b.select(columns, "screen_parts")
+        return self.stage(columns, "screen_parts")
 
     def verdicts(self) -> exp.Select:
-        columns: list[exp.Expr] = [exp.Star()]
+        columns: list[exp.Expr] = []
         for criterion in self.program.criteria:
             columns += self.materialize(criterion.value, f"{criterion.id} value")
-        return b.select(columns, "screen_criteria")
+        return self.stage(columns, "screen_criteria")
 
     def outcomes(self) -> exp.Select:
         excluded: list[exp.Expr] = []
