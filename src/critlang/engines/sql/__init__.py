@@ -81,4 +81,4 @@ def to_sql(
     pretty: bool = True,
 ) -> str:
     """The screening query over `table` as SQL text in `dialect`."""
-    return query(checked, table, layout).sql(dialect=dialect, pretty=pretty)
+    return query(checked, table, layout).sql(dialect=dialect, pretty=pretty, copy=False)

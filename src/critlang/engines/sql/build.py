@@ -12,18 +12,18 @@ def and_(*terms: exp.Expr) -> exp.Expr:
     """Kleene conjunction (SQL's AND is Kleene's); of no terms, TRUE."""
     if not terms:
         return exp.true()
-    return exp.and_(*terms) if len(terms) > 1 else terms[0]
+    return exp.and_(*terms, copy=False) if len(terms) > 1 else terms[0]
 
 
 def or_(*terms: exp.Expr) -> exp.Expr:
     """Kleene disjunction; of no terms, FALSE."""
     if not terms:
         return exp.false()
-    return exp.or_(*terms) if len(terms) > 1 else terms[0]
+    return exp.or_(*terms, copy=False) if len(terms) > 1 else terms[0]
 
 
 def not_(term: exp.Expr) -> exp.Expr:
-    return exp.not_(term)
+    return exp.not_(term, copy=False)
 
 
 def is_null(term: exp.Expr) -> exp.Expr:
@@ -32,6 +32,23 @@ def is_null(term: exp.Expr) -> exp.Expr:
 
 def is_(term: exp.Expr, truth: bool) -> exp.Expr:
     return exp.Is(this=paren(term), expression=exp.true() if truth else exp.false())
+
+
+def cast(value: exp.Expr, to: exp.DataType | str) -> exp.Cast:
+    """CAST(value AS to), taking `value` as it is (sqlglot's helper copies it)."""
+    kind = to if isinstance(to, exp.DataType) else exp.DataType.build(to, dialect="duckdb")
+    return exp.Cast(this=value, to=kind)
+
+
+def when(condition: exp.Expr, value: exp.Expr, default: exp.Expr | None = None) -> exp.Case:
+    """CASE WHEN condition THEN value [ELSE default] END (sqlglot's `Case.when` copies)."""
+    return case([(condition, value)], default)
+
+
+def case(whens: list[tuple[exp.Expr, exp.Expr]], default: exp.Expr | None = None) -> exp.Case:
+    """CASE with every WHEN built at once: adding them one by one would copy the CASE."""
+    ifs = [exp.If(this=condition, true=value) for condition, value in whens]
+    return exp.Case(ifs=ifs, default=default)
 
 
 def text(value: str) -> exp.Expr:
@@ -43,7 +60,7 @@ def col(name: str) -> exp.Expr:
 
 
 def alias(sql: exp.Expr, name: str) -> exp.Expr:
-    return exp.alias_(sql, name, quoted=True)
+    return exp.alias_(sql, name, quoted=True, copy=False)
 
 
 def select(columns: list[exp.Expr], source: exp.Expr | str) -> exp.Select:

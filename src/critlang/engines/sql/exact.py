@@ -17,6 +17,7 @@ from fractions import Fraction
 import attrs
 from sqlglot import exp
 
+from critlang.engines.sql import build
 from critlang.engines.sql.build import paren
 
 MAX_PRECISION = 38  # the widest DECIMAL that DuckDB, Spark and Postgres share
@@ -43,7 +44,8 @@ def places(value: Fraction) -> int | None:
 
 
 def decimal_type(precision: int, scale: int) -> exp.DataType:
-    return exp.DataType.build(f"DECIMAL({precision}, {scale})")
+    params = [exp.DataTypeParam(this=exp.Literal.number(n)) for n in (precision, scale)]
+    return exp.DataType(this=exp.DType.DECIMAL, expressions=params, nested=False)
 
 
 @attrs.frozen
@@ -84,14 +86,14 @@ def literal(value: Fraction) -> Dec:
     text = f"{scaled[:-count]}.{scaled[-count:]}" if count else scaled
     text = "-" + text if value < 0 else text
     dec = Dec(exp.Literal.number(text), value, value, count, nullable=False)
-    return attrs.evolve(dec, sql=exp.cast(dec.sql, dec.type))
+    return attrs.evolve(dec, sql=build.cast(dec.sql, dec.type))
 
 
 def typed(sql: exp.Expr, low: Fraction, high: Fraction, scale: int, nullable: bool) -> Dec:
     dec = Dec(sql, low, high, scale, nullable)
     if dec.precision > MAX_PRECISION:
         raise TooWide
-    return attrs.evolve(dec, sql=exp.cast(sql, dec.type))
+    return attrs.evolve(dec, sql=build.cast(sql, dec.type))
 
 
 def mul(a: Dec, b: Dec) -> Dec:
@@ -108,7 +110,7 @@ def mul(a: Dec, b: Dec) -> Dec:
         # fails when it overflows; one operand of 19 digits makes it DECIMAL(p1 + p2),
         # and 19 + 18 + 1 digits still fit Spark's 38.
         inner = left.this if isinstance(left, exp.Cast) else left
-        left = exp.cast(inner, decimal_type(INT64_DIGITS + 1, a.scale))
+        left = build.cast(inner, decimal_type(INT64_DIGITS + 1, a.scale))
     corners = [a.low * b.low, a.low * b.high, a.high * b.low, a.high * b.high]
     product = exp.Mul(this=paren(left), expression=paren(b.sql))
     return typed(product, min(corners), max(corners), a.scale + b.scale, a.nullable or b.nullable)
@@ -173,7 +175,7 @@ class Ratio:
         return None if num is None or den is None else num / den
 
 
-NULL = Ratio(Dec(exp.cast(exp.null(), decimal_type(1, 0)), Fraction(0), Fraction(0), 0))
+NULL = Ratio(Dec(build.cast(exp.null(), decimal_type(1, 0)), Fraction(0), Fraction(0), 0))
 
 
 def fresh(x: Ratio) -> Ratio:
@@ -226,9 +228,7 @@ def ratio_div(x: Ratio, y: Ratio) -> Ratio:
     )
     flipped = neg(num)
     signed = Dec(
-        exp.Case()
-        .when(exp.LT(this=divisor.sql.copy(), expression=zero()), flipped.sql)
-        .else_(num.sql),
+        build.when(exp.LT(this=divisor.sql.copy(), expression=zero()), flipped.sql, num.sql),
         min(num.low, flipped.low),
         max(num.high, flipped.high),
         num.scale,

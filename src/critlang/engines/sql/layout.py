@@ -219,7 +219,7 @@ def _parse_date(raw: exp.Expr) -> exp.Expr:
         piece = exp.Substring(
             this=raw.copy(), start=exp.Literal.number(start), length=exp.Literal.number(length)
         )
-        return exp.cast(piece, exp.DataType.build("INT"))
+        return b.cast(piece, exp.DataType.build("INT"))
 
     def divisible(by: int) -> exp.Expr:
         return exp.EQ(
@@ -229,17 +229,14 @@ def _parse_date(raw: exp.Expr) -> exp.Expr:
 
     leap = b.and_(divisible(4), b.or_(b.not_(divisible(100)), divisible(400)))
     month, day = part(6, 2), part(9, 2)
-    length = (
-        exp.Case()
-        .when(
-            exp.In(this=month, expressions=[exp.Literal.number(m) for m in (4, 6, 9, 11)]),
-            exp.Literal.number(30),
-        )
-        .when(
-            exp.EQ(this=part(6, 2), expression=exp.Literal.number(2)),
-            exp.Case().when(leap, exp.Literal.number(29)).else_(exp.Literal.number(28)),
-        )
-        .else_(exp.Literal.number(31))
+    short = exp.In(this=month, expressions=[exp.Literal.number(m) for m in (4, 6, 9, 11)])
+    february = exp.EQ(this=part(6, 2), expression=exp.Literal.number(2))
+    length = b.case(
+        [
+            (short, exp.Literal.number(30)),
+            (february, b.when(leap, exp.Literal.number(29), exp.Literal.number(28))),
+        ],
+        exp.Literal.number(31),
     )
     valid = b.and_(
         exp.Between(this=part(6, 2), low=exp.Literal.number(1), high=exp.Literal.number(12)),
@@ -247,8 +244,8 @@ def _parse_date(raw: exp.Expr) -> exp.Expr:
     )
     # The regular expression first: the parts are only read from text of the right shape.
     shaped = _regexp(raw.copy(), _DATE_PATTERN)
-    checked = exp.Case().when(shaped, exp.Case().when(valid, exp.true()).else_(exp.false()))
-    return exp.Case().when(checked, exp.cast(raw.copy(), exp.DataType.build("DATE")))
+    checked = b.when(shaped, b.when(valid, exp.true(), exp.false()))
+    return b.when(checked, b.cast(raw.copy(), exp.DataType.build("DATE")))
 
 
 class Input:
@@ -314,18 +311,18 @@ class Input:
         read = self.reads[name]
         typed = read.type
         if column.storage == "wide":
-            raw = exp.cast(raw, exp.DataType.build("VARCHAR"))
+            raw = b.cast(raw, exp.DataType.build("VARCHAR"))
         if column.storage in ("text", "wide"):
             pattern = _number_pattern(read.digits, read.scale)
             shaped = b.and_(_regexp(raw, pattern), _regexp(raw.copy(), "[0-9]"))
-            return exp.Case().when(shaped, exp.cast(raw.copy(), typed))
+            return b.when(shaped, b.cast(raw.copy(), typed))
         inside = _within(raw, read.digits)
-        value = exp.Case().when(inside, exp.cast(raw.copy(), typed))
+        value = b.when(inside, b.cast(raw.copy(), typed))
         if column.storage == "float":
             # Kept only when its decimal reads back as the same double: then it is the
             # double's shortest decimal, the one the Python engine takes.
-            back = exp.cast(value.copy(), exp.DataType.build("DOUBLE"))
-            return exp.Case().when(exp.EQ(this=back, expression=raw.copy()), value)
+            back = b.cast(value.copy(), exp.DataType.build("DOUBLE"))
+            return b.when(exp.EQ(this=back, expression=raw.copy()), value)
         return value
 
     # ---- the stages ----
@@ -333,7 +330,7 @@ class Input:
     def source(self, table: exp.Table) -> exp.Select:
         columns: list[exp.Expr] = []
         if self.layout.id_column is not None:
-            identity = exp.cast(b.col(self.layout.id_column), exp.DataType.build("VARCHAR"))
+            identity = b.cast(b.col(self.layout.id_column), exp.DataType.build("VARCHAR"))
             columns.append(b.alias(identity, ID_FIELD))
         for name in self.checked.elements:
             columns += self.source_columns(name)
@@ -343,30 +340,22 @@ class Input:
         kind = self.checked.element_types[name]
         column = self.layout.column(name)
         if column is None:
-            return [b.alias(exp.cast(exp.null(), self.null_type(name, kind)), name)]
+            return [b.alias(b.cast(exp.null(), self.null_type(name, kind)), name)]
         raw = b.col(column.name)
         text = column.storage == "text"
         if text:
             trimmed = exp.Trim(this=raw)
             na = exp.In(this=exp.Upper(this=trimmed), expressions=[b.text(t) for t in NA_TEXTS])
-            raw = exp.Case().when(na, exp.null()).else_(trimmed.copy())
+            raw = b.when(na, exp.null(), trimmed.copy())
         given = b.alias(b.not_(b.is_null(raw.copy())), f"{name} given")
         match kind.kind:
             case "number" | "quantity":
                 return [b.alias(self.parse_number(name, raw, column), name), given]
             case "boolean" if text:
                 lowered = exp.Lower(this=raw)
-                parsed = (
-                    exp.Case()
-                    .when(
-                        exp.In(this=lowered, expressions=[b.text(t) for t in TRUE_TEXTS]),
-                        exp.true(),
-                    )
-                    .when(
-                        exp.In(this=lowered.copy(), expressions=[b.text(t) for t in FALSE_TEXTS]),
-                        exp.false(),
-                    )
-                )
+                yes = exp.In(this=lowered, expressions=[b.text(t) for t in TRUE_TEXTS])
+                no = exp.In(this=lowered.copy(), expressions=[b.text(t) for t in FALSE_TEXTS])
+                parsed = b.case([(yes, exp.true()), (no, exp.false())])
                 return [b.alias(parsed, name), given]
             case "date" if text:
                 return [b.alias(_parse_date(raw), name), given]
@@ -408,16 +397,14 @@ class Input:
     def record_errors(self) -> exp.Select:
         """The first value that did not fit: given, yet NULL once validated."""
         failures = [(b.and_(b.col(f"{n} given"), b.is_null(b.col(n))), m) for n, m in self.problems]
-        error: exp.Expr = exp.cast(exp.null(), exp.DataType.build("VARCHAR"))
+        error: exp.Expr = b.cast(exp.null(), exp.DataType.build("VARCHAR"))
         if failures:
             # Nearly every record is valid: one test settles those, the rest name the field.
             # The CASE is built in one go: `Case.when` copies the CASE it extends.
             valid = b.not_(b.paren(b.or_(*(failed for failed, _ in failures))))
-            whens = [exp.If(this=valid, true=exp.cast(exp.null(), exp.DataType.build("VARCHAR")))]
-            whens += [
-                exp.If(this=failed.copy(), true=b.text(message)) for failed, message in failures
-            ]
-            error = exp.Case(ifs=whens)
+            whens = [(valid, b.cast(exp.null(), "VARCHAR"))]
+            whens += [(failed.copy(), b.text(message)) for failed, message in failures]
+            error = b.case(whens)
         return b.select([exp.Star(), b.alias(error, RECORD_ERROR)], "screen_input")
 
     def validated(self, name: str) -> tuple[exp.Expr, str | None]:
@@ -435,7 +422,7 @@ class Input:
                 allowed = exp.In(this=held, expressions=[b.text(v) for v in kind.values])
                 values = ", ".join(kind.values)
                 return (
-                    exp.Case().when(allowed, held.copy()),
+                    b.when(allowed, held.copy()),
                     f"{where}: not a declared value; expected one of {values}",
                 )
             case "set":
@@ -452,7 +439,7 @@ class Input:
                 fits = exp.EQ(this=count, expression=exp.Literal.number(0))
                 values = ", ".join(kind.values)
                 return (
-                    exp.Case().when(fits, b.col(name)),
+                    b.when(fits, b.col(name)),
                     f"{where}: expected a list of values from {values}",
                 )
         if column.storage == "text":
@@ -478,6 +465,6 @@ class Input:
             exact.ratio_compare(exact.fresh(value), "<=", exact.const(read.high)),
         )
         return (
-            exp.Case().when(inside, b.col(name)),
+            b.when(inside, b.col(name)),
             f"{where}: expected a number from {limits[0]} to {limits[1]}{shown}, {exactly}",
         )

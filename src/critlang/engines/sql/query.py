@@ -195,7 +195,7 @@ class Query:
 
         def unless_error(column: str, name: str) -> None:
             valid = b.is_null(b.col(RECORD_ERROR))
-            columns.append(b.alias(exp.Case().when(valid, b.col(column)), name))
+            columns.append(b.alias(b.when(valid, b.col(column)), name))
 
         for criterion in self.program.criteria:
             unless_error(f"{criterion.id} value", criterion.id)
@@ -230,19 +230,17 @@ class Query:
                     if isinstance(node, ir.Element):
                         reasons.setdefault(node.name, []).append(unknown.copy())
         entries = [
-            exp.Case().when(b.and_(b.is_null(b.col(name)), b.paren(b.or_(*because))), b.text(name))
+            b.when(b.and_(b.is_null(b.col(name)), b.paren(b.or_(*because))), b.text(name))
             for name, because in reasons.items()
         ]
-        listed = exp.Array(expressions=entries or [exp.cast(exp.null(), "VARCHAR")])
+        listed = exp.Array(expressions=entries or [b.cast(exp.null(), "VARCHAR")])
         found = exp.ArrayFilter(this=listed, expression=b.lambda_(b.not_(b.is_null(b.x()))))
         # Only undetermined patients have missing data that matters: skip the rest cheaply.
         undetermined = exp.EQ(
             this=b.col(f"{STATUS} value"), expression=b.text(Outcome.UNDETERMINED)
         )
-        none = exp.cast(
-            exp.Array(expressions=[]), exp.DataType.build("VARCHAR[]", dialect="duckdb")
-        )
-        return exp.Case().when(undetermined, found).else_(none)
+        none = b.cast(exp.Array(expressions=[]), exp.DataType.build("VARCHAR[]", dialect="duckdb"))
+        return b.when(undetermined, found, none)
 
     # ---- one method per IR node ----
 
@@ -296,7 +294,7 @@ class Query:
             case Fraction() as number:
                 return exact.const(number)
             case datetime.date() as day:
-                return exp.cast(b.text(day.isoformat()), exp.DataType.build("DATE"))
+                return b.cast(b.text(day.isoformat()), exp.DataType.build("DATE"))
             case str(word):
                 return b.text(word)
             case frozenset() as words:
@@ -330,10 +328,8 @@ class Query:
                 result = exp.Add(this=result, expression=term)
             return exp.Paren(this=result)
 
-        met = total([exp.Case().when(v, one.copy()).else_(zero.copy()) for v in values])
-        possible = total(
-            [exp.Case().when(b.is_(v.copy(), False), zero.copy()).else_(one.copy()) for v in values]
-        )
+        met = total([b.when(v, one.copy(), zero.copy()) for v in values])
+        possible = total([b.when(b.is_(v.copy(), False), zero.copy(), one.copy()) for v in values])
         needed = exp.Literal.number(node.count)
         return exp.Case(
             ifs=[
