@@ -402,7 +402,7 @@ class Input:
             # Nearly every record is valid: one test settles those, the rest name the field.
             # The CASE is built in one go: `Case.when` copies the CASE it extends.
             valid = b.not_(b.paren(b.or_(*(failed for failed, _ in failures))))
-            whens = [(valid, b.cast(exp.null(), "VARCHAR"))]
+            whens: list[tuple[exp.Expr, exp.Expr]] = [(valid, b.cast(exp.null(), "VARCHAR"))]
             whens += [(failed.copy(), b.text(message)) for failed, message in failures]
             error = b.case(whens)
         return b.select([exp.Star(), b.alias(error, RECORD_ERROR)], "screen_input")
