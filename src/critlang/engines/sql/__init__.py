@@ -81,4 +81,14 @@ def to_sql(
     pretty: bool = True,
 ) -> str:
     """The screening query over `table` as SQL text in `dialect`."""
-    return query(checked, table, layout).sql(dialect=dialect, pretty=pretty, copy=False)
+    tree = query(checked, table, layout)
+    if dialect in ("postgres", "postgresql"):
+        tree = tree.transform(_postgres, copy=False)
+    return tree.sql(dialect=dialect, pretty=pretty, copy=False)
+
+
+def _postgres(node: exp.Expr) -> exp.Expr:
+    """What sqlglot does not yet write for PostgreSQL: splitting text at a pattern."""
+    if isinstance(node, exp.RegexpSplit):
+        return exp.Anonymous(this="REGEXP_SPLIT_TO_ARRAY", expressions=[node.this, node.expression])
+    return node

@@ -8,7 +8,8 @@ exactly), `screen_input` keeps the values that fit the data dictionary, and
 `screen_checked` names, per row, the first column whose value did not: that
 row is an error, and the others go on.
 
-Numbers stay in the unit of their column; `Input.number` gives the exact
+Numbers stay in the unit of their column; `Input.into_declared` gives the
+exact factor into the declared unit, which the query multiplies with the
 factor into the unit a criterion needs, so a column in kPa met by a limit in
 mm[Hg] is multiplied by one factor, not two.
 """
@@ -271,11 +272,9 @@ class Input:
 
     # ---- what the query reads ----
 
-    def number(self, name: str, factor: Fraction = Fraction(1)) -> exact.Ratio:
-        """An element's exact value times `factor` (1: in its declared unit)."""
-        read = self.reads[name]
-        into = self.into_declared(name)
-        return exact.ratio_scale(exact.Ratio(attrs.evolve(read, sql=b.col(name))), into * factor)
+    def read(self, name: str) -> exact.Ratio:
+        """A numeric element's exact value in its column's unit (see `into_declared`)."""
+        return exact.Ratio(attrs.evolve(self.reads[name], sql=b.col(name)))
 
     def value(self, name: str) -> exp.Expr:
         """A non-numeric element's value."""

@@ -303,7 +303,7 @@ class Query:
 
     def element(self, node: ir.Element) -> Value:
         if node.type.numeric:
-            return self.input.number(node.name)
+            return self.times(self.input.read(node.name), self.input.into_declared(node.name))
         return self.input.value(node.name)
 
     def not_(self, node: ir.Not) -> exp.Expr:
@@ -343,37 +343,54 @@ class Query:
         if not node.left.type.numeric:
             left, right = self.boolean(node.left), self.boolean(node.right)
             return exact.OPS[node.op](this=b.paren(left), expression=b.paren(right))
-        left_number, right_number = self.operands(node.left, node.right)
-        return exact.ratio_compare(left_number, node.op, right_number)
-
-    def operands(self, left: ir.Node, right: ir.Node) -> tuple[exact.Ratio, exact.Ratio]:
-        """Both sides of a comparison; a conversion facing a constant moves onto the constant.
-
-        `x * f op c` is `x op c / f` (f > 0): one factor, folded into the
-        constant, instead of two in the cross-multiplication.
-        """
-        if isinstance(left, ir.Scale) and isinstance(right, ir.Const) and left.factor > 0:
-            assert isinstance(right.value, Fraction)
-            return self.number(left.operand), exact.const(right.value / left.factor)
-        if isinstance(right, ir.Scale) and isinstance(left, ir.Const) and right.factor > 0:
-            assert isinstance(left.value, Fraction)
-            return exact.const(left.value / right.factor), self.number(right.operand)
-        return self.number(left), self.number(right)
+        # `x * f op y * g` is `x op y * (g / f)` for f > 0: one factor, and none at all
+        # when y is a constant, however many conversions met on the way.
+        (left_base, f), (right_base, g) = self.linear(node.left), self.linear(node.right)
+        assert f > 0 and g > 0, "unit factors are positive"
+        constant = left_base.constant
+        if constant is not None:
+            return exact.ratio_compare(exact.const(constant * f / g), node.op, right_base)
+        return exact.ratio_compare(left_base, node.op, self.times(right_base, g / f))
 
     def arith(self, node: ir.Arith) -> exact.Ratio:
-        left, right = self.number(node.left), self.number(node.right)
-        match node.op:
-            case "+" | "-":
-                return exact.ratio_add(left, right, subtract=node.op == "-")
-            case "*":
-                return exact.ratio_mul(left, right)
-        return exact.ratio_div(left, right)
+        base, factor = self.linear(node)
+        return self.times(base, factor)
 
     def scale(self, node: ir.Scale) -> exact.Ratio:
-        if isinstance(node.operand, ir.Element) and node.operand.id not in self.columns:
-            # One factor from the column's unit straight to the one needed.
-            return self.input.number(node.operand.name, node.factor)
-        return exact.ratio_scale(self.number(node.operand), node.factor)
+        base, factor = self.linear(node)
+        return self.times(base, factor)
+
+    def times(self, x: exact.Ratio, factor: Fraction) -> exact.Ratio:
+        constant = x.constant
+        if constant is not None:
+            return exact.const(constant * factor)
+        return exact.ratio_scale(x, factor)
+
+    def linear(self, node: ir.Node) -> tuple[exact.Ratio, Fraction]:
+        """A number as (base, positive factor), their product, so conversions multiply once.
+
+        Unit factors are gathered from the column's unit through every `Scale`,
+        sum and product; a sum of terms with different factors takes the left
+        term's, and the right term is converted by the one factor between them.
+        """
+        if node.id in self.columns:
+            return self.number(node), Fraction(1)
+        match node:
+            case ir.Element():
+                return self.input.read(node.name), self.input.into_declared(node.name)
+            case ir.Scale(operand=operand, factor=factor) if factor > 0:
+                base, inner = self.linear(operand)
+                return base, inner * factor
+            case ir.Arith(op=op, left=left, right=right):
+                (x, f), (y, g) = self.linear(left), self.linear(right)
+                match op:
+                    case "+" | "-":
+                        return exact.ratio_add(x, self.times(y, g / f), op == "-"), f
+                    case "*":
+                        return exact.ratio_mul(x, y), f * g
+                    case _:
+                        return exact.ratio_div(x, y), f / g
+        return self.number(node), Fraction(1)
 
     def member(self, node: ir.Member) -> exp.Expr:
         return exp.In(
