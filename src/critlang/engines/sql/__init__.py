@@ -81,7 +81,7 @@ def to_sql(
     pretty: bool = True,
 ) -> str:
     """The screening query over `table` as SQL text in `dialect`."""
-    tree = query(checked, table, layout)
+    tree: exp.Expr = query(checked, table, layout)
     if dialect in ("postgres", "postgresql"):
         tree = tree.transform(_postgres, copy=False)
     return tree.sql(dialect=dialect, pretty=pretty, copy=False)
