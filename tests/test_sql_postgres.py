@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from sqlglot import exp
+
 import critlang
+from critlang import sql
 from tests.patients import ELIGIBLE
 from tests.postgres import screen_in_postgres
 
@@ -31,3 +34,13 @@ def test_the_query_runs_on_postgres(postgres_url: str) -> None:
         rows["old"]["error"]
         == "column 'age': expected a number from 0 to 130 a, exactly in 6 decimal places"
     )
+
+
+def test_the_query_never_uses_try_cast() -> None:
+    """PostgreSQL has no TRY_CAST: every cast is guarded by a check instead."""
+    for protocol in (CTD_ILD, MIX):
+        text = [(name, "VARCHAR") for name in protocol.checked.elements]
+        layout = sql.layout_from_schema(protocol.checked, text, "postgres", text=True)
+        for tree in (sql.query(protocol.checked), sql.query(protocol.checked, layout=layout)):
+            assert not [cast for cast in tree.find_all(exp.Cast) if cast.args.get("safe")]
+            assert not list(tree.find_all(exp.TryCast))
