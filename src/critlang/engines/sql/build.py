@@ -12,14 +12,28 @@ def and_(*terms: exp.Expr) -> exp.Expr:
     """Kleene conjunction (SQL's AND is Kleene's); of no terms, TRUE."""
     if not terms:
         return exp.true()
-    return exp.and_(*terms, copy=False) if len(terms) > 1 else terms[0]
+    return _chain(exp.And, terms)
 
 
 def or_(*terms: exp.Expr) -> exp.Expr:
     """Kleene disjunction; of no terms, FALSE."""
     if not terms:
         return exp.false()
-    return exp.or_(*terms, copy=False) if len(terms) > 1 else terms[0]
+    return _chain(exp.Or, terms)
+
+
+def _chain(connective: type[exp.Connector], terms: tuple[exp.Expr, ...]) -> exp.Expr:
+    """terms[0] op terms[1] op ...; as sqlglot's `and_`, without its per-term parsing."""
+    if len(terms) == 1:
+        return terms[0]
+
+    def wrapped(term: exp.Expr) -> exp.Expr:
+        return exp.Paren(this=term) if isinstance(term, exp.Connector) else term
+
+    result = wrapped(terms[0])
+    for term in terms[1:]:
+        result = connective(this=result, expression=wrapped(term))
+    return result
 
 
 def not_(term: exp.Expr) -> exp.Expr:

@@ -255,9 +255,10 @@ class Input:
     def __init__(self, checked: Checked, layout: Layout) -> None:
         self.checked = checked
         self.layout = layout
+        self.columns = {column.element: column for column in layout.columns}
         self.problems: list[tuple[str, str]] = []  # validated elements, what is wrong if not
         self.reads = {
-            name: self.read_number(name, kind, layout.column(name))
+            name: self.read_number(name, kind, self.columns.get(name))
             for name, kind in checked.element_types.items()
             if kind.numeric
         }
@@ -299,7 +300,7 @@ class Input:
         return dec
 
     def into_declared(self, name: str, column: Column | None = None) -> Fraction:
-        column = column or self.layout.column(name)
+        column = column or self.columns.get(name)
         if column is None or column.unit is None:
             return Fraction(1)
         kind = self.checked.element_types[name]
@@ -337,7 +338,7 @@ class Input:
 
     def source_columns(self, name: str) -> list[exp.Expr]:
         kind = self.checked.element_types[name]
-        column = self.layout.column(name)
+        column = self.columns.get(name)
         if column is None:
             return [b.alias(b.cast(exp.null(), self.null_type(name, kind)), name)]
         raw = b.col(column.name)
@@ -409,7 +410,7 @@ class Input:
     def validated(self, name: str) -> tuple[exp.Expr, str | None]:
         """(value or NULL, what is wrong when it is NULL though given)."""
         kind = self.checked.element_types[name]
-        column = self.layout.column(name)
+        column = self.columns.get(name)
         held = b.col(name)
         if column is None:
             return held, None
