@@ -263,6 +263,20 @@ def test_duckdb_agrees_with_the_evaluator_on_every_construct(
     check_duckdb(MIX, records)
 
 
+@settings(SETTINGS, max_examples=30)
+@given(st.lists(ctd_records(), min_size=1, max_size=25))
+def test_double_columns_agree_with_the_evaluator(records: list[dict[str, Any]]) -> None:
+    """DOUBLE columns are read as their shortest decimal, as the Python engine reads floats."""
+    records = numbered(records)
+    table = arrow_table(CTD_ILD.checked, records, floats=True)
+    floats = [
+        {k: float(v) if isinstance(v, Decimal) else v for k, v in record.items()}
+        for record in records
+    ]
+    rows = duckdb_results(CTD_ILD.checked, table)
+    assert_agree(CTD_ILD, list(CTD_ILD.evaluate_many(floats)), rows)
+
+
 # ---- CSV text, with units in the column names ------------------------------------------
 
 UNITS = {"creatinine": "umol/L", "symptom_duration": "h", "body_weight": "g"}
