@@ -14,7 +14,12 @@ import pwd
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from critlang.check import Checked
 
 PORT = 5432  # only names the socket file, which lives in the server's own directory
 USER = "critlang"
@@ -66,3 +71,50 @@ class Server:
                 self.run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
         finally:
             shutil.rmtree(self.root, ignore_errors=True)
+
+
+# ---- screening a table in PostgreSQL ----------------------------------------------
+
+TYPES = {
+    "boolean": "BOOLEAN",
+    "enum": "TEXT",
+    "set": "TEXT[]",
+    "date": "DATE",
+    "number": "NUMERIC(18,6)",
+    "quantity": "NUMERIC(18,6)",
+}
+
+
+def _quoted(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def screen_in_postgres(
+    url: str,
+    checked: Checked,
+    records: Sequence[Mapping[str, Any]],
+    types: Mapping[str, str] | None = None,
+    text: bool = False,
+) -> dict[str, dict[str, Any]]:
+    """Load `records` into a fresh table, run the screening query, return rows by id."""
+    import psycopg
+
+    from critlang import sql
+
+    columns = [("id", "TEXT")]
+    for name, kind in checked.element_types.items():
+        columns.append((name, "TEXT" if text else (types or {}).get(name, TYPES[kind.kind])))
+    with psycopg.connect(url, autocommit=True) as connection:
+        connection.execute("DROP TABLE IF EXISTS patients")
+        listed = ", ".join(f"{_quoted(n)} {t}" for n, t in columns)
+        connection.execute(f"CREATE TABLE patients ({listed})")
+        marks = ", ".join(["%s"] * len(columns))
+        with connection.cursor() as cursor:
+            cursor.executemany(
+                f"INSERT INTO patients VALUES ({marks})",
+                [[record.get(n) for n, _ in columns] for record in records],
+            )
+        layout = sql.layout_from_schema(checked, columns, "postgres", text=text)
+        cursor = connection.execute(sql.to_sql(checked, "patients", "postgres", layout))
+        names = [d.name for d in cursor.description or ()]
+        return {row[0]: dict(zip(names, row, strict=True)) for row in cursor.fetchall()}

@@ -288,10 +288,11 @@ def test_layout_reads_types_and_units() -> None:
     assert layout.column("creatinine") == sql.Column(
         "creatinine", "creatinine (umol/L)", unit="umol/L", scale=3
     )
+    # Doubles are kept when exact in SCALE places; wider DECIMALs when their extra places are 0.
     assert layout.column("fvc_baseline") == sql.Column(
-        "fvc_baseline", "fvc_baseline", scale=sql.SCALE
+        "fvc_baseline", "fvc_baseline", "float", scale=sql.SCALE
     )
-    assert layout.column("got") == sql.Column("got", "got", scale=sql.SCALE)
+    assert layout.column("got") == sql.Column("got", "got", "wide", scale=sql.SCALE)
     assert layout.column("hiv") is None  # a column that is always empty
     assert layout.column("sex") is None
 

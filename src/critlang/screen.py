@@ -27,7 +27,7 @@ from critlang import sql
 from critlang.check import Checked
 from critlang.records import ID_FIELD, Intake, RecordError, Row, read_records
 from critlang.report import atomic_path, csv_line, flat_columns
-from critlang.vocab import Outcome
+from critlang.vocab import Outcome, Truth
 
 ENGINES = ("duckdb", "spark")
 STATUSES = (Outcome.ELIGIBLE, Outcome.INELIGIBLE, Outcome.UNDETERMINED, Outcome.ERROR)
@@ -122,7 +122,7 @@ def attrition_query(checked: Checked, table: str = RESULTS) -> exp.Select:
         ident = criterion.id.text
         applicable: exp.Expr = screened
         if criterion.applies_when is not None:
-            absent = _is(sql.applies_column(criterion), False)
+            absent = _is(sql.applies_column(ident), False)
             columns.append(
                 exp.alias_(_count(exp.and_(screened, absent)), f"{ident} n/a", quoted=True)
             )
@@ -437,23 +437,18 @@ def _run_spark(
 # ---- results files: the flat result schema of report.py -------------------------------
 
 
-def _word(value: Any, applies: Any) -> str:
-    if applies is False:
-        return "not applicable"
-    return {True: "true", False: "false"}.get(value, "unknown")
-
-
 def flat_rows(checked: Checked, rows: Iterable[Sequence[Any]]) -> Iterator[list[Any]]:
     """SQL result rows (sql.result_columns) as rows of the flat result schema."""
     names = sql.result_columns(checked)
     where = {name: index for index, name in enumerate(names)}
     criteria = [
-        (where[c.id.text], where.get(sql.applies_column(c))) for c in checked.protocol.criteria
+        (where[c.id.text], where.get(sql.applies_column(c.id.text)))
+        for c in checked.protocol.criteria
     ]
     for row in rows:
         status = row[where[sql.STATUS]]
         words = [
-            "" if status == Outcome.ERROR else _word(row[v], None if a is None else row[a])
+            "" if status == Outcome.ERROR else Truth.of(row[v], True if a is None else row[a]).value
             for v, a in criteria
         ]
         missing = row[where[sql.MISSING]] or []

@@ -34,9 +34,9 @@ STATUS, CRITERIA, PARTS = "status", "criteria", "parts"
 REPORTS = {
     "python-status": STATUS,
     "python-evaluate": PARTS,
-    "duckdb": CRITERIA,
-    "spark": CRITERIA,
-    "postgres": CRITERIA,
+    "duckdb": PARTS,
+    "spark": PARTS,
+    "postgres": PARTS,
     "z3": PARTS,
     "javascript": PARTS,
 }
@@ -147,8 +147,13 @@ def sql_outcome(checked: Checked, row: Mapping[str, Any]) -> Outcome:
         return {"status": "error", "criteria": {}, "error": row["error"]}
     words = {}
     for criterion in checked.protocol.criteria:
-        applies = row.get(f"{criterion.id.text} applies", True)
-        words[criterion.id.text] = word(row[criterion.id.text], applies)
+        ident = criterion.id.text
+        words[ident] = word(row[ident], row.get(f"{ident} applies", True))
+        for part in reported_parts(criterion):
+            column = f"{ident} {part.name.text}"
+            words[f"{ident}.{part.name.text}"] = word(
+                row[column], row.get(f"{column} applies", True)
+            )
     return {"status": row["status"], "criteria": words}
 
 
@@ -370,57 +375,13 @@ _OVERFLOW = (
 _DISAGREEMENTS: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...] = (
     (
         _LEFT_OUT,
-        (*_SQL, "z3"),
+        ("z3",),
         ("at_least/parts-left-out-cannot-reach-one", "nested/a-fails-b-left-out"),
     ),
     (
         _LEFT_OUT,
-        _SQL,
-        ("at_least/p-false-rest-unknown", "nested/p-unknown-b-left-out"),
-    ),
-    (
-        _LEFT_OUT,
-        (*_SQL, "z3"),
+        ("z3",),
         ("nested/nothing-true", "parts/b-left-out-of-any-of-in-an-inclusion"),
-    ),
-    (
-        _LEFT_OUT,
-        _SQL,
-        (
-            "parts/b-left-out-of-an-exclusion-all-of",
-            "parts/b-left-out-x-unknown",
-            "parts/b-left-out-w-unknown",
-        ),
-    ),
-    (
-        _BY_KIND,
-        _SQL,
-        ("at_least/applicability-unknown-conditions-false", "nested/r-and-adult-unknown"),
-    ),
-    (
-        _BY_KIND,
-        _SQL,
-        ("at_least/applicability-unknown-conditions-true", "parts/applies-unknown-decides-any-of"),
-    ),
-    (
-        _NEGATED,
-        _SQL,
-        (
-            "issue_not/the-issue-record",
-            "issue_not/x-true-y-false",
-            "issue_not/x-unknown-y-false",
-            "issue_not/x-false-y-unknown",
-            "issue_not/x-true-y-unknown",
-            "issue_unless/the-issue-record",
-            "issue_unless/rule-unknown-part-left-out",
-            "issue_unless/applies-unknown-x-true",
-            "issue_unless/applies-unknown-x-false",
-            "negated_parts/x-false-y-false",
-            "negated_parts/x-true-y-false",
-            "negated_parts/x-unknown-y-false",
-            "negated_parts/x-false-y-unknown",
-            "negated_parts/x-true-y-unknown",
-        ),
     ),
     (
         _NEGATED,
@@ -432,25 +393,6 @@ _DISAGREEMENTS: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...] = (
             "negated_parts/x-false-y-false",
             "negated_parts/x-true-y-false",
         ),
-    ),
-    (
-        _BETWEEN,
-        _SQL,
-        (
-            "between/low-unknown-above-high",
-            "between/high-unknown-below-low",
-            "between/high-unknown-below-low-age-unknown",
-        ),
-    ),
-    (
-        _BETWEEN,
-        _SQL,
-        ("between/low-unknown-on-the-high-bound",),
-    ),
-    (
-        _OVERFLOW,
-        ("duckdb",),
-        ("wide_decimals/the-fuzz-record", "wide_decimals/nothing-known"),
     ),
 )
 

@@ -1,10 +1,11 @@
-"""The SQL screening query against the Python evaluator, on random patients.
+"""The SQL screening query against the Python engine, on random patients.
 
 Random records, with missing values, out-of-range values and the exact
 decimal boundaries of the protocols (FVC 3.0 -> 2.7 is a decline of exactly
-10%), go through `Protocol.evaluate_many`, through DuckDB and through Spark;
-every status, criterion value, applicability and missing list must agree.
-Spark gets one batch of records per example, so each example is one query.
+10%), go through `Protocol.evaluate_many`, through DuckDB on every example,
+and through PostgreSQL and Spark on a sample; every status, criterion and
+part value, applicability and missing list must agree. Spark and PostgreSQL
+get one batch of records per example, so each example is one query.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import critlang
 from critlang import screen, sql
 from critlang.check import Checked
 from critlang.records import read_records
+from tests.pg import screen_in_postgres
 from tests.tables import arrow_table
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -226,6 +228,11 @@ def assert_agree(
             applies = f"{criterion.id} applies"
             if applies in row:
                 assert row[applies] is criterion.applicable, (result.id, applies, row)
+            for part in criterion.parts:
+                column = sql.part_column(criterion.id, part.name)
+                assert row[column] is part.value, (result.id, column, row)
+                if f"{column} applies" in row:
+                    assert row[f"{column} applies"] is part.applicable, (result.id, column)
         missing = list(row["missing"])
         if result.status == "undetermined":
             assert set(result.missing) <= set(missing), (result.id, missing, result.missing)
@@ -254,6 +261,20 @@ def test_duckdb_agrees_with_the_evaluator_on_every_construct(
     records: list[dict[str, Any]],
 ) -> None:
     check_duckdb(MIX, records)
+
+
+@settings(SETTINGS, max_examples=30)
+@given(st.lists(ctd_records(), min_size=1, max_size=25))
+def test_double_columns_agree_with_the_evaluator(records: list[dict[str, Any]]) -> None:
+    """DOUBLE columns are read as their shortest decimal, as the Python engine reads floats."""
+    records = numbered(records)
+    table = arrow_table(CTD_ILD.checked, records, floats=True)
+    floats = [
+        {k: float(v) if isinstance(v, Decimal) else v for k, v in record.items()}
+        for record in records
+    ]
+    rows = duckdb_results(CTD_ILD.checked, table)
+    assert_agree(CTD_ILD, list(CTD_ILD.evaluate_many(floats)), rows)
 
 
 # ---- CSV text, with units in the column names ------------------------------------------
@@ -335,3 +356,28 @@ def test_spark_agrees_with_the_evaluator_on_every_construct(
     records = numbered(records)
     rows = spark_results(spark, MIX.checked, arrow_table(MIX.checked, records))
     assert_agree(MIX, list(MIX.evaluate_many(records)), rows)
+
+
+# ---- PostgreSQL: a sample of batches, one query per batch ------------------------------
+
+POSTGRES_SETTINGS = settings(SETTINGS, max_examples=8)
+
+
+@POSTGRES_SETTINGS
+@given(st.lists(ctd_records(), min_size=1, max_size=40))
+def test_postgres_agrees_with_the_evaluator_on_ctd_ild(
+    postgres_url: str, records: list[dict[str, Any]]
+) -> None:
+    records = numbered(records)
+    rows = screen_in_postgres(postgres_url, CTD_ILD.checked, records)
+    assert_agree(CTD_ILD, list(CTD_ILD.evaluate_many(records)), list(rows.values()))
+
+
+@POSTGRES_SETTINGS
+@given(st.lists(mix_records(), min_size=1, max_size=40))
+def test_postgres_agrees_with_the_evaluator_on_every_construct(
+    postgres_url: str, records: list[dict[str, Any]]
+) -> None:
+    records = numbered(records)
+    rows = screen_in_postgres(postgres_url, MIX.checked, records)
+    assert_agree(MIX, list(MIX.evaluate_many(records)), list(rows.values()))
