@@ -22,7 +22,8 @@ import attrs
 import jinja2
 
 from critlang import syntax as s
-from critlang.check import Checked
+from critlang import units
+from critlang.check import Checked, conversion_words
 
 FORMATS = {
     "md": "protocol.md.j2",
@@ -137,7 +138,7 @@ def quantity(value: Decimal, unit: str) -> str:
     if unit in UNIT_WORDS:
         singular, plural = UNIT_WORDS[unit]
         return f"{number} {singular if value == 1 else plural}"
-    return f"{number} {unit}"
+    return f"{number} {units.display(unit)}"
 
 
 def _number(value: Decimal) -> str:
@@ -503,7 +504,7 @@ def _element_view(element: s.DataElement, used_by: tuple[str, ...]) -> ElementVi
     allowed = ""
     match declared:
         case s.QuantityType(unit=code) | s.DurationType(unit=code):
-            words = UNIT_WORDS.get(code, (code, code))[1]
+            words = units.display(code)
             unit = code if words == code else f"{code} ({words})"
             unit_words = words
         case s.EnumType(values=values) | s.SetType(values=values):
@@ -520,6 +521,10 @@ def _element_view(element: s.DataElement, used_by: tuple[str, ...]) -> ElementVi
     if element.molar_mass is not None:
         mass = element.molar_mass
         allowed += f"; molar mass {quantity(mass.value, mass.unit)}"
+    for ref in element.accepts:
+        allowed += f"; also accepted in {units.display(ref.code)}"
+    for conversion in element.conversions:
+        allowed += f"; {units.display(conversion.unit.code)} read as {conversion_words(conversion)}"
     return ElementView(
         name=element.name.text,
         label=element.label or _sentence(_humanized(element.name.text)),

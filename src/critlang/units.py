@@ -169,6 +169,16 @@ class _Value:
         )
 
 
+# UCUM defines [IU] as [iU]: messages name the one people write.
+_ARBITRARY_ALIASES = {"[iU]": "[IU]"}
+
+
+def is_arbitrary(code: str) -> bool:
+    """Does `code` contain an arbitrary unit ([IU], [arb'U], [CFU], ...)?"""
+    atoms = _table().atoms
+    return any(atoms[name].arbitrary for name, _ in _parse(code).dims if name in atoms)
+
+
 def _avogadro() -> Fraction:
     return _table().atoms[_MOLE].value * Fraction(10) ** 23
 
@@ -184,6 +194,7 @@ def _atom_value(code: str) -> _Value:
     if atom.arbitrary:
         # [IU] is defined as [iU]: one arbitrary unit under two codes.
         root = atom.unit if atom.unit in table.atoms and table.atoms[atom.unit].arbitrary else code
+        root = _ARBITRARY_ALIASES.get(root, root)
         return _Value(atom.value, ((root, 1),), (), frozenset([root]))
     inner = _parse(atom.unit) if atom.unit != DIMENSIONLESS else _Value()
     dims = inner.dims
@@ -284,7 +295,14 @@ class _Parser:
             if self.peek() != ")":
                 raise self.fail("'(' is not closed")
             self.take()
-            return value.times(_Value()) if value.special else value
+            # A group in parentheses is one quantity: the ratio of two of them, as critlang
+            # writes 'a / b' ('(g/L)/(g/L)'), is a pure number, not a ratio of like units.
+            return attrs.evolve(
+                value,
+                above=frozenset(),
+                below=frozenset(),
+                special=None if value.special is None else "",
+            )
         if token in (".", "/", ")"):
             raise self.fail(f"'{token}' must follow a unit")
         self.take()
@@ -374,7 +392,7 @@ def is_valid(code: str) -> bool:
 
 def _words(dims: _Powers) -> str:
     def term(name: str, power: int) -> str:
-        word = _WORDS.get(name) or _table().atoms[name].name.replace(" ", "-")
+        word = _WORDS.get(name, name)
         return word + (f"^{abs(power)}" if abs(power) != 1 else "")
 
     above = "*".join(term(n, p) for n, p in dims if p > 0) or "1"
@@ -552,6 +570,44 @@ def ucum_factor(source: str, target: str) -> Fraction:
     if offset != 0:
         raise UnitError(f"'{source}' does not convert to '{target}' by a factor")
     return scale
+
+
+def commensurable(source: str, target: str) -> bool:
+    """Does UCUM itself convert between the two (whatever their clinical kinds)?"""
+    try:
+        ucum_linear(source, target)
+    except UnitError:
+        return False
+    return True
+
+
+# Units people usually write, first of their kind: the hint for a derived unit
+# ('(kg)/((cm).(cm))' from weight / height^2) proposes the usual one of its kind.
+_USUAL = (
+    "kg/m2",
+    "m2",
+    "kg",
+    "cm",
+    "L",
+    "mL/min",
+    "mg/dL",
+    "mmol/L",
+    "g/dL",
+    "mm[Hg]",
+    "mg/kg",
+    "mg/(kg.d)",
+    "mL/kg",
+    "/min",
+    "a",
+    "%",
+)
+
+
+def usual(code: str) -> str:
+    """The usual code of the same kind as `code` when `code` is a derived expression."""
+    if "(" not in code or not is_valid(code):
+        return code
+    return next((u for u in _USUAL if same_kind(code, u)), code)
 
 
 def is_special(code: str) -> bool:
