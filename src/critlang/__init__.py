@@ -14,13 +14,32 @@ such a record as a result with status "error" and goes on.
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from critlang.check import check_source
-from critlang.compile import compile_protocol
 from critlang.diagnostics import CritError, Diagnostic
-from critlang.evaluate import CriterionResult, Part, Protocol, Result
-from critlang.records import RecordError
+
+if TYPE_CHECKING:
+    from critlang.evaluate import CriterionResult, Part, Protocol, Result
+    from critlang.records import RecordError
+
+# Imported on first use, so that `import critlang.units` or `critlang check` does
+# not load the evaluator, the documents and Jinja.
+_LAZY = {
+    "CriterionResult": "critlang.evaluate",
+    "Part": "critlang.evaluate",
+    "Protocol": "critlang.evaluate",
+    "Result": "critlang.evaluate",
+    "RecordError": "critlang.records",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'critlang' has no attribute {name!r}")
+    return getattr(importlib.import_module(_LAZY[name]), name)
+
 
 __all__ = [
     "CritError",
@@ -37,6 +56,10 @@ __all__ = [
 
 def compile_source(text: str, file: str = "<string>") -> Protocol:
     """Parse, check and compile protocol source text."""
+    from critlang.check import check_source
+    from critlang.compile import compile_protocol
+    from critlang.evaluate import Protocol
+
     checked, diagnostics = check_source(text, file)
     if checked is None:
         raise CritError([d for d in diagnostics if d.is_error], text)

@@ -187,7 +187,7 @@ class _Checker:
     def unit_ok(self, code: str, span: s.Span) -> bool:
         if units.is_valid(code):
             return True
-        usual = UCUM_SPELLINGS.get(code.lower())
+        usual = UCUM_SPELLINGS.get(code.lower()) or units.suggest(code)
         self.error(
             "CRIT002",
             span,

@@ -8,20 +8,19 @@ import sys
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import click
-from rich.console import Console
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from critlang.check import check_source
-from critlang.compile import ELIGIBLE, INELIGIBLE, UNDETERMINED, compile_protocol
 from critlang.diagnostics import render
-from critlang.evaluate import ERROR, Protocol
-from critlang.records import Row, read_records
-from critlang.report import WRITERS
 
-STATUSES = (ELIGIBLE, INELIGIBLE, UNDETERMINED)
+if TYPE_CHECKING:
+    from critlang.evaluate import Protocol
+    from critlang.records import Row
+
+# The evaluator, records, reports and rich load in the commands that use them:
+# `critlang check` starts without them.
 
 
 def read_source(path: Path) -> str:
@@ -59,6 +58,9 @@ FORMATS = ("text", "json", "jsonl", "csv")
 
 def load_protocol(path: Path) -> Protocol:
     """Compile a protocol file, or print its diagnostics and exit 1."""
+    from critlang.compile import compile_protocol
+    from critlang.evaluate import Protocol
+
     text = read_source(path)
     checked, diagnostics = check_source(text, str(path))
     if checked is None:
@@ -90,6 +92,11 @@ def eval_command(
 
     Exits 2 when any record was in error (each is reported and the rest go on).
     """
+    from critlang.compile import ELIGIBLE, INELIGIBLE, UNDETERMINED
+    from critlang.evaluate import ERROR
+    from critlang.records import read_records
+    from critlang.report import WRITERS
+
     protocol = load_protocol(protocol_file)
     try:
         rows = read_records(records_file, protocol.checked)
@@ -104,7 +111,9 @@ def eval_command(
             advance()
     writer.close()
     total = sum(counts.values())
-    summary = ", ".join(f"{counts[s]} {s}" for s in (*STATUSES, ERROR) if counts[s])
+    summary = ", ".join(
+        f"{counts[s]} {s}" for s in (ELIGIBLE, INELIGIBLE, UNDETERMINED, ERROR) if counts[s]
+    )
     click.echo(f"{total} record(s): {summary or 'none'}", err=True)
     sys.exit(2 if counts[ERROR] else 0)
 
@@ -119,6 +128,9 @@ def _guard_io(rows: Iterator[Row], path: Path) -> Iterator[Row]:
 @contextlib.contextmanager
 def _progress() -> Iterator[Callable[[], None]]:
     """A progress counter on stderr when it is a terminal; nothing otherwise."""
+    from rich.console import Console
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
     console = Console(stderr=True)
     if not console.is_terminal:
         yield lambda: None

@@ -167,7 +167,9 @@ def _quantity(
             scale, offset = units.linear(code, unit, molar_mass)
         except units.UnitError as error:
             if not units.is_valid(code):
-                raise _Invalid(f"'{code}' is not a UCUM unit") from None
+                usual = units.suggest(code)
+                hint = f"; the UCUM code is '{usual}'" if usual else ""
+                raise _Invalid(f"'{code}' is not a UCUM unit{hint}") from None
             raise _Invalid(str(error)) from None
     if abs(number.adjusted()) > 100:  # an exact product would take a very long number
         raise _Invalid("a measurement has at most 100 digits before or after the point")

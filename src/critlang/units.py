@@ -610,6 +610,39 @@ def usual(code: str) -> str:
     return next((u for u in _USUAL if same_kind(code, u)), code)
 
 
+# Everyday spellings that are not UCUM, rewritten piece by piece ('mIU/mL' -> 'm[IU]/mL').
+_SPELLINGS = (
+    (r"1\.73\s*m(?:2|\^2|²)", "{1.73_m2}"),
+    (r"(?i)^x?10\^([0-9]+)", r"10*\1"),
+    (r"(?<![A-Za-z\[])([munpkµ]?)(?:IU|iu)\b", r"\1[IU]"),
+    (r"(?i)mm\s*Hg", "mm[Hg]"),
+    (r"(?i)cm\s*H2O", "cm[H2O]"),
+    (r"(?<![A-Za-z])mcg", "ug"),
+    (r"µ", "u"),
+    (r"\^([0-9]+)", r"\1"),
+    (r"²", "2"),
+    (r"³", "3"),
+    (r"(?i)\bcells\b", "{cells}"),
+    (r"(?i)\b(?:years?|yrs?)\b", "a"),
+    (r"(?i)\bmonths?\b", "mo"),
+    (r"(?i)\bweeks?\b", "wk"),
+    (r"(?i)\bdays?\b", "d"),
+    (r"(?i)\b(?:hours?|hrs?)\b", "h"),
+    (r"(?i)\blbs?\b", "[lb_av]"),
+    (r"\s+", ""),
+)
+
+
+def suggest(code: str) -> str | None:
+    """The UCUM code an author most likely meant by an everyday spelling, if any."""
+    if not isinstance(code, str) or len(code) > 100:
+        return None
+    text = code
+    for pattern, replacement in _SPELLINGS:
+        text = re.sub(pattern, replacement, text)
+    return text if text != code and is_valid(text) else None
+
+
 def is_special(code: str) -> bool:
     """Is a special unit (a temperature scale, a logarithm) part of `code`?"""
     return _parse(code).special is not None
