@@ -8,7 +8,7 @@ CORE := $(VENV)/.core-installed
 ALL := $(VENV)/.all-installed
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: demo test lint docs clean
+.PHONY: demo test lint docs clean vscode
 
 $(CORE): pyproject.toml
 	python3 -m venv $(VENV)
@@ -16,9 +16,10 @@ $(CORE): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e .
 	touch $(CORE)
 
-# test: the suite's tools; docs: mkdocs and Playwright; analyze: z3; sql, spark: the engines.
+# test: the suite's tools; docs: mkdocs and Playwright; analyze: z3; sql, spark: the engines;
+# lsp: the language server.
 $(ALL): $(CORE)
-	$(BIN)/python -m pip install --quiet -e '.[test,docs,analyze,sql,spark]'
+	$(BIN)/python -m pip install --quiet -e '.[test,docs,analyze,sql,spark,lsp]'
 	touch $(ALL)
 
 # The browser test drives Debian's chromium, never a browser build of Playwright's own.
@@ -42,6 +43,11 @@ test: lint $(CHROMIUM)
 
 docs: $(ALL)
 	$(BIN)/mkdocs build --strict
+
+# The VS Code extension: npm installs the extension's locked tools (package-lock.json),
+# its grammar test runs under vscode-textmate, and vsce packages it into a .vsix.
+vscode:
+	cd editors/vscode && npm ci --no-audit --no-fund && npm test && npm run package -- --out critlang.vsix
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis site

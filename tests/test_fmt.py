@@ -140,6 +140,24 @@ def test_brackets_that_the_grammar_needs_are_kept() -> None:
     assert without_spans(parse(formatted)) == without_spans(parse(text))
 
 
+def test_brackets_the_author_wrote_around_negations_and_mixed_chains_are_kept() -> None:
+    text = (
+        "protocol p define d = not (meds includes any of (a)) and (not x)"
+        " and (x or (y and z)) and ((u)) and (v and w)"
+    )
+    formatted = format_source(text)
+    assert (
+        "define d = not (meds includes any of (a)) and (not x) and (x or (y and z)) and u"
+        " and (v and w)" in formatted
+    )
+    assert format_source(formatted) == formatted
+
+
+def test_brackets_no_one_needs_go() -> None:
+    formatted = format_source("protocol p define d = ((u)) and (a > 1) and not b")
+    assert "define d = u and a > 1 and not b" in formatted
+
+
 def test_strings_are_escaped_so_they_read_back() -> None:
     text = 'protocol p title "say \\"hi\\" \\\\ there\\n"'
     formatted = format_source(text)
@@ -160,6 +178,18 @@ def test_cli_check_names_the_files_that_would_change(tmp_path: Path) -> None:
     assert f"would reformat {messy}" in result.output
     assert str(clean) not in result.output.replace("file(s)", "")
     assert messy.read_text() == MESSY
+
+
+def test_cli_diff_shows_what_would_change(tmp_path: Path) -> None:
+    messy = tmp_path / "messy.crit"
+    messy.write_text("protocol p   define d = a and   b\n")
+    result = CliRunner().invoke(main, ["fmt", "--check", "--diff", str(messy)])
+    assert result.exit_code == 1
+    assert result.stdout == (
+        f"--- {messy}\n+++ {messy} (formatted)\n@@ -1 +1,3 @@\n"
+        "-protocol p   define d = a and   b\n+protocol p\n+\n+define d = a and b\n"
+    )
+    assert messy.read_text() == "protocol p   define d = a and   b\n"
 
 
 def test_cli_rewrites_files_in_place(tmp_path: Path) -> None:

@@ -6,7 +6,7 @@ import pytest
 from critlang import syntax as s
 from critlang.check import check_source
 from critlang.diagnostics import CritError
-from critlang.parser import parse
+from critlang.parser import parse, parse_recovering
 
 ROOT = Path(__file__).resolve().parent.parent
 CTD_ILD = ROOT / "protocols" / "ctd_ild.crit"
@@ -41,6 +41,56 @@ def test_syntax_error_is_a_diagnostic_with_position() -> None:
     (diagnostic,) = raised.value.diagnostics
     assert (diagnostic.code, diagnostic.span.line, diagnostic.span.column) == ("CRIT001", 2, 36)
     assert diagnostic.hint is not None and "quoted" in diagnostic.hint
+
+
+BROKEN = """protocol p
+data
+  age: quantity 'a'
+  weight quantity 'kg'
+  smoker: boolean
+inclusion I1 "Adult" met when age >= 18 'a' &&
+inclusion I2 "Light" met when weight < 100 'kg'
+exclusion E1 "Smoker" met when smoker or
+example "e" { age = 40 'a' } expect eligible
+"""
+
+
+def test_every_broken_item_is_reported_and_the_rest_is_kept() -> None:
+    protocol, diagnostics = parse_recovering(BROKEN, "f.crit")
+    assert [(d.span.line, d.span.column) for d in diagnostics] == [(4, 10), (6, 45), (8, 39)]
+    assert protocol is not None
+    assert [e.name.text for e in protocol.elements] == ["age", "smoker"]
+    assert [c.id.text for c in protocol.criteria] == ["I2"]
+    assert [e.title for e in protocol.examples] == ["e"]
+    with pytest.raises(CritError) as raised:
+        parse(BROKEN, "f.crit")
+    assert raised.value.diagnostics == tuple(diagnostics)
+
+
+def test_a_broken_header_stops_recovery() -> None:
+    protocol, diagnostics = parse_recovering('protocol\ninclusion I1 "t" met when a\n', "f.crit")
+    assert protocol is None
+    assert len(diagnostics) == 1
+
+
+@pytest.mark.parametrize(
+    ("condition", "hint"),
+    [
+        ("alt > 2 x alt_uln", "to multiply, write '*', as in 2 * alt_uln"),
+        (
+            "d within 6 'mo'",
+            "critlang has no 'within'; compare the time with '<=', as in d <= 6 'mo'",
+        ),
+        ("g not in (a, b)", "'not' goes before the condition it negates, as in not (g in (a, b))"),
+        ("m = ()", "write not (m includes any of (a, b))"),
+        ("g is a", "compare with '=' or '!=', or test a list with 'in (...)', as in g = a"),
+    ],
+)
+def test_english_words_get_the_operator_they_mean(condition: str, hint: str) -> None:
+    with pytest.raises(CritError) as raised:
+        parse(f'protocol p\ninclusion I1 "t" met when {condition}\n', "f.crit")
+    (diagnostic,) = raised.value.diagnostics
+    assert diagnostic.hint is not None and diagnostic.hint.endswith(hint)
 
 
 def condition_of(source: str) -> s.Expr:
@@ -179,3 +229,17 @@ def test_example_blocks() -> None:
     assert example.title == "one" and example.expect.text == "eligible"
     assert [f.name.text for f in example.fields] == ["age", "dx"]
     assert isinstance(example.fields[1].value, tuple)
+
+
+def test_a_bad_date_after_a_syntax_error_is_reported_too() -> None:
+    source = (
+        "protocol p\n"
+        'inclusion I1 "a" met when d > 2024-02-30\n'
+        'inclusion I2 "b" met when a &&\n'
+        'inclusion I3 "c" met when x\n'
+    )
+    protocol, diagnostics = parse_recovering(source, "f.crit")
+    assert [d.span.line for d in diagnostics] == [2, 3]
+    assert "not a calendar date" in diagnostics[0].message
+    assert protocol is not None
+    assert [c.id.text for c in protocol.criteria] == ["I3"]

@@ -15,13 +15,13 @@ such a record as a result with status "error" and goes on.
 from __future__ import annotations
 
 import importlib
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from critlang.diagnostics import CritError, Diagnostic
 
 if TYPE_CHECKING:
     from critlang.evaluate import CriterionResult, Part, Protocol, Result
+    from critlang.pipeline import compile_source, load
     from critlang.records import RecordError
 
 # Imported on first use, so that `import critlang.units` or `critlang check` does
@@ -32,6 +32,8 @@ _LAZY = {
     "Protocol": "critlang.evaluate",
     "Result": "critlang.evaluate",
     "RecordError": "critlang.records",
+    "compile_source": "critlang.pipeline",
+    "load": "critlang.pipeline",
 }
 
 
@@ -54,19 +56,3 @@ __all__ = [
 ]
 
 
-def compile_source(text: str, file: str = "<string>") -> Protocol:
-    """Parse, check and compile protocol source text."""
-    from critlang.check import check_source
-    from critlang.compile import compile_protocol
-    from critlang.evaluate import Protocol
-
-    checked, diagnostics = check_source(text, file)
-    if checked is None:
-        raise CritError([d for d in diagnostics if d.is_error], text)
-    return Protocol(compile_protocol(checked))
-
-
-def load(path: str | Path) -> Protocol:
-    """Load and compile a `.crit` file."""
-    file = Path(path)
-    return compile_source(file.read_text(encoding="utf-8"), str(path))

@@ -35,11 +35,12 @@ import attrs
 import z3
 
 from critlang import syntax as s
-from critlang.compile import ELIGIBLE, INELIGIBLE, UNDETERMINED, to_decimal
 from critlang.diagnostics import Diagnostic, render
-from critlang.evaluate import ARITHMETIC, Protocol, Result, format_quantity
+from critlang.engines.python import ARITHMETIC, to_decimal
+from critlang.evaluate import Protocol, Result, format_quantity
 from critlang.fmt import NO_SPAN, example_text, expression_text, literal, without_spans
 from critlang.records import parse_json
+from critlang.vocab import Outcome
 
 Z3 = Any  # z3 has no type stubs
 TIMEOUT_MS = 20_000
@@ -555,7 +556,7 @@ class _Analysis:
         _, env = self.protocol.intake(record, 1)
         with decimal.localcontext(ARITHMETIC):
             trace = self.protocol.compiled.trace(env)
-        index = self.protocol.compiled.node_index
+        slots = self.protocol.slots
         criteria = {c.id: c.value for c in result.criteria}
         out: dict[str, str] = {}
         for o in observed:
@@ -564,7 +565,7 @@ class _Analysis:
             elif o.kind == "criterion":
                 out[o.label] = _word(criteria[str(o.target)])
             else:
-                out[o.label] = _word(trace[index[o.target]])
+                out[o.label] = _word(trace[slots[id(o.target)]])
         return out
 
     def shrink(
@@ -989,10 +990,10 @@ def _value(model: Z3, formula: Tri) -> bool | None:
 
 def _status(criteria: tuple[s.Criterion, ...], values: dict[str, bool | None]) -> str:
     if any(values[c.id.text] is (c.kind == "exclusion") for c in criteria):
-        return INELIGIBLE
+        return Outcome.INELIGIBLE
     if all(values[c.id.text] is (c.kind == "inclusion") for c in criteria):
-        return ELIGIBLE
-    return UNDETERMINED
+        return Outcome.ELIGIBLE
+    return Outcome.UNDETERMINED
 
 
 def _round(solver: Z3, model: Z3, var: Z3, limits: tuple[Decimal, Decimal] | None) -> Z3:

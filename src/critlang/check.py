@@ -207,7 +207,6 @@ class _Checker:
         for constant in self.protocol.constants:
             self.types[constant.value] = self.check_literal(constant.value)
         for definition in self.protocol.definitions:
-            self.reject_applicability(definition)
             if self.definitions.get(definition.name.text) is definition:
                 self.definition_type(definition.name.text)
             else:  # its name was taken (and reported); its expression is still checked
@@ -372,18 +371,6 @@ class _Checker:
         self.in_progress.pop()
         self.definition_types.setdefault(name, kind)
         return self.definition_types[name]
-
-    def reject_applicability(self, definition: s.Definition) -> None:
-        """`applies when` needs a criterion: only its kind says what 'not applicable' counts as."""
-        for node in s.walk(definition.expr):
-            if isinstance(node, s.SubCriterion) and node.applies_when is not None:
-                self.error(
-                    "CRIT022",
-                    node.applies_when.span,
-                    "'applies when' cannot be used inside a definition",
-                    "an inapplicable part counts as met in an inclusion and as absent in an "
-                    "exclusion; move the alternatives into the criterion that uses them",
-                )
 
     def check_criteria(self) -> None:
         seen: dict[str, s.Span] = {}

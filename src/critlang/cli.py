@@ -14,13 +14,16 @@ import click
 
 from critlang.check import check_source
 from critlang.diagnostics import render
+from critlang.vocab import Outcome
 
 if TYPE_CHECKING:
     from critlang.evaluate import Protocol
     from critlang.records import Row
 
-# The evaluator, records, reports and rich load in the commands that use them:
+# The engines, records, reports and rich load in the commands that use them:
 # `critlang check` starts without them.
+
+STATUSES = (Outcome.ELIGIBLE, Outcome.INELIGIBLE, Outcome.UNDETERMINED)
 
 
 def read_source(path: Path) -> str:
@@ -58,8 +61,7 @@ FORMATS = ("text", "json", "jsonl", "csv")
 
 def load_protocol(path: Path) -> Protocol:
     """Compile a protocol file, or print its diagnostics and exit 1."""
-    from critlang.compile import compile_protocol
-    from critlang.evaluate import Protocol
+    from critlang.pipeline import build
 
     text = read_source(path)
     checked, diagnostics = check_source(text, str(path))
@@ -67,7 +69,7 @@ def load_protocol(path: Path) -> Protocol:
         for diagnostic in diagnostics:
             click.echo(render(diagnostic, text), err=True)
         sys.exit(1)
-    return Protocol(compile_protocol(checked))
+    return build(checked)
 
 
 @main.command("eval")
@@ -92,7 +94,6 @@ def eval_command(
 
     Exits 2 when any record was in error (each is reported and the rest go on).
     """
-    from critlang.compile import ELIGIBLE, INELIGIBLE, UNDETERMINED
     from critlang.evaluate import ERROR
     from critlang.records import read_records
     from critlang.report import WRITERS
@@ -111,9 +112,7 @@ def eval_command(
             advance()
     writer.close()
     total = sum(counts.values())
-    summary = ", ".join(
-        f"{counts[s]} {s}" for s in (ELIGIBLE, INELIGIBLE, UNDETERMINED, ERROR) if counts[s]
-    )
+    summary = ", ".join(f"{counts[s]} {s}" for s in (*STATUSES, ERROR) if counts[s])
     click.echo(f"{total} record(s): {summary or 'none'}", err=True)
     sys.exit(2 if counts[ERROR] else 0)
 
@@ -258,10 +257,13 @@ def screen_command(
 @main.command("fmt")
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path, dir_okay=False))
 @click.option("--check", is_flag=True, help="Change nothing; exit 1 if any file would change.")
-def fmt_command(files: tuple[Path, ...], check: bool) -> None:
+@click.option("--diff", "show_diff", is_flag=True, help="With --check: print the unified diff.")
+def fmt_command(files: tuple[Path, ...], check: bool, show_diff: bool) -> None:
     """Rewrite protocol files in canonical form, keeping their comments."""
     from critlang.diagnostics import CritError
-    from critlang.fmt import format_source
+    from critlang.fmt import diff, format_source
+
+    check = check or show_diff  # a diff is shown instead of writing the file
 
     changed = failed = 0
     for path in files:
@@ -277,13 +279,25 @@ def fmt_command(files: tuple[Path, ...], check: bool) -> None:
             continue
         changed += 1
         if check:
-            click.echo(f"would reformat {path}")
+            click.echo(
+                diff(text, formatted, str(path)) if show_diff else f"would reformat {path}",
+                nl=not show_diff,
+            )
         else:
             path.write_text(formatted, encoding="utf-8")
             click.echo(f"reformatted {path}")
     verb = "would be reformatted" if check else "reformatted"
     click.echo(f"{changed} of {len(files)} file(s) {verb}, {failed} not parsed", err=True)
     sys.exit(1 if failed or (check and changed) else 0)
+
+
+@main.command("lsp")
+def lsp_command() -> None:
+    """Run the language server on stdin/stdout, for editors (needs critlang[lsp])."""
+    optional("pygls", "lsp")
+    from critlang.lsp import serve
+
+    serve()
 
 
 @main.command("test")

@@ -11,20 +11,22 @@ import datetime
 import decimal
 from collections.abc import Iterable, Iterator, Mapping
 from decimal import Decimal
+from fractions import Fraction
 from typing import Any
 
 import attrs
 
-from critlang import render, units
+from critlang import ir, render, units
 from critlang import syntax as s
 from critlang.check import Checked
-from critlang.compile import UNDETERMINED, Compiled, to_decimal
+from critlang.engines.python import ARITHMETIC, Compiled, to_decimal
+from critlang.lower import Lowered
+from critlang.lower import chain as _chain
 from critlang.records import Intake, RecordError, records_from
+from critlang.vocab import Kind, Outcome, Truth
 
-# Every evaluation runs in this context, whatever the caller's: 28 significant
-# digits, as CQL's Decimal, and no traps on inexact results.
-ARITHMETIC = decimal.Context(prec=28, rounding=decimal.ROUND_HALF_EVEN)
-ERROR = "error"
+ERROR = Outcome.ERROR
+UNDETERMINED = Outcome.UNDETERMINED
 
 
 # Parts and criterion results are built for every record screened, so they are
@@ -111,22 +113,34 @@ def _criterion_dict(criterion: CriterionResult) -> dict[str, Any]:
 
 
 def _value_word(value: bool | None, applicable: bool | None) -> str:
-    if applicable is False:
-        return "not applicable"
-    return {True: "true", False: "false", None: "unknown"}[value]
+    return Truth.of(value, applicable).value
 
 
 class Protocol:
-    """A compiled protocol, ready to screen records."""
+    """A compiled protocol, ready to screen records.
 
-    def __init__(self, compiled: Compiled) -> None:
+    Build one with `critlang.load` or `critlang.compile_source`. It pickles
+    (as its checked form, compiled again on arrival), so it can be sent to
+    worker processes.
+    """
+
+    def __init__(self, lowered: Lowered, compiled: Compiled) -> None:
+        self.lowered = lowered
         self.compiled = compiled
-        self.checked: Checked = compiled.checked
-        self.intake = Intake(compiled.checked)
-        self.plans = tuple(_Plan.of(c, compiled.node_index) for c in self.checked.protocol.criteria)
-        # Explanations look nodes up by identity: hashing a node is a Python call, id() is not.
-        self.slots = {id(node): slot for node, slot in compiled.node_index.items()}
+        self.checked: Checked = lowered.checked
+        self.intake = Intake(self.checked)
+        # Explanations find a syntax node's value by identity: hashing a node is a Python call.
+        self.slots = {key: node.id for key, node in lowered.origin.items()}
+        self.constants = {
+            key: node.value for key, node in lowered.origin.items() if isinstance(node, ir.Const)
+        }
+        self.plans = tuple(_Plan.of(c, self.slots) for c in self.checked.protocol.criteria)
         self.types = {id(node): kind for node, kind in self.checked.types.items()}
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        from critlang.pipeline import build  # the pipeline builds protocols; it imports this module
+
+        return (build, (self.checked,))
 
     @property
     def name(self) -> str:
@@ -184,11 +198,11 @@ class Protocol:
 
 
 def _status(results: tuple[CriterionResult, ...]) -> str:
-    if any(r.value is (r.kind == "exclusion") for r in results):
-        return "ineligible"
-    if all(r.value is (r.kind == "inclusion") for r in results):
-        return "eligible"
-    return UNDETERMINED
+    if any(r.value is (r.kind == Kind.EXCLUSION) for r in results):
+        return Outcome.INELIGIBLE.value
+    if all(r.value is (r.kind == Kind.INCLUSION) for r in results):
+        return Outcome.ELIGIBLE.value
+    return Outcome.UNDETERMINED.value
 
 
 @attrs.frozen
@@ -201,17 +215,17 @@ class _Plan:
     parts: tuple[tuple[s.SubCriterion, int, int | None], ...]
 
     @classmethod
-    def of(cls, criterion: s.Criterion, index: dict[object, int]) -> _Plan:
+    def of(cls, criterion: s.Criterion, slots: dict[int, int]) -> _Plan:
         def slot(node: object | None) -> int | None:
-            return None if node is None else index[node]
+            return None if node is None else slots[id(node)]
 
         items = criterion.condition.items if isinstance(criterion.condition, s.Quantified) else ()
         parts = tuple(
-            (item, index[item], slot(item.applies_when))
+            (item, slots[id(item)], slot(item.applies_when))
             for item in items
             if isinstance(item, s.SubCriterion)
         )
-        return cls(criterion, index[criterion], slot(criterion.applies_when), parts)
+        return cls(criterion, slots[id(criterion)], slot(criterion.applies_when), parts)
 
     def result(self, trace: list[Any], explainer: _Explainer) -> CriterionResult:
         node = self.node
@@ -241,13 +255,24 @@ class _Explainer:
     def __init__(self, protocol: Protocol, trace: list[Any], env: dict[str, Any]) -> None:
         self.checked = protocol.checked
         self.slots = protocol.slots
+        self.constants = protocol.constants
         self.types = protocol.types
         self.trace = trace
         self.env = env
         self.worded: dict[int, list[str]] = {}
 
     def value(self, node: object) -> Any:
-        return self.trace[self.slots[id(node)]]
+        key = id(node)
+        if key in self.constants:
+            constant = self.constants[key]
+            return to_decimal(constant) if isinstance(constant, Fraction) else constant
+        return self.trace[self.slots[key]]
+
+    def kids(self, node: object) -> list[object]:
+        """The operands of a node, a chain of one connective read as one list."""
+        if isinstance(node, s.And | s.Or):
+            return list(_chain(node))
+        return list(s.children(node))
 
     # ---- criteria ----
 
@@ -269,7 +294,7 @@ class _Explainer:
     def decisive(self, node: object) -> list[object]:
         """The children whose values decided this node's value."""
         value = self.value(node)
-        kids = list(s.children(node))
+        kids = self.kids(node)
         match node:
             case s.And() | s.Or() | s.Quantified(quantifier="all" | "any"):
                 target = value
@@ -420,11 +445,11 @@ class _Explainer:
             if node.name in self.checked.definitions:
                 return self.missing(self.checked.definitions[node.name].expr)
             return []
-        unknown = [k for k in s.children(node) if self.value(k) is None]
+        unknown = [k for k in self.kids(node) if self.value(k) is None]
         found = [name for child in unknown for name in self.missing(child)]
         if not found:
             # A comparison is unknown because an operand is: look below it.
-            found = [n for child in s.children(node) for n in self.missing(child)]
+            found = [n for child in self.kids(node) for n in self.missing(child)]
         return found
 
 

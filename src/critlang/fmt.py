@@ -13,6 +13,7 @@ that line.
 
 from __future__ import annotations
 
+import difflib
 import functools
 from collections.abc import Iterable
 from decimal import Decimal
@@ -441,8 +442,11 @@ def _strength(node: s.Expr) -> int:
 class _Builder:
     """Builds the document of a protocol and records the units comments attach to."""
 
-    def __init__(self, clauses: dict[Position, _Clauses]) -> None:
+    def __init__(
+        self, clauses: dict[Position, _Clauses], bracketed: frozenset[Extent] = frozenset()
+    ) -> None:
         self.clauses = clauses
+        self.bracketed = bracketed
         self.units: list[_Unit] = []
 
     def unit(self, key: object, position: Position | None, doc: Doc, can_trail: bool = True) -> Doc:
@@ -630,10 +634,16 @@ class _Builder:
 
     # ---- expressions ----
 
-    def operand(self, node: s.Expr, strength: int, closed: bool = False) -> Doc:
+    def operand(
+        self, node: s.Expr, strength: int, closed: bool = False, negated: bool = False
+    ) -> Doc:
         """`node`, in parentheses when it binds more loosely than its place needs
-        (or, with `closed`, when it is a relative change)."""
-        if _strength(node) >= strength and not (closed and isinstance(node, s.RelativeChange)):
+        (or, with `closed`, when it is a relative change), or when the author
+        bracketed it to be clear: what a 'not' negates, a 'not', or a mix of
+        'and' and 'or'."""
+        needed = _strength(node) < strength or (closed and isinstance(node, s.RelativeChange))
+        clarifying = negated or isinstance(node, s.Not) or _mixed(node)
+        if not needed and not (clarifying and _extent(node.span) in self.bracketed):
             return self.expr(node)
         return Concat(Text("("), Align(self.expr(node)), Text(")"))
 
@@ -646,7 +656,7 @@ class _Builder:
             case s.Ref(name=name):
                 return Text(name)
             case s.Not(operand=operand):
-                return Concat(Text("not "), self.operand(operand, NOT))
+                return Concat(Text("not "), self.operand(operand, NOT, negated=True))
             case s.And() | s.Or():
                 return self.chain(node)
             case s.Unless(rule=rule, exception=exception):
@@ -748,6 +758,56 @@ class _Builder:
         return self.unit(("sub", span), (span.line, span.column), doc)
 
 
+# Where an expression is in the source: line, column, end line, end column.
+Extent = tuple[int, int, int, int]
+
+
+def _extent(span: s.Span) -> Extent:
+    return (span.line, span.column, span.end_line, span.end_column)
+
+
+def _mixed(node: s.Expr) -> bool:
+    """An 'and'/'or' chain with an operand of the other kind in it."""
+    if not isinstance(node, s.And | s.Or):
+        return False
+    other = s.Or if isinstance(node, s.And) else s.And
+    return any(isinstance(inner, other) for inner in s.walk(node))
+
+
+def _bracketed(protocol: s.Protocol, text: str) -> frozenset[Extent]:
+    """The expressions the author wrote in parentheses: '(' just before, ')' just after."""
+    starts = [0]
+    for line in text.split("\n"):
+        starts.append(starts[-1] + len(line) + 1)
+
+    def offset(line: int, column: int) -> int:
+        return starts[line - 1] + column - 1 if 0 < line < len(starts) else -1
+
+    roots: list[object] = [d.expr for d in protocol.definitions]
+    for criterion in protocol.criteria:
+        roots += [criterion.applies_when, criterion.condition]
+    found = set()
+    for root in roots:
+        for node in s.walk(root) if root is not None else ():
+            span = getattr(node, "span", None)
+            if span is None or isinstance(node, s.SubCriterion):
+                continue
+            before = offset(span.line, span.column) - 1
+            after = offset(span.end_line, span.end_column)
+            while before >= 0 and text[before] in " \t\r\n":
+                before -= 1
+            while 0 <= after < len(text) and text[after] in " \t\r\n#":
+                after = text.find("\n", after) if text[after] == "#" else after + 1
+            if (
+                before >= 0
+                and text[before] == "("
+                and 0 <= after < len(text)
+                and text[after] == ")"
+            ):
+                found.add(_extent(span))
+    return frozenset(found)
+
+
 def _texts(names: Iterable[s.Name]) -> tuple[str, ...]:
     return tuple(n.text for n in names)
 
@@ -763,7 +823,7 @@ def format_source(text: str, file: str = "<string>") -> str:
     """
     protocol = parse(text, file)
     comments, clauses = _scan(text)
-    builder = _Builder(clauses)
+    builder = _Builder(clauses, _bracketed(protocol, text))
     doc = builder.protocol(protocol)
     leading, trailing, after = _attach(builder.units, comments)
     printer = _Printer(WIDTH, leading)
@@ -777,6 +837,17 @@ def format_source(text: str, file: str = "<string>") -> str:
     formatted = "\n".join(lines).rstrip("\n") + "\n"
     _verify(protocol, formatted, file)
     return formatted
+
+
+def diff(text: str, formatted: str, path: str) -> str:
+    """What formatting changes, as a unified diff (empty when nothing changes)."""
+    lines = difflib.unified_diff(
+        text.splitlines(keepends=True),
+        formatted.splitlines(keepends=True),
+        fromfile=path,
+        tofile=f"{path} (formatted)",
+    )
+    return "".join(line if line.endswith("\n") else line + "\n" for line in lines)
 
 
 def expression_text(expr: s.Expr) -> str:

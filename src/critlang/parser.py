@@ -12,7 +12,7 @@ from importlib import resources
 from typing import Any
 
 import attrs
-from lark import Lark, Token, Transformer, v_args
+from lark import Lark, Token, Transformer, Tree, v_args
 from lark.exceptions import (
     UnexpectedCharacters,
     UnexpectedInput,
@@ -23,7 +23,7 @@ from lark.lexer import PatternStr
 from lark.tree import Meta
 
 from critlang import syntax as s
-from critlang.diagnostics import CritError, Diagnostic
+from critlang.diagnostics import CritError, Diagnostic, sort_key
 
 # What a terminal is called in an error message, for those not spelled literally.
 TERMINAL_WORDS = {
@@ -120,6 +120,7 @@ CHARACTER_HINTS = {
     "\u2264": "write '<='",
     "\u2265": "write '>='",
     "\u2260": "write '!='",
+    "\u00d7": "write '*' to multiply",
 }
 
 # Words that start a new top-level item. Where only an expression may follow,
@@ -161,18 +162,112 @@ def _lark() -> Lark:
 
 
 def parse(text: str, file: str = "<string>") -> s.Protocol:
-    """Parse critlang source into a syntax tree; raise CritError on a syntax error."""
-    try:
-        tree = _lark().parse(text)
-    except UnexpectedInput as error:
-        raise CritError([syntax_diagnostic(error, text, file)], text) from None
-    try:
-        result: s.Protocol = AstBuilder(file).transform(tree)
-    except VisitError as error:
-        if isinstance(error.orig_exc, _Invalid):
-            raise CritError([error.orig_exc.diagnostic], text) from None
-        raise
-    return result
+    """Parse critlang source into a syntax tree; raise CritError with every syntax error."""
+    protocol, diagnostics = parse_recovering(text, file)
+    if diagnostics or protocol is None:
+        raise CritError(diagnostics, text)
+    return protocol
+
+
+def parse_recovering(
+    text: str, file: str = "<string>"
+) -> tuple[s.Protocol | None, list[Diagnostic]]:
+    """Parse, reporting every syntax error: the first in each item.
+
+    On an error the item it is in (a declaration, a data element, a criterion, an
+    example) is blanked out, keeping every line break so positions stay, and the
+    text is parsed again. The protocol is what parsed once the broken items were
+    skipped (None when the header itself is broken); an editor uses it for hovers
+    and completion while the author is still typing.
+    """
+    diagnostics: list[Diagnostic] = []
+    current = text
+    skipped_from = 0
+    for _ in range(MAX_SYNTAX_ERRORS):
+        try:
+            tree = _lark().parse(current)
+            protocol: s.Protocol = AstBuilder(file).transform(tree)
+            return protocol, sorted(diagnostics, key=sort_key)
+        except UnexpectedInput as error:
+            diagnostic = syntax_diagnostic(error, current, file)
+            anchor = min(_offset(current, diagnostic.span), _error_offset(error, current))
+            # The parser reads left to right: an error before the last skipped item
+            # was made by skipping it (a data section left empty), not by the author.
+            if anchor >= skipped_from:
+                diagnostics.append(diagnostic)
+        except VisitError as error:
+            if not isinstance(error.orig_exc, _Invalid):
+                raise
+            diagnostic = error.orig_exc.diagnostic
+            anchor = _offset(current, diagnostic.span)
+            diagnostics.append(diagnostic)
+        skipped = _skip_item(current, anchor)
+        if skipped is None:
+            break
+        current, skipped_from = skipped
+    return None, sorted(diagnostics, key=sort_key)
+
+
+# After this many syntax errors the rest of a file is not worth reading.
+MAX_SYNTAX_ERRORS = 100
+
+# Where an item starts: a keyword at the start of a line, and in a data section a
+# line that starts with `name:`. Recovery skips from one of these to the next.
+_ITEM_START = re.compile(
+    r"^[ \t]*(protocol|data|constant|define|inclusion|exclusion|example)\b", re.MULTILINE
+)
+_ELEMENT_START = re.compile(r"^[ \t]*(?!(?:label|range|molar)\b)([a-z_][a-z0-9_]*)\b", re.MULTILINE)
+_HEADER = re.compile(r"protocol\s+[a-z_][a-z0-9_]*")
+_HEADER_FIELD = re.compile(
+    r"^[ \t]*(title|version|registry|sponsor|sites|status|summary)\b", re.MULTILINE
+)
+
+
+def _offset(text: str, span: s.Span) -> int:
+    """The offset in `text` of where a span starts."""
+    lines = text.split("\n")
+    before = sum(len(line) + 1 for line in lines[: span.line - 1])
+    return min(len(text), before + span.column - 1)
+
+
+def _error_offset(error: UnexpectedInput, text: str) -> int:
+    """Where the broken item is: at the unexpected token, or, when that token
+    starts a new item or ends the file, in the item before it."""
+    if isinstance(error, UnexpectedToken):
+        token = error.token
+        position = token.start_pos if token.start_pos is not None else len(text)
+        if token.type in SECTION_STARTS:
+            return max(0, position - 1)
+        return position
+    return getattr(error, "pos_in_stream", None) or 0
+
+
+def _skip_item(text: str, anchor: int) -> tuple[str, int] | None:
+    """The text with the item around `anchor` blanked, and where the blank starts;
+    None when nothing can be skipped."""
+    items = [(m.start(1), m.group(1)) for m in _ITEM_START.finditer(text)]
+    starts = [offset for offset, _ in items]
+    for index, (offset, keyword) in enumerate(items):
+        if keyword != "data":
+            continue
+        end = starts[index + 1] if index + 1 < len(starts) else len(text)
+        elements = [m.start(1) for m in _ELEMENT_START.finditer(text, offset + 4, end)]
+        # An element is skipped alone only while its section keeps another one.
+        if len(elements) >= 2 and not offset <= anchor < elements[0]:
+            starts.extend(elements)
+    starts.sort()
+    start = max((offset for offset in starts if offset <= anchor), default=0)
+    end = min((offset for offset in starts if offset > anchor), default=len(text))
+    if text.startswith("protocol", start):
+        header = _HEADER.match(text, start)
+        if header is None or anchor < header.end():
+            return None  # without a protocol name there is nothing to go on with
+        fields = [m.start(1) for m in _HEADER_FIELD.finditer(text, header.end(), anchor + 1)]
+        start = fields[-1] if fields else max(anchor, header.end())
+    if not text[start:end].strip():
+        return None
+    blank = "".join(c if c in "\r\n" else " " for c in text[start:end])
+    return text[:start] + blank + text[end:], start
 
 
 class _Invalid(Exception):
@@ -219,7 +314,14 @@ def syntax_diagnostic(error: UnexpectedInput, text: str, file: str) -> Diagnosti
         else:
             message = f"unexpected {str(error.token)!r}"
         expected = error.accepts or error.expected
-        hint = _mistakes().get(_mistake_key(error, text)) or _unclosed(error)
+        hint = (
+            _word_hint(error, text)
+            or _empty_list_hint(error, text)
+            or _missing_comma_hint(error)
+            or _element_colon_hint(error, text)
+            or _mistakes().get(_mistake_key(error, text))
+            or _unclosed(error)
+        )
     else:
         message = "the file ends too soon"
         expected = set(getattr(error, "expected", ()) or ())
@@ -279,6 +381,93 @@ def _unfinished(error: UnexpectedInput, file: str) -> Diagnostic | None:
     return Diagnostic(
         "CRIT001", "error", span, f"'{words}' is missing {OPERANDS[operator.type]}", hint
     )
+
+
+# Words an author may write where an operator belongs, with what critlang says instead.
+# `{subject}` is the value before the word, `{rest}` the rest of its line.
+OPERATOR_WORDS = {
+    "x": "to multiply, write '*', as in {subject} * {rest}",
+    "times": "to multiply, write '*', as in {subject} * {rest}",
+    "within": "critlang has no 'within'; compare the time with '<=', as in {subject} <= {rest}",
+    "not": "'not' goes before the condition it negates, as in not ({subject} {rest})",
+    "is": "compare with '=' or '!=', or test a list with 'in (...)', as in {subject} = {rest}",
+    "equals": "compare with '=', as in {subject} = {rest}",
+    "contains": "test a 'set of' element with 'includes any of (...)' or 'includes all of (...)'",
+    "has": "test a 'set of' element with 'includes any of (...)' or 'includes all of (...)'",
+    "before": "dates compare with '<' for before, as in {subject} < {rest}",
+    "after": "dates compare with '>' for after, as in {subject} > {rest}",
+    **dict.fromkeys(
+        ("greater", "more", "above", "over", "exceeds"),
+        "compare with '>' or '>=', as in {subject} > ...",
+    ),
+    **dict.fromkeys(
+        ("less", "fewer", "below", "under"), "compare with '<' or '<=', as in {subject} < ..."
+    ),
+}
+
+
+def _word_hint(error: UnexpectedToken, text: str) -> str | None:
+    """An English word where an operator belongs: say which operator means it."""
+    word = str(error.token)
+    if word not in OPERATOR_WORDS or not {"MUL_OP", "AND"} & set(error.accepts or ()):
+        return None
+    if word in ("x", "times") and "MUL_OP" not in (error.accepts or ()):
+        return None
+    stack = error.state.value_stack if error.state is not None else []
+    subject = _source_of(stack[-1], text) if stack else None
+    end = text.find("\n", error.token.end_pos or 0)
+    rest = text[error.token.end_pos : end if end >= 0 else len(text)].split("#")[0].strip()
+    return OPERATOR_WORDS[word].format(subject=subject or "...", rest=rest or "...")
+
+
+def _empty_list_hint(error: UnexpectedToken, text: str) -> str | None:
+    """`()` where a value belongs: a set is tested with 'includes', never compared to ()."""
+    stack = error.state.value_stack if error.state is not None else []
+    if error.token.type != "RPAR" or len(stack) < 2 or not _is_token(stack[-1], "LPAR"):
+        return None
+    if _is_token(stack[-2], "COMPARATOR") and len(stack) >= 3:
+        subject = _source_of(stack[-3], text) or "..."
+        return (
+            "an empty list is not a value; to say that a 'set of' element has none of "
+            f"some values, write not ({subject} includes any of (a, b))"
+        )
+    if _is_token(stack[-2], "IN") or _is_token(stack[-2], "OF"):
+        return "list at least one value"
+    return "'()' holds nothing; put a condition in the brackets or remove them"
+
+
+def _missing_comma_hint(error: UnexpectedToken) -> str | None:
+    """A name where a ',' could go, inside an example's braces or a list's brackets."""
+    if error.token.type != "NAME" or "COMMA" not in (error.accepts or ()):
+        return None
+    stack = error.state.value_stack if error.state is not None else []
+    for value in reversed(stack):
+        if _is_token(value, "LBRACE"):
+            return "separate the fields of an example with ','"
+        if _is_token(value, "LSQB"):
+            return "separate the items of a list with ','; join conditions with 'and' or 'or'"
+    return None
+
+
+def _element_colon_hint(error: UnexpectedToken, text: str) -> str | None:
+    """A data element whose name and type are not separated by ':'."""
+    stack = error.state.value_stack if error.state is not None else []
+    if set(error.accepts or ()) != {"COLON"} or not stack or not _is_token(stack[-1], "NAME"):
+        return None
+    return f"a data element is written name: type, as in {stack[-1]}: {error.token} ..."
+
+
+def _source_of(value: object, text: str) -> str | None:
+    """The source text of a token or parse tree on the parser's stack, on one line."""
+    if isinstance(value, Token):
+        start, end = value.start_pos, value.end_pos
+    elif isinstance(value, Tree) and not value.meta.empty:
+        start, end = value.meta.start_pos, value.meta.end_pos
+    else:
+        return None
+    if start is None or end is None:
+        return None
+    return " ".join(text[start:end].split())
 
 
 def _unclosed(error: UnexpectedToken) -> str | None:

@@ -15,9 +15,9 @@ import attrs
 
 from critlang import syntax as s
 from critlang.check import check_source
-from critlang.compile import compile_protocol
 from critlang.diagnostics import Diagnostic
 from critlang.evaluate import ERROR, Protocol, Result
+from critlang.pipeline import build
 from critlang.records import ID_FIELD, RecordError
 
 
@@ -96,7 +96,7 @@ def run_source(text: str, path: str) -> FileOutcome:
     checked, diagnostics = check_source(text, path)
     if checked is None:
         return FileOutcome(path, text, (), tuple(diagnostics))
-    outcomes = run_examples(Protocol(compile_protocol(checked)))
+    outcomes = run_examples(build(checked))
     return FileOutcome(path, text, outcomes, tuple(diagnostics))
 
 

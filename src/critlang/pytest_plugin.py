@@ -44,15 +44,14 @@ class CritFile(pytest.File):
     def collect(self) -> Iterator[CritItem]:
         # Imported here so that pytest runs that never meet a .crit file stay fast.
         from critlang.check import check_source
-        from critlang.compile import compile_protocol
         from critlang.diagnostics import render_all
-        from critlang.evaluate import Protocol
+        from critlang.pipeline import build
 
         text = self.path.read_text(encoding="utf-8")
         checked, diagnostics = check_source(text, str(self.path))
         if checked is None:
             raise self.CollectError(render_all(diagnostics, text))
-        protocol = Protocol(compile_protocol(checked))
+        protocol = build(checked)
         for example in checked.protocol.examples:
             yield CritItem.from_parent(self, name=example.title, example=example, protocol=protocol)
 
@@ -68,6 +67,9 @@ class CritItem(pytest.Item):
         super().__init__(**kwargs)
         self.example = example
         self.protocol = protocol
+        # Plugins that wrap every test call (pytest-lsp) expect a function's fixtures;
+        # an example has none, and without the attribute such a wrapper fails the item.
+        self.funcargs: dict[str, Any] = {}
 
     def runtest(self) -> None:
         from critlang.protocol_tests import failure_details, run_example, summary_line

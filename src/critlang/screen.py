@@ -20,12 +20,11 @@ from sqlglot import exp
 
 from critlang import sql
 from critlang.check import Checked
-from critlang.compile import ELIGIBLE, INELIGIBLE, UNDETERMINED
-from critlang.evaluate import ERROR
 from critlang.records import ID_FIELD
+from critlang.vocab import Outcome
 
 ENGINES = ("duckdb", "spark")
-STATUSES = (ELIGIBLE, INELIGIBLE, UNDETERMINED, ERROR)
+STATUSES = (Outcome.ELIGIBLE, Outcome.INELIGIBLE, Outcome.UNDETERMINED, Outcome.ERROR)
 DATA_FORMATS = (".csv", ".parquet", ".jsonl", ".ndjson", ".json")
 OUTPUT_FORMATS = (".parquet", ".csv")
 RESULTS = "results"
@@ -63,11 +62,11 @@ class Attrition:
     @property
     def screened(self) -> int:
         """Records screened, leaving out those in error."""
-        return self.total - self.statuses.get(ERROR, 0)
+        return self.total - self.statuses.get(Outcome.ERROR, 0)
 
     @property
     def errors(self) -> int:
-        return self.statuses.get(ERROR, 0)
+        return self.statuses.get(Outcome.ERROR, 0)
 
     def text(self) -> str:
         """The attrition table as plain text."""
@@ -111,7 +110,7 @@ def attrition_query(checked: Checked, table: str = RESULTS) -> exp.Select:
     for name in STATUSES:
         counted = _count(exp.EQ(this=status, expression=exp.Literal.string(name)))
         columns.append(exp.alias_(counted, name, quoted=True))
-    screened = exp.NEQ(this=status, expression=exp.Literal.string(ERROR))
+    screened = exp.NEQ(this=status, expression=exp.Literal.string(Outcome.ERROR))
     excluded: list[exp.Expr] = []
     for criterion in checked.protocol.criteria:
         ident = criterion.id.text
@@ -156,9 +155,9 @@ def attrition_from(checked: Checked, row: Mapping[str, Any]) -> Attrition:
     def get(name: str) -> int:
         return int(row.get(name) or 0)
 
-    statuses = {name: get(name) for name in STATUSES}
+    statuses = {str(name): get(name) for name in STATUSES}
     steps: list[Step] = []
-    before = get("total") - statuses[ERROR]
+    before = get("total") - statuses[Outcome.ERROR]
     for criterion in protocol.criteria:
         ident = criterion.id.text
         remaining = get(f"{ident} remaining")

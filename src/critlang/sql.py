@@ -34,9 +34,8 @@ from sqlglot.errors import ParseError
 from critlang import syntax as s
 from critlang import units
 from critlang.check import Checked, Type
-from critlang.compile import ELIGIBLE, INELIGIBLE, UNDETERMINED
-from critlang.evaluate import ERROR
 from critlang.records import HEADER_UNIT, ID_FIELD
+from critlang.vocab import Outcome
 
 SCALE = 10  # decimal places kept from numbers whose type does not say (DOUBLE, text)
 MAX_PRECISION = 38  # the widest DECIMAL that DuckDB, Spark and Postgres share
@@ -829,10 +828,10 @@ class _Generator:
             settled.append(_is(value, inclusion))
         status = (
             exp.Case()
-            .when(exp.not_(_is_null(_col(_RECORD_ERROR))), _text(ERROR))
-            .when(_or(*excluded) if excluded else exp.false(), _text(INELIGIBLE))
-            .when(_and(*settled) if settled else exp.true(), _text(ELIGIBLE))
-            .else_(_text(UNDETERMINED))
+            .when(exp.not_(_is_null(_col(_RECORD_ERROR))), _text(Outcome.ERROR))
+            .when(_or(*excluded) if excluded else exp.false(), _text(Outcome.INELIGIBLE))
+            .when(_and(*settled) if settled else exp.true(), _text(Outcome.ELIGIBLE))
+            .else_(_text(Outcome.UNDETERMINED))
         )
         return _select([exp.Star(), _alias(status, f"{STATUS} value")], "screen_verdicts")
 
@@ -874,7 +873,7 @@ class _Generator:
         listed = exp.Array(expressions=entries or [exp.cast(exp.null(), "VARCHAR")])
         found = exp.ArrayFilter(this=listed, expression=_lambda(exp.not_(_is_null(_x()))))
         # Only undetermined patients have missing data that matters: skip the rest cheaply.
-        undetermined = exp.EQ(this=_col(f"{STATUS} value"), expression=_text(UNDETERMINED))
+        undetermined = exp.EQ(this=_col(f"{STATUS} value"), expression=_text(Outcome.UNDETERMINED))
         none = exp.cast(
             exp.Array(expressions=[]), exp.DataType.build("VARCHAR[]", dialect="duckdb")
         )

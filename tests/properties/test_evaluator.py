@@ -82,7 +82,11 @@ def k_or(values: Iterable[Value]) -> Value:
 
 
 def applicable(applies: Value, value: Value, kind: str) -> Value:
-    """Not applicable counts as met (inclusion) or absent (exclusion)."""
+    """A criterion that does not apply counts as met (inclusion) or not met (exclusion).
+
+    A part that does not apply is left out of its list: read as met in `all of`
+    (pass kind "inclusion") and as not met in `any of` and `at least` ("exclusion").
+    """
     if kind == "inclusion":
         return k_or([k_not(applies), value])
     return k_and([applies, value])
@@ -162,9 +166,10 @@ class Reference:
                 return COMPARE[op](left, right)
             case s.Between(subject=x, low=lo, high=hi, exclusive=exclusive):
                 value, low, high = ev(x, kind), ev(lo, kind), ev(hi, kind)
-                if value is None or low is None or high is None:
-                    return None
-                return low < value < high if exclusive else low <= value <= high
+                below = COMPARE["<" if exclusive else "<="]
+                above = None if value is None or low is None else below(low, value)
+                under = None if value is None or high is None else below(value, high)
+                return k_and([above, under])
             case s.Member(subject=x, values=names):
                 value = ev(x, kind)
                 return None if value is None else value in {n.text for n in names}
@@ -186,7 +191,8 @@ class Reference:
                 difference = baseline - current if direction == "decline" else current - baseline
                 return difference / baseline  # a ratio; '10%' is held as 1/10
             case s.Quantified(quantifier=quantifier, count=count, items=items):
-                values = [ev(item, kind) for item in items]
+                listed = "inclusion" if quantifier == "all" else "exclusion"
+                values = [ev(item, listed) for item in items]
                 if quantifier == "any":
                     return k_or(values)
                 if quantifier == "all":

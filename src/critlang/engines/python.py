@@ -1,0 +1,253 @@
+"""The Python engine: generated three-valued Python from the core IR.
+
+Two functions per protocol. `status(env)` short-circuits `and`/`or` and
+stops at the first criterion that makes the record ineligible; `trace(env)`
+computes every node and returns their values in a list indexed by node id.
+
+Values: True / False / None (unknown) for conditions; `Decimal` for numbers
+(rationals from the IR become the nearest 28-digit decimal, exact whenever
+they terminate; the caller runs the functions in `ARITHMETIC`); `str`,
+`frozenset` and `datetime.date` as in the IR.
+
+Only the IR reaches the generator: names become identifiers from a fixed
+alphabet (data element and definition names are `[a-z_][a-z0-9_]*` in the
+grammar), every constant is passed in the namespace, and no text an author
+wrote is ever spliced in as code.
+"""
+
+from __future__ import annotations
+
+import decimal
+from collections.abc import Callable
+from decimal import Decimal
+from fractions import Fraction
+from typing import Any
+
+import attrs
+
+from critlang import ir
+from critlang.vocab import Outcome
+
+# Every evaluation runs in this context, whatever the caller's: 28 significant
+# digits, as CQL's Decimal, and no traps on inexact results.
+ARITHMETIC = decimal.Context(prec=28, rounding=decimal.ROUND_HALF_EVEN)
+
+_COMPARE = {"<": "<", "<=": "<=", ">": ">", ">=": ">=", "=": "==", "!=": "!="}
+
+
+def to_decimal(value: Fraction) -> Decimal:
+    """A fraction as the nearest 28-digit decimal (exact whenever it terminates)."""
+    with decimal.localcontext(ARITHMETIC):
+        return Decimal(value.numerator) / Decimal(value.denominator)
+
+
+@attrs.frozen
+class Compiled:
+    status: Callable[[dict[str, Any]], str]
+    trace: Callable[[dict[str, Any]], list[Any]]
+    source: str
+
+
+def compile_program(program: ir.Program) -> Compiled:
+    """Generate and compile the two functions of a lowered protocol."""
+    generator = _Generator(program)
+    source = generator.module()
+    namespace: dict[str, Any] = dict(generator.constants)
+    code = compile(source, f"<critlang {program.name}>", "exec")
+    exec(code, namespace)  # generated from the IR only; see the module docstring
+    return Compiled(status=namespace["status"], trace=namespace["trace"], source=source)
+
+
+class _Generator:
+    def __init__(self, program: ir.Program) -> None:
+        self.program = program
+        self.constants: dict[str, Any] = {}
+        self.constant_names: dict[tuple[type, Any], str] = {}
+        self.tracing = False
+        self.names: dict[int, str] = {}  # node id -> the local holding its value, in scope
+        self.definitions = dict(program.definitions)
+
+    def module(self) -> str:
+        lines: list[str] = []
+        for tracing in (False, True):
+            self.tracing = tracing
+            self.names = {}
+            lines += self.function()
+        return "\n".join(lines) + "\n"
+
+    def function(self) -> list[str]:
+        name = "trace" if self.tracing else "status"
+        body: list[str] = ["get = env.get"]
+        if self.tracing:
+            body.append(f"trace = [None] * {self.program.size}")
+        settled: list[str] = []
+        for criterion in self.program.criteria:
+            roots = [criterion.value, *(part.value for part in criterion.parts)]
+            for root in roots:
+                body += self.prelude(root)
+            value = self.value(criterion.value, body)
+            if self.tracing:
+                for part in criterion.parts:
+                    self.value(part.value, body)
+                    self.value(part.condition, body)
+            neutral = criterion.kind.neutral
+            settled.append(f"{value} is {neutral}")
+            if not self.tracing:
+                body.append(f"if {value} is {not neutral}: return {Outcome.INELIGIBLE.value!r}")
+        if self.tracing:
+            body.append("return trace")
+        else:
+            body.append(f"if {' and '.join(settled) or 'True'}: return {Outcome.ELIGIBLE.value!r}")
+            body.append(f"return {Outcome.UNDETERMINED.value!r}")
+        return [f"def {name}(env):", *("    " + line for line in body), ""]
+
+    # ---- data elements and definitions, read before the first criterion that needs them ----
+
+    def prelude(self, root: ir.Node) -> list[str]:
+        lines: list[str] = []
+        for node in _leaves(root, self.definitions):
+            if node.id in self.names:
+                continue
+            if isinstance(node, ir.Element):
+                local = f"v_{node.name}"
+                lines.append(f"{local} = get({node.name!r})")
+                self.names[node.id] = self.traced(node, local, lines)
+            elif isinstance(node, ir.Definition):
+                lines += self.prelude(self.definitions[node.name])
+                value = self.value(self.definitions[node.name], lines)
+                local = f"d_{node.name}"
+                lines.append(f"{local} = {value}")
+                self.names[node.id] = self.traced(node, local, lines)
+        return lines
+
+    # ---- expressions ----
+
+    def traced(self, node: ir.Node, value: str, out: list[str]) -> str:
+        if self.tracing:
+            out.append(f"trace[{node.id}] = {value}")
+        return value
+
+    def const(self, value: Any) -> str:
+        key = (type(value), value)
+        if key not in self.constant_names:
+            name = f"k{len(self.constants)}"
+            self.constants[name] = value
+            self.constant_names[key] = name
+        return self.constant_names[key]
+
+    def value(self, node: ir.Node, out: list[str]) -> str:
+        """Emit statements computing `node` into `out`; return the expression holding it."""
+        if node.id in self.names:
+            return self.names[node.id]
+        if isinstance(node, ir.Const):
+            local = self.constant(node.value)
+        else:
+            local = f"n{node.id}"
+            self.emit(node, local, out)
+        self.names[node.id] = local
+        return self.traced(node, local, out)
+
+    def constant(self, value: ir.Value) -> str:
+        if isinstance(value, bool):
+            return repr(value)
+        if isinstance(value, Fraction):
+            return self.const(to_decimal(value))
+        return self.const(value)
+
+    def emit(self, node: ir.Node, local: str, out: list[str]) -> None:
+        match node:
+            case ir.Not(operand=a):
+                x = self.value(a, out)
+                out.append(f"{local} = None if {x} is None else not {x}")
+            case ir.And(operands=operands):
+                self.junction(local, operands, False, out)
+            case ir.Or(operands=operands):
+                self.junction(local, operands, True, out)
+            case ir.AtLeast(count=count, operands=operands):
+                values = ", ".join(self.value(x, out) for x in operands)
+                met, unknown = f"{local}_met", f"{local}_unknown"
+                out.append(f"{met} = ({values},).count(True)" if operands else f"{met} = 0")
+                out.append(f"{unknown} = ({values},).count(None)" if operands else f"{unknown} = 0")
+                out.append(
+                    f"{local} = True if {met} >= {count} else "
+                    f"(False if {met} + {unknown} < {count} else None)"
+                )
+            case ir.Compare(op=op, left=a, right=b):
+                x, y = self.value(a, out), self.value(b, out)
+                self.guarded(local, [x, y], f"{x} {_COMPARE[op]} {y}", out)
+            case ir.Arith(op=op, left=a, right=b):
+                x, y = self.value(a, out), self.value(b, out)
+                zero = (f"{y} == 0",) if op == "/" else ()
+                self.guarded(local, [x, y], f"{x} {op} {y}", out, zero)
+            case ir.Scale(operand=a, factor=factor):
+                x = self.value(a, out)
+                test = f"{x} * {self.const(Decimal(factor.numerator))}"
+                if factor.denominator != 1:
+                    test += f" / {self.const(Decimal(factor.denominator))}"
+                self.guarded(local, [x], test, out)
+            case ir.Member(operand=a, values=values):
+                x = self.value(a, out)
+                self.guarded(local, [x], f"{x} in {self.const(values)}", out)
+            case ir.Includes(operand=a, every=every, values=values):
+                x, wanted = self.value(a, out), self.const(values)
+                test = f"{wanted} <= {x}" if every else f"not {x}.isdisjoint({wanted})"
+                self.guarded(local, [x], test, out)
+            case _:
+                raise AssertionError(f"the Python engine has no rule for {node!r}")
+
+    def guarded(
+        self, local: str, values: list[str], test: str, out: list[str], extra: tuple[str, ...] = ()
+    ) -> None:
+        """`test`, or None when any of `values` is unknown (or an `extra` condition holds)."""
+        checks = [f"{v} is None" for v in values if v not in self.constants]
+        unknown = " or ".join([*checks, *extra])
+        out.append(f"{local} = None if {unknown} else ({test})" if unknown else f"{local} = {test}")
+
+    def junction(
+        self, local: str, operands: tuple[ir.Node, ...], disjunction: bool, out: list[str]
+    ) -> None:
+        """Kleene and/or: the deciding value wins, else unknown if any operand is unknown."""
+        decisive, other = (True, False) if disjunction else (False, True)
+        unknown = f"{local}_unknown"
+        if self.tracing:
+            # Explanations need the value of every operand: no short cut.
+            values = [self.value(x, out) for x in operands]
+            listed = ", ".join(values)
+            out.append(
+                f"{local} = {decisive} if {decisive} in ({listed},) else "
+                f"(None if None in ({listed},) else {other})"
+                if values
+                else f"{local} = {other}"
+            )
+            return
+        # A flat loop that is left at the first deciding operand: nesting stays
+        # as deep as the logic, however many operands there are.
+        out += [f"{local} = {other}", f"{unknown} = False", "while True:"]
+        saved = dict(self.names)
+        block: list[str] = []
+        for operand in operands:
+            value = self.value(operand, block)
+            block.append(f"if {value} is {decisive}:")
+            block.append(f"    {local} = {decisive}")
+            block.append("    break")
+            block.append(f"if {value} is None: {unknown} = True")
+        block.append("break")
+        out += ["    " + line for line in block]
+        self.names = saved  # values computed inside the loop may not exist after it
+        out.append(f"if {unknown} and {local} is {other}: {local} = None")
+
+
+def _leaves(root: ir.Node, definitions: dict[str, ir.Node]) -> list[ir.Node]:
+    """The elements and definitions under `root`, in evaluation order, without recursion."""
+    found: list[ir.Node] = []
+    seen: set[int] = set()
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if node.id in seen:
+            continue
+        seen.add(node.id)
+        if isinstance(node, ir.Element | ir.Definition):
+            found.append(node)
+        stack.extend(reversed(ir.children(node)))
+    return found
