@@ -252,3 +252,43 @@ def test_units_are_displayed_as_people_write_them(code: str, shown: str) -> None
 def test_a_derived_unit_is_hinted_by_the_usual_unit_of_its_kind() -> None:
     assert units.usual("(kg)/((cm).(cm))") == "kg/m2"
     assert units.usual("mg/dL") == "mg/dL"
+
+
+CLINICAL = [
+    "mg/dL",
+    "g/L",
+    "ug/mL",
+    "mmol/L",
+    "umol/L",
+    "10*9/L",
+    "/uL",
+    "10*3/uL",
+    "kPa",
+    "mm[Hg]",
+    "[in_i'Hg]",
+    "%",
+    "[ppm]",
+    "1",
+    "mmol/mol",
+    "umol/mol",
+    "[IU]/L",
+    "m[IU]/mL",
+    "[iU]/mL",
+    "a",
+    "mo",
+    "wk",
+    "d",
+    "kg/m2",
+    "g/cm2",
+    "[lb_av]",
+    "kg",
+]
+
+
+@given(st.sampled_from(CLINICAL), st.sampled_from(CLINICAL), st.sampled_from(CLINICAL))
+def test_factors_compose_and_invert_exactly(a: str, b: str, c: str) -> None:
+    if not (units.compatible(a, b) and units.compatible(b, c)):
+        return
+    assert units.factor(a, b) * units.factor(b, a) == 1
+    assert units.factor(a, c) == units.factor(a, b) * units.factor(b, c)
+    assert units.same_kind(a, c)

@@ -54,5 +54,3 @@ __all__ = [
     "compile_source",
     "load",
 ]
-
-
