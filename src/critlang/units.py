@@ -24,10 +24,9 @@ import functools
 import re
 from collections.abc import Iterator
 from fractions import Fraction
-from importlib import resources
+from pathlib import Path
+from typing import NamedTuple
 from xml.etree import ElementTree
-
-import attrs
 
 DIMENSIONLESS = "1"
 
@@ -53,8 +52,7 @@ class UnitError(ValueError):
 # ---- the definitions table --------------------------------------------------------
 
 
-@attrs.frozen
-class _Atom:
+class _Atom(NamedTuple):
     code: str
     name: str
     metric: bool
@@ -65,8 +63,7 @@ class _Atom:
     function: str | None
 
 
-@attrs.frozen
-class _Table:
+class _Table(NamedTuple):
     prefixes: dict[str, Fraction]
     prefix_names: dict[str, str]
     atoms: dict[str, _Atom]
@@ -75,7 +72,7 @@ class _Table:
 
 @functools.cache
 def _table() -> _Table:
-    data = resources.files("critlang").joinpath("data/ucum-essence.xml").read_bytes()
+    data = (Path(__file__).parent / "data" / "ucum-essence.xml").read_bytes()
     root = ElementTree.fromstring(data)
     prefixes: dict[str, Fraction] = {}
     prefix_names: dict[str, str] = {}
@@ -127,8 +124,7 @@ def _add(a: _Powers, b: _Powers, times: int = 1) -> _Powers:
     return tuple(sorted((k, p) for k, p in total.items() if p != 0))
 
 
-@attrs.frozen
-class _Value:
+class _Value(NamedTuple):
     """A unit expression: magnitude x product of base dimensions.
 
     `dims` keeps the mole and each arbitrary unit as dimensions of their own;
@@ -297,8 +293,7 @@ class _Parser:
             self.take()
             # A group in parentheses is one quantity: the ratio of two of them, as critlang
             # writes 'a / b' ('(g/L)/(g/L)'), is a pure number, not a ratio of like units.
-            return attrs.evolve(
-                value,
+            return value._replace(
                 above=frozenset(),
                 below=frozenset(),
                 special=None if value.special is None else "",
@@ -418,8 +413,7 @@ def is_molar_mass(code: str) -> bool:
 # ---- public: kinds ------------------------------------------------------------------
 
 
-@attrs.frozen
-class Kind:
+class Kind(NamedTuple):
     """What a unit measures, for refusing silent conversions between clinical kinds."""
 
     dims: _Powers
