@@ -11,9 +11,11 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import critlang
-from critlang.check import check
+from critlang.check import check, check_source
 from critlang.fmt import format_source, without_spans
 from critlang.parser import parse
 from critlang.records import Intake, RecordError
@@ -169,3 +171,36 @@ def test_documents_show_units_as_people_write_them() -> None:
     assert "1.5 \N{MULTIPLICATION SIGN}10⁹/L" in text
     assert "mmol/mol read as 0.09148 \N{MULTIPLICATION SIGN} value + 2.152" in text
     assert "also accepted in mL/min" in text
+
+
+def test_units_that_used_to_crash_check_compile_and_screen() -> None:
+    source = """
+protocol magnets
+data
+  field: quantity 'G'
+  flux: quantity 'Mx'
+  strength: quantity 'Oe'
+inclusion I1 "Strong" met when field > 1 'T' and flux > 1 'Wb' and strength > 1 'A/m'
+"""
+    checked, diagnostics = check_source(source, "magnets.crit")
+    assert checked is not None, diagnostics
+    protocol = critlang.compile_source(source)
+    results = list(
+        protocol.evaluate_many(
+            [
+                {"id": "a", "field": quantity(20000, "G"), "flux": 1, "strength": 1},
+                {"id": "b", "field": quantity(1, "Oe")},
+            ]
+        )
+    )
+    assert [r.status for r in results][1] == "error"
+    assert "field 'field'" in (results[1].error or "")
+
+
+@given(st.text(alphabet=st.characters(blacklist_characters="'\\\n\r"), max_size=25))
+def test_any_unit_text_in_a_protocol_gives_diagnostics_not_a_traceback(code: str) -> None:
+    source = (
+        f"protocol p\ndata\n  x: quantity '{code}'\ninclusion I1 \"t\" met when x > 1 '{code}'\n"
+    )
+    checked, diagnostics = check_source(source, "p.crit")
+    assert checked is not None or any(d.is_error for d in diagnostics)
