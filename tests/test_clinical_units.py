@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 import critlang
 from critlang.check import check, check_source
 from critlang.fmt import format_source, without_spans
+from critlang.lexer import CritLexer
 from critlang.parser import parse
 from critlang.records import Intake, RecordError
 from critlang.render import render_document
@@ -204,3 +205,11 @@ def test_any_unit_text_in_a_protocol_gives_diagnostics_not_a_traceback(code: str
     )
     checked, diagnostics = check_source(source, "p.crit")
     assert checked is not None or any(d.is_error for d in diagnostics)
+
+
+def test_the_pygments_lexer_reads_a_unit_with_a_quote_as_one_token() -> None:
+    from pygments.token import String
+
+    tokens = list(CritLexer().get_tokens("titre > 4 '[arb\\'U]/mL' and x > 1 'a'\n"))
+    units = [text for kind, text in tokens if kind is String.Symbol]
+    assert units == ["'[arb\\'U]/mL'", "'a'"]
