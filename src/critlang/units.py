@@ -206,7 +206,6 @@ def _atom_value(code: str) -> _Value:
 
 # ---- the parser (UCUM's grammar) --------------------------------------------------
 
-_TOKEN = re.compile(r"\{[^{}]*\}|[./()]|[^./(){}]+")
 _MAX_EXPONENT = 99  # keeps every factor small enough to compute at once
 _EXPONENT = re.compile(r"^(.*?)([+-]?[0-9]+)$")
 
