@@ -165,11 +165,11 @@ def test_output_file(tmp_path: Path) -> None:
     assert json.loads(target.read_text())["status"] == "eligible"
 
 
-def test_unknown_record_format_is_a_usage_error(tmp_path: Path) -> None:
+def test_unknown_record_format_is_an_input_error(tmp_path: Path) -> None:
     path = tmp_path / "records.xml"
     path.write_text("<records/>")
     result = run(str(path))
-    assert result.exit_code == 1
+    assert result.exit_code == 66
     assert "unknown record format" in result.stderr
 
 

@@ -129,7 +129,7 @@ def test_sql_command_reads_the_named_table() -> None:
 
 def test_sql_command_rejects_an_unknown_dialect() -> None:
     result = CliRunner().invoke(main, ["sql", str(CTD_PATH), "--dialect", "cobol"])
-    assert result.exit_code == 2
+    assert result.exit_code == 64  # a usage error (docs/cli.md)
     assert "unknown dialect 'cobol'" in result.output
 
 
@@ -503,7 +503,7 @@ def test_screen_names_a_column_of_the_wrong_type(tmp_path: Path) -> None:
         '{"id": "a", "creatinine": {"value": 100, "unit": "umol/L"}}\n', encoding="utf-8"
     )
     outcome = CliRunner().invoke(main, ["screen", str(CTD_PATH), str(path)])
-    assert outcome.exit_code == 1
+    assert outcome.exit_code == 66  # an input that cannot be used
     assert "column 'creatinine': expected a quantity in 'mg/dL', found STRUCT" in outcome.output
 
 
@@ -511,7 +511,7 @@ def test_screen_rejects_unknown_formats(tmp_path: Path) -> None:
     path = tmp_path / "patients.xlsx"
     path.write_text("", encoding="utf-8")
     outcome = CliRunner().invoke(main, ["screen", str(CTD_PATH), str(path)])
-    assert outcome.exit_code == 1
+    assert outcome.exit_code == 66
     assert "unknown data format '.xlsx'" in outcome.output
 
 

@@ -24,6 +24,8 @@ if TYPE_CHECKING:
     from critlang.pipeline import compile_source, load
     from critlang.records import RecordError
 
+    __version__: str
+
 # Imported on first use, so that `import critlang.units` or `critlang check` does
 # not load the evaluator, the documents and Jinja.
 _LAZY = {
@@ -38,9 +40,20 @@ _LAZY = {
 
 
 def __getattr__(name: str) -> Any:
+    if name == "__version__":
+        return _version()
     if name not in _LAZY:
         raise AttributeError(f"module 'critlang' has no attribute {name!r}")
     return getattr(importlib.import_module(_LAZY[name]), name)
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("critlang")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "0+unknown"
 
 
 __all__ = [
@@ -51,6 +64,7 @@ __all__ = [
     "Protocol",
     "RecordError",
     "Result",
+    "__version__",
     "compile_source",
     "load",
 ]

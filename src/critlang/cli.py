@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import json
 import sys
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -33,7 +34,60 @@ def read_source(path: Path) -> str:
         raise click.ClickException(f"{path}: cannot read the file ({error})") from None
 
 
-@click.group()
+# Exit statuses (docs/cli.md): 0 done; 1 a protocol has errors, an example fails or a
+# file would be reformatted; 2 a record in error or an unconfirmed witness; and, after
+# sysexits.h, 64 a wrong command line, 66 an input that cannot be read or used, 69 a
+# missing optional extra. Click itself would give usage errors 2, like records in error.
+EXIT_USAGE = 64
+EXIT_INPUT = 66
+EXIT_UNAVAILABLE = 69
+
+
+class _Usage(click.UsageError):
+    exit_code = EXIT_USAGE
+
+
+class _Input(click.ClickException):
+    exit_code = EXIT_INPUT
+
+
+class _Unavailable(click.ClickException):
+    exit_code = EXIT_UNAVAILABLE
+
+
+class _Group(click.Group):
+    """A click group whose errors exit with the statuses above."""
+
+    def make_context(
+        self,
+        info_name: str | None,
+        args: list[str],
+        parent: click.Context | None = None,
+        **extra: Any,
+    ) -> click.Context:
+        with _exit_codes():
+            return super().make_context(info_name, args, parent, **extra)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        with _exit_codes():
+            return super().invoke(ctx)
+
+
+@contextlib.contextmanager
+def _exit_codes() -> Iterator[None]:
+    try:
+        yield
+    except _Usage:
+        raise
+    except click.UsageError as error:
+        raise _Usage(error.format_message(), error.ctx) from None
+    except click.ClickException as error:
+        if error.exit_code != 1:
+            raise
+        raise _Input(error.format_message()) from None
+
+
+@click.group(cls=_Group)
 @click.version_option(package_name="critlang")
 def main() -> None:
     """critlang: clinical-trial eligibility criteria as code."""
@@ -145,10 +199,11 @@ def _progress() -> Iterator[Callable[[], None]]:
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["md", "txt", "html", "plain"]),
+    type=click.Choice(["md", "txt", "html", "plain", "form"]),
     default="md",
     show_default=True,
-    help="md: protocol page; txt: registry text; html: screening worksheet; plain: plain language.",
+    help="md: protocol page; txt: registry text; html: screening worksheet; "
+    "plain: plain language; form: the live screening form.",
 )
 @click.option(
     "-o", "--output", type=click.Path(path_type=Path, dir_okay=False), help="Write to this file."
@@ -163,7 +218,13 @@ def render_command(protocol: Path, fmt: str, output: Path | None) -> None:
         click.echo(render(diagnostic, text), err=True)
     if checked is None:
         sys.exit(1)
-    document = render_document(checked, fmt)
+    if fmt == "form":
+        from critlang.form import render_form
+        from critlang.pipeline import build
+
+        document = render_form(build(checked))
+    else:
+        document = render_document(checked, fmt)
     if output is None:
         click.echo(document, nl=False)
     else:
@@ -179,7 +240,7 @@ def optional(module: str, extra: str) -> Any:
     try:
         return importlib.import_module(module)
     except ImportError as error:
-        raise click.ClickException(
+        raise _Unavailable(
             f"this command needs {error.name}: pip install 'critlang[{extra}]'"
         ) from None
 
@@ -359,3 +420,64 @@ def analyze_command(protocol_file: Path, examples: bool) -> None:
         err=True,
     )
     sys.exit(0 if report.confirmed else 2)
+
+
+# At most this many patients are listed one by one on the HTML page of `match`;
+# the ranking always counts them all.
+MATCH_PAGE_PATIENTS = 1000
+
+
+@main.command("match")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path, dir_okay=False))
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["text", "json", "html"]),
+    default="text",
+    show_default=True,
+)
+@click.option("-o", "--output", type=click.File("w", encoding="utf-8"), default="-")
+def match_command(paths: tuple[Path, ...], output_format: str, output: TextIO) -> None:
+    """Screen RECORDS against several PROTOCOLS at once: critlang match P1.crit P2.crit RECORDS.
+
+    For each patient, each trial's status and the data still to collect; then
+    the data elements ranked by how many undetermined patients each would
+    settle, per trial and overall.
+    """
+    from critlang import match
+    from critlang.records import read_records
+
+    *protocol_files, records_file = paths
+    if not protocol_files:
+        raise click.UsageError("give one or more protocol files, then the records file")
+    protocols = [load_protocol(path) for path in protocol_files]
+    names = [p.name for p in protocols]
+    if len(set(names)) != len(names):
+        raise click.UsageError(f"two protocols have the same name: {', '.join(names)}")
+    try:
+        streams = [read_records(records_file, p.checked) for p in protocols]
+    except ValueError as error:
+        raise click.ClickException(str(error)) from None
+    tally = match.Tally(protocols)
+    listed: list[match.PatientMatch] = []
+    for patient in match.match_streams(protocols, [_guard_io(s, records_file) for s in streams]):
+        tally.add(patient)
+        if output_format == "text":
+            click.echo("\n".join(match.text_lines(patient)), file=output)
+        elif output_format == "json" or len(listed) < MATCH_PAGE_PATIENTS:
+            listed.append(patient)
+    population = tally.population()
+    if output_format == "text":
+        click.echo("\n".join(match.population_lines(population)), file=output)
+    elif output_format == "json":
+        document = {
+            "population": population.to_dict(),
+            "patients": [patient.to_dict() for patient in listed],
+        }
+        json.dump(document, output, indent=2)
+        output.write("\n")
+    else:
+        output.write(match.render_html(population, listed))
+    click.echo(
+        f"{population.patients} patient(s) matched against {len(protocols)} trial(s)", err=True
+    )
