@@ -11,7 +11,7 @@ ALL := $(VENV)/.all-installed
 CHROMIUM := /usr/bin/chromium
 PDFTOTEXT := /usr/bin/pdftotext
 
-.PHONY: demo test check lint docs clean vscode
+.PHONY: demo test check lint docs clean vscode system-packages fuzz
 
 $(CORE): pyproject.toml
 	python3 -m venv $(VENV)
@@ -25,19 +25,26 @@ $(ALL): $(CORE)
 	$(BIN)/python -m pip install --quiet -e '.[test,docs,analyze,sql,spark,lsp]'
 	touch $(ALL)
 
-# The browser test drives Debian's chromium, never a browser build of Playwright's own.
-# Only root can install it here; anyone else is told what to install, and how.
-SYSTEM_PACKAGES := chromium poppler-utils
-$(CHROMIUM) $(PDFTOTEXT):
-	@if [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then \
-	  echo "make test needs Debian's packages $(SYSTEM_PACKAGES) (the browser tests drive $(CHROMIUM) and read PDFs with $(PDFTOTEXT))," >&2; \
+# Debian's packages the tests use: chromium for the browser tests (never a browser build
+# of Playwright's own), poppler-utils to read the printed worksheet, postgresql for a real
+# PostgreSQL server (tests/pg.py). Only root can install them here; anyone else is told
+# what to install, and how.
+SYSTEM_PACKAGES := chromium poppler-utils postgresql
+system-packages:
+	@missing=""; \
+	[ -x $(CHROMIUM) ] || missing="$$missing chromium"; \
+	[ -x $(PDFTOTEXT) ] || missing="$$missing poppler-utils"; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	[ -n "$$missing" ] || exit 0; \
+	if [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then \
+	  echo "make test needs Debian's packages:$$missing (browser tests drive $(CHROMIUM), the" >&2; \
+	  echo "worksheet test reads PDFs with $(PDFTOTEXT), SQL tests start a PostgreSQL server)," >&2; \
 	  echo "and cannot install them as $$(id -un) here. Ask an administrator to run:" >&2; \
-	  echo "    sudo apt-get install $(SYSTEM_PACKAGES)" >&2; \
-	  echo "or run 'make check', which needs neither (no browser, Spark, SQL or z3 tests)." >&2; \
+	  echo "    sudo apt-get install$$missing" >&2; \
+	  echo "or run 'make check', which needs none of them (no browser, Spark, SQL or z3 tests)." >&2; \
 	  exit 1; \
-	fi
-	apt-get update -qq
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(SYSTEM_PACKAGES)
+	fi; \
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing
 
 demo: $(CORE)
 	$(BIN)/critlang check protocols/ctd_ild.crit
@@ -50,11 +57,15 @@ lint: $(ALL)
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy src
 
-test: lint $(CHROMIUM) $(PDFTOTEXT)
+test: lint system-packages
 	$(BIN)/pytest
 
 check: lint
-	$(BIN)/pytest -m "not (browser or spark or sql or z3)"
+	$(BIN)/pytest -m "not (browser or spark or sql or z3 or postgres)"
+
+# Random protocols and records through every engine (docs/conformance.md); not part of `test`.
+fuzz: $(ALL) system-packages
+	$(BIN)/python -m tests.conformance.fuzz --pairs 100000 --report fuzz-disagreements.jsonl
 
 docs: $(ALL)
 	$(BIN)/mkdocs build --strict

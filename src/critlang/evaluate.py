@@ -18,7 +18,7 @@ from critlang.check import Checked
 from critlang.engines.python import ARITHMETIC, Compiled
 from critlang.explain import Explanations, Trace
 from critlang.lower import Lowered
-from critlang.records import Intake, RecordError, records_from
+from critlang.records import Intake, RecordError, printable, records_from
 from critlang.vocab import Kind, Outcome, Truth
 
 ERROR = Outcome.ERROR.value
@@ -165,18 +165,29 @@ class Protocol:
         return self.screen(records_from(records))
 
     def screen(
-        self, rows: Iterable[tuple[int, Mapping[str, Any] | RecordError]]
+        self,
+        rows: Iterable[tuple[int, Mapping[str, Any] | RecordError]],
+        intake: Intake | None = None,
     ) -> Iterator[Result]:
+        """One result per row, in order: a row that cannot be read or screened is an `error`.
+
+        `intake` reads each record (the protocol's own, which ignores unknown
+        fields, unless another is given: another id field, strict fields).
+        """
+        take = self.intake if intake is None else intake
         for position, row in rows:
             if isinstance(row, RecordError):
                 yield Result(row.record_id, ERROR, error=str(row))
                 continue
             try:
-                record_id, env = self.intake(row, position)
+                record_id, env = take(row, position)
             except RecordError as error:
                 yield Result(error.record_id, ERROR, error=str(error))
                 continue
-            yield self.explain(record_id, env)
+            try:
+                yield self.explain(record_id, env)
+            except (ArithmeticError, ValueError, RecursionError) as error:
+                yield failed(record_id, error)
 
     def explain(self, record_id: str, env: dict[str, Any]) -> Result:
         """The full result for an environment already taken in."""
@@ -198,6 +209,14 @@ class Protocol:
                 )
             )
         return Result(record_id, status, results, missing)
+
+
+def failed(record_id: str, error: BaseException) -> Result:
+    """The error result of a record whose evaluation or explanation raised `error`."""
+    kind = "arithmetic overflow" if isinstance(error, decimal.Overflow) else type(error).__name__
+    return Result(
+        record_id, ERROR, error=f"record {printable(record_id)}: cannot be evaluated ({kind})"
+    )
 
 
 def _status(results: tuple[CriterionResult, ...]) -> str:
