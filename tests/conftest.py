@@ -24,6 +24,7 @@ settings.load_profile("ci" if os.environ.get("CI") else "explore")
 ENGINE_FILES = {
     "test_site.py": "browser",
     "test_form.py": "browser",
+    "test_javascript_engine.py": "node",
     "test_worksheet_print.py": "browser",
     "test_sql.py": "sql",
     "test_sql_differential.py": "sql",

@@ -567,7 +567,7 @@ def match_command(paths: tuple[Path, ...], output_format: str, output: TextIO) -
 
     For each patient, each trial's status and the data still to collect; then
     the data elements ranked by how many undetermined patients each would
-    settle, per trial and overall.
+    settle, per trial and overall. Exits 2 when any record was in error.
     """
     from critlang import match
 
@@ -602,6 +602,10 @@ def match_command(paths: tuple[Path, ...], output_format: str, output: TextIO) -
         output.write("\n")
     else:
         output.write(match.render_html(population, listed))
+    errors = sum(t.statuses.get(Outcome.ERROR.value, 0) for t in population.trials)
     click.echo(
-        f"{population.patients} patient(s) matched against {len(protocols)} trial(s)", err=True
+        f"{population.patients} patient(s) matched against {len(protocols)} trial(s)"
+        + (f"; {errors} record(s) in error" if errors else ""),
+        err=True,
     )
+    sys.exit(2 if errors else 0)

@@ -172,6 +172,7 @@ def runner(engine: str, request: pytest.FixtureRequest) -> Callable[..., list[en
         "python-evaluate": engines.python_evaluate,
         "duckdb": engines.duckdb,
         "z3": engines.z3,
+        "javascript": engines.javascript,
     }
     return adapters[engine]
 
@@ -197,6 +198,7 @@ ENGINE_MARKS = {
     "spark": ("sql", "spark"),
     "postgres": ("sql", "postgres"),
     "z3": ("z3",),
+    "javascript": ("node",),
 }
 
 
