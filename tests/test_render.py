@@ -487,7 +487,7 @@ def test_arithmetic_on_data_written_inside_a_criterion_gets_a_row_too() -> None:
         (
             f"Body weight {DIVIDE} (height {TIMES} height)",
             f"Body weight {DIVIDE} (height {TIMES} height)",
-            "kg/m2",
+            "kg/m²",
             ("weight", "height"),
         ),
         (

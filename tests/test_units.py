@@ -209,3 +209,86 @@ def test_no_ucum_like_text_crashes_the_units(text: str) -> None:
         units.display(text)
     except units.UnitError:
         pass
+
+
+@pytest.mark.parametrize(
+    ("spelling", "code"),
+    [
+        ("mIU/mL", "m[IU]/mL"),
+        ("IU/L", "[IU]/L"),
+        ("mmHg", "mm[Hg]"),
+        ("mcg/L", "ug/L"),
+        ("kg/m^2", "kg/m2"),
+        ("x10^9/L", "10*9/L"),
+        ("mL/min/1.73m2", "mL/min/{1.73_m2}"),
+        ("µmol/L", "umol/L"),
+        ("furlong", None),
+        ("mg/dL", None),
+    ],
+)
+def test_everyday_spellings_get_their_ucum_code(spelling: str, code: str | None) -> None:
+    assert units.suggest(spelling) == code
+
+
+@pytest.mark.parametrize(
+    ("code", "shown"),
+    [
+        ("mm[Hg]", "mmHg"),
+        ("umol/L", "µmol/L"),
+        ("10*9/L", "\N{MULTIPLICATION SIGN}10⁹/L"),
+        ("mL/min/{1.73_m2}", "mL/min/1.73 m²"),
+        ("a", "years"),
+        ("kg/m2", "kg/m²"),
+        ("[IU]/mL", "IU/mL"),
+        ("Cel", "°C"),
+        ("ug/(kg.d)", "µg/(kg·d)"),
+        ("not a unit", "not a unit"),
+    ],
+)
+def test_units_are_displayed_as_people_write_them(code: str, shown: str) -> None:
+    assert units.display(code) == shown
+
+
+def test_a_derived_unit_is_hinted_by_the_usual_unit_of_its_kind() -> None:
+    assert units.usual("(kg)/((cm).(cm))") == "kg/m2"
+    assert units.usual("mg/dL") == "mg/dL"
+
+
+CLINICAL = [
+    "mg/dL",
+    "g/L",
+    "ug/mL",
+    "mmol/L",
+    "umol/L",
+    "10*9/L",
+    "/uL",
+    "10*3/uL",
+    "kPa",
+    "mm[Hg]",
+    "[in_i'Hg]",
+    "%",
+    "[ppm]",
+    "1",
+    "mmol/mol",
+    "umol/mol",
+    "[IU]/L",
+    "m[IU]/mL",
+    "[iU]/mL",
+    "a",
+    "mo",
+    "wk",
+    "d",
+    "kg/m2",
+    "g/cm2",
+    "[lb_av]",
+    "kg",
+]
+
+
+@given(st.sampled_from(CLINICAL), st.sampled_from(CLINICAL), st.sampled_from(CLINICAL))
+def test_factors_compose_and_invert_exactly(a: str, b: str, c: str) -> None:
+    if not (units.compatible(a, b) and units.compatible(b, c)):
+        return
+    assert units.factor(a, b) * units.factor(b, a) == 1
+    assert units.factor(a, c) == units.factor(a, b) * units.factor(b, c)
+    assert units.same_kind(a, c)

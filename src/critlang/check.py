@@ -173,6 +173,8 @@ class _Checker:
         self.definition_types: dict[str, Type] = {}
         self.in_progress: list[str] = []
         self.used: set[str] = set()
+        # (unit, declared unit) -> the element option that converts records between them
+        self.conversions: dict[tuple[str, str], s.UnitConversion] = {}
 
     # ---- reporting ----
 
@@ -185,7 +187,7 @@ class _Checker:
     def unit_ok(self, code: str, span: s.Span) -> bool:
         if units.is_valid(code):
             return True
-        usual = UCUM_SPELLINGS.get(code.lower())
+        usual = UCUM_SPELLINGS.get(code.lower()) or units.suggest(code)
         self.error(
             "CRIT002",
             span,
@@ -276,6 +278,8 @@ class _Checker:
                 )
         if element.molar_mass is not None:
             self.check_molar_mass(element)
+        if element.accepts or element.conversions:
+            self.check_record_units(element)
         molar_mass = molar_mass_of(element) if unit_valid else None
         kind = declared_type(declared, molar_mass)
         self.element_types[element.name.text] = kind if unit_valid else ERROR
@@ -294,6 +298,47 @@ class _Checker:
             )
         elif mass.value <= 0:
             self.error("CRIT016", mass.span, "a molar mass must be more than zero")
+
+    def check_record_units(self, element: s.DataElement) -> None:
+        """`accepts` and `convert`: the units of another kind a record may use."""
+        declared = element.type
+        if not isinstance(declared, s.QuantityType):
+            first = (element.accepts or tuple(c.unit for c in element.conversions))[0]
+            self.error("CRIT023", first.span, "only a quantity can accept or convert units")
+            return
+        if not units.is_valid(declared.unit):
+            return
+        seen: set[str] = set()
+        for ref in (*element.accepts, *(c.unit for c in element.conversions)):
+            if not self.unit_ok(ref.code, ref.span):
+                continue
+            if ref.code in seen:
+                self.error("CRIT023", ref.span, f"'{ref.code}' is listed twice", "keep one")
+            seen.add(ref.code)
+            if units.compatible(ref.code, declared.unit):
+                self.error(
+                    "CRIT023",
+                    ref.span,
+                    f"'{ref.code}' already converts to '{declared.unit}': it is the same kind",
+                    "remove it; records in units of the same kind convert by their exact factor",
+                )
+        for ref in element.accepts:
+            if units.is_valid(ref.code) and not units.commensurable(ref.code, declared.unit):
+                self.error(
+                    "CRIT023",
+                    ref.span,
+                    f"'{ref.code}' ({units.dimension(ref.code)}) cannot be read as "
+                    f"'{declared.unit}' ({units.dimension(declared.unit)}) by a factor",
+                    "declare a formula instead: convert 'unit' as 0.5 * value + 1",
+                )
+        for conversion in element.conversions:
+            self.conversions.setdefault((conversion.unit.code, declared.unit), conversion)
+            if conversion.scale == 0:
+                self.error(
+                    "CRIT023",
+                    conversion.span,
+                    "a conversion that multiplies by 0 reads every record as the same value",
+                )
 
     def check_enum_values(self, values: tuple[s.Name, ...]) -> None:
         seen: set[str] = set()
@@ -587,7 +632,7 @@ class _Checker:
             if not (subject.numeric or subject.kind == "date"):
                 self.not_numeric(expr.subject, subject, "'between'", "a number, quantity or date")
                 return BOOLEAN
-            self.expect_compatible(expr, subject, kind)
+            self.expect_compatible(bound if isinstance(bound, s.NumberLit) else expr, subject, kind)
         bounds = self.literal_bounds(expr.low, expr.high, subject)
         if bounds is not None and (
             bounds[0] > bounds[1] or (expr.exclusive and bounds[0] == bounds[1])
@@ -663,7 +708,7 @@ class _Checker:
             return Type(left.kind if left.kind == right.kind else "quantity", left.unit)
         combine = units.multiply if expr.op == "*" else units.divide
         unit = combine(left.unit, right.unit)
-        if not units.is_valid(unit):
+        if not units.is_valid(unit) or units.is_special(unit):
             self.error(
                 "CRIT007",
                 expr.span,
@@ -719,7 +764,11 @@ class _Checker:
             if not units.compatible(quantity.unit, units.DIMENSIONLESS) or units.factor(
                 quantity.unit, units.DIMENSIONLESS
             ) != Fraction(1):
-                number = next((c for c in s.children(expr) if isinstance(c, s.NumberLit)), None)
+                number = (
+                    expr
+                    if isinstance(expr, s.NumberLit)
+                    else next((c for c in s.children(expr) if isinstance(c, s.NumberLit)), None)
+                )
                 self.unitless(expr.span, quantity, number)
                 return False
         molar_mass = left.molar_mass or right.molar_mass
@@ -734,7 +783,7 @@ class _Checker:
         elif quantity.unit == "%":
             hint = f"write the unit after the number, as in {number.value}%"
         else:
-            hint = f"write the unit after the number, as in {number.value} '{quantity.unit}'"
+            hint = f"write the unit after the number, as in {number.value} '{units.usual(quantity.unit)}'"
         self.error(
             "CRIT007",
             number.span if number is not None else span,
@@ -743,6 +792,31 @@ class _Checker:
         )
 
     def incompatible(self, span: s.Span, left: Type, right: Type) -> None:
+        if units.commensurable(left.unit, right.unit) and not (
+            units.is_special(left.unit) or units.is_special(right.unit)
+        ):
+            conversion = self.conversions.get((left.unit, right.unit)) or self.conversions.get(
+                (right.unit, left.unit)
+            )
+            if conversion is not None:
+                target = right.unit if conversion.unit.code == left.unit else left.unit
+                hint = (
+                    f"records in '{conversion.unit.code}' are read in '{target}' as "
+                    f"{conversion_words(conversion)}; write the bound in '{target}'"
+                )
+            else:
+                hint = (
+                    "critlang never converts between kinds: compare in the data element's unit, "
+                    "or let records use another unit with 'accepts' or 'convert' on the element"
+                )
+            self.error(
+                "CRIT007",
+                span,
+                f"'{left.unit}' ({units.kind(left.unit).describe()}) and '{right.unit}' "
+                f"({units.kind(right.unit).describe()}) are different kinds of quantity",
+                hint,
+            )
+            return
         if units.dimension(left.unit) == units.dimension(right.unit):
             self.error(
                 "CRIT007",
@@ -757,9 +831,21 @@ class _Checker:
             span,
             f"'{left.unit}' and '{right.unit}' measure different things "
             f"({units.dimension(left.unit)} vs {units.dimension(right.unit)})",
-            "compare quantities of the same kind; mass and molar concentrations "
+            "arbitrary units ([IU], [arb'U], [CFU], ...) convert only to themselves, "
+            "with a prefix ('m[IU]/mL')"
+            if units.is_arbitrary(left.unit) or units.is_arbitrary(right.unit)
+            else "compare quantities of the same kind; mass and molar concentrations "
             "convert only when the data element declares a molar mass",
         )
+
+
+def conversion_words(conversion: s.UnitConversion) -> str:
+    """The formula of a declared conversion, '0.09148 x value + 2.152' with a times sign."""
+    text = f"{conversion.scale} \N{MULTIPLICATION SIGN} value"
+    if conversion.offset:
+        sign = "-" if conversion.offset < 0 else "+"
+        text += f" {sign} {abs(conversion.offset)}"
+    return text
 
 
 def check_source(text: str, file: str) -> tuple[Checked | None, list[Diagnostic]]:

@@ -10,27 +10,21 @@ import re
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import click
-from rich.console import Console
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from critlang.check import check_source
 from critlang.diagnostics import render
-from critlang.evaluate import ERROR, Protocol
-from critlang.pipeline import build
 from critlang.records import FORMATS as FORMATS_IN
 from critlang.records import ID_FIELD, InputError, Intake, Row, read_records
-from critlang.report import (
-    WRITERS,
-    OutputError,
-    atomic_output,
-    refuse_overwriting,
-    summary,
-    write_results,
-)
 from critlang.vocab import Outcome
+
+if TYPE_CHECKING:
+    from critlang.evaluate import Protocol
+
+# The engines, documents, reports and rich load in the commands that use them:
+# `critlang check` starts without them.
 
 STATUSES = (Outcome.ELIGIBLE, Outcome.INELIGIBLE, Outcome.UNDETERMINED)
 
@@ -129,6 +123,8 @@ FORMATS = ("text", "json", "jsonl", "csv")
 
 def load_protocol(path: Path) -> Protocol:
     """Compile a protocol file, or print its diagnostics and exit 1."""
+    from critlang.pipeline import build
+
     text = read_source(path)
     checked, diagnostics = check_source(text, str(path))
     if checked is None:
@@ -192,6 +188,9 @@ def eval_command(
     Every record gets one result; a record in error is reported and the rest
     go on. Exits 2 when any record was in error.
     """
+    from critlang.evaluate import ERROR
+    from critlang.report import WRITERS, summary, write_results
+
     protocol = load_protocol(protocol_file)
     intake = Intake(protocol.checked, id_field, strict_fields)
     with _safe_output(output, (records_file, protocol_file)) as out:
@@ -228,6 +227,8 @@ def _guard_input(rows: Iterator[Row], source: Path) -> Iterator[Row]:
 @contextlib.contextmanager
 def _safe_output(output: Path | None, inputs: tuple[Path, ...]) -> Iterator[TextIO]:
     """The output stream; a file is refused if it is an input, and replaced only when complete."""
+    from critlang.report import OutputError, atomic_output, refuse_overwriting
+
     try:
         if output is not None:
             refuse_overwriting(output, inputs)
@@ -262,6 +263,9 @@ def _report_unknown(intake: Intake) -> None:
 @contextlib.contextmanager
 def _progress() -> Iterator[Callable[[], None]]:
     """A progress counter on stderr when it is a terminal; nothing otherwise."""
+    from rich.console import Console
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
     console = Console(stderr=True)
     if not console.is_terminal:
         yield lambda: None
@@ -288,6 +292,7 @@ def _progress() -> Iterator[Callable[[], None]]:
 )
 def render_command(protocol: Path, fmt: str, output: Path | None) -> None:
     """Render a protocol as a document; exit 1 if it has errors."""
+    from critlang.pipeline import build
     from critlang.render import render_document
 
     text = read_source(protocol)
@@ -401,6 +406,8 @@ def screen_command(
     Records are read exactly as `critlang eval` reads them. Prints the
     attrition table. Exits 2 when any record was in error.
     """
+    from critlang.report import OutputError, refuse_overwriting
+
     sql = optional("critlang.sql", "sql")
     screen = optional("critlang.screen", "sql")
     inputs = (data_file, protocol_file)

@@ -399,12 +399,17 @@ def number(value: Decimal) -> str:
     return f"-{text}" if value.is_signed() else text
 
 
+def unit_code(code: str) -> str:
+    """A unit as written in a .crit file: in single quotes, with \\' and \\\\ escaped."""
+    return "'" + code.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
 def literal(node: s.NumberLit | s.QuantityLit | s.DateLit) -> str:
     match node:
         case s.QuantityLit(value=value, unit="%"):
             return f"{number(value)}%"
         case s.QuantityLit(value=value, unit=unit):
-            return f"{number(value)} '{unit}'"
+            return f"{number(value)} {unit_code(unit)}"
         case s.NumberLit(value=value):
             return number(value)
         case s.DateLit(value=day):
@@ -510,6 +515,17 @@ class _Builder:
             first.append(Text(f" range {number(low)} to {number(high)}"))
         if element.molar_mass is not None:
             first.append(Text(f" molar mass {literal(element.molar_mass)}"))
+        if element.accepts:
+            first.append(Text(" accepts " + ", ".join(unit_code(u.code) for u in element.accepts)))
+        for conversion in element.conversions:
+            offset = conversion.offset
+            shift = f" {'-' if offset.is_signed() else '+'} {number(abs(offset))}" if offset else ""
+            first.append(
+                Text(
+                    f" convert {unit_code(conversion.unit.code)} as "
+                    f"{number(conversion.scale)} * value{shift}"
+                )
+            )
         doc: Doc = Concat(*first)
         if element.label is not None:
             doc = Concat(doc, Nest(INDENT, self.label(element.span, element.label)))
@@ -528,9 +544,9 @@ class _Builder:
             case s.NumberType():
                 return Text("number")
             case s.QuantityType(unit=unit):
-                return Text(f"quantity '{unit}'")
+                return Text(f"quantity {unit_code(unit)}")
             case s.DurationType(unit=unit):
-                return Text(f"duration '{unit}'")
+                return Text(f"duration {unit_code(unit)}")
             case s.DateType():
                 return Text("date")
             case s.EnumType(values=values):

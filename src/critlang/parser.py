@@ -302,6 +302,12 @@ def syntax_diagnostic(error: UnexpectedInput, text: str, file: str) -> Diagnosti
         accepts: set[str] = parser.accepts() if parser else set()  # type: ignore[no-untyped-call]
         expected = accepts or error.allowed or set()
         hint = _mistakes().get(_mistake_key(error, text)) or _character_hint(character)
+        if (
+            position > 0
+            and text[position - 1] == "'"
+            and (character.isalnum() or character in "_]")
+        ):
+            hint = "a quote inside a unit is written \\', as in '[arb\\'U]/mL'"
     elif isinstance(error, UnexpectedToken):
         if error.token.type == "$END":
             message = "the file ends too soon"
@@ -553,6 +559,11 @@ class _Option:
     span: s.Span
 
 
+def _unit(token: Token) -> str:
+    """The UCUM code in a UNIT token: quotes off, \\' and \\\\ decoded ('[arb\\'U]')."""
+    return re.sub(r"\\(.)", r"\1", str(token)[1:-1])
+
+
 def _unique(options: Iterable[_Option], repeatable: str = "") -> dict[str, Any]:
     """The options by keyword. One given twice is an error: the first would be lost."""
     found: dict[str, _Option] = {}
@@ -681,7 +692,8 @@ class AstBuilder(Transformer[Token, Any]):
     def element(
         self, meta: Meta, name: Token, type_: s.DeclaredType, *options: _Option
     ) -> s.DataElement:
-        found = _unique(options)
+        conversions = tuple(o.value for o in options if o.key == "convert")
+        found = _unique(o for o in options if o.key != "convert")
         return s.DataElement(
             name=self._name(name),
             type=type_,
@@ -689,6 +701,8 @@ class AstBuilder(Transformer[Token, Any]):
             plausible_range=found.get("range"),
             molar_mass=found.get("molar mass"),
             span=_span(self.file, meta),
+            accepts=found.get("accepts", ()),
+            conversions=conversions,
         )
 
     def boolean_type(self, meta: Meta) -> s.BooleanType:
@@ -698,10 +712,10 @@ class AstBuilder(Transformer[Token, Any]):
         return s.NumberType(_span(self.file, meta))
 
     def quantity_type(self, meta: Meta, unit: Token) -> s.QuantityType:
-        return s.QuantityType(str(unit)[1:-1], _token_span(self.file, unit))
+        return s.QuantityType(_unit(unit), _token_span(self.file, unit))
 
     def duration_type(self, meta: Meta, unit: Token) -> s.DurationType:
-        return s.DurationType(str(unit)[1:-1], _token_span(self.file, unit))
+        return s.DurationType(_unit(unit), _token_span(self.file, unit))
 
     def date_type(self, meta: Meta) -> s.DateType:
         return s.DateType(_span(self.file, meta))
@@ -729,6 +743,30 @@ class AstBuilder(Transformer[Token, Any]):
 
     def molar_mass(self, meta: Meta, mass: s.QuantityLit) -> _Option:
         return _Option("molar mass", mass, _span(self.file, meta))
+
+    def accepts(self, meta: Meta, *codes: Token) -> _Option:
+        found = tuple(s.UnitRef(_unit(code), _token_span(self.file, code)) for code in codes)
+        return _Option("accepts", found, _span(self.file, meta))
+
+    def conversion(
+        self,
+        meta: Meta,
+        unit: Token,
+        scale: Decimal,
+        times: Token,
+        sign: Token | None = None,
+        offset: Token | None = None,
+    ) -> _Option:
+        if str(times) != "*":
+            message = "a conversion multiplies the value: write 0.09148 * value + 2.152"
+            span = _token_span(self.file, times)
+            raise _Invalid(Diagnostic("CRIT001", "error", span, message))
+        shift = Decimal(0) if offset is None else Decimal(str(offset))
+        if sign is not None and str(sign) == "-":
+            shift = -shift
+        span = _span(self.file, meta)
+        unit_ref = s.UnitRef(_unit(unit), _token_span(self.file, unit))
+        return _Option("convert", s.UnitConversion(unit_ref, scale, shift, span), span)
 
     # ---- constants, definitions, criteria ----
 
@@ -872,7 +910,7 @@ class AstBuilder(Transformer[Token, Any]):
         return s.NumberLit(value, _span(self.file, meta))
 
     def quantity(self, meta: Meta, value: Decimal, unit: Token) -> s.QuantityLit:
-        code = "%" if unit.type == "PERCENT" else str(unit)[1:-1]
+        code = "%" if unit.type == "PERCENT" else _unit(unit)
         return s.QuantityLit(value, code, _span(self.file, meta))
 
     def date(self, meta: Meta, token: Token) -> s.DateLit:

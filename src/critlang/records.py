@@ -17,6 +17,7 @@ from __future__ import annotations
 import codecs
 import csv
 import datetime
+import decimal
 import difflib
 import functools
 import importlib
@@ -227,7 +228,9 @@ def _converter(element: s.DataElement, kind: Type) -> Converter:
         case "number":
             return functools.partial(_checked_range, _number, element.plausible_range, "")
         case "quantity":
-            convert = functools.partial(_quantity, kind.unit, kind.molar_mass)
+            convert = functools.partial(
+                _quantity, kind.unit, kind.molar_mass, _record_units(element, kind.unit)
+            )
             return functools.partial(_checked_range, convert, element.plausible_range, kind.unit)
         case "enum":
             return functools.partial(_enum, frozenset(kind.values))
@@ -244,6 +247,22 @@ def _boolean(value: Any) -> bool:
     if _numpy_bool(value):
         return bool(value)
     raise _Invalid("expected true or false")
+
+
+# Conversions round to 28 digits, half to even, whatever decimal context the caller has set.
+_CONTEXT = decimal.Context(prec=28, rounding=decimal.ROUND_HALF_EVEN)
+
+
+def _decimal(value: Fraction) -> Decimal:
+    return _CONTEXT.divide(Decimal(value.numerator), Decimal(value.denominator))
+
+
+def _record_units(element: s.DataElement, unit: str) -> dict[str, tuple[Fraction, Fraction]]:
+    """The units of another kind the element lets records use: (scale, offset) for each."""
+    found = {ref.code: (units.ucum_factor(ref.code, unit), Fraction(0)) for ref in element.accepts}
+    for conversion in element.conversions:
+        found[conversion.unit.code] = (Fraction(conversion.scale), Fraction(conversion.offset))
+    return found
 
 
 def _numpy_bool(value: Any) -> bool:
@@ -265,7 +284,7 @@ def _number(value: Any) -> Decimal:
             raise _Invalid("expected a finite number")
         number = Decimal(float.__repr__(value))
     elif isinstance(value, Fraction):
-        number = Decimal(value.numerator) / Decimal(value.denominator)
+        number = _decimal(value)
     elif isinstance(value, numbers.Integral):  # numpy and other integer types
         number = Decimal(int(value))
     elif isinstance(value, numbers.Real):  # numpy's float32 and the like: their shortest text
@@ -281,13 +300,12 @@ def _number(value: Any) -> Decimal:
     return number
 
 
-@functools.cache
-def _factor(source: str, target: str, molar_mass: Fraction | None) -> tuple[Decimal, Decimal]:
-    exact = units.factor(source, target, molar_mass)
-    return Decimal(exact.numerator), Decimal(exact.denominator)
-
-
-def _quantity(unit: str, molar_mass: Fraction | None, value: Any) -> Decimal:
+def _quantity(
+    unit: str,
+    molar_mass: Fraction | None,
+    declared: Mapping[str, tuple[Fraction, Fraction]],
+    value: Any,
+) -> Decimal:
     if not isinstance(value, Mapping):
         return _number(value)
     if set(value) != {"value", "unit"}:
@@ -298,13 +316,18 @@ def _quantity(unit: str, molar_mass: Fraction | None, value: Any) -> Decimal:
     number = _number(given)
     if code == unit:
         return number
-    try:
-        numerator, denominator = _factor(code, unit, molar_mass)
-    except units.UnitError:
-        if not units.is_valid(code):
-            raise _Invalid(f"'{code}' is not a UCUM unit") from None
-        raise _Invalid(f"'{code}' does not convert to '{unit}'") from None
-    return number * numerator / denominator
+    if code in declared:
+        scale, offset = declared[code]
+    else:
+        try:
+            scale, offset = units.linear(code, unit, molar_mass)
+        except units.UnitError as error:
+            if not units.is_valid(code):
+                usual = units.suggest(code)
+                hint = f"; the UCUM code is '{usual}'" if usual else ""
+                raise _Invalid(f"'{code}' is not a UCUM unit{hint}") from None
+            raise _Invalid(str(error)) from None
+    return _decimal(Fraction(number) * scale + offset)
 
 
 def _checked_range(
@@ -322,7 +345,9 @@ def _checked_range(
     if not limits[0] <= number <= limits[1]:
         # Converted values can have endless fractions (1600 mo in years): round for reading.
         readable = (
-            number.quantize(Decimal("0.0001")).normalize() if number.adjusted() < 20 else number
+            number.quantize(Decimal("0.0001"), context=_CONTEXT).normalize(_CONTEXT)
+            if number.adjusted() < 20
+            else number
         )
         raise _Invalid(
             f"{shorten(f'{readable:f}')}{shown} is outside the plausible range "

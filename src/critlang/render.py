@@ -22,7 +22,8 @@ import jinja2
 import markupsafe
 
 from critlang import syntax as s
-from critlang.check import Checked
+from critlang import units
+from critlang.check import Checked, conversion_words
 from critlang.words import (
     ALL,
     ANY,
@@ -36,6 +37,7 @@ from critlang.words import (
     UNIT_WORDS,
     format_number,
     quantity,
+    unit_suffix,
 )
 
 FORMATS = {
@@ -562,7 +564,7 @@ def _element_view(element: s.DataElement, used_by: tuple[str, ...]) -> ElementVi
     allowed = ""
     match declared:
         case s.QuantityType(unit=code) | s.DurationType(unit=code):
-            words = UNIT_WORDS.get(code, (code, code))[1]
+            words = units.display(code)
             unit = code if words == code else f"{code} ({words})"
             unit_words = words
         case s.EnumType(values=values) | s.SetType(values=values):
@@ -579,6 +581,10 @@ def _element_view(element: s.DataElement, used_by: tuple[str, ...]) -> ElementVi
     if element.molar_mass is not None:
         mass = element.molar_mass
         allowed += f"; molar mass {quantity(mass.value, mass.unit)}"
+    for ref in element.accepts:
+        allowed += f"; also accepted in {units.display(ref.code)}"
+    for conversion in element.conversions:
+        allowed += f"; {units.display(conversion.unit.code)} read as {conversion_words(conversion)}"
     return ElementView(
         name=element.name.text,
         label=element.label or _sentence(_humanized(element.name.text)),
@@ -690,9 +696,7 @@ def _expressions(protocol: s.Protocol) -> list[s.Expr]:
 
 
 def _unit_words(code: str) -> str:
-    if code == "1":
-        return ""
-    return UNIT_WORDS[code][1] if code in UNIT_WORDS else code
+    return unit_suffix(code, False).strip()
 
 
 def _criterion_view(

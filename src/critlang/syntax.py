@@ -267,6 +267,26 @@ Expr = (
 
 
 @attrs.frozen(cache_hash=True)
+class UnitRef:
+    """A unit code where it is written, as in `accepts 'mL/min'`."""
+
+    code: str
+    span: Span
+
+
+@attrs.frozen(cache_hash=True)
+class UnitConversion:
+    """`convert 'mmol/mol' as 0.09148 * value + 2.152`: a record in `unit` is read in the
+    element's declared unit as scale x value + offset. Only record intake applies it;
+    engines never see it."""
+
+    unit: UnitRef
+    scale: Decimal
+    offset: Decimal
+    span: Span
+
+
+@attrs.frozen(cache_hash=True)
 class DataElement:
     name: Name
     type: DeclaredType
@@ -274,6 +294,9 @@ class DataElement:
     plausible_range: tuple[Decimal, Decimal] | None
     molar_mass: QuantityLit | None
     span: Span
+    # Units of another kind that records may use, converted by their UCUM factor.
+    accepts: tuple[UnitRef, ...] = ()
+    conversions: tuple[UnitConversion, ...] = ()
 
 
 @attrs.frozen(cache_hash=True)

@@ -24,10 +24,9 @@ import functools
 import re
 from collections.abc import Iterator
 from fractions import Fraction
-from importlib import resources
+from pathlib import Path
+from typing import NamedTuple
 from xml.etree import ElementTree
-
-import attrs
 
 DIMENSIONLESS = "1"
 
@@ -53,8 +52,7 @@ class UnitError(ValueError):
 # ---- the definitions table --------------------------------------------------------
 
 
-@attrs.frozen
-class _Atom:
+class _Atom(NamedTuple):
     code: str
     name: str
     metric: bool
@@ -65,8 +63,7 @@ class _Atom:
     function: str | None
 
 
-@attrs.frozen
-class _Table:
+class _Table(NamedTuple):
     prefixes: dict[str, Fraction]
     prefix_names: dict[str, str]
     atoms: dict[str, _Atom]
@@ -75,7 +72,7 @@ class _Table:
 
 @functools.cache
 def _table() -> _Table:
-    data = resources.files("critlang").joinpath("data/ucum-essence.xml").read_bytes()
+    data = (Path(__file__).parent / "data" / "ucum-essence.xml").read_bytes()
     root = ElementTree.fromstring(data)
     prefixes: dict[str, Fraction] = {}
     prefix_names: dict[str, str] = {}
@@ -127,8 +124,7 @@ def _add(a: _Powers, b: _Powers, times: int = 1) -> _Powers:
     return tuple(sorted((k, p) for k, p in total.items() if p != 0))
 
 
-@attrs.frozen
-class _Value:
+class _Value(NamedTuple):
     """A unit expression: magnitude x product of base dimensions.
 
     `dims` keeps the mole and each arbitrary unit as dimensions of their own;
@@ -169,6 +165,16 @@ class _Value:
         )
 
 
+# UCUM defines [IU] as [iU]: messages name the one people write.
+_ARBITRARY_ALIASES = {"[iU]": "[IU]"}
+
+
+def is_arbitrary(code: str) -> bool:
+    """Does `code` contain an arbitrary unit ([IU], [arb'U], [CFU], ...)?"""
+    atoms = _table().atoms
+    return any(atoms[name].arbitrary for name, _ in _parse(code).dims if name in atoms)
+
+
 def _avogadro() -> Fraction:
     return _table().atoms[_MOLE].value * Fraction(10) ** 23
 
@@ -184,6 +190,7 @@ def _atom_value(code: str) -> _Value:
     if atom.arbitrary:
         # [IU] is defined as [iU]: one arbitrary unit under two codes.
         root = atom.unit if atom.unit in table.atoms and table.atoms[atom.unit].arbitrary else code
+        root = _ARBITRARY_ALIASES.get(root, root)
         return _Value(atom.value, ((root, 1),), (), frozenset([root]))
     inner = _parse(atom.unit) if atom.unit != DIMENSIONLESS else _Value()
     dims = inner.dims
@@ -199,7 +206,6 @@ def _atom_value(code: str) -> _Value:
 
 # ---- the parser (UCUM's grammar) --------------------------------------------------
 
-_TOKEN = re.compile(r"\{[^{}]*\}|[./()]|[^./(){}]+")
 _MAX_EXPONENT = 99  # keeps every factor small enough to compute at once
 _EXPONENT = re.compile(r"^(.*?)([+-]?[0-9]+)$")
 
@@ -284,7 +290,13 @@ class _Parser:
             if self.peek() != ")":
                 raise self.fail("'(' is not closed")
             self.take()
-            return value.times(_Value()) if value.special else value
+            # A group in parentheses is one quantity: the ratio of two of them, as critlang
+            # writes 'a / b' ('(g/L)/(g/L)'), is a pure number, not a ratio of like units.
+            return value._replace(
+                above=frozenset(),
+                below=frozenset(),
+                special=None if value.special is None else "",
+            )
         if token in (".", "/", ")"):
             raise self.fail(f"'{token}' must follow a unit")
         self.take()
@@ -374,7 +386,7 @@ def is_valid(code: str) -> bool:
 
 def _words(dims: _Powers) -> str:
     def term(name: str, power: int) -> str:
-        word = _WORDS.get(name) or _table().atoms[name].name.replace(" ", "-")
+        word = _WORDS.get(name, name)
         return word + (f"^{abs(power)}" if abs(power) != 1 else "")
 
     above = "*".join(term(n, p) for n, p in dims if p > 0) or "1"
@@ -400,8 +412,7 @@ def is_molar_mass(code: str) -> bool:
 # ---- public: kinds ------------------------------------------------------------------
 
 
-@attrs.frozen
-class Kind:
+class Kind(NamedTuple):
     """What a unit measures, for refusing silent conversions between clinical kinds."""
 
     dims: _Powers
@@ -552,6 +563,77 @@ def ucum_factor(source: str, target: str) -> Fraction:
     if offset != 0:
         raise UnitError(f"'{source}' does not convert to '{target}' by a factor")
     return scale
+
+
+def commensurable(source: str, target: str) -> bool:
+    """Does UCUM itself convert between the two (whatever their clinical kinds)?"""
+    try:
+        ucum_linear(source, target)
+    except UnitError:
+        return False
+    return True
+
+
+# Units people usually write, first of their kind: the hint for a derived unit
+# ('(kg)/((cm).(cm))' from weight / height^2) proposes the usual one of its kind.
+_USUAL = (
+    "kg/m2",
+    "m2",
+    "kg",
+    "cm",
+    "L",
+    "mL/min",
+    "mg/dL",
+    "mmol/L",
+    "g/dL",
+    "mm[Hg]",
+    "mg/kg",
+    "mg/(kg.d)",
+    "mL/kg",
+    "/min",
+    "a",
+    "%",
+)
+
+
+def usual(code: str) -> str:
+    """The usual code of the same kind as `code` when `code` is a derived expression."""
+    if "(" not in code or not is_valid(code):
+        return code
+    return next((u for u in _USUAL if same_kind(code, u)), code)
+
+
+# Everyday spellings that are not UCUM, rewritten piece by piece ('mIU/mL' -> 'm[IU]/mL').
+_SPELLINGS = (
+    (r"1\.73\s*m(?:2|\^2|²)", "{1.73_m2}"),
+    (r"(?i)^x?10\^([0-9]+)", r"10*\1"),
+    (r"(?<![A-Za-z\[])([munpkµ]?)(?:IU|iu)\b", r"\1[IU]"),
+    (r"(?i)mm\s*Hg", "mm[Hg]"),
+    (r"(?i)cm\s*H2O", "cm[H2O]"),
+    (r"(?<![A-Za-z])mcg", "ug"),
+    (r"µ", "u"),
+    (r"\^([0-9]+)", r"\1"),
+    (r"²", "2"),
+    (r"³", "3"),
+    (r"(?i)\bcells\b", "{cells}"),
+    (r"(?i)\b(?:years?|yrs?)\b", "a"),
+    (r"(?i)\bmonths?\b", "mo"),
+    (r"(?i)\bweeks?\b", "wk"),
+    (r"(?i)\bdays?\b", "d"),
+    (r"(?i)\b(?:hours?|hrs?)\b", "h"),
+    (r"(?i)\blbs?\b", "[lb_av]"),
+    (r"\s+", ""),
+)
+
+
+def suggest(code: str) -> str | None:
+    """The UCUM code an author most likely meant by an everyday spelling, if any."""
+    if not isinstance(code, str) or len(code) > 100:
+        return None
+    text = code
+    for pattern, replacement in _SPELLINGS:
+        text = re.sub(pattern, replacement, text)
+    return text if text != code and is_valid(text) else None
 
 
 def is_special(code: str) -> bool:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import functools
 from decimal import Decimal
 
+from critlang import units
+
 # UCUM codes that read better as words; every other unit is shown as its code.
 UNIT_WORDS = {
     "a": ("year", "years"),
@@ -64,7 +66,7 @@ def unit_suffix(unit: str, one: bool) -> str:
     if unit in UNIT_WORDS:
         singular, plural = UNIT_WORDS[unit]
         return f" {singular if one else plural}"
-    return f" {unit}"
+    return f" {units.display(unit)}"
 
 
 def rounded(value: Decimal, limit: Decimal | None = None, places: int = 2) -> Decimal:
