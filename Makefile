@@ -7,6 +7,8 @@ BIN := $(VENV)/bin
 CORE := $(VENV)/.core-installed
 ALL := $(VENV)/.all-installed
 CHROMIUM := /usr/bin/chromium
+CQL_ENGINE := tests/cql/node_modules/.package-lock.json
+NPM := /usr/bin/npm
 
 .PHONY: demo test lint docs clean vscode
 
@@ -17,10 +19,19 @@ $(CORE): pyproject.toml
 	touch $(CORE)
 
 # test: the suite's tools; docs: mkdocs and Playwright; analyze: z3; sql, spark: the engines;
-# lsp: the language server.
+# lsp: the language server; export: the FHIR and USDM models.
 $(ALL): $(CORE)
-	$(BIN)/python -m pip install --quiet -e '.[test,docs,analyze,sql,spark,lsp]'
+	$(BIN)/python -m pip install --quiet -e '.[test,docs,analyze,sql,spark,lsp,export]'
 	touch $(ALL)
+
+# The exported ELM is tested against cql-execution, the reference JavaScript CQL engine,
+# at the version locked in tests/cql/package-lock.json.
+$(CQL_ENGINE): tests/cql/package-lock.json | $(NPM)
+	cd tests/cql && npm ci --no-audit --no-fund
+
+$(NPM):
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm
 
 # The browser test drives Debian's chromium, never a browser build of Playwright's own.
 $(CHROMIUM):
@@ -38,7 +49,7 @@ lint: $(ALL)
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy src
 
-test: lint $(CHROMIUM)
+test: lint $(CHROMIUM) $(CQL_ENGINE)
 	$(BIN)/pytest
 
 docs: $(ALL)
@@ -50,4 +61,4 @@ vscode:
 	cd editors/vscode && npm ci --no-audit --no-fund && npm test && npm run package -- --out critlang.vsix
 
 clean:
-	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis site
+	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis site tests/cql/node_modules

@@ -162,3 +162,23 @@ inclusion I1 "a third"
     assert not within_cql_decimal(protocol, record)
     assert expected(protocol, record)["criteria"] == {"I1": "true"}
     assert run_elm(source, [record])[0]["criteria"] == {"I1": "false"}
+
+
+def test_decimal_arithmetic_is_exact_to_eight_places() -> None:
+    # Binary floating point gets each of these wrong (0.1 + 0.2 is 0.30000000000000004);
+    # the ELM rounds every result to CQL's 8 places, so cql-execution gets them right.
+    source = """protocol float_traps
+data
+  a: number
+  b: number
+inclusion I1 "sum"
+  met when a + b = 0.3
+inclusion I2 "difference"
+  met when 0.3 - b = a
+inclusion I3 "product"
+  met when a * 3 = 0.3
+"""
+    record = {"a": Decimal("0.1"), "b": Decimal("0.2")}
+    got = run_elm(source, [record])
+    assert got == [expected(critlang.compile_source(source), record)]
+    assert got[0]["criteria"] == {"I1": "true", "I2": "true", "I3": "true"}

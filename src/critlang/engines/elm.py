@@ -11,8 +11,8 @@ The meaning is the IR's, operation for operation:
 - CQL's `and`, `or` and `not` are Kleene on null, as the IR's are;
   `AtLeast` counts the true and the null operands (`if o is true then 1
   else 0`) and compares the counts with the threshold;
-- CQL's Decimal has a scale of 8: every sum, difference, product,
-  quotient and unit conversion is written `Round(x, 8)`, so that an
+- CQL's Decimal has a scale of 8: every sum, difference, product and
+  quotient is written `Round(x, 8)`, so that an
   engine holding decimals exactly and one holding binary floating point
   (cql-execution) give the same number whenever the exact one has at most
   8 decimal places; a division by zero is null, written as an explicit
@@ -117,16 +117,22 @@ def decimal_text(value: Fraction) -> str | None:
 class _Generator:
     def __init__(self, program: ir.Program) -> None:
         self.program = program
-        # Nodes that have an expression of their own are referred to by name.
+        # Nodes that have an expression of their own are referred to by name; a data
+        # element, definition or constant keeps its own (it may be shared by many).
         self.named: dict[int, str] = {node.id: name for name, node in program.definitions}
         for criterion in program.criteria:
             for part in criterion.parts:
-                self.named[part.value.id] = part_name(criterion, part)
+                name = part_name(criterion, part)
                 if part.applies is not None:
-                    self.named[part.applies.id] = applies_name(part_name(criterion, part))
+                    self.name(part.applies, applies_name(name))
+                self.name(part.value, name)
             if criterion.applies is not None:
-                self.named[criterion.applies.id] = applies_name(criterion.id)
+                self.name(criterion.applies, applies_name(criterion.id))
         self.types = dict(program.elements)
+
+    def name(self, node: ir.Node, name: str) -> None:
+        if not isinstance(node, ir.Element | ir.Definition | ir.Const):
+            self.named.setdefault(node.id, name)
 
     def statements(self) -> list[Elm]:
         out: list[Elm] = [self.define(name, node) for name, node in self.program.definitions]
@@ -219,7 +225,7 @@ class _Generator:
         if kind.kind != "quantity":
             return parameter
         converted = {"type": "ConvertQuantity", "operand": [parameter, _string(kind.unit)]}
-        return _round({"type": "Property", "path": "value", "source": converted})
+        return {"type": "Property", "path": "value", "source": converted}
 
     def at_least(self, count: int, operands: list[Elm]) -> Elm:
         """True with `count` true operands, false when fewer than `count` can be, else null."""
