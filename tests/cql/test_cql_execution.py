@@ -182,3 +182,48 @@ inclusion I3 "product"
     got = run_elm(source, [record])
     assert got == [expected(critlang.compile_source(source), record)]
     assert got[0]["criteria"] == {"I1": "true", "I2": "true", "I3": "true"}
+
+
+EVERY_CONSTRUCT = """protocol every_construct
+data
+  visit: date
+  arm: one of (a, b, c)
+  tags: set of (x, y, z)
+  weight: quantity 'kg'
+  before: quantity 'kg'
+  n: number
+  ok: boolean
+constant cutoff = 2024-01-31
+define gain = change from before to weight
+inclusion I1 "dates"
+  met when visit >= cutoff and visit between 2023-01-01 and 2025-12-31
+inclusion I2 "counting"
+  met when at least 2 of [
+    a "in arm": arm in (a, b),
+    b "tagged" applies when ok: tags includes all of (x, y),
+    c: tags includes any of (z),
+    d "heavy": weight > 70000 'g' unless n < 0
+  ]
+exclusion E1 "gain"
+  applies when arm != c
+  met when gain between 10% and 20% exclusive or n * 2.5 = 5
+"""
+
+
+def test_every_construct_agrees() -> None:
+    records: list[dict[str, Any]] = [
+        {},
+        {"visit": "2024-01-31", "arm": "a", "tags": ["x", "y"], "ok": True},
+        {"visit": "2024-01-30", "arm": "c", "tags": [], "weight": 71, "n": 1},
+        {"visit": "2026-01-01", "tags": ["z"], "weight": 80, "before": 70, "n": 2},
+        {"arm": "b", "weight": 77, "before": 70, "ok": False, "tags": ["x"]},
+        {"arm": "b", "weight": 72, "before": 60, "n": -1, "ok": True},
+        {"weight": 70, "before": 0, "n": "2"},  # refused: n is not a number
+    ]
+    got = run_elm(EVERY_CONSTRUCT, records)
+    protocol = critlang.compile_source(EVERY_CONSTRUCT)
+    assert got[-1] == {"status": "error", "criteria": {}}
+    assert got[:-1] == [expected(protocol, r) for r in records[:-1]]
+    # The records reach every value: true, false, unknown and not applicable.
+    words = {w for g in got for w in g["criteria"].values()}
+    assert words == {"true", "false", "unknown", "not applicable"}
