@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -107,15 +108,14 @@ def test_division_by_data_is_guarded_and_rounded() -> None:
 
 
 def test_decimal_literals_are_exact_or_an_explicit_quotient() -> None:
-    assert elm.decimal_text(critlang_fraction("30.4375")) == "30.4375"
-    assert elm.decimal_text(critlang_fraction("80")) == "80.0"
-    assert elm.decimal_text(critlang_fraction("0.000000001")) is None
-
-
-def critlang_fraction(text: str) -> Any:
-    from fractions import Fraction
-
-    return Fraction(text)
+    assert elm.decimal_text(Fraction("30.4375")) == "30.4375"
+    assert elm.decimal_text(Fraction(80)) == "80.0"
+    assert elm.decimal_text(Fraction("-0.5")) == "-0.5"
+    assert elm.decimal_text(Fraction("0.00000001")) == "0.00000001"
+    digits = "12345678901234567890123456789.5"  # more digits than a 28-digit context keeps
+    assert elm.decimal_text(Fraction(digits)) == digits
+    assert elm.decimal_text(Fraction("0.000000001")) is None
+    assert elm.decimal_text(Fraction(1, 3)) is None
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Sequence
-from decimal import Decimal
 from fractions import Fraction
 from typing import Any
 
@@ -110,8 +109,9 @@ def decimal_text(value: Fraction) -> str | None:
     scaled = value * 10**SCALE
     if scaled.denominator != 1:
         return None
-    text = format(Decimal(scaled.numerator).scaleb(-SCALE).normalize(), "f")
-    return text if "." in text else f"{text}.0"
+    whole, fraction = divmod(abs(scaled.numerator), 10**SCALE)
+    places = f"{fraction:0{SCALE}d}".rstrip("0") or "0"
+    return f"{'-' if value < 0 else ''}{whole}.{places}"
 
 
 class _Generator:

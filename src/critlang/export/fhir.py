@@ -117,11 +117,9 @@ def _library(checked: Checked, program: ir.Program, ident: str, url: str) -> Res
         }
         for name, kind in program.elements
     ]
-    outputs = [elm.STATUS, *(entry.expression for entry in entries(checked, program))]
     parameters += [
-        {"name": name, "use": "out", "min": 0, "max": "1", "type": "boolean"}
-        for name in outputs
-        if name != elm.STATUS
+        {"name": entry.expression, "use": "out", "min": 0, "max": "1", "type": "boolean"}
+        for entry in entries(checked, program)
     ]
     parameters.append({"name": elm.STATUS, "use": "out", "min": 0, "max": "1", "type": "string"})
     return {
