@@ -43,6 +43,14 @@ SYSTEM = "{urn:hl7-org:elm-types:r1}"
 SCALE = 8  # CQL Decimal: 28 digits of precision, 8 of them after the point
 STATUS = "Status"
 
+# What an expression of each IR type holds: a quantity is read as its value in its unit.
+_VALUE_TYPES = {
+    "boolean": "Boolean",
+    "number": "Decimal",
+    "quantity": "Decimal",
+    "date": "Date",
+    "enum": "String",
+}
 _COMPARE = {"<": "Less", "<=": "LessOrEqual", ">": "Greater", ">=": "GreaterOrEqual", "=": "Equal"}
 _ARITH = {"+": "Add", "-": "Subtract", "*": "Multiply", "/": "Divide"}
 
@@ -153,6 +161,7 @@ class _Generator:
             "name": name,
             "context": "Unfiltered",
             "accessLevel": "Public",
+            **_result_type(node.type),
             "expression": self.expr(node, root=True),
         }
 
@@ -174,6 +183,7 @@ class _Generator:
             "name": STATUS,
             "context": "Unfiltered",
             "accessLevel": "Public",
+            "resultTypeName": SYSTEM + "String",
             "expression": expression,
         }
 
@@ -259,6 +269,12 @@ class _Generator:
 
 
 # ---- ELM nodes ----
+
+
+def _result_type(kind: Type) -> Elm:
+    if kind.kind == "set":
+        return {"resultTypeSpecifier": type_name(kind)}
+    return {"resultTypeName": SYSTEM + _VALUE_TYPES[kind.kind]}
 
 
 def _named(name: str) -> Elm:
