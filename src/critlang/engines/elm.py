@@ -12,11 +12,11 @@ The meaning is the IR's, operation for operation:
   `AtLeast` counts the true and the null operands (`if o is true then 1
   else 0`) and compares the counts with the threshold;
 - CQL's Decimal has a scale of 8: every sum, difference, product and
-  quotient is written `Round(x, 8)`, so that an
-  engine holding decimals exactly and one holding binary floating point
-  (cql-execution) give the same number whenever the exact one has at most
-  8 decimal places; a division by zero is null, written as an explicit
-  test so that 0 / 0 is null on every engine too;
+  quotient is written `Round(x, 8)`, so that an engine holding decimals
+  exactly and one holding binary floating point (cql-execution) give the
+  same number whenever the exact one has at most 8 decimal places; a
+  division by zero is null, written as an explicit test so that 0 / 0 is
+  null on every engine too (cql-execution gives NaN);
 - a quantity parameter is converted to the element's unit (`convert ... to`)
   and only its value is used from there on, as the IR's numbers are;
 - `Member` is a chain of `=`, `Includes` a chain of `contains` behind an
