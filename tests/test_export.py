@@ -98,13 +98,11 @@ def test_quantities_are_read_in_the_elements_unit() -> None:
     }
 
 
-def test_division_by_data_is_guarded_and_rounded() -> None:
+def test_arithmetic_is_rounded_to_eight_places() -> None:
     ratio = statements(exported("elm"))["steroid_dose_per_weight"]
-    assert ratio["type"] == "If"
-    assert ratio["condition"]["type"] == "Equal"
-    assert ratio["then"]["type"] == "As"
-    assert ratio["else"]["type"] == "Round"
-    assert ratio["else"]["operand"]["type"] == "Divide"
+    assert ratio["type"] == "Round"
+    assert ratio["precision"]["value"] == "8"
+    assert ratio["operand"]["type"] == "Divide"
 
 
 def test_decimal_literals_are_exact_or_an_explicit_quotient() -> None:

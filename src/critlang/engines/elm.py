@@ -14,9 +14,8 @@ The meaning is the IR's, operation for operation:
 - CQL's Decimal has a scale of 8: every sum, difference, product and
   quotient is written `Round(x, 8)`, so that an engine holding decimals
   exactly and one holding binary floating point (cql-execution) give the
-  same number whenever the exact one has at most 8 decimal places; a
-  division by zero is null, written as an explicit test so that 0 / 0 is
-  null on every engine too (cql-execution gives NaN);
+  same number whenever the exact one has at most 8 decimal places; CQL's
+  division by zero is null, as the IR's is;
 - a quantity parameter is converted to the element's unit (`convert ... to`)
   and only its value is used from there on, as the IR's numbers are;
 - `Member` is a chain of `=`, `Includes` a chain of `contains` behind an
@@ -211,8 +210,6 @@ class _Generator:
                 return _unary("Not", _binary("Equal", self.expr(a), self.expr(b)))
             case ir.Compare(op=op, left=a, right=b):
                 return _binary(_COMPARE[op], self.expr(a), self.expr(b))
-            case ir.Arith(op="/", left=a, right=b):
-                return self.divide(self.expr(a), b)
             case ir.Arith(op=op, left=a, right=b):
                 return _round(_binary(_ARITH[op], self.expr(a), self.expr(b)))
             case ir.Scale(operand=a, factor=factor):
@@ -252,14 +249,6 @@ class _Generator:
                 _null("Boolean"),
             ),
         )
-
-    def divide(self, left: Elm, divisor: ir.Node) -> Elm:
-        right = self.expr(divisor)
-        quotient = _round(_binary("Divide", left, right))
-        if isinstance(divisor, ir.Const) and divisor.value != 0:
-            return quotient
-        zero = _binary("Equal", right, _decimal(Fraction(0)))
-        return _if(zero, _null("Decimal"), quotient)
 
     def scale(self, operand: Elm, factor: Fraction) -> Elm:
         if decimal_text(factor) is not None:
