@@ -1,16 +1,19 @@
 # Two entry points for a fresh machine: `make demo` and `make test`.
 # Each creates .venv on first use and installs the project into it; `make test`
 # adds every extra the tests need and Debian's chromium for the browser test.
+# `make check` is the fast day-to-day run: lint and the tests that need no
+# engine or browser (pytest markers browser, spark, sql, z3; see pyproject.toml).
 
 VENV ?= .venv
 BIN := $(VENV)/bin
 CORE := $(VENV)/.core-installed
 ALL := $(VENV)/.all-installed
 CHROMIUM := /usr/bin/chromium
+PDFTOTEXT := /usr/bin/pdftotext
 CQL_ENGINE := tests/cql/node_modules/.package-lock.json
 NPM := /usr/bin/npm
 
-.PHONY: demo test lint docs clean vscode
+.PHONY: demo test check lint docs clean vscode
 
 $(CORE): pyproject.toml
 	python3 -m venv $(VENV)
@@ -29,14 +32,19 @@ $(ALL): $(CORE)
 $(CQL_ENGINE): tests/cql/package-lock.json | $(NPM)
 	cd tests/cql && npm ci --no-audit --no-fund
 
-$(NPM):
-	apt-get update -qq
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm
-
 # The browser test drives Debian's chromium, never a browser build of Playwright's own.
-$(CHROMIUM):
+# Only root can install it here; anyone else is told what to install, and how.
+SYSTEM_PACKAGES := chromium poppler-utils nodejs npm
+$(CHROMIUM) $(PDFTOTEXT) $(NPM):
+	@if [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then \
+	  echo "make test needs Debian's packages $(SYSTEM_PACKAGES) (the browser tests drive $(CHROMIUM) and read PDFs with $(PDFTOTEXT); the CQL tests install cql-execution with $(NPM))," >&2; \
+	  echo "and cannot install them as $$(id -un) here. Ask an administrator to run:" >&2; \
+	  echo "    sudo apt-get install $(SYSTEM_PACKAGES)" >&2; \
+	  echo "or run 'make check', which needs neither (no browser, Spark, SQL or z3 tests)." >&2; \
+	  exit 1; \
+	fi
 	apt-get update -qq
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(SYSTEM_PACKAGES)
 
 demo: $(CORE)
 	$(BIN)/critlang check protocols/ctd_ild.crit
@@ -49,8 +57,11 @@ lint: $(ALL)
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy src
 
-test: lint $(CHROMIUM) $(CQL_ENGINE)
+test: lint $(CHROMIUM) $(PDFTOTEXT) $(CQL_ENGINE)
 	$(BIN)/pytest
+
+check: lint
+	$(BIN)/pytest -m "not (browser or spark or sql or z3)"
 
 docs: $(ALL)
 	$(BIN)/mkdocs build --strict

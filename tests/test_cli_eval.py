@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -60,7 +61,8 @@ def test_json_object_text_format(tmp_path: Path) -> None:
     assert "p1: eligible" in result.stdout
     for criterion in CRITERIA:
         assert criterion in result.stdout
-    assert "1 record(s): 1 eligible" in result.stderr
+    # The text output ends with the run's summary; the other formats say it on stderr.
+    assert result.stdout.rstrip().splitlines()[-1] == "1 record(s): 1 eligible"
 
 
 def test_json_list_json_format(tmp_path: Path) -> None:
@@ -153,7 +155,7 @@ def test_every_format_reports_errors_and_exits_2(tmp_path: Path, output_format: 
     assert result.exit_code == 2
     assert "p4" in result.stdout and "p1" in result.stdout
     assert "error" in result.stdout and "eligible" in result.stdout
-    assert "2 record(s): 1 eligible, 1 error" in result.stderr
+    assert "2 record(s): 1 eligible, 1 error" in result.stdout + result.stderr
 
 
 def test_output_file(tmp_path: Path) -> None:
@@ -165,11 +167,11 @@ def test_output_file(tmp_path: Path) -> None:
     assert json.loads(target.read_text())["status"] == "eligible"
 
 
-def test_unknown_record_format_is_a_usage_error(tmp_path: Path) -> None:
+def test_unknown_record_format_is_an_input_error(tmp_path: Path) -> None:
     path = tmp_path / "records.xml"
     path.write_text("<records/>")
     result = run(str(path))
-    assert result.exit_code == 1
+    assert result.exit_code == 66
     assert "unknown record format" in result.stderr
 
 
@@ -189,3 +191,15 @@ def test_broken_protocol_exits_1_with_diagnostics(tmp_path: Path) -> None:
     assert "unknown name 'creatinin'" in result.stderr
     assert "did you mean 'creatinine'?" in result.stderr
     assert "^^^^^^^^^" in result.stderr
+
+
+def test_text_output_of_the_example_patients_matches_golden_file() -> None:
+    """One compact table per patient, each reason once, a summary line; regenerate with
+    CRITLANG_UPDATE_GOLDEN=1 as the document golden files are."""
+    result = run(str(ROOT / "examples" / "patients.jsonl"))
+    assert result.exit_code == 2  # examples/patients.jsonl holds one bad record on purpose
+    golden = ROOT / "tests" / "golden" / "eval_patients.txt"
+    if os.environ.get("CRITLANG_UPDATE_GOLDEN") == "1":
+        golden.write_text(result.stdout, encoding="utf-8")
+    assert result.stdout == golden.read_text(encoding="utf-8")
+    assert len(result.stdout.splitlines()) < 140  # 178 when each criterion repeated its parts

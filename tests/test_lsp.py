@@ -102,6 +102,17 @@ async def test_every_syntax_error_is_published_with_code_and_hint(client: Langua
     assert first.related_information[0].message == "help: write 'and'"
 
 
+async def test_names_are_checked_in_the_items_that_parse(client: LanguageClient) -> None:
+    text = PROTOCOL.replace("not raised", "not raised &&").replace("smoker\n  ]", "smokr\n  ]")
+    diagnostics = await opened(client, "half-typed.crit", text)
+    assert [(d.code, d.range.start.line) for d in diagnostics] == [("CRIT001", 8), ("CRIT005", 12)]
+    assert diagnostics[1].message == "unknown name 'smokr'"
+    # A definition being typed is still declared: its uses are not flagged.
+    text = PROTOCOL.replace("alt > 3 * alt_uln", "alt > 3 *")
+    diagnostics = await opened(client, "definition-typed.crit", text)
+    assert [(d.code, d.range.start.line) for d in diagnostics] == [("CRIT001", 6)]
+
+
 async def test_diagnostics_follow_each_change(client: LanguageClient) -> None:
     name = "typing.crit"
     diagnostics = await opened(client, name, PROTOCOL.replace("smoker\n  ]", "smokr\n  ]"))
@@ -201,6 +212,10 @@ async def test_completion_offers_names_and_keywords(client: LanguageClient) -> N
 async def test_completion_offers_enum_values_units_and_outcomes(client: LanguageClient) -> None:
     text = PROTOCOL + 'inclusion I9 "New"\n  met when grade in (g1, \n'
     assert await complete(client, "values.crit", text, 16, 25) == {"g1", "g2", "g3"}
+    text = PROTOCOL + 'inclusion I9 "New"\n  met when grade = g1 and sm\n'
+    assert {"smoker", "alt", "and"} <= await complete(client, "after.crit", text, 16, 28)
+    text = PROTOCOL + 'inclusion I9 "New"\n  met when grade != \n'
+    assert await complete(client, "compare.crit", text, 16, 20) == {"g1", "g2", "g3"}
     text = PROTOCOL + "define high = alt > 40 '\n"
     units = await complete(client, "units.crit", text, 15, 24)
     assert {"U/L", "mg/dL", "a", "mo"} <= units
@@ -339,3 +354,46 @@ async def test_hover_shows_the_authors_text_literally(client: LanguageClient) ->
     result = await client.text_document_hover_async(t.HoverParams(document, position))
     assert result is not None and isinstance(result.contents, t.MarkupContent)
     assert "Label: ALT \\<b\\>\\*raw\\*\\</b\\> \\[x\\]\\(y\\)" in result.contents.value
+
+
+async def test_code_action_writes_star_for_an_x_between_a_number_and_a_name(
+    client: LanguageClient,
+) -> None:
+    text = PROTOCOL.replace("alt > 3 * alt_uln", "alt > 3 x alt_uln")
+    (diagnostic,) = await opened(client, "times.crit", text)
+    document = t.TextDocumentIdentifier(uri("times.crit"))
+    actions = await client.text_document_code_action_async(
+        t.CodeActionParams(document, diagnostic.range, t.CodeActionContext([diagnostic]))
+    )
+    assert actions is not None
+    (action,) = actions
+    assert isinstance(action, t.CodeAction) and action.edit and action.edit.changes
+    (edit,) = action.edit.changes[uri("times.crit")]
+    assert (action.title, edit.new_text) == ("Write '*'", "*")
+    assert edit.range == t.Range(t.Position(6, 24), t.Position(6, 25))
+
+
+async def test_enum_values_hover_and_lead_to_their_declaration(client: LanguageClient) -> None:
+    await opened(client, "values-nav.crit", PROTOCOL)
+    document, position = at("values-nav.crit", 8, 22)  # g1 in 'grade in (g1, g2)'
+    hovered = await client.text_document_hover_async(t.HoverParams(document, position))
+    assert hovered is not None and isinstance(hovered.contents, t.MarkupContent)
+    assert hovered.contents.value == "**g1**: a value of grade\n\nType: one of (g1, g2, g3)"
+    found = await client.text_document_references_async(
+        t.ReferenceParams(
+            context=t.ReferenceContext(include_declaration=True),
+            text_document=document,
+            position=position,
+        )
+    )
+    assert found is not None
+    lines = PROTOCOL.split("\n")
+    assert [(r.range.start.line, r.range.start.character) for r in found] == [
+        (4, lines[4].index("g1")),
+        (8, lines[8].index("g1")),
+        (14, lines[14].index("g1")),
+    ]
+    rename = await client.text_document_prepare_rename_async(
+        t.PrepareRenameParams(document, position)
+    )
+    assert rename is None  # values are what records hold: renaming one is not a local edit

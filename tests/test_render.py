@@ -7,10 +7,14 @@ Regenerate the golden files after an intended change with
 from __future__ import annotations
 
 import os
+import re
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from hypothesis import given
+from hypothesis import strategies as st
 from pygments.lexers import get_lexer_by_name
 from pygments.token import Error
 
@@ -18,13 +22,26 @@ from critlang import syntax as s
 from critlang.check import Checked, check_source
 from critlang.cli import main
 from critlang.lexer import CritLexer
-from critlang.render import FORMATS, describe, document, render_document
+from critlang.render import (
+    FORMATS,
+    Reading,
+    _css_string,
+    _markdown,
+    _mermaid,
+    describe,
+    document,
+    render_document,
+    rounded,
+    text_lines,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 CTD_ILD = ROOT / "protocols" / "ctd_ild.crit"
 GOLDEN = Path(__file__).resolve().parent / "golden"
 SUFFIXES = {"md": "md", "txt": "txt", "html": "html", "plain": "plain.md"}
 TIMES = "\N{MULTIPLICATION SIGN}"
+DIVIDE = "\N{DIVISION SIGN}"
+MINUS = "\N{MINUS SIGN}"
 
 DATA = """
 data
@@ -51,6 +68,10 @@ data
   pregnant: boolean
     label "Pregnant"
   smoker: boolean
+  contraception: boolean
+    label "Uses effective contraception"
+  egfr: quantity 'mL/min'
+    label "eGFR"
   consent_date: date
     label "Date of consent"
 
@@ -112,7 +133,14 @@ def reading(condition: str) -> str:
         ),
         ("consent_date >= 2024-01-01", "Date of consent on or after 2024-01-01"),
         ("pregnant", "Pregnant"),
-        ("not pregnant", "Not pregnant"),
+        ("not pregnant", "Pregnant: no"),
+        ("not contraception", "Uses effective contraception: no"),
+        (
+            "pregnant and not contraception",
+            "All of the following:\n- Pregnant\n- Uses effective contraception: no",
+        ),
+        ("egfr >= 60 'mL/min'", "eGFR at least 60 mL/min"),
+        ("pregnant or egfr < 30 'mL/min'", "Pregnant or eGFR less than 30 mL/min"),
         ("smoker", "Smoker"),
         ("woman_of_childbearing_potential", "Woman of childbearing potential"),
         ("pregnant or smoker", "Pregnant or smoker"),
@@ -283,3 +311,189 @@ def test_pygments_finds_the_lexer_and_it_lexes_ctd_ild_cleanly() -> None:
     kinds = {value: token for token, value in tokens}
     assert str(kinds["inclusion"]) == "Token.Keyword.Declaration"
     assert str(kinds["'mo'"]) == "Token.Literal.String.Symbol"
+
+
+@pytest.mark.parametrize(
+    ("text", "markdown"),
+    [
+        ('Adults.\n{: onclick="alert(1)" }', 'Adults. \\{: onclick="alert(1)" \\}'),
+        ('!!! note "x"', '&#33;!! note "x"'),
+        ("# heading", "&#35; heading"),
+        ("> quote", "&gt; quote"),
+        ("- item", "&#45; item"),
+        ("1. first", "1&#46; first"),
+        ("1.4 mg/dL", "1.4 mg/dL"),
+        ("~~~\ncode", "&#126;~~ code"),
+        ("[x](javascript:alert(1))", "\\[x\\](javascript:alert(1))"),
+        ("a  b\u2028c\rd", "a b c d"),
+        ("T{{ 7*7 }}T", "T\\{\\{ 7\\*7 \\}\\}T"),
+    ],
+)
+def test_markdown_escape_keeps_text_inline_and_inert(text: str, markdown: str) -> None:
+    assert _markdown(text) == markdown
+
+
+@pytest.mark.parametrize(
+    ("text", "label"),
+    [
+        ('a"] --> b["c', "a#quot;] --#gt; b[#quot;c"),
+        (
+            'x\n```\nclick n href "javascript:x"',
+            "x #96;#96;#96; click n href #quot;javascript:x#quot;",
+        ),
+        ("#lt;img#gt;", "#35;lt;img#35;gt;"),
+    ],
+)
+def test_mermaid_label_is_one_line_with_entity_codes(text: str, label: str) -> None:
+    assert _mermaid(text) == label
+
+
+def test_hostile_page_through_markdown_has_no_live_markup() -> None:
+    """The protocol page as the site's Markdown extensions read it (the browser test
+    in test_site.py does the same through a real mkdocs build)."""
+    markdown = pytest.importorskip("markdown")
+    text = (Path(__file__).parent / "cases" / "hostile.crit").read_text(encoding="utf-8")
+    checked, diagnostics = check_source(text, "hostile.crit")
+    assert checked is not None, diagnostics
+    for fmt in ("md", "plain"):
+        html = markdown.markdown(
+            render_document(checked, fmt),
+            extensions=["attr_list", "md_in_html", "admonition", "tables", "toc"],
+        )
+        assert re.search(r"<[^>]*\son\w+\s*=", html) is None, html
+        assert "<script" not in html
+        assert re.search(r"(href|src)\s*=\s*[\"']?\s*javascript:", html) is None
+        assert "pwned" in html  # shown, as text
+
+
+# ---- the screening worksheet -----------------------------------------------------------
+
+
+def test_worksheet_gives_each_exclusion_the_answer_that_keeps_the_patient_in() -> None:
+    doc = document(ctd_ild())
+    keeps = {c.id: describe_reading(c.keeps_in) for c in doc.exclusions}
+    assert keeps["E1"] == (
+        "Willing to sign the informed consent form after a detailed explanation: yes"
+    )
+    assert keeps["E2"].endswith("steroids and immunosuppressants: no")
+    assert keeps["E4"] == (
+        "All of the following:\n"
+        "- a. Abnormal liver function: at least one of the following:\n"
+        f"  - Serum GOT (AST) at most 2 {TIMES} 40 U/L and serum GPT (ALT) at most 2 {TIMES} 40 U/L\n"
+        "  - Raised GOT/GPT caused by inflammatory myopathy\n"
+        "- b. Poor kidney function: serum creatinine at most 1.4 mg/dL"
+    )
+    assert keeps["E5"] == (
+        "All of the following:\n- HIV infection or AIDS: no\n"
+        "- Notifiable infectious disease (Ministry of Health announcements): no"
+    )
+    assert all(c.keeps_in is None for c in doc.inclusions)
+
+
+def describe_reading(reading: Reading | None) -> str:
+    assert reading is not None
+    return "\n".join(text_lines(reading))
+
+
+def test_worksheet_has_a_row_with_the_formula_for_each_computed_value() -> None:
+    doc = document(ctd_ild())
+    i2 = next(c for c in doc.inclusions if c.id == "I2")
+    rows = {v.name: v for v in i2.computed}
+    assert list(rows) == ["fvc_decline", "dlco_decline", "steroid_dose_per_weight"]
+    fvc = rows["fvc_decline"]
+    assert fvc.formula == (
+        "(forced vital capacity at baseline \N{MINUS SIGN} forced vital capacity now) "
+        "\N{DIVISION SIGN} forced vital capacity at baseline \N{MULTIPLICATION SIGN} 100%"
+    )
+    assert (fvc.unit, fvc.inputs) == ("%", ("fvc_baseline", "fvc_current"))
+    dose = rows["steroid_dose_per_weight"]
+    assert (
+        dose.formula == "Daily steroid dose (prednisolone equivalent) \N{DIVISION SIGN} body weight"
+    )
+    assert dose.unit == "mg/kg/d"  # the unit the criterion compares it in
+    i4 = next(c for c in doc.inclusions if c.id == "I4")
+    (woman,) = i4.computed
+    assert (woman.kind, woman.formula) == ("boolean", "Sex is female and of childbearing potential")
+    html = render_document(ctd_ild(), "html")
+    assert "worked out under I4" in html  # I5 and E3 point to I4's row
+
+
+def test_worksheet_records_source_date_subject_and_sign_off() -> None:
+    html = render_document(ctd_ild(), "html")
+    for heading in ("Subject ID", "Screening number", "Source document", "Date of value"):
+        assert f"<th>{heading}</th>" in html
+    assert "<th>Investigator (name)</th>" in html and "<th>Signature</th>" in html
+    assert 'content: "Page " counter(page) " of " counter(pages)' in html
+    assert "Protocol ctd\\00005f ild\\00002c  version 1\\00002e 0\\00002e 0" in html
+
+
+def test_worksheet_asks_yes_or_no_for_an_attestation() -> None:
+    doc = document(ctd_ild())
+    consent = next(e for e in doc.elements if e.name == "willing_to_consent")
+    assert consent.choices == ("yes", "no")
+    assert consent.attesters == ("the treating physician",)
+    html = render_document(ctd_ild(), "html")
+    assert "confirmed by the treating physician:" in html
+
+
+def test_css_string_cannot_leave_its_string() -> None:
+    assert _css_string('1.0"; } body { display: none } </style>') == (
+        '"1\\00002e 0\\000022 \\00003b  \\00007d  body \\00007b  display\\00003a  none '
+        '\\00007d  \\00003c \\00002f style\\00003e "'
+    )
+
+
+@pytest.mark.parametrize(
+    ("value", "limit", "shown"),
+    [
+        ("29.996", "30", "29.996"),
+        ("30.004", "30", "30.004"),
+        ("29.5", "30", "29.5"),
+        ("16.129032", "10", "16.13"),
+        ("0.99999", "1", "0.99999"),
+        ("30", "30", "30"),
+        ("6.6666666", None, "6.67"),
+    ],
+)
+def test_rounded_never_crosses_the_limit(value: str, limit: str | None, shown: str) -> None:
+    bound = None if limit is None else Decimal(limit)
+    assert format(rounded(Decimal(value), bound), "f") == shown
+
+
+@given(
+    st.decimals(min_value=-(10**6), max_value=10**6, places=8, allow_nan=False),
+    st.decimals(min_value=-(10**6), max_value=10**6, places=3, allow_nan=False),
+)
+def test_rounded_value_sits_on_the_same_side_of_its_limit(value: Decimal, limit: Decimal) -> None:
+    shown = rounded(value, limit)
+    assert (shown > limit, shown == limit, shown < limit) == (
+        value > limit,
+        value == limit,
+        value < limit,
+    )
+
+
+def test_arithmetic_on_data_written_inside_a_criterion_gets_a_row_too() -> None:
+    checked = checked_with(
+        "data\n  weight: quantity 'kg'\n    label \"Body weight\"\n"
+        "  height: quantity 'm'\n    label \"Height\"\n"
+        "inclusion I1 \"Obese\" met when weight / (height * height) >= 30 'kg/m2'"
+        " and got <= 2 * uln"
+        " and decline from fvc_baseline to fvc_current >= 5%"
+    )
+    (criterion,) = document(checked).inclusions
+    rows = [(v.label, v.formula, v.unit, v.inputs) for v in criterion.computed]
+    assert rows == [
+        (
+            f"Body weight {DIVIDE} (height {TIMES} height)",
+            f"Body weight {DIVIDE} (height {TIMES} height)",
+            "kg/m2",
+            ("weight", "height"),
+        ),
+        (
+            "The percentage decline from FVC at baseline to FVC now",
+            f"(FVC at baseline {MINUS} FVC now) {DIVIDE} FVC at baseline {TIMES} 100%",
+            "%",
+            ("fvc_baseline", "fvc_current"),
+        ),
+    ]  # 2 * uln is constants only: read, not computed

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Page, sync_playwright
+from playwright.sync_api import Dialog, Page, sync_playwright
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = "/usr/bin/chromium"
@@ -163,10 +163,170 @@ def test_a_protocol_with_errors_fails_the_build(tmp_path: Path) -> None:
         'protocol bad\ninclusion I1 "t" met when agee > 1\n', encoding="utf-8"
     )
     config = tmp_path / "mkdocs.yml"
-    config.write_text(
-        "site_name: t\nplugins:\n  - critlang:\n      protocols: [protocols/*.crit]\n",
-        encoding="utf-8",
-    )
+    config.write_text(documented_mkdocs_yml(), encoding="utf-8")
     built = build(config, tmp_path / "site")
     assert built.returncode != 0
     assert "unknown name 'agee'" in built.stderr
+
+
+# ---- a protocol written to attack the site (tests/cases/hostile.crit) -------------------
+
+HOSTILE = (Path(__file__).parent / "cases" / "hostile.crit").read_text(encoding="utf-8")
+
+
+def documented_mkdocs_yml() -> str:
+    """The complete mkdocs.yml that docs/site.md tells authors to copy."""
+    text = (ROOT / "docs" / "site.md").read_text(encoding="utf-8")
+    start = text.index("```yaml\nsite_name:") + len("```yaml\n")
+    return text[start : text.index("```", start)]
+
+
+def dom_nodes(page: Page) -> list[dict[str, Any]]:
+    """Every element of the page, shadow roots (Mermaid's) and frames included."""
+    session = page.context.new_cdp_session(page)
+    try:
+        root = session.send("DOM.getDocument", {"depth": -1, "pierce": True})["root"]
+    finally:
+        session.detach()
+    found: list[dict[str, Any]] = []
+
+    def walk(node: dict[str, Any]) -> None:
+        if node.get("nodeType") == 1:
+            found.append(node)
+        for key in ("children", "shadowRoots"):
+            for child in node.get(key, []):
+                walk(child)
+        if "contentDocument" in node:
+            walk(node["contentDocument"])
+
+    walk(root)
+    return found
+
+
+def text_of(node: dict[str, Any]) -> str:
+    own = node.get("nodeValue", "") if node.get("nodeType") == 3 else ""
+    return own + "".join(text_of(child) for child in node.get("children", []))
+
+
+def live_markup(page: Page) -> list[str]:
+    """Scripts, event handlers and javascript: URLs in the DOM that came from the protocol."""
+    found = []
+    for node in dom_nodes(page):
+        attributes = node.get("attributes", [])
+        name = node.get("nodeName", "").lower()
+        for attribute, value in zip(attributes[::2], attributes[1::2], strict=True):
+            squeezed = "".join(value.split()).lower()
+            scheme = any(s in squeezed for s in ("javascript:", "vbscript:", "data:text/html"))
+            if attribute.lower().startswith("on") or scheme:
+                found.append(f"<{name} {attribute}={value!r}>")
+        if name == "script" and "pwned" in text_of(node):
+            found.append(f"<script>{text_of(node)[:80]}</script>")
+    return found
+
+
+@pytest.fixture(scope="module")
+def hostile_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("hostile")
+    (root / "docs" / "javascripts").mkdir(parents=True)
+    (root / "docs" / "index.md").write_text("# Home\n", encoding="utf-8")
+    mermaid = ROOT / "docs" / "javascripts" / "mermaid.min.js"
+    (root / "docs" / "javascripts" / "mermaid.min.js").write_bytes(mermaid.read_bytes())
+    (root / "protocols").mkdir()
+    (root / "protocols" / "hostile.crit").write_text(HOSTILE, encoding="utf-8")
+    offline = "\ntheme:\n  name: material\n  font: false\n"
+    config = documented_mkdocs_yml().replace("\ntheme:\n  name: material\n", offline)
+    config += "extra_javascript:\n  - javascripts/mermaid.min.js\n"
+    (root / "mkdocs.yml").write_text(config, encoding="utf-8")
+    built = build(root / "mkdocs.yml", root / "site")
+    assert built.returncode == 0, built.stderr
+    return root / "site"
+
+
+@pytest.mark.parametrize(
+    "path", ["protocols/hostile/", "protocols/hostile-plain/", "protocols/hostile-worksheet.html"]
+)
+def test_protocol_text_is_never_live_markup(
+    hostile_site: Path, browser_page: Page, path: str
+) -> None:
+    handler = functools.partial(_QuietHandler, directory=str(hostile_site))
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    dialogs: list[str] = []
+
+    def on_dialog(dialog: Dialog) -> None:
+        dialogs.append(dialog.message)
+        dialog.dismiss()
+
+    page = browser_page
+    page.on("dialog", on_dialog)
+    try:
+        response = page.goto(f"http://127.0.0.1:{httpd.server_address[1]}/{path}")
+        assert response is not None and response.ok
+        if path == "protocols/hostile/":
+            deadline = time.monotonic() + 30
+            while mermaid_svg_texts(page) is None and time.monotonic() < deadline:
+                page.wait_for_timeout(250)
+            drawn = " ".join(mermaid_svg_texts(page) or [])
+            assert "#lt;img src=x onerror=alert('pwned-mermaid')#gt;" in drawn
+            assert "[x](javascript:alert('pwned-flow'))" in drawn
+        assert live_markup(page) == []
+        assert dialogs == []
+        shown = page.locator("body").inner_text()
+        assert "T{{ 7*7 }}T" in shown and "T49T" not in shown
+        if path != "protocols/hostile-plain/":
+            assert "{: onclick=\"alert('pwned-registered')\" }" in shown
+        else:
+            assert "{: onclick=\"alert('pwned-plain')\" }" in shown
+    finally:
+        page.remove_listener("dialog", on_dialog)
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(timeout=10)
+
+
+@pytest.mark.parametrize(
+    ("drop", "named"),
+    [
+        ("  - attr_list\n", "markdown_extensions: attr_list"),
+        ("  - admonition\n", "markdown_extensions: admonition"),
+        ("          class: mermaid\n", "a custom fence named 'mermaid' with class 'mermaid'"),
+        ("theme:\n  name: material\n", "theme: material, not mkdocs"),
+    ],
+)
+def test_a_setup_the_pages_cannot_render_in_fails_the_build(
+    tmp_path: Path, drop: str, named: str
+) -> None:
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "index.md").write_text("# Home\n", encoding="utf-8")
+    (tmp_path / "protocols").mkdir()
+    crit = (ROOT / "protocols" / "ctd_ild.crit").read_text(encoding="utf-8")
+    (tmp_path / "protocols" / "ctd_ild.crit").write_text(crit, encoding="utf-8")
+    config = documented_mkdocs_yml()
+    assert drop in config
+    (tmp_path / "mkdocs.yml").write_text(config.replace(drop, "", 1), encoding="utf-8")
+    built = build(tmp_path / "mkdocs.yml", tmp_path / "site")
+    assert built.returncode != 0
+    assert "critlang: the protocol pages need more in" in built.stderr
+    assert named in built.stderr
+    assert "Traceback" not in built.stderr
+
+
+def test_the_documented_mkdocs_yml_builds_and_links_the_worksheet_and_form(tmp_path: Path) -> None:
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "index.md").write_text("# Home\n", encoding="utf-8")
+    (tmp_path / "protocols").mkdir()
+    crit = (ROOT / "protocols" / "ctd_ild.crit").read_text(encoding="utf-8")
+    (tmp_path / "protocols" / "ctd_ild.crit").write_text(crit, encoding="utf-8")
+    (tmp_path / "mkdocs.yml").write_text(documented_mkdocs_yml(), encoding="utf-8")
+    built = build(tmp_path / "mkdocs.yml", tmp_path / "site")
+    assert built.returncode == 0, built.stderr
+    page = (tmp_path / "site" / "protocols" / "ctd_ild" / "index.html").read_text("utf-8")
+    assert 'href="../ctd_ild-worksheet.html"' in page
+    worksheet = tmp_path / "site" / "protocols" / "ctd_ild-worksheet.html"
+    assert "Screening worksheet" in worksheet.read_text("utf-8")
+    assert "{ #I1 }" not in page and "!!! note" not in page
+    assert '<pre class="mermaid"><code>flowchart TD' in page
+    assert 'href="../ctd_ild-form.html"' in page
+    form = tmp_path / "site" / "protocols" / "ctd_ild-form.html"
+    assert "critlangProtocol" in form.read_text("utf-8")

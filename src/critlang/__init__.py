@@ -14,6 +14,8 @@ such a record as a result with status "error" and goes on.
 
 from __future__ import annotations
 
+from importlib.metadata import PackageNotFoundError, version
+
 from critlang.diagnostics import CritError, Diagnostic
 from critlang.evaluate import CriterionResult, Part, Protocol, Result
 from critlang.pipeline import compile_source, load
@@ -27,6 +29,12 @@ __all__ = [
     "Protocol",
     "RecordError",
     "Result",
+    "__version__",
     "compile_source",
     "load",
 ]
+
+try:
+    __version__ = version("critlang")
+except PackageNotFoundError:  # run from a source tree that was never installed
+    __version__ = "0+unknown"

@@ -37,7 +37,8 @@ import z3
 from critlang import syntax as s
 from critlang.diagnostics import Diagnostic, render
 from critlang.engines.python import ARITHMETIC, to_decimal
-from critlang.evaluate import Protocol, Result, format_quantity
+from critlang.evaluate import Protocol, Result
+from critlang.explain import format_quantity
 from critlang.fmt import NO_SPAN, example_text, expression_text, literal, without_spans
 from critlang.records import parse_json
 from critlang.vocab import Outcome

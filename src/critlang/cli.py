@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import json
+import os
+import re
 import sys
-from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TextIO
@@ -18,8 +20,16 @@ from critlang.check import check_source
 from critlang.diagnostics import render
 from critlang.evaluate import ERROR, Protocol
 from critlang.pipeline import build
-from critlang.records import Row, read_records
-from critlang.report import WRITERS
+from critlang.records import FORMATS as FORMATS_IN
+from critlang.records import ID_FIELD, InputError, Intake, Row, read_records
+from critlang.report import (
+    WRITERS,
+    OutputError,
+    atomic_output,
+    refuse_overwriting,
+    summary,
+    write_results,
+)
 from critlang.vocab import Outcome
 
 STATUSES = (Outcome.ELIGIBLE, Outcome.INELIGIBLE, Outcome.UNDETERMINED)
@@ -32,7 +42,66 @@ def read_source(path: Path) -> str:
         raise click.ClickException(f"{path}: cannot read the file ({error})") from None
 
 
-@click.group()
+# Exit statuses (docs/cli.md): 0 done; 1 a protocol has errors, an example fails or a
+# file would be reformatted; 2 a record in error or an unconfirmed witness; and, after
+# sysexits.h, 64 a wrong command line, 66 an input that cannot be read or used, 69 a
+# missing optional extra, 73 an output that must not be written (it is an input).
+# Click itself would give usage errors 2, like records in error.
+EXIT_USAGE = 64
+EXIT_INPUT = 66
+EXIT_UNAVAILABLE = 69
+EXIT_OUTPUT = 73
+
+
+class _Usage(click.UsageError):
+    exit_code = EXIT_USAGE
+
+
+class _Input(click.ClickException):
+    exit_code = EXIT_INPUT
+
+
+class _Unavailable(click.ClickException):
+    exit_code = EXIT_UNAVAILABLE
+
+
+class _Output(click.ClickException):
+    exit_code = EXIT_OUTPUT
+
+
+class _Group(click.Group):
+    """A click group whose errors exit with the statuses above."""
+
+    def make_context(
+        self,
+        info_name: str | None,
+        args: list[str],
+        parent: click.Context | None = None,
+        **extra: Any,
+    ) -> click.Context:
+        with _exit_codes():
+            return super().make_context(info_name, args, parent, **extra)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        with _exit_codes():
+            return super().invoke(ctx)
+
+
+@contextlib.contextmanager
+def _exit_codes() -> Iterator[None]:
+    try:
+        yield
+    except _Usage:
+        raise
+    except click.UsageError as error:
+        raise _Usage(error.format_message(), error.ctx) from None
+    except click.ClickException as error:
+        if error.exit_code != 1:
+            raise
+        raise _Input(error.format_message()) from None
+
+
+@click.group(cls=_Group)
 @click.version_option(package_name="critlang")
 def main() -> None:
     """critlang: clinical-trial eligibility criteria as code."""
@@ -69,6 +138,31 @@ def load_protocol(path: Path) -> Protocol:
     return build(checked)
 
 
+def record_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """The options shared by the commands that read records: format, id field, strictness."""
+    options = (
+        click.option(
+            "--input-format",
+            type=click.Choice(FORMATS_IN),
+            help="The records' format when the file name does not say (stdin: jsonl).",
+        ),
+        click.option(
+            "--id-field",
+            default=ID_FIELD,
+            show_default=True,
+            help="The field (or CSV column) that identifies a record.",
+        ),
+        click.option(
+            "--strict-fields",
+            is_flag=True,
+            help="A field that is not a data element makes its record an error.",
+        ),
+    )
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
 @main.command("eval")
 @click.argument(
     "protocol_file", metavar="PROTOCOL", type=click.Path(path_type=Path, dir_okay=False)
@@ -80,41 +174,89 @@ def load_protocol(path: Path) -> Protocol:
 @click.option(
     "-o",
     "--output",
-    type=click.File("w", encoding="utf-8"),
-    default="-",
-    help="Write here instead of stdout.",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Write here instead of stdout (replaced only once complete).",
 )
+@record_options
 def eval_command(
-    protocol_file: Path, records_file: Path, output_format: str, output: TextIO
+    protocol_file: Path,
+    records_file: Path,
+    output_format: str,
+    output: Path | None,
+    input_format: str | None,
+    id_field: str,
+    strict_fields: bool,
 ) -> None:
-    """Screen RECORDS (.json, .jsonl or .csv) against PROTOCOL.
+    """Screen RECORDS (.json, .jsonl, .csv, .parquet; - for stdin) against PROTOCOL.
 
-    Exits 2 when any record was in error (each is reported and the rest go on).
+    Every record gets one result; a record in error is reported and the rest
+    go on. Exits 2 when any record was in error.
     """
     protocol = load_protocol(protocol_file)
-    try:
-        rows = read_records(records_file, protocol.checked)
-    except ValueError as error:
-        raise click.ClickException(str(error)) from None
-    counts: Counter[str] = Counter()
-    writer = WRITERS[output_format](output, protocol)
-    with _progress() as advance:
-        for result in protocol.screen(_guard_io(rows, records_file)):
-            counts[result.status] += 1
-            writer.write(result)
-            advance()
-    writer.close()
-    total = sum(counts.values())
-    summary = ", ".join(f"{counts[s]} {s}" for s in (*STATUSES, ERROR) if counts[s])
-    click.echo(f"{total} record(s): {summary or 'none'}", err=True)
+    intake = Intake(protocol.checked, id_field, strict_fields)
+    with _safe_output(output, (records_file, protocol_file)) as out:
+        rows = _read(records_file, protocol, input_format)
+        writer = WRITERS[output_format](out, protocol)
+        with _progress() as advance:
+            counts = write_results(protocol.screen(rows, intake), writer, advance)
+    _report_unknown(intake)
+    if output_format != "text" or output is not None:
+        click.echo(summary(counts), err=True)
     sys.exit(2 if counts[ERROR] else 0)
 
 
-def _guard_io(rows: Iterator[Row], path: Path) -> Iterator[Row]:
+def _read(source: Path, protocol: Protocol, input_format: str | None) -> Iterator[Row]:
+    try:
+        rows = read_records(source, protocol.checked, input_format)
+    except InputError as error:
+        raise click.ClickException(str(error)) from None
+    return _guard_input(rows, source)
+
+
+def _guard_input(rows: Iterator[Row], source: Path) -> Iterator[Row]:
+    """Rows; a file that stops being readable ends the run with its name, not a traceback."""
     try:
         yield from rows
-    except (OSError, UnicodeDecodeError) as error:
-        raise click.ClickException(f"{path}: cannot read records ({error})") from None
+    except InputError as error:
+        raise click.ClickException(f"{source}: {error}") from None
+    except OSError as error:
+        raise click.ClickException(
+            f"{source}: cannot read records ({error.strerror or error})"
+        ) from None
+
+
+@contextlib.contextmanager
+def _safe_output(output: Path | None, inputs: tuple[Path, ...]) -> Iterator[TextIO]:
+    """The output stream; a file is refused if it is an input, and replaced only when complete."""
+    try:
+        if output is not None:
+            refuse_overwriting(output, inputs)
+        with atomic_output(output) as out:
+            yield out
+    except OutputError as error:
+        raise _Output(str(error)) from None
+    except BrokenPipeError:
+        # The reader went away (`| head`): stop quietly, as other filters do.
+        if output is None:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            sys.exit(1)
+        raise click.ClickException(f"{output}: cannot write (broken pipe)") from None
+    except OSError as error:
+        target = output if output is not None else "standard output"
+        raise click.ClickException(f"{target}: cannot write ({error.strerror or error})") from None
+
+
+def _report_unknown(intake: Intake) -> None:
+    lines = intake.unknown_report()
+    if lines:
+        click.echo(
+            f"note: {len(lines)} field(s) are not data elements of the protocol and were "
+            "ignored (--strict-fields makes them errors):",
+            err=True,
+        )
+        for line in lines:
+            click.echo(f"  {line}", err=True)
 
 
 @contextlib.contextmanager
@@ -135,10 +277,11 @@ def _progress() -> Iterator[Callable[[], None]]:
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["md", "txt", "html", "plain"]),
+    type=click.Choice(["md", "txt", "html", "plain", "form"]),
     default="md",
     show_default=True,
-    help="md: protocol page; txt: registry text; html: screening worksheet; plain: plain language.",
+    help="md: protocol page; txt: registry text; html: screening worksheet; "
+    "plain: plain language; form: the live screening form.",
 )
 @click.option(
     "-o", "--output", type=click.Path(path_type=Path, dir_okay=False), help="Write to this file."
@@ -153,7 +296,12 @@ def render_command(protocol: Path, fmt: str, output: Path | None) -> None:
         click.echo(render(diagnostic, text), err=True)
     if checked is None:
         sys.exit(1)
-    document = render_document(checked, fmt)
+    if fmt == "form":
+        from critlang.form import render_form
+
+        document = render_form(build(checked))
+    else:
+        document = render_document(checked, fmt)
     if output is None:
         click.echo(document, nl=False)
     else:
@@ -169,9 +317,14 @@ def optional(module: str, extra: str) -> Any:
     try:
         return importlib.import_module(module)
     except ImportError as error:
-        raise click.ClickException(
+        raise _Unavailable(
             f"this command needs {error.name}: pip install 'critlang[{extra}]'"
         ) from None
+
+
+# The dialects whose SQL the tests parse back and, for DuckDB and Spark, run.
+SQL_DIALECTS = ("duckdb", "spark", "databricks", "postgres", "trino", "snowflake", "bigquery")
+TABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*){0,2}")
 
 
 @main.command("sql")
@@ -182,19 +335,30 @@ def optional(module: str, extra: str) -> Any:
     "--dialect",
     default="duckdb",
     show_default=True,
-    help="Any SQL dialect sqlglot writes: duckdb, spark, postgres, snowflake, ...",
+    help=f"The SQL dialect: {', '.join(SQL_DIALECTS)}.",
 )
-@click.option("--table", default="patients", show_default=True, help="The patient table.")
+@click.option(
+    "--table",
+    default="patients",
+    show_default=True,
+    help="The patient table: a name, optionally qualified (warehouse.trial.patients).",
+)
 def sql_command(protocol_file: Path, dialect: str, table: str) -> None:
     """Print the SQL query that screens a table of patients against PROTOCOL.
 
     The table has one row per patient and a column per data element; see docs/sql.md.
     """
-    sqlglot = optional("sqlglot", "sql")
     sql = optional("critlang.sql", "sql")
-    if sqlglot.Dialect.get(dialect) is None:
-        known = ", ".join(sorted(d.value for d in sqlglot.Dialects if d.value))
-        raise click.BadParameter(f"unknown dialect '{dialect}' (one of {known})")
+    if dialect not in SQL_DIALECTS:
+        raise click.BadParameter(
+            f"unknown dialect '{dialect}' (one of {', '.join(SQL_DIALECTS)})",
+            param_hint="'--dialect'",
+        )
+    if not TABLE_NAME.fullmatch(table):
+        raise click.BadParameter(
+            "expected a table name: letters, digits and _, up to three parts joined by '.'",
+            param_hint="'--table'",
+        )
     protocol = load_protocol(protocol_file)
     try:
         click.echo(sql.to_sql(protocol.checked, table, dialect) + ";")
@@ -213,31 +377,56 @@ def sql_command(protocol_file: Path, dialect: str, table: str) -> None:
 @click.option(
     "-o",
     "--output",
-    type=click.Path(path_type=Path),
-    help="Write per-patient results here (.parquet or .csv; with Spark, a directory).",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Write per-patient results here (.parquet or .csv), replaced only once complete.",
 )
 @click.option(
     "--report",
     type=click.Path(path_type=Path, dir_okay=False),
     help="Write the attrition report here as HTML.",
 )
+@record_options
 def screen_command(
-    protocol_file: Path, data_file: Path, engine: str, output: Path | None, report: Path | None
+    protocol_file: Path,
+    data_file: Path,
+    engine: str,
+    output: Path | None,
+    report: Path | None,
+    input_format: str | None,
+    id_field: str,
+    strict_fields: bool,
 ) -> None:
-    """Screen a whole population in DATA (.csv, .parquet, .jsonl) with SQL.
+    """Screen a whole population in DATA (.csv, .parquet, .jsonl, .json; - for stdin) with SQL.
 
-    Prints the attrition table. Exits 2 when any record was in error.
+    Records are read exactly as `critlang eval` reads them. Prints the
+    attrition table. Exits 2 when any record was in error.
     """
     sql = optional("critlang.sql", "sql")
     screen = optional("critlang.screen", "sql")
-    protocol = load_protocol(protocol_file)
+    inputs = (data_file, protocol_file)
     try:
-        attrition = screen.run(protocol.checked, data_file, engine, output)
+        for target in (output, report):
+            if target is not None:
+                refuse_overwriting(target, inputs)
+        if output is not None and report is not None:
+            refuse_overwriting(report, (output,))
+    except OutputError as error:
+        raise _Output(str(error)) from None
+    protocol = load_protocol(protocol_file)
+    intake = Intake(protocol.checked, id_field, strict_fields)
+    try:
+        attrition = screen.run(
+            protocol.checked, data_file, engine, output, input_format=input_format, intake=intake
+        )
     except (sql.SchemaError, sql.SqlError, ValueError) as error:
         raise click.ClickException(str(error)) from None
+    except OSError as error:
+        raise click.ClickException(f"cannot screen ({error.strerror or error})") from None
     click.echo(attrition.text())
+    _report_unknown(intake)
     if report is not None:
-        report.write_text(screen.render_html(attrition), encoding="utf-8")
+        with _safe_output(report, inputs) as out:
+            out.write(screen.render_html(attrition))
     sys.exit(2 if attrition.errors else 0)
 
 
@@ -349,6 +538,66 @@ def analyze_command(protocol_file: Path, examples: bool) -> None:
         err=True,
     )
     sys.exit(0 if report.confirmed else 2)
+
+
+# At most this many patients are listed one by one on the HTML page of `match`;
+# the ranking always counts them all.
+MATCH_PAGE_PATIENTS = 1000
+
+
+@main.command("match")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path, dir_okay=False))
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["text", "json", "html"]),
+    default="text",
+    show_default=True,
+)
+@click.option("-o", "--output", type=click.File("w", encoding="utf-8"), default="-")
+def match_command(paths: tuple[Path, ...], output_format: str, output: TextIO) -> None:
+    """Screen RECORDS against several PROTOCOLS at once: critlang match P1.crit P2.crit RECORDS.
+
+    For each patient, each trial's status and the data still to collect; then
+    the data elements ranked by how many undetermined patients each would
+    settle, per trial and overall.
+    """
+    from critlang import match
+
+    *protocol_files, records_file = paths
+    if not protocol_files:
+        raise click.UsageError("give one or more protocol files, then the records file")
+    if str(records_file) == "-":
+        # Each trial reads the records with its own data dictionary: a file, read once each.
+        raise click.UsageError("match reads the records once per protocol: give a file, not -")
+    protocols = [load_protocol(path) for path in protocol_files]
+    names = [p.name for p in protocols]
+    if len(set(names)) != len(names):
+        raise click.UsageError(f"two protocols have the same name: {', '.join(names)}")
+    streams = [_read(records_file, p, None) for p in protocols]
+    tally = match.Tally(protocols)
+    listed: list[match.PatientMatch] = []
+    for patient in match.match_streams(protocols, streams):
+        tally.add(patient)
+        if output_format == "text":
+            click.echo("\n".join(match.text_lines(patient)), file=output)
+        elif output_format == "json" or len(listed) < MATCH_PAGE_PATIENTS:
+            listed.append(patient)
+    population = tally.population()
+    if output_format == "text":
+        click.echo("\n".join(match.population_lines(population)), file=output)
+    elif output_format == "json":
+        document = {
+            "population": population.to_dict(),
+            "patients": [patient.to_dict() for patient in listed],
+        }
+        json.dump(document, output, indent=2)
+        output.write("\n")
+    else:
+        output.write(match.render_html(population, listed))
+    click.echo(
+        f"{population.patients} patient(s) matched against {len(protocols)} trial(s)", err=True
+    )
 
 
 # ---- standards: critlang export ---------------------------------------------------

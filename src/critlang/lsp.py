@@ -26,11 +26,12 @@ from pygls.lsp.server import LanguageServer
 
 from critlang import syntax as s
 from critlang.check import UCUM_SPELLINGS, Checked, check, check_source
-from critlang.diagnostics import CritError, Diagnostic
+from critlang.diagnostics import CritError, Diagnostic, sort_key
 from critlang.fmt import format_source
 from critlang.parser import parse_recovering
 from critlang.render import TYPE_WORDS, UNIT_WORDS, describe, quantity
 
+# Keywords offered by completion; phrases are offered whole.
 KEYWORDS = (
     "protocol",
     "title",
@@ -41,26 +42,20 @@ KEYWORDS = (
     "status",
     "summary",
     "data",
+    "constant",
+    "define",
     "boolean",
     "number",
     "quantity",
     "duration",
     "date",
-    "one of",
-    "set of",
-    "attestation by",
     "label",
     "range",
-    "molar mass",
-    "constant",
-    "define",
     "inclusion",
     "exclusion",
     "registered",
     "plain",
     "note",
-    "applies when",
-    "met when",
     "and",
     "or",
     "not",
@@ -68,6 +63,16 @@ KEYWORDS = (
     "between",
     "exclusive",
     "in",
+    "true",
+    "false",
+    "example",
+    "expect",
+    "one of",
+    "set of",
+    "attestation by",
+    "molar mass",
+    "met when",
+    "applies when",
     "includes any of",
     "includes all of",
     "any of",
@@ -75,13 +80,11 @@ KEYWORDS = (
     "at least",
     "decline from",
     "change from",
-    "true",
-    "false",
-    "example",
-    "expect",
 )
 OUTCOMES = ("eligible", "ineligible", "undetermined")
 COMMON_UNITS = ("a", "mo", "wk", "d", "h", "kg", "g", "mg/dL", "umol/L", "mmol/L", "U/L", "%")
+# What rename leaves alone: ids known outside the file, and values stored in records.
+FIXED = ("criterion", "part", "value")
 NAME = re.compile(r"[a-z_][a-z0-9_]*\Z")
 
 # What a quick fix writes for a hint: a name for a typo, the UCUM code for a unit.
@@ -94,9 +97,14 @@ class Symbol:
     """A declared name: a data element, constant, definition, criterion or part."""
 
     name: str
-    kind: str  # element | constant | definition | criterion | part
+    kind: str  # element | constant | definition | criterion | part | value
     span: s.Span  # the name where it is declared
-    node: object
+    node: object  # for a value, the data element it belongs to
+    key: str = ""  # how uses name it: the name, `I2.a` for a part, `grade=g1` for a value
+
+    @property
+    def id(self) -> str:
+        return self.key or self.name
 
 
 @attrs.frozen
@@ -112,7 +120,11 @@ class Analysis:
 
 
 def analyse(text: str, file: str) -> Analysis:
-    """Diagnostics as `critlang check` gives them, and the tree for navigation."""
+    """Diagnostics as `critlang check` gives them, and the tree for navigation.
+
+    While the file has syntax errors, `critlang check` checks nothing else; an
+    author typing a new line always has one, so the server also checks the items
+    that parse (see `_while_broken`)."""
     _, diagnostics = check_source(text, file)
     try:
         protocol, _ = parse_recovering(text, file)
@@ -121,34 +133,59 @@ def analyse(text: str, file: str) -> Analysis:
     checked = None
     if protocol is not None:
         try:
-            checked, _ = check(protocol)
+            checked, more = check(protocol)
         except (CritError, RecursionError):
-            checked = None
+            checked, more = None, []
+        if diagnostics and all(d.code in SYNTAX for d in diagnostics):
+            diagnostics = sorted([*diagnostics, *_while_broken(more, text)], key=sort_key)
     symbols = _symbols(protocol) if protocol is not None else {}
     uses = tuple(_uses(protocol)) if protocol is not None else ()
     return Analysis(text, tuple(diagnostics), protocol, checked, symbols, uses)
 
 
+# Codes of the parser: while any is reported, the checker has not run.
+SYNTAX = ("CRIT001", "CRIT020")
+# What a skipped item can cause in the rest: a name used only there looks unused.
+UNUSED = ("CRIT010", "CRIT019")
+
+
+def _while_broken(diagnostics: list[Diagnostic], text: str) -> list[Diagnostic]:
+    """The checker's diagnostics on the items that parse, less those that a
+    skipped item may have caused: a warning about an unused name, and an
+    unknown name that the text declares somewhere (in an item being typed)."""
+    kept = []
+    for diagnostic in diagnostics:
+        if diagnostic.code in UNUSED:
+            continue
+        unknown = re.match(r"unknown name '([a-z_][a-z0-9_]*)'", diagnostic.message)
+        if unknown is not None:
+            name = re.escape(unknown.group(1))
+            declared = rf"(?m)^[ \t]*{name}[ \t]*:|\b(?:define|constant)[ \t]+{name}\b"
+            if re.search(declared, text):
+                continue
+        kept.append(diagnostic)
+    return kept
+
+
 def _symbols(protocol: s.Protocol) -> dict[str, Symbol]:
     found: dict[str, Symbol] = {}
+
+    def add(name: s.Name, kind: str, node: object, key: str = "") -> None:
+        found.setdefault(key or name.text, Symbol(name.text, kind, name.span, node, key))
+
     for element in protocol.elements:
-        found.setdefault(
-            element.name.text, Symbol(element.name.text, "element", element.name.span, element)
-        )
+        add(element.name, "element", element)
+        if isinstance(element.type, s.EnumType | s.SetType):
+            for value in element.type.values:
+                add(value, "value", element, f"{element.name.text}={value.text}")
     for constant in protocol.constants:
-        found.setdefault(
-            constant.name.text, Symbol(constant.name.text, "constant", constant.name.span, constant)
-        )
+        add(constant.name, "constant", constant)
     for definition in protocol.definitions:
-        name = definition.name
-        found.setdefault(name.text, Symbol(name.text, "definition", name.span, definition))
+        add(definition.name, "definition", definition)
     for criterion in protocol.criteria:
-        found.setdefault(
-            criterion.id.text, Symbol(criterion.id.text, "criterion", criterion.id.span, criterion)
-        )
+        add(criterion.id, "criterion", criterion)
         for part in _parts(criterion.condition):
-            key = f"{criterion.id.text}.{part.name.text}"
-            found.setdefault(key, Symbol(part.name.text, "part", part.name.span, part))
+            add(part.name, "part", part, f"{criterion.id.text}.{part.name.text}")
     return found
 
 
@@ -168,13 +205,21 @@ def _expressions(protocol: s.Protocol) -> Iterator[object]:
 
 
 def _uses(protocol: s.Protocol) -> Iterator[tuple[str, s.Span]]:
+    """Every name written where a declared one is meant, by the key of what it names."""
     for expr in _expressions(protocol):
         for node in s.walk(expr):
             if isinstance(node, s.Ref):
                 yield node.name, node.span
+            if isinstance(node, s.Member | s.Includes) and isinstance(node.subject, s.Ref):
+                for value in node.values:
+                    yield f"{node.subject.name}={value.text}", value.span
     for example in protocol.examples:
         for field in example.fields:
             yield field.name.text, field.name.span
+            written = field.value if isinstance(field.value, tuple) else (field.value,)
+            for name in written:
+                if isinstance(name, s.Name):
+                    yield f"{field.name.text}={name.text}", name.span
 
 
 # ---- positions ------------------------------------------------------------------
@@ -317,9 +362,9 @@ def symbol_at(analysis: Analysis, position: t.Position) -> tuple[Symbol, s.Span]
 
 def occurrences(analysis: Analysis, symbol: Symbol, declaration: bool = True) -> list[s.Span]:
     """Where a symbol is declared and used, in source order."""
-    found = [span for name, span in analysis.uses if name == symbol.name]
+    found = [span for key, span in analysis.uses if key == symbol.id]
     if symbol.kind in ("criterion", "part"):
-        found = []
+        found = []  # criteria and parts are not referred to by name
     if declaration:
         found.append(symbol.span)
     return sorted(found, key=lambda span: (span.line, span.column))
@@ -358,7 +403,10 @@ def hover_text(symbol: Symbol, checked: Checked | None) -> str:
     node = symbol.node
     lines: list[str] = []
     reading: str | None = None
-    if isinstance(node, s.DataElement):
+    if symbol.kind == "value" and isinstance(node, s.DataElement):
+        lines.append(f"**{_escaped(symbol.name)}**: a value of {_escaped(node.name.text)}")
+        lines.append(f"Type: {_element_type(node)}")
+    elif isinstance(node, s.DataElement):
         lines.append(f"**{_escaped(node.name.text)}**: data element")
         if node.label:
             lines.append(f"Label: {_escaped(node.label)}")
@@ -440,7 +488,7 @@ def references(ls: CritServer, params: t.ReferenceParams) -> list[t.Location]:
 def prepare_rename(ls: CritServer, params: t.PrepareRenameParams) -> t.Range | None:
     analysis = ls.analysis(params.text_document.uri)
     found = symbol_at(analysis, params.position)
-    if found is None or found[0].kind in ("criterion", "part"):
+    if found is None or found[0].kind in FIXED:
         return None
     return to_range(found[1])
 
@@ -449,7 +497,7 @@ def prepare_rename(ls: CritServer, params: t.PrepareRenameParams) -> t.Range | N
 def rename(ls: CritServer, params: t.RenameParams) -> t.WorkspaceEdit | None:
     analysis = ls.analysis(params.text_document.uri)
     found = symbol_at(analysis, params.position)
-    if found is None or found[0].kind in ("criterion", "part"):
+    if found is None or found[0].kind in FIXED:
         return None
     symbol = found[0]
     if not NAME.match(params.new_name):
@@ -532,7 +580,7 @@ def formatting(ls: CritServer, params: t.DocumentFormattingParams) -> list[t.Tex
     text = ls.workspace.get_text_document(params.text_document.uri).source
     try:
         formatted = format_source(text, path_of(params.text_document.uri))
-    except CritError:
+    except (CritError, RecursionError):  # reported as diagnostics already
         return None
     if formatted == text:
         return []
@@ -575,12 +623,13 @@ def code_actions(ls: CritServer, params: t.CodeActionParams) -> list[t.CodeActio
 _LIST_OF_VALUES = re.compile(
     r"([a-z_][a-z0-9_]*)\s+(?:in|includes\s+(?:any|all)\s+of)\s*\(([a-z0-9_,\s]*)\Z"
 )
-_FIELD_VALUE = re.compile(r"([a-z_][a-z0-9_]*)\s*=\s*\(?([a-z0-9_,\s]*)\Z")
+# `grade = g` in a condition or an example; `meds = (a, b` in an example.
+_FIELD_VALUE = re.compile(r"([a-z_][a-z0-9_]*)\s*!?=\s*(?:[a-z0-9_]*|\([a-z0-9_,\s]*)\Z")
 _UNIT = re.compile(r"'([^'\s]*)\Z")
 _EXPECT = re.compile(r"\bexpect\s+[a-z]*\Z")
 
 
-@server.feature(t.TEXT_DOCUMENT_COMPLETION, t.CompletionOptions(trigger_characters=["'", "(", " "]))
+@server.feature(t.TEXT_DOCUMENT_COMPLETION, t.CompletionOptions(trigger_characters=["'", "("]))
 def completion(ls: CritServer, params: t.CompletionParams) -> t.CompletionList:
     analysis = ls.analysis(params.text_document.uri)
     lines = analysis.text.split("\n")
@@ -594,7 +643,7 @@ def completions(analysis: Analysis, before: str) -> list[t.CompletionItem]:
     elements = {
         symbol.name: symbol.node
         for symbol in analysis.symbols.values()
-        if isinstance(symbol.node, s.DataElement)
+        if symbol.kind == "element" and isinstance(symbol.node, s.DataElement)
     }
     if _UNIT.search(before):
         units = {
@@ -623,7 +672,7 @@ def completions(analysis: Analysis, before: str) -> list[t.CompletionItem]:
             ]
     items = []
     for symbol in analysis.symbols.values():
-        if symbol.kind in ("criterion", "part"):
+        if symbol.kind in FIXED:
             continue
         kind = {
             "element": t.CompletionItemKind.Field,

@@ -382,7 +382,11 @@ def _unfinished(error: UnexpectedInput, file: str) -> Diagnostic | None:
 OPERATOR_WORDS = {
     "x": "to multiply, write '*', as in {subject} * {rest}",
     "times": "to multiply, write '*', as in {subject} * {rest}",
-    "within": "critlang has no 'within'; compare the time with '<=', as in {subject} <= {rest}",
+    "within": (
+        "critlang has no 'within'; compare a duration with '<=', as in {subject} <= {rest}"
+        " (a date does not compare with a duration: declare the time since the event"
+        " as a 'duration' element)"
+    ),
     "not": "'not' goes before the condition it negates, as in not ({subject} {rest})",
     "is": "compare with '=' or '!=', or test a list with 'in (...)', as in {subject} = {rest}",
     "equals": "compare with '=', as in {subject} = {rest}",

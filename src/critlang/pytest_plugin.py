@@ -67,8 +67,8 @@ class CritItem(pytest.Item):
         super().__init__(**kwargs)
         self.example = example
         self.protocol = protocol
-        # Plugins that wrap every test call (pytest-lsp) expect a function's fixtures;
-        # an example has none, and without the attribute such a wrapper fails the item.
+        # Fixtures it uses, as pytest's own test functions have them: none. Plugins
+        # read this while running every item; pytest-lsp 1.0.1 breaks an item without it.
         self.funcargs: dict[str, Any] = {}
 
     def runtest(self) -> None:

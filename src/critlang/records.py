@@ -4,21 +4,32 @@ Every value is validated and converted here, once, into what the compiled
 evaluator expects: Decimals in the data element's declared unit, enum values
 as strings, sets as frozensets, dates as `datetime.date`. Unit factors are
 exact and cached per (unit, element); the evaluator never converts.
+
+The file readers never stop on a bad record: a line that is not UTF-8, not
+JSON, a ragged CSV row, an unterminated quote or an oversized field becomes a
+`RecordError` for that record, and the next record is read. Only a problem
+with the file as a whole (an unknown format, a CSV header naming an element
+twice) raises `InputError` before any record is read.
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
 import datetime
 import difflib
 import functools
+import importlib
 import json
+import math
+import numbers
 import re
+import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from critlang import syntax as s
 from critlang import units
@@ -26,6 +37,28 @@ from critlang.check import Checked, Type
 
 Converter = Callable[[Any], Any]
 ID_FIELD = "id"
+
+# Limits, documented in docs/cli.md.
+MAX_LINE_BYTES = 16 * 2**20  # a JSONL or CSV line longer than this is an error
+MAX_CELL_CHARS = 131_072  # a CSV cell longer than this is an error (the csv module's limit)
+MAX_CSV_RECORD_LINES = 100  # a quoted CSV cell may span at most this many lines
+MAX_INTEGER_DIGITS = 18  # digits before the point of a number whose element has no range
+SHOWN_CHARS = 60  # characters of an offending value repeated in a message
+MAX_UNKNOWN_FIELDS = 1000  # distinct unknown field names remembered per run
+
+# The spellings every reader and both engines share (docs/cli.md).
+NA_TEXTS = frozenset({"", "NA", "N/A", "NAN", "NULL", "NONE"})  # compared upper-cased
+TRUE_TEXTS = frozenset({"true", "yes", "1"})  # compared lower-cased
+FALSE_TEXTS = frozenset({"false", "no", "0"})
+NUMBER_TEXT = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+DATE_TEXT = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+SET_SEPARATOR = re.compile(r"[;|]")
+FORMATS = ("jsonl", "json", "csv", "parquet")
+
+# Characters never shown as they are: C0 and C1 controls, line and paragraph
+# separators, bidirectional overrides, and lone surrogates (not valid Unicode).
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class RecordError(ValueError):
@@ -36,52 +69,155 @@ class RecordError(ValueError):
         self.field = field
         self.value = value
         self.problem = problem
-        where = "" if field is None else f"field '{field}', value {_show(value)}: "
-        super().__init__(f"record {record_id}: {where}{problem}")
+        where = "" if field is None else f"field '{printable(field)}', value {_show(value)}: "
+        super().__init__(f"record {printable(record_id)}: {where}{printable(problem)}")
+
+
+class InputError(ValueError):
+    """A record file that cannot be read at all (format, header)."""
 
 
 class _Invalid(ValueError):
     """A value that does not fit its data element; the caller adds record and field."""
 
 
+def printable(text: str) -> str:
+    """`text` with control characters, bidi overrides and lone surrogates escaped as \\uXXXX."""
+    if text.isascii() and text.isprintable():
+        return text
+    return _UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
+def shorten(text: str, limit: int = SHOWN_CHARS) -> str:
+    """At most `limit` characters of `text`, saying how long it was."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}… ({len(text)} characters)"
+
+
 def _show(value: Any) -> str:
     if isinstance(value, Decimal | Fraction):
-        return str(value)
-    return json.dumps(value, default=str)
+        text = str(value)
+    elif isinstance(value, float | int) and not isinstance(value, bool):
+        text = repr(float(value)) if isinstance(value, float) else str(int(value))
+    else:
+        try:
+            text = json.dumps(value, default=str)
+        except (ValueError, TypeError, RecursionError):
+            text = "<a value that cannot be shown>"
+    return printable(shorten(text))
+
+
+_NEVER_MISSING = frozenset({str, bool, int, list, dict, tuple})
+
+
+def _is_missing(value: Any) -> bool:
+    """None, NaN (float, Decimal, numpy) and pandas' NA and NaT are unknown."""
+    if value is None:
+        return True
+    if isinstance(value, float):
+        return math.isnan(value)
+    if isinstance(value, Decimal):
+        return value.is_nan()
+    if type(value).__name__ in ("NAType", "NaTType"):
+        return True
+    if isinstance(value, numbers.Real) and not isinstance(value, numbers.Integral):
+        try:
+            return math.isnan(float(value))
+        except (TypeError, ValueError, OverflowError):
+            return False
+    return False
 
 
 class Intake:
-    """Validates and converts records for one protocol."""
+    """Validates and converts records for one protocol.
 
-    def __init__(self, checked: Checked) -> None:
+    Fields that are not data elements are ignored and counted in `unknown`
+    (with `strict_fields`, they make the record an error). `id_field` names
+    the field that identifies a record; records without it are numbered.
+    """
+
+    def __init__(
+        self, checked: Checked, id_field: str = ID_FIELD, strict_fields: bool = False
+    ) -> None:
         self.names = tuple(checked.elements)
         self.converters: dict[str, Converter] = {
             name: _converter(element, checked.element_types[name])
             for name, element in checked.elements.items()
         }
+        self.id_field = id_field
+        self.strict_fields = strict_fields
+        self.unknown: dict[str, int] = {}
 
     def __call__(self, record: Mapping[str, Any], position: int) -> tuple[str, dict[str, Any]]:
         """(record id, environment); raise RecordError for anything that does not fit."""
         if not isinstance(record, Mapping):
-            raise RecordError(str(position), None, record, "a record must be a JSON object")
-        record_id = str(record.get(ID_FIELD, position))
+            raise RecordError(
+                str(position), None, record, "a record must be an object of fields and values"
+            )
+        record_id = self.record_id(record, position)
         env: dict[str, Any] = {}
         converters = self.converters
         for field, value in record.items():
-            if value is None or field == ID_FIELD:
-                continue
             convert = converters.get(field)
             if convert is None:
-                raise RecordError(record_id, field, value, self.unknown_field(field))
+                if field != self.id_field:
+                    self.unknown_field(record_id, field, value)
+                continue
+            if value is None or (type(value) not in _NEVER_MISSING and _is_missing(value)):
+                continue
             try:
                 env[field] = convert(value)
             except _Invalid as error:
                 raise RecordError(record_id, field, value, str(error)) from None
+            except (ArithmeticError, ValueError, TypeError, RecursionError) as error:
+                problem = f"cannot be read ({type(error).__name__})"
+                raise RecordError(record_id, field, value, problem) from None
         return record_id, env
 
-    def unknown_field(self, field: str) -> str:
+    def record_id(self, record: Mapping[str, Any], position: int) -> str:
+        """The record's id as text: a string or a whole number; else its position."""
+        value = record.get(self.id_field)
+        if _is_missing(value):
+            return str(position)
+        if isinstance(value, str):
+            if _SURROGATE.search(value):
+                raise RecordError(
+                    str(position), self.id_field, value, "the id is not valid Unicode text"
+                )
+            if not value.strip():
+                raise RecordError(str(position), self.id_field, value, "the id is empty")
+            return value
+        if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+            return str(int(value))
+        if isinstance(value, Decimal) and value.is_finite() and value == value.to_integral_value():
+            return f"{value:f}"
+        raise RecordError(
+            str(position), self.id_field, value, "the id must be a string or a whole number"
+        )
+
+    def unknown_field(self, record_id: str, field: Any, value: Any) -> None:
+        name = field if isinstance(field, str) else repr(field)
+        if self.strict_fields:
+            raise RecordError(record_id, name, value, self.describe_unknown(name))
+        if name in self.unknown:
+            self.unknown[name] += 1
+        elif len(self.unknown) < MAX_UNKNOWN_FIELDS:
+            self.unknown[name] = 1
+
+    def describe_unknown(self, field: str) -> str:
         close = difflib.get_close_matches(field, self.names, n=1)
-        return "unknown field" + (f"; did you mean '{close[0]}'?" if close else "")
+        hint = f"; did you mean '{close[0]}'?" if close else ""
+        return f"not a data element of the protocol{hint}"
+
+    def unknown_report(self) -> list[str]:
+        """One line per ignored field name: how many records had it, and a suggestion."""
+        lines = []
+        for name, count in sorted(self.unknown.items()):
+            close = difflib.get_close_matches(name, self.names, n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else ""
+            lines.append(f"'{printable(shorten(name))}' in {count} record(s){hint}")
+        return lines
 
 
 def _converter(element: s.DataElement, kind: Type) -> Converter:
@@ -105,24 +241,44 @@ def _converter(element: s.DataElement, kind: Type) -> Converter:
 def _boolean(value: Any) -> bool:
     if isinstance(value, bool):
         return value
+    if _numpy_bool(value):
+        return bool(value)
     raise _Invalid("expected true or false")
 
 
+def _numpy_bool(value: Any) -> bool:
+    kind = type(value)
+    return kind.__module__ == "numpy" and kind.__name__ in ("bool", "bool_")
+
+
 def _number(value: Any) -> Decimal:
-    if isinstance(value, bool) or not isinstance(value, int | float | Decimal | Fraction):
+    if isinstance(value, bool) or _numpy_bool(value):
         raise _Invalid("expected a number")
     if isinstance(value, Decimal):
-        if not value.is_finite():
+        number = value
+    elif isinstance(value, int):
+        number = Decimal(value)
+    elif isinstance(value, float):
+        # The shortest decimal that reads back as this float (1.4, not 1.3999...);
+        # float.__repr__ also for numpy's float64, whose own repr names its type.
+        if math.isinf(value):
             raise _Invalid("expected a finite number")
-        return value
-    if isinstance(value, int):
-        return Decimal(value)
-    if isinstance(value, Fraction):
-        return Decimal(value.numerator) / Decimal(value.denominator)
-    # A Python float: take the shortest decimal that reads back as it (1.4, not 1.3999...).
-    if value != value or value in (float("inf"), float("-inf")):
+        number = Decimal(float.__repr__(value))
+    elif isinstance(value, Fraction):
+        number = Decimal(value.numerator) / Decimal(value.denominator)
+    elif isinstance(value, numbers.Integral):  # numpy and other integer types
+        number = Decimal(int(value))
+    elif isinstance(value, numbers.Real):  # numpy's float32 and the like: their shortest text
+        text = str(value)
+        number = Decimal(text) if NUMBER_TEXT.fullmatch(text) else Decimal(repr(float(value)))
+    else:
+        raise _Invalid("expected a number")
+    if not number.is_finite():
         raise _Invalid("expected a finite number")
-    return Decimal(repr(value))
+    # Exponents this far out overflow any arithmetic; no measurement needs them.
+    if number and not -100 <= number.adjusted() <= 100:
+        raise _Invalid("expected a number of ordinary size")
+    return number
 
 
 @functools.cache
@@ -155,14 +311,22 @@ def _checked_range(
     convert: Converter, limits: tuple[Decimal, Decimal] | None, unit: str, value: Any
 ) -> Decimal:
     number: Decimal = convert(value)
-    if limits is not None and not limits[0] <= number <= limits[1]:
-        shown = f" {unit}" if unit and unit != units.DIMENSIONLESS else ""
+    shown = f" {unit}" if unit and unit != units.DIMENSIONLESS else ""
+    if limits is None:
+        # The same bound as SQL's for an element without a range (sql.UNBOUNDED_DIGITS).
+        if number and number.adjusted() >= MAX_INTEGER_DIGITS:
+            raise _Invalid(
+                f"expected a number of at most {MAX_INTEGER_DIGITS} digits before the point"
+            )
+        return number
+    if not limits[0] <= number <= limits[1]:
         # Converted values can have endless fractions (1600 mo in years): round for reading.
         readable = (
             number.quantize(Decimal("0.0001")).normalize() if number.adjusted() < 20 else number
         )
         raise _Invalid(
-            f"{readable:f}{shown} is outside the plausible range {limits[0]} to {limits[1]}{shown}"
+            f"{shorten(f'{readable:f}')}{shown} is outside the plausible range "
+            f"{limits[0]} to {limits[1]}{shown}"
         )
     return number
 
@@ -172,21 +336,25 @@ def _enum(allowed: frozenset[str], value: Any) -> str:
         raise _Invalid(f"expected one of {', '.join(sorted(allowed))}")
     if value not in allowed:
         raise _Invalid(f"not a declared value; expected one of {', '.join(sorted(allowed))}")
-    return value
+    return str(value)
 
 
 def _set(allowed: frozenset[str], value: Any) -> frozenset[str]:
+    if hasattr(value, "tolist") and not isinstance(value, str):  # a numpy array
+        value = value.tolist()
     if isinstance(value, str) or not isinstance(value, list | tuple | set | frozenset):
         raise _Invalid("expected a list of values")
     for item in value:
         _enum(allowed, item)
-    return frozenset(value)
+    return frozenset(str(item) for item in value)
 
 
 def _date(value: Any) -> datetime.date:
+    if isinstance(value, datetime.datetime):  # pandas' Timestamp too
+        return value.date()
     if isinstance(value, datetime.date):
         return value
-    if isinstance(value, str):
+    if isinstance(value, str) and DATE_TEXT.fullmatch(value):
         try:
             return datetime.date.fromisoformat(value)
         except ValueError:
@@ -198,98 +366,386 @@ def _date(value: Any) -> datetime.date:
 
 Row = tuple[int, Mapping[str, Any] | RecordError]
 HEADER_UNIT = re.compile(r"^\s*([a-z_][a-z0-9_]*)\s*(?:\[(.+)\]|\((.+)\))\s*$")
+STDIN = "-"
 
 
-def read_records(path: Path, checked: Checked) -> Iterator[Row]:
-    """Records from .json (object or list), .jsonl or .csv, streamed where the format allows."""
-    suffix = path.suffix.lower()
-    if suffix == ".jsonl":
-        return _jsonl(path)
-    if suffix == ".csv":
-        return _csv(path, checked)
-    if suffix == ".json":
-        return _json(path)
-    raise ValueError(f"{path}: unknown record format '{suffix}' (use .json, .jsonl or .csv)")
+def record_format(source: Path | str, given: str | None = None) -> str:
+    """The record format of `source`: `given`, else its suffix; JSON Lines for stdin."""
+    if given is not None:
+        if given not in FORMATS:
+            raise InputError(f"unknown record format '{given}' (use {', '.join(FORMATS)})")
+        return given
+    if str(source) == STDIN:
+        return "jsonl"
+    suffix = Path(source).suffix.lower().lstrip(".")
+    if suffix == "ndjson":
+        return "jsonl"
+    if suffix not in FORMATS:
+        raise InputError(
+            f"{source}: unknown record format '.{suffix}' (use .json, .jsonl, .csv or .parquet)"
+        )
+    return suffix
+
+
+def read_records(
+    source: Path | str,
+    checked: Checked,
+    fmt: str | None = None,
+    stream: IO[bytes] | None = None,
+) -> Iterator[Row]:
+    """Records from .json (object or list), .jsonl, .csv or .parquet, streamed where possible.
+
+    `source` "-" reads standard input (or `stream`). Raise InputError when the
+    file as a whole cannot be read; every problem with one record is a
+    RecordError in its place, and reading goes on.
+    """
+    kind = record_format(source, fmt)
+    if kind == "parquet":
+        if str(source) == STDIN:
+            raise InputError("Parquet records cannot come from standard input")
+        return _parquet(Path(source), checked)
+    handle = stream if stream is not None else _open(source)
+    if kind == "jsonl":
+        return _closing(handle, _jsonl(handle))
+    if kind == "json":
+        return _closing(handle, _json(handle))
+    try:
+        rows = _csv(handle, checked, str(source))
+    except InputError:
+        _close(handle)
+        raise
+    return _closing(handle, rows)
+
+
+def _open(source: Path | str) -> IO[bytes]:
+    if str(source) == STDIN:
+        return sys.stdin.buffer
+    try:
+        return Path(source).open("rb")
+    except OSError as error:
+        raise InputError(f"{source}: cannot read the file ({error.strerror or error})") from None
+
+
+def _closing(handle: IO[bytes], rows: Iterator[Row]) -> Iterator[Row]:
+    try:
+        yield from rows
+    finally:
+        _close(handle)
+
+
+def _close(handle: IO[bytes]) -> None:
+    if handle is not sys.stdin.buffer:
+        handle.close()
 
 
 def parse_json(text: str) -> Any:
-    """JSON with exact decimals: 1.4 becomes Decimal('1.4'), never a binary float."""
-    return json.loads(text, parse_float=Decimal)
+    """JSON with exact decimals: 1.4 becomes Decimal('1.4'), never a binary float.
 
-
-def _json(path: Path) -> Iterator[Row]:
-    try:
-        data = parse_json(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        yield 1, RecordError("1", None, None, f"{path}: not valid JSON ({error})")
-        return
-    yield from enumerate(data if isinstance(data, list) else [data], start=1)
-
-
-def _jsonl(path: Path) -> Iterator[Row]:
-    with path.open(encoding="utf-8") as lines:
-        for number, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
-            try:
-                yield number, parse_json(line)
-            except json.JSONDecodeError as error:
-                yield (
-                    number,
-                    RecordError(
-                        str(number), None, None, f"line {number}: not valid JSON ({error.msg})"
-                    ),
-                )
-
-
-def _csv(path: Path, checked: Checked) -> Iterator[Row]:
-    with path.open(encoding="utf-8", newline="") as handle:
-        reader = csv.reader(handle)
-        header = next(reader, None)
-        if header is None:
-            return
-        columns = [_column(title, checked) for title in header]
-        for number, row in enumerate(reader, start=2):
-            try:
-                yield (
-                    number,
-                    {name: parse(cell) for (name, parse), cell in zip(columns, row, strict=True)},
-                )
-            except ValueError as error:
-                yield number, RecordError(str(number), None, None, f"line {number}: {error}")
-
-
-def _column(title: str, checked: Checked) -> tuple[str, Callable[[str], Any]]:
-    """A CSV column: 'creatinine [umol/L]' names the element and the unit of its cells."""
-    match = HEADER_UNIT.match(title)
-    name, unit = (
-        (match.group(1), match.group(2) or match.group(3)) if match else (title.strip(), None)
+    Integers become Decimals too (no limit on their digits), a key given twice
+    is refused, and NaN is read as unknown.
+    """
+    return json.loads(
+        text,
+        parse_float=Decimal,
+        parse_int=Decimal,
+        parse_constant=_json_constant,
+        object_pairs_hook=_json_object,
     )
-    kind = checked.element_types.get(name)
-    return name, functools.partial(_cell, kind, unit)
+
+
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _json_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    record = dict(pairs)
+    if len(record) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _DuplicateKey(f"the key '{printable(shorten(key))}' is given twice")
+            seen.add(key)
+    return record
+
+
+def _json_constant(name: str) -> Any:
+    if name == "NaN":
+        return None
+    raise ValueError(f"{name} is not a number a record can hold")
+
+
+def _json_problem(error: Exception) -> str:
+    if isinstance(error, json.JSONDecodeError):
+        return f"not valid JSON ({error.msg} at column {error.colno})"
+    if isinstance(error, RecursionError):
+        return "not valid JSON (nested too deeply)"
+    if isinstance(error, _DuplicateKey):
+        return str(error)
+    return f"not valid JSON ({printable(shorten(str(error), 100))})"
+
+
+def _lines(handle: IO[bytes]) -> Iterator[tuple[int, str | _Bad]]:
+    """Physical lines, each decoded alone: a bad byte spoils only its own line."""
+    number = 0
+    while True:
+        raw = handle.readline(MAX_LINE_BYTES + 1)
+        if not raw:
+            return
+        number += 1
+        if len(raw) > MAX_LINE_BYTES and not raw.endswith(b"\n"):
+            while (rest := handle.readline(MAX_LINE_BYTES)) and not rest.endswith(b"\n"):
+                pass
+            yield number, _Bad(f"longer than {MAX_LINE_BYTES} bytes")
+            continue
+        if number == 1 and raw.startswith(codecs.BOM_UTF8):
+            raw = raw[len(codecs.BOM_UTF8) :]
+        try:
+            yield number, raw.decode("utf-8")
+        except UnicodeDecodeError as error:
+            column = len(raw[: error.start].decode("utf-8", "replace")) + 1
+            yield (
+                number,
+                _Bad(f"not valid UTF-8 (byte 0x{raw[error.start]:02x} at column {column})"),
+            )
+
+
+class _Bad:
+    """A physical line that could not be read, and why."""
+
+    __slots__ = ("problem",)
+
+    def __init__(self, problem: str) -> None:
+        self.problem = problem
+
+
+def _line_error(number: int, problem: str) -> RecordError:
+    return RecordError(str(number), None, None, f"line {number}: {problem}")
+
+
+def _jsonl(handle: IO[bytes]) -> Iterator[Row]:
+    for number, line in _lines(handle):
+        if isinstance(line, _Bad):
+            yield number, _line_error(number, line.problem)
+            continue
+        if not line.strip():
+            continue
+        try:
+            yield number, parse_json(line)
+        except (ValueError, RecursionError) as error:
+            yield number, _line_error(number, _json_problem(error))
+
+
+def _json(handle: IO[bytes]) -> Iterator[Row]:
+    data = handle.read()
+    if data.startswith(codecs.BOM_UTF8):
+        data = data[len(codecs.BOM_UTF8) :]
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = data[: error.start].count(b"\n") + 1
+        problem = f"line {line}: not valid UTF-8 (byte 0x{data[error.start]:02x})"
+        yield 1, RecordError("1", None, None, problem)
+        return
+    try:
+        parsed = parse_json(text)
+    except (ValueError, RecursionError) as error:
+        where = f"line {error.lineno}: " if isinstance(error, json.JSONDecodeError) else ""
+        yield 1, RecordError("1", None, None, where + _json_problem(error))
+        return
+    yield from enumerate(parsed if isinstance(parsed, list) else [parsed], start=1)
+
+
+# ---- CSV --------------------------------------------------------------------------
+
+
+def _csv(handle: IO[bytes], checked: Checked, name: str) -> Iterator[Row]:
+    lines = _Pushback(_lines(handle))
+    header = _csv_header(lines, name)
+    if header is None:
+        return iter(())
+    columns = _columns(header, checked, name)
+    return _csv_rows(lines, columns)
+
+
+class _Pushback:
+    """Physical lines with lines put back, so a bad record's following lines are reread."""
+
+    def __init__(self, lines: Iterator[tuple[int, str | _Bad]]) -> None:
+        self.lines = lines
+        self.back: list[tuple[int, str | _Bad]] = []
+
+    def next(self) -> tuple[int, str | _Bad] | None:
+        if self.back:
+            return self.back.pop()
+        return next(self.lines, None)
+
+    def put_back(self, lines: list[tuple[int, str | _Bad]]) -> None:
+        self.back.extend(reversed(lines))
+
+
+def _csv_header(lines: _Pushback, name: str) -> list[str] | None:
+    while (item := lines.next()) is not None:
+        number, line = item
+        if isinstance(line, _Bad):
+            raise InputError(f"{name}: line {number}, the header, is {line.problem}")
+        if not line.strip():
+            continue
+        cells, problem, _ = _csv_record(number, line, lines)
+        if cells is None:
+            raise InputError(f"{name}: line {number}, the header: {problem}")
+        return cells
+    return None
+
+
+def _csv_record(
+    number: int, line: str, lines: _Pushback
+) -> tuple[list[str] | None, str, list[tuple[int, str | _Bad]]]:
+    """(cells or None, what is wrong, the further physical lines the record took)."""
+    taken: list[tuple[int, str | _Bad]] = []
+    text = line
+    while True:
+        try:
+            return next(csv.reader([text], strict=True)), "", taken
+        except csv.Error as error:
+            message = str(error)
+            if "field larger than field limit" in message:
+                return None, f"a cell is longer than {MAX_CELL_CHARS} characters", taken
+            if "unexpected end of data" not in message:
+                return None, f"not a well-formed CSV row ({message})", taken
+        # A quoted cell runs on to the next line: legal, within limits.
+        item = lines.next() if len(taken) < MAX_CSV_RECORD_LINES else None
+        if item is None or isinstance(item[1], _Bad):
+            if item is not None:
+                taken.append(item)
+            return None, "a quoted cell is never closed (unterminated quote)", taken
+        taken.append(item)
+        text += item[1]
+
+
+def _csv_rows(
+    lines: _Pushback, columns: list[tuple[str, Callable[[str], Any]] | None]
+) -> Iterator[Row]:
+    width = len(columns)
+    while (item := lines.next()) is not None:
+        number, line = item
+        if isinstance(line, _Bad):
+            yield number, _line_error(number, line.problem)
+            continue
+        if not line.strip():
+            continue
+        cells, problem, taken = _csv_record(number, line, lines)
+        if cells is not None and len(cells) != width:
+            problem = f"{len(cells)} cell(s) where the header has {width}"
+            if taken:
+                problem += " (an unterminated quote?)"
+            cells = None
+        if cells is None:
+            # Read the lines a broken record swallowed again as records of their own.
+            lines.put_back(taken)
+            yield number, _line_error(number, problem)
+            continue
+        record: dict[str, Any] = {}
+        for column, cell in zip(columns, cells, strict=True):
+            if column is not None:
+                record[column[0]] = column[1](cell)
+        yield number, record
+
+
+def _columns(
+    header: list[str], checked: Checked, name: str
+) -> list[tuple[str, Callable[[str], Any]] | None]:
+    """Each CSV column's field and cell reader; refuse an element given by two columns."""
+    columns: list[tuple[str, Callable[[str], Any]] | None] = []
+    given: dict[str, str] = {}
+    for title in header:
+        field, unit = split_header(title)
+        kind = checked.element_types.get(field)
+        if field in given and (kind is not None or field == ID_FIELD):
+            raise InputError(
+                f"{name}: columns '{printable(shorten(given[field]))}' and "
+                f"'{printable(shorten(title))}' both give '{printable(shorten(field))}'"
+            )
+        given[field] = title
+        columns.append((field, functools.partial(_cell, kind, unit)))
+    return columns
+
+
+def split_header(title: str) -> tuple[str, str | None]:
+    """'creatinine [umol/L]' names the element and the unit of its cells."""
+    match = HEADER_UNIT.match(title)
+    if match:
+        return match.group(1), match.group(2) or match.group(3)
+    return title.strip(), None
 
 
 def _cell(kind: Type | None, unit: str | None, text: str) -> Any:
+    """A CSV cell (or a text cell of Parquet) as the value it spells."""
     text = text.strip()
-    if text == "" or text.upper() in ("NA", "NULL"):
+    if text.upper() in NA_TEXTS:
         return None
     match None if kind is None else kind.kind:
         case "boolean":
             lowered = text.lower()
-            if lowered in ("true", "yes", "1"):
+            if lowered in TRUE_TEXTS:
                 return True
-            if lowered in ("false", "no", "0"):
+            if lowered in FALSE_TEXTS:
                 return False
             return text
         case "number" | "quantity":
-            try:
-                number = Decimal(text)
-            except InvalidOperation:
+            if not NUMBER_TEXT.fullmatch(text):
                 return text
+            number = Decimal(text)
             return {"value": number, "unit": unit} if unit else number
         case "set":
-            return [part.strip() for part in re.split(r"[;|]", text) if part.strip()]
+            return [part.strip() for part in SET_SEPARATOR.split(text) if part.strip()]
     return text
+
+
+# ---- Parquet -------------------------------------------------------------------------
+
+
+def _parquet(path: Path, checked: Checked) -> Iterator[Row]:
+    try:
+        pq = importlib.import_module("pyarrow.parquet")
+    except ImportError:
+        raise InputError("reading Parquet needs pyarrow: pip install 'critlang[sql]'") from None
+    try:
+        table = pq.ParquetFile(path)
+    except (OSError, ValueError) as error:
+        raise InputError(f"{path}: cannot read the Parquet file ({error})") from None
+    header = list(table.schema_arrow.names)
+    columns = _columns(header, checked, str(path))
+    return _parquet_rows(table, header, columns)
+
+
+def _parquet_rows(
+    table: Any, header: list[str], columns: list[tuple[str, Callable[[str], Any]] | None]
+) -> Iterator[Row]:
+    position = 0
+    units_of = [split_header(title)[1] for title in header]
+    batches = table.iter_batches(batch_size=4096)
+    while True:
+        try:
+            batch = next(batches, None)
+        except (OSError, ValueError) as error:
+            raise InputError(
+                f"after record {position}: cannot read the Parquet file ({error})"
+            ) from None
+        if batch is None:
+            return
+        for row in batch.to_pylist():
+            position += 1
+            record: dict[str, Any] = {}
+            for title, column, unit in zip(header, columns, units_of, strict=True):
+                if column is None:
+                    continue
+                value = row[title]
+                if isinstance(value, str):
+                    value = column[1](value)  # text in Parquet is read as CSV cells are
+                elif unit is not None and not _is_missing(value):
+                    value = {"value": value, "unit": unit}
+                record[column[0]] = value
+            yield position, record
 
 
 def records_from(values: Iterable[Mapping[str, Any]]) -> Iterator[Row]:

@@ -20,6 +20,7 @@ from decimal import Decimal
 
 import attrs
 import jinja2
+import markupsafe
 
 from critlang import syntax as s
 from critlang.check import Checked
@@ -57,6 +58,7 @@ DATE_COMPARISONS = {
     "!=": "not on",
 }
 FLIPPED = {">": "<", ">=": "<=", "<": ">", "<=": ">=", "=": "=", "!=": "!="}
+NEGATED = {">": "<=", ">=": "<", "<": ">=", "<=": ">", "=": "!=", "!=": "="}
 ARITHMETIC = {
     "*": "\N{MULTIPLICATION SIGN}",
     "/": "\N{DIVISION SIGN}",
@@ -140,6 +142,25 @@ def quantity(value: Decimal, unit: str) -> str:
     return f"{number} {unit}"
 
 
+def rounded(value: Decimal, limit: Decimal | None = None, places: int = 2) -> Decimal:
+    """`value` to `places` decimals, or to more where fewer would make it look equal to,
+    or on the other side of, `limit`: 29.996 against 30 is 29.996, never 30.
+
+    A value equal to its limit is returned exactly. An explanation that shows
+    'about X' must show an X that agrees with the verdict it explains.
+    """
+    if limit is None:
+        return value.quantize(Decimal(1).scaleb(-places)).normalize()
+    if value == limit:
+        return value
+    side = value > limit
+    while True:
+        shown = value.quantize(Decimal(1).scaleb(-places))
+        if shown != limit and (shown > limit) == side:
+            return shown.normalize()
+        places += 1
+
+
 def _number(value: Decimal) -> str:
     return format(value, "f")
 
@@ -149,14 +170,20 @@ def _humanized(name: str) -> str:
 
 
 def _inline(label: str) -> str:
-    """A label as used mid-sentence: 'Age' -> 'age', but 'FVC decline' stays."""
-    if len(label) > 1 and label[0].isupper() and label[1].islower():
+    """A label as used mid-sentence: 'Age' -> 'age', but 'FVC decline' and 'eGFR' stay."""
+    first = label.split(" ", 1)[0]
+    if len(first) > 1 and first[0].isupper() and first[1:].isalpha() and first[1:].islower():
         return label[0].lower() + label[1:]
     return label
 
 
 def _sentence(text: str) -> str:
-    return text[:1].upper() + text[1:]
+    """Text starting a sentence: 'age ...' -> 'Age ...'; a first word with capitals of its
+    own ('eGFR', 'pH', 'mRNA') keeps the author's case."""
+    first = text.split(" ", 1)[0]
+    if first.isalpha() and first.islower():
+        return text[:1].upper() + text[1:]
+    return text
 
 
 def _capitalized(reading: Reading) -> Reading:
@@ -214,11 +241,66 @@ class _Words:
             case s.Unless(rule=rule, exception=exception):
                 return _unless(self.reading(rule), self.reading(exception))
             case s.Not(operand=s.Ref() as operand):
-                # one named fact: 'not' cannot be misread whatever its label says
-                return Reading(f"not {self.phrase(operand)}")
+                # one named yes/no fact, answered no: 'Uses contraception: no', never
+                # 'not uses contraception'; the label is shown as its author wrote it
+                return Reading(f"{self.label(operand)}: no")
             case s.Not(operand=operand):
                 return _negated(self.reading(operand))
         return Reading(self.phrase(expr))
+
+    def opposite(self, expr: s.Expr) -> Reading:
+        """The reading of what makes an expression false: the answer that keeps a
+        patient in when the expression excludes. 'Pregnant: no', 'Age at most 80 years'."""
+        match expr:
+            case s.Not(operand=s.Ref() as operand) if self.is_yes_no(operand):
+                return Reading(f"{self.label(operand)}: yes")
+            case s.Not(operand=operand):
+                return self.reading(operand)
+            case s.Ref() if self.is_yes_no(expr):
+                return Reading(f"{self.label(expr)}: no")
+            case s.Compare(op=op) if op in NEGATED and not self.is_yes_no(expr.left):
+                return Reading(self.compare(attrs.evolve(expr, op=NEGATED[op])))
+            case s.And() | s.Or():
+                # De Morgan: not (a or b) is (not a) and (not b), each said positively
+                flipped = "or" if isinstance(expr, s.And) else "and"
+                readings = [self.opposite(e) for e in _chain(expr, type(expr))]
+                if len(readings) == 2 and all(_inlinable(r) for r in readings):
+                    return Reading(f"{readings[0].text} {flipped} {readings[1].text}")
+                return Reading(ANY if flipped == "or" else ALL, tuple(readings))
+            case s.Unless(rule=rule, exception=exception):
+                # the rule does not hold, or the exception does
+                return Reading(ANY, (self.opposite(rule), self.reading(exception)))
+            case s.Quantified(quantifier=quantifier, count=count, items=items) if (count or 1) == 1:
+                lead = ANY if quantifier == "all" else ALL
+                return Reading(lead, tuple(self.opposite_item(i) for i in items))
+        return _negated(self.reading(expr))
+
+    def opposite_item(self, item: s.Expr | s.SubCriterion) -> Reading:
+        if not isinstance(item, s.SubCriterion):
+            return self.opposite(item)
+        head = self.item(item).head
+        return attrs.evolve(self.opposite(item.condition), head=head)
+
+    def is_yes_no(self, expr: s.Expr) -> bool:
+        kind = self.checked.types.get(expr)
+        return kind is not None and kind.kind == "boolean"
+
+    def formula(self, expr: s.Expr) -> str:
+        """How to compute a value from the data, in words and arithmetic signs."""
+        match expr:
+            case s.RelativeChange(direction=direction, baseline=baseline, current=current):
+                before, after = self.operand(baseline), self.operand(current)
+                difference = f"{before} {ARITHMETIC['-']} {after}"
+                if direction != "decline":
+                    difference = f"{after} {ARITHMETIC['-']} {before}"
+                return f"({difference}) {ARITHMETIC['/']} {before} {ARITHMETIC['*']} 100%"
+            case s.Arithmetic():
+                return self.arithmetic(expr)
+        return one_line(self.reading(expr))
+
+    def operand(self, expr: s.Expr) -> str:
+        text = self.phrase(expr)
+        return f"({text})" if isinstance(expr, s.Arithmetic) else text
 
     def item(self, item: s.Expr | s.SubCriterion) -> Reading:
         if not isinstance(item, s.SubCriterion):
@@ -278,6 +360,15 @@ class _Words:
                 )
         # and/or/not used as a value, as in `(a and b) = c`
         return f"({one_line(self.reading(expr))})"
+
+    def label(self, ref: s.Ref) -> str:
+        """The name of a data element or definition as its author wrote the label."""
+        checked, name = self.checked, ref.name
+        if name in checked.elements:
+            return checked.elements[name].label or _humanized(name)
+        if name in checked.definitions:
+            return checked.definitions[name].label or _humanized(name)
+        return self.name(ref)
 
     def name(self, ref: s.Ref) -> str:
         checked, name = self.checked, ref.name
@@ -358,6 +449,20 @@ class ElementView:
     allowed: str
     choices: tuple[str, ...]
     used_by: tuple[str, ...]
+    attesters: tuple[str, ...] = ()
+
+
+@attrs.frozen
+class ComputedView:
+    """A value the coordinator works out from recorded data: a definition with its formula."""
+
+    name: str
+    label: str
+    kind: str  # number | boolean
+    formula: str
+    unit: str  # the unit to write the result in, in words where sensible; "" for yes/no
+    inputs: tuple[str, ...]  # the data elements it is computed from
+    used_by: tuple[str, ...]
 
 
 @attrs.frozen
@@ -382,6 +487,9 @@ class CriterionView:
     reading_text: str
     applies: str | None
     data: tuple[ElementView, ...]
+    computed: tuple[ComputedView, ...] = ()
+    # the answer that keeps the patient in, for an exclusion (for an inclusion: met)
+    keeps_in: Reading | None = None
 
 
 @attrs.frozen
@@ -428,13 +536,18 @@ class Document:
     flowchart: Flowchart
 
 
-def render_document(checked: Checked, fmt: str) -> str:
+def render_document(
+    checked: Checked, fmt: str, worksheet: str | None = None, form: str | None = None
+) -> str:
     """The protocol as a document: md (protocol page), txt (registry style),
-    html (printable screening worksheet) or plain (plain-language page)."""
+    html (printable screening worksheet) or plain (plain-language page).
+
+    `worksheet` is where the protocol page links its printable worksheet, if anywhere.
+    """
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
     template = _environment().get_template(FORMATS[fmt])
-    return template.render(doc=document(checked))
+    return template.render(doc=document(checked), worksheet=worksheet, form=form)
 
 
 def document(checked: Checked) -> Document:
@@ -451,7 +564,13 @@ def document(checked: Checked) -> Document:
     elements = {
         e.name.text: _element_view(e, users(e.name.text)) for e in checked.elements.values()
     }
-    criteria = [_criterion_view(c, checked, words, elements, uses) for c in protocol.criteria]
+    computed = {
+        d.name.text: _computed_view(d, checked, words, users(d.name.text))
+        for d in checked.definitions.values()
+    }
+    criteria = [
+        _criterion_view(c, checked, words, elements, computed, uses) for c in protocol.criteria
+    ]
     return Document(
         name=protocol.name.text,
         header=protocol.header,
@@ -512,7 +631,7 @@ def _element_view(element: s.DataElement, used_by: tuple[str, ...]) -> ElementVi
         case s.BooleanType():
             choices = ("yes", "no")
         case s.AttestationType(attesters=attesters):
-            choices = tuple(f"confirmed by {a}" for a in attesters)
+            choices = ("yes", "no")
             allowed = "confirmed by " + " and ".join(attesters)
     if element.plausible_range is not None:
         low, high = element.plausible_range
@@ -530,6 +649,7 @@ def _element_view(element: s.DataElement, used_by: tuple[str, ...]) -> ElementVi
         allowed=allowed,
         choices=choices,
         used_by=used_by,
+        attesters=declared.attesters if isinstance(declared, s.AttestationType) else (),
     )
 
 
@@ -543,15 +663,111 @@ def _applicability(criterion: s.Criterion, words: _Words) -> str | None:
     return f"Applies only when {condition}; otherwise {otherwise}."
 
 
+def _computed_view(
+    definition: s.Definition, checked: Checked, words: _Words, used_by: tuple[str, ...]
+) -> ComputedView:
+    expr, name = definition.expr, definition.name.text
+    kind = "boolean" if checked.types[expr].kind == "boolean" else "number"
+    uses = _uses(expr, checked)
+    return ComputedView(
+        name=name,
+        label=definition.label or _sentence(_humanized(name)),
+        kind=kind,
+        formula=_sentence(words.formula(expr)),
+        unit="" if kind == "boolean" else _unit_words(_result_unit(name, checked)),
+        inputs=tuple(e for e in checked.elements if e in uses),
+        used_by=used_by,
+    )
+
+
+def _result_unit(name: str, checked: Checked) -> str:
+    """The unit a definition is compared in (0.8 'mg/kg/d'), else the unit it is held in."""
+    return _compared_unit(name, checked.definitions[name].expr, checked)
+
+
+def _compared_unit(target: str | s.Expr, expr: s.Expr, checked: Checked) -> str:
+    """The unit `target` (a definition's name, or an expression node) is compared in
+    anywhere in the protocol, else the unit `expr` is held in."""
+
+    def is_it(node: object) -> bool:
+        if isinstance(target, str):
+            return isinstance(node, s.Ref) and node.name == target
+        return node is target
+
+    for top in _expressions(checked.protocol):
+        for node in s.walk(top):
+            match node:
+                case s.Compare(left=left, right=other) if is_it(left):
+                    pass
+                case s.Compare(left=other, right=right) if is_it(right):
+                    pass
+                case s.Between(subject=subject, low=other) if is_it(subject):
+                    pass
+                case _:
+                    continue
+            kind = checked.types.get(other)
+            if kind is not None and kind.kind == "quantity":
+                return kind.unit
+    return checked.types[expr].unit
+
+
+def _inline_computations(
+    criterion: s.Criterion, checked: Checked, words: _Words
+) -> tuple[ComputedView, ...]:
+    """Arithmetic on recorded data written inside a criterion (a BMI, a ratio, a decline),
+    outermost first; arithmetic on constants alone (2 * uln) is only read."""
+    found: list[ComputedView] = []
+    pending: list[object] = [criterion.condition]
+    if criterion.applies_when is not None:
+        pending.insert(0, criterion.applies_when)
+    while pending:
+        node = pending.pop(0)
+        inputs = _uses(node, checked) & set(checked.elements)
+        if isinstance(node, s.Arithmetic | s.RelativeChange) and inputs:
+            found.append(
+                ComputedView(
+                    name="",
+                    label=_sentence(words.phrase(node)),
+                    kind="number",
+                    formula=_sentence(words.formula(node)),
+                    unit=_unit_words(_compared_unit(node, node, checked)),
+                    inputs=tuple(e for e in checked.elements if e in inputs),
+                    used_by=(criterion.id.text,),
+                )
+            )
+            continue
+        pending[0:0] = s.children(node)
+    return tuple(found)
+
+
+def _expressions(protocol: s.Protocol) -> list[s.Expr]:
+    found: list[s.Expr] = [d.expr for d in protocol.definitions]
+    for criterion in protocol.criteria:
+        found.append(criterion.condition)
+        if criterion.applies_when is not None:
+            found.append(criterion.applies_when)
+    return found
+
+
+def _unit_words(code: str) -> str:
+    if code == "1":
+        return ""
+    return UNIT_WORDS[code][1] if code in UNIT_WORDS else code
+
+
 def _criterion_view(
     criterion: s.Criterion,
     checked: Checked,
     words: _Words,
     elements: dict[str, ElementView],
+    computed: dict[str, ComputedView],
     uses: dict[str, set[str]],
 ) -> CriterionView:
     reading = _capitalized(words.reading(criterion.condition))
     used = uses[criterion.id.text]
+    keeps_in = None
+    if criterion.kind == "exclusion":
+        keeps_in = _capitalized(words.opposite(criterion.condition))
     return CriterionView(
         kind=criterion.kind,
         id=criterion.id.text,
@@ -563,6 +779,9 @@ def _criterion_view(
         reading_text="\n".join(text_lines(reading)),
         applies=_applicability(criterion, words),
         data=tuple(view for name, view in elements.items() if name in used),
+        computed=tuple(view for name, view in computed.items() if name in used)
+        + _inline_computations(criterion, checked, words),
+        keeps_in=keeps_in,
     )
 
 
@@ -617,20 +836,65 @@ def _flowchart(protocol: s.Protocol, words: _Words) -> Flowchart:
 
 # ---- templates ------------------------------------------------------------------
 
-_MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]|])")
+# Markdown's own escapes (a backslash before these is always taken as the character),
+# `{` and `}` among them so that no text ends up as an attribute list `{: onclick=... }`.
+_MARKDOWN_SPECIAL = frozenset("\\`*_[]|{}")
+_HTML_SPECIAL = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
+
+
+def _one_line(text: str) -> str:
+    """Every run of whitespace, line breaks of any kind included, as one space."""
+    return " ".join(text.split())
 
 
 def _markdown(text: str) -> str:
-    """Text shown verbatim in Markdown: no emphasis, links, table breaks or raw HTML."""
-    escaped = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    return _MARKDOWN_SPECIAL.sub(r"\\\1", escaped)
+    """Text shown verbatim in Markdown, inline: no emphasis, links, raw HTML, attribute lists.
+
+    The text becomes one line, so nothing in it can start a block of its own (a
+    heading, a fence, an admonition); where the template puts it at the start of a
+    block, a leading mark such as '#', '>', '!!!' or '1.' is written as a character
+    reference, which Markdown shows as the character and never reads as syntax.
+    """
+    text = _one_line(text)
+    digits = len(text) - len(text.lstrip("0123456789"))
+    # the mark that could start a block: the first character, or the '.' of '1. '
+    if digits == 0:
+        lead = 0
+    elif re.match(r"\d+[.)](?: |$)", text):
+        lead = digits
+    else:
+        lead = -1
+    out = []
+    for index, char in enumerate(text):
+        if char in _HTML_SPECIAL:
+            out.append(_HTML_SPECIAL[char])
+        elif char in _MARKDOWN_SPECIAL:
+            out.append("\\" + char)
+        elif index == lead and not char.isalnum() and char not in " \"'(":
+            out.append(f"&#{ord(char)};")
+        else:
+            out.append(char)
+    return "".join(out)
 
 
 def _mermaid(text: str) -> str:
-    """Text inside a quoted Mermaid label."""
-    for raw, code in (("&", "#amp;"), ('"', "#quot;"), ("<", "#lt;"), (">", "#gt;")):
+    """Text inside a quoted Mermaid label: one line, with Mermaid's entity codes for
+    '#' (so no '#lt;' in the text becomes a '<'), quotes, angle brackets and '&'."""
+    text = _one_line(text)
+    for raw, code in (("#", "#35;"), ("&", "#amp;"), ('"', "#quot;"), ("<", "#lt;"), (">", "#gt;")):
         text = text.replace(raw, code)
-    return text
+    return text.replace("`", "#96;")
+
+
+def _css_string(text: str) -> markupsafe.Markup:
+    """Text as a quoted CSS string (a page footer's `content`): every character but
+    letters, digits and spaces as a CSS escape, so nothing can end the string, the
+    rule or the <style> element. The space after each escape ends it, and CSS drops it."""
+    escaped = "".join(
+        char if char.isascii() and (char.isalnum() or char == " ") else f"\\{ord(char):06x} "
+        for char in _one_line(text)
+    )
+    return markupsafe.Markup(f'"{escaped}"')
 
 
 def _wrapped(text: str, width: int) -> str:
@@ -657,5 +921,6 @@ def _environment() -> jinja2.Environment:
     )
     environment.filters["md"] = _markdown
     environment.filters["mermaid"] = _mermaid
+    environment.filters["css_string"] = _css_string
     environment.filters["wrap"] = _wrapped
     return environment

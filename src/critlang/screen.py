@@ -10,7 +10,12 @@ whatever session the caller passes.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import decimal
+import importlib
+import itertools
+import tempfile
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +25,8 @@ from sqlglot import exp
 
 from critlang import sql
 from critlang.check import Checked
-from critlang.records import ID_FIELD
+from critlang.records import ID_FIELD, Intake, RecordError, Row, read_records
+from critlang.report import atomic_path, csv_line, flat_columns
 from critlang.vocab import Outcome
 
 ENGINES = ("duckdb", "spark")
@@ -136,18 +142,6 @@ def attrition_query(checked: Checked, table: str = RESULTS) -> exp.Select:
     return exp.select(*columns).from_(exp.to_table(table))
 
 
-def export_query(checked: Checked, flat: bool, table: str = RESULTS) -> exp.Select:
-    """The results to write; `flat` joins `missing` with ';' for CSV."""
-    columns: list[exp.Expr] = []
-    for name in sql.result_columns(checked):
-        if name == sql.MISSING and flat:
-            joined = exp.ArrayToString(this=_col(name), expression=exp.Literal.string(";"))
-            columns.append(exp.alias_(joined, name, quoted=True))
-        else:
-            columns.append(_col(name))
-    return exp.select(*columns).from_(exp.to_table(table))
-
-
 def attrition_from(checked: Checked, row: Mapping[str, Any]) -> Attrition:
     """An Attrition from the one row of `attrition_query`."""
     protocol = checked.protocol
@@ -185,13 +179,16 @@ def attrition_from(checked: Checked, row: Mapping[str, Any]) -> Attrition:
 
 
 # ---- engines --------------------------------------------------------------------
+#
+# Records are read and validated by records.py, exactly as `critlang eval` reads
+# them, and written to a typed Parquet file in declared units; the engine screens
+# that file. A record that cannot be read or does not fit the data dictionary
+# keeps its place with its error, so every record gets exactly one result.
 
-
-def _data_format(path: Path) -> str:
-    suffix = path.suffix.lower()
-    if suffix not in DATA_FORMATS:
-        raise ValueError(f"{path}: unknown data format '{suffix}' (use {', '.join(DATA_FORMATS)})")
-    return suffix
+ROW, RECORD_ID, RECORD_ERROR = "critlang row", "critlang id", "critlang error"
+BATCH = 8192
+DECIMAL_PLACES = 10  # sql.SCALE: the places SQL keeps of a number
+SCREENED = "critlang screened"
 
 
 def _output_format(path: Path | None) -> str | None:
@@ -205,61 +202,193 @@ def _output_format(path: Path | None) -> str | None:
 
 def run(
     checked: Checked,
-    data: Path,
+    data: Path | str,
     engine: str = "duckdb",
     output: Path | None = None,
     session: Any = None,
+    input_format: str | None = None,
+    intake: Intake | None = None,
 ) -> Attrition:
     """Screen every record of `data`; write results to `output`; return the attrition.
 
-    Raise sql.SchemaError for a column that does not fit the data dictionary,
-    sql.SqlError for a protocol SQL cannot compute exactly, ValueError for an
-    unknown file format. `session` is a SparkSession to use instead of a new one.
+    `data` is read as `critlang eval` reads records (.csv, .jsonl, .json,
+    .parquet, "-" for stdin). Raise sql.SqlError for a protocol SQL cannot
+    compute exactly, ValueError (records.InputError) for a file that cannot be
+    read at all. `session` is a SparkSession to use instead of a new one.
     """
-    if not data.exists():
-        raise ValueError(f"{data}: no such file")
-    if engine == "duckdb":
-        return _run_duckdb(checked, data, output)
-    if engine == "spark":
-        return _run_spark(checked, data, output, session)
-    raise ValueError(f"unknown engine '{engine}' (use {' or '.join(ENGINES)})")
+    if engine not in ENGINES:
+        raise ValueError(f"unknown engine '{engine}' (use {' or '.join(ENGINES)})")
+    target = _output_format(output)
+    try:
+        importlib.import_module("pyarrow")
+    except ImportError:
+        raise ValueError("critlang screen needs pyarrow: pip install 'critlang[sql]'") from None
+    intake = intake if intake is not None else Intake(checked)
+    rows = read_records(data, checked, input_format)
+    with tempfile.TemporaryDirectory(prefix="critlang-screen-") as work:
+        patients = Path(work) / "patients.parquet"
+        _normalise(checked, screen_input(rows, intake), patients)
+        if engine == "duckdb":
+            return _run_duckdb(checked, patients, output, target)
+        return _run_spark(checked, patients, output, target, session)
 
 
-def _run_duckdb(checked: Checked, data: Path, output: Path | None) -> Attrition:
+def screen_input(
+    rows: Iterator[Row], intake: Intake
+) -> Iterator[tuple[int, str, dict[str, Any] | None, str | None]]:
+    """(position, id, environment or None, error or None) for every row, in order."""
+    for position, row in rows:
+        if isinstance(row, RecordError):
+            yield position, row.record_id, None, str(row)
+            continue
+        try:
+            record_id, env = intake(row, position)
+        except RecordError as error:
+            yield position, error.record_id, None, str(error)
+            continue
+        yield position, record_id, env, None
+
+
+def _arrow_schema(checked: Checked) -> Any:
+    pa = importlib.import_module("pyarrow")
+    fields = [
+        pa.field(ROW, pa.int64()),
+        pa.field(RECORD_ID, pa.string()),
+        pa.field(RECORD_ERROR, pa.string()),
+    ]
+    for name, kind in checked.element_types.items():
+        arrow_type = {
+            "boolean": pa.bool_(),
+            "enum": pa.string(),
+            "set": pa.list_(pa.string()),
+            "date": pa.date32(),
+        }.get(kind.kind, pa.decimal128(38, DECIMAL_PLACES))
+        fields.append(pa.field(name, arrow_type))
+    return pa.schema(fields)
+
+
+_STORED = decimal.Context(prec=60)
+_PLACES = Decimal(1).scaleb(-DECIMAL_PLACES)
+
+
+def _storer(kind: str) -> Callable[[Any], Any] | None:
+    """How a value of this kind is stored in the typed Parquet file; None: as it is."""
+    if kind == "set":
+        return sorted
+    if kind in ("number", "quantity"):
+        return lambda value: value.quantize(_PLACES, context=_STORED)
+    return None
+
+
+def _normalise(
+    checked: Checked,
+    records: Iterator[tuple[int, str, dict[str, Any] | None, str | None]],
+    path: Path,
+) -> None:
+    """Write the validated records to `path` as typed Parquet, a batch at a time."""
+    pa = importlib.import_module("pyarrow")
+    pq = importlib.import_module("pyarrow.parquet")
+    schema = _arrow_schema(checked)
+    storers = [(name, _storer(kind.kind)) for name, kind in checked.element_types.items()]
+    with pq.ParquetWriter(str(path), schema) as writer:
+        while True:
+            batch = list(itertools.islice(records, BATCH))
+            if not batch:
+                break
+            columns: dict[str, list[Any]] = {
+                ROW: [b[0] for b in batch],
+                RECORD_ID: [b[1] for b in batch],
+                RECORD_ERROR: [b[3] for b in batch],
+            }
+            envs = [env for _, _, env, _ in batch]
+            for name, store in storers:
+                values = [None if env is None else env.get(name) for env in envs]
+                if store is not None:
+                    values = [None if value is None else store(value) for value in values]
+                columns[name] = values
+            writer.write_table(pa.Table.from_pydict(columns, schema=schema))
+
+
+def _layout(checked: Checked, schema: list[tuple[str, str]], dialect: str) -> sql.Layout:
+    elements = [(name, kind) for name, kind in schema if name in checked.element_types]
+    return attrs.evolve(sql.layout_from_schema(checked, elements, dialect), id_column=ROW)
+
+
+def results_query(checked: Checked, screened: str, patients: str) -> exp.Select:
+    """The screening results joined back to every record, in error or not."""
+    error = exp.column(RECORD_ERROR, table="p", quoted=True)
+    fine = exp.Is(this=error, expression=exp.null())
+
+    def kept(name: str) -> exp.Expr:
+        return exp.Case().when(fine, exp.column(name, table="s", quoted=True))
+
+    columns: list[exp.Expr] = [
+        exp.alias_(exp.column(ROW, table="p", quoted=True), ROW, quoted=True),
+        exp.alias_(exp.column(RECORD_ID, table="p", quoted=True), ID_FIELD, quoted=True),
+        exp.alias_(
+            exp.Case()
+            .when(fine, exp.column(sql.STATUS, table="s", quoted=True))
+            .else_(exp.Literal.string(Outcome.ERROR.value)),
+            sql.STATUS,
+            quoted=True,
+        ),
+    ]
+    for name in sql.result_columns(checked):
+        if name not in (ID_FIELD, sql.STATUS, sql.ERROR_COLUMN):
+            columns.append(exp.alias_(kept(name), name, quoted=True))
+    columns.append(
+        exp.alias_(
+            exp.Coalesce(
+                this=error, expressions=[exp.column(sql.ERROR_COLUMN, table="s", quoted=True)]
+            ),
+            sql.ERROR_COLUMN,
+            quoted=True,
+        )
+    )
+    joined = exp.EQ(
+        this=exp.column(ID_FIELD, table="s", quoted=True),
+        expression=exp.cast(exp.column(ROW, table="p", quoted=True), exp.DataType.build("VARCHAR")),
+    )
+    return (
+        exp.select(*columns)
+        .from_(exp.alias_(exp.to_table(screened, quoted=True), "s"))
+        .join(exp.alias_(exp.to_table(patients, quoted=True), "p"), on=joined)
+    )
+
+
+def export_query(checked: Checked, table: str = RESULTS) -> exp.Select:
+    """The results in record order, for writing in the flat result schema."""
+    columns = [_col(name) for name in sql.result_columns(checked)]
+    return exp.select(*columns).from_(exp.to_table(table)).order_by(_col(ROW))
+
+
+def _run_duckdb(
+    checked: Checked, patients: Path, output: Path | None, target: str | None
+) -> Attrition:
     import duckdb
 
-    suffix, target = _data_format(data), _output_format(output)
     connection = duckdb.connect()
     try:
-        if suffix == ".csv":
-            relation = connection.read_csv(str(data), header=True, all_varchar=True)
-        elif suffix == ".parquet":
-            relation = connection.read_parquet(str(data))
-        elif suffix == ".json":
-            relation = connection.read_json(str(data), format="auto")
-        else:
-            relation = connection.read_json(str(data), format="newline_delimited")
+        relation = connection.read_parquet(str(patients))
         schema = list(zip(relation.columns, (str(t) for t in relation.types), strict=True))
-    except duckdb.Error as error:
-        raise ValueError(f"{data}: cannot read the data ({error})") from None
-    layout = sql.layout_from_schema(checked, schema, "duckdb", text=suffix == ".csv")
-    if layout.id_column is None:
-        # Records without ids are numbered in file order, from 1.
-        relation = relation.project("row_number() OVER () AS id, *")
-        layout = attrs.evolve(layout, id_column=ID_FIELD)
-    relation.create_view("patients")
-    query = sql.to_sql(checked, "patients", "duckdb", layout, pretty=False)
-    connection.sql(query).create(RESULTS)
-    if output is not None:
-        exported = connection.sql(export_query(checked, target == ".csv").sql("duckdb"))
-        if target == ".csv":
-            exported.write_csv(str(output), header=True)
-        else:
-            exported.write_parquet(str(output))
-    counts = connection.sql(attrition_query(checked).sql("duckdb"))
-    row = dict(zip(counts.columns, counts.fetchall()[0], strict=True))
-    connection.close()
+        relation.create_view("patients")
+        layout = _layout(checked, schema, "duckdb")
+        query = sql.to_sql(checked, "patients", "duckdb", layout, pretty=False)
+        connection.sql(query).create(SCREENED)
+        connection.sql(results_query(checked, SCREENED, "patients").sql("duckdb")).create(RESULTS)
+        if output is not None and target is not None:
+            cursor = connection.execute(export_query(checked).sql("duckdb"))
+            write_results_file(checked, _batches(cursor.fetchmany), output, target)
+        counts = connection.sql(attrition_query(checked).sql("duckdb"))
+        row = dict(zip(counts.columns, counts.fetchall()[0], strict=True))
+    finally:
+        connection.close()
     return attrition_from(checked, row)
+
+
+def _batches(fetch: Callable[[int], list[Any]]) -> Iterator[Sequence[Any]]:
+    while rows := fetch(BATCH):
+        yield from rows
 
 
 def spark_session() -> Any:
@@ -282,44 +411,86 @@ def spark_session() -> Any:
     return session
 
 
-def _run_spark(checked: Checked, data: Path, output: Path | None, session: Any) -> Attrition:
-    from pyspark.errors import PySparkException
-    from pyspark.sql import Window
-    from pyspark.sql import functions as F
-
-    suffix, target = _data_format(data), _output_format(output)
+def _run_spark(
+    checked: Checked, patients: Path, output: Path | None, target: str | None, session: Any
+) -> Attrition:
     spark = session if session is not None else spark_session()
-    reader = spark.read
-    try:
-        if suffix == ".csv":
-            frame = reader.option("header", True).csv(str(data))
-        elif suffix == ".parquet":
-            frame = reader.parquet(str(data))
-        else:
-            frame = reader.json(str(data), prefersDecimal=True, multiLine=suffix == ".json")
-        schema = [(f.name, f.dataType.simpleString()) for f in frame.schema.fields]
-    except PySparkException as error:
-        raise ValueError(f"{data}: cannot read the data ({error})") from None
-    layout = sql.layout_from_schema(checked, schema, "spark", text=suffix == ".csv")
-    if layout.id_column is None:
-        order = Window.orderBy(F.monotonically_increasing_id())
-        frame = frame.withColumn(ID_FIELD, F.row_number().over(order))
-        layout = attrs.evolve(layout, id_column=ID_FIELD)
+    frame = spark.read.parquet(str(patients))
+    schema = [(f.name, f.dataType.simpleString()) for f in frame.schema.fields]
     frame.createOrReplaceTempView("patients")
-    results = spark.sql(sql.to_sql(checked, "patients", "spark", layout, pretty=False)).cache()
+    layout = _layout(checked, schema, "spark")
+    screened = spark.sql(sql.to_sql(checked, "patients", "spark", layout, pretty=False))
+    screened.createOrReplaceTempView(SCREENED.replace(" ", "_"))
+    query = results_query(checked, SCREENED.replace(" ", "_"), "patients").sql("spark")
+    results = spark.sql(query).cache()
     results.createOrReplaceTempView(RESULTS)
     try:
-        if output is not None:
-            exported = spark.sql(export_query(checked, target == ".csv").sql("spark"))
-            writer = exported.write.mode("overwrite")
-            if target == ".csv":
-                writer.option("header", True).csv(str(output))
-            else:
-                writer.parquet(str(output))
+        if output is not None and target is not None:
+            rows = spark.sql(export_query(checked).sql("spark")).toLocalIterator()
+            write_results_file(checked, (tuple(row) for row in rows), output, target)
         row = spark.sql(attrition_query(checked).sql("spark")).collect()[0].asDict()
     finally:
         results.unpersist()
     return attrition_from(checked, row)
+
+
+# ---- results files: the flat result schema of report.py -------------------------------
+
+
+def _word(value: Any, applies: Any) -> str:
+    if applies is False:
+        return "not applicable"
+    return {True: "true", False: "false"}.get(value, "unknown")
+
+
+def flat_rows(checked: Checked, rows: Iterable[Sequence[Any]]) -> Iterator[list[Any]]:
+    """SQL result rows (sql.result_columns) as rows of the flat result schema."""
+    names = sql.result_columns(checked)
+    where = {name: index for index, name in enumerate(names)}
+    criteria = [
+        (where[c.id.text], where.get(sql.applies_column(c))) for c in checked.protocol.criteria
+    ]
+    for row in rows:
+        status = row[where[sql.STATUS]]
+        words = [
+            "" if status == Outcome.ERROR else _word(row[v], None if a is None else row[a])
+            for v, a in criteria
+        ]
+        missing = row[where[sql.MISSING]] or []
+        yield [
+            str(row[where[ID_FIELD]]),
+            status,
+            *words,
+            list(missing),
+            row[where[sql.ERROR_COLUMN]] or "",
+        ]
+
+
+def write_results_file(
+    checked: Checked, rows: Iterable[Sequence[Any]], output: Path, target: str
+) -> None:
+    """Write results in the flat result schema, replacing `output` only once complete."""
+    columns = flat_columns(checked)
+    with atomic_path(output) as temporary:
+        if target == ".csv":
+            with temporary.open("w", encoding="utf-8", newline="") as out:
+                out.write(csv_line(columns))
+                for row in flat_rows(checked, rows):
+                    out.write(csv_line([*row[:-2], ";".join(row[-2]), row[-1]]))
+            return
+        pa = importlib.import_module("pyarrow")
+        pq = importlib.import_module("pyarrow.parquet")
+        schema = pa.schema(
+            [
+                pa.field(name, pa.list_(pa.string()) if name == "missing" else pa.string())
+                for name in columns
+            ]
+        )
+        with pq.ParquetWriter(str(temporary), schema) as writer:
+            flat = flat_rows(checked, rows)
+            while batch := list(itertools.islice(flat, BATCH)):
+                data = {name: [row[i] for row in batch] for i, name in enumerate(columns)}
+                writer.write_table(pa.Table.from_pydict(data, schema=schema))
 
 
 # ---- the report ---------------------------------------------------------------------

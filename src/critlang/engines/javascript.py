@@ -1,0 +1,168 @@
+"""The JavaScript engine: a protocol's core IR as a JavaScript module, for the live form.
+
+The module defines `critlangProtocol` with `trace(env)` (every node's value,
+indexed by node id, as the Python engine's trace), `evaluate(env)` (status,
+trace and missing data) and `protocol` (the criteria and the IR's shape,
+which the runtime reads for the status and the missing data). It needs the
+runtime (`runtime.js`): exact decimals rounded as the Python engine rounds
+them, and Kleene logic with `null` as unknown.
+
+Values in `env`: decimals from `critlangRuntime.parse` for numbers, in the
+declared unit; `true`/`false`; strings for enum values and ISO dates; `Set`s
+of strings for sets; `null` or absent for unknown.
+
+Only the IR reaches the generator: every constant and name is written as a
+JSON literal (with `<` escaped, so the module can sit in an HTML page), and
+no text an author wrote is spliced in as code.
+"""
+
+from __future__ import annotations
+
+import json
+from fractions import Fraction
+from importlib import resources
+
+from critlang import ir
+from critlang.engines.python import to_decimal
+
+_ORDER = {"<": "< 0", "<=": "<= 0", ">": "> 0", ">=": ">= 0", "=": "=== 0", "!=": "!== 0"}
+_SAME = {"=": "===", "!=": "!==", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
+_ARITHMETIC = {"+": "add", "-": "sub", "*": "mul", "/": "div"}
+
+
+def runtime() -> str:
+    """The runtime every generated module needs."""
+    return resources.files("critlang.engines").joinpath("runtime.js").read_text(encoding="utf-8")
+
+
+def literal(value: object) -> str:
+    """A JSON literal that is also safe inside an HTML <script> element."""
+    return json.dumps(value).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+def compile_program(program: ir.Program) -> str:
+    """The JavaScript module of a lowered protocol."""
+    generator = _Generator(dict(program.definitions))
+    body = [generator.statement(node) for node in program.nodes()]
+    shape = {
+        "criteria": [
+            {
+                "id": c.id,
+                "kind": c.kind.value,
+                "value": c.value.id,
+                "applies": None if c.applies is None else c.applies.id,
+                "parts": [
+                    {
+                        "name": p.name,
+                        "value": p.value.id,
+                        "applies": None if p.applies is None else p.applies.id,
+                    }
+                    for p in c.parts
+                ],
+            }
+            for c in program.criteria
+        ],
+        "nodes": [generator.shape(node_id) for node_id in range(program.size)],
+    }
+    constants = ",\n    ".join(generator.constants)
+    return "\n".join(
+        [
+            "const critlangProtocol = (() => {",
+            '  "use strict";',
+            "  const R = critlangRuntime;",
+            f"  const K = [\n    {constants}\n  ];",
+            f"  const protocol = {literal(shape)};",
+            "  function trace(env) {",
+            f"    const t = new Array({program.size}).fill(null);",
+            *("    " + line for line in body),
+            "    return t;",
+            "  }",
+            "  function evaluate(env) {",
+            "    const t = trace(env);",
+            "    return { status: R.status(protocol, t), trace: t, missing: R.missing(protocol, t, env) };",
+            "  }",
+            "  return { trace, evaluate, protocol };",
+            "})();",
+            "",
+        ]
+    )
+
+
+class _Generator:
+    def __init__(self, definitions: dict[str, ir.Node]) -> None:
+        self.definitions = definitions
+        self.constants: list[str] = []
+        self.nodes: dict[int, ir.Node] = {}
+
+    def constant(self, text: str) -> str:
+        self.constants.append(text)
+        return f"K[{len(self.constants) - 1}]"
+
+    def value(self, value: ir.Value) -> str:
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        if isinstance(value, Fraction):
+            return self.constant(f"R.parse({literal(format(to_decimal(value), 'f'))})")
+        if isinstance(value, frozenset):
+            return self.constant(f"new Set({literal(sorted(value))})")
+        return self.constant(literal(str(value)))  # an enum value or an ISO date
+
+    def integer(self, value: int) -> str:
+        return self.constant(f"R.parse({literal(str(value))})")
+
+    def shape(self, node_id: int) -> dict[str, object]:
+        node = self.nodes.get(node_id)
+        if isinstance(node, ir.Element):
+            return {"element": node.name}
+        if isinstance(node, ir.Definition):
+            return {"definition": self.definitions[node.name].id}
+        return {"kids": [kid.id for kid in ir.children(node)] if node is not None else []}
+
+    def statement(self, node: ir.Node) -> str:
+        self.nodes[node.id] = node
+        return f"t[{node.id}] = {self.expression(node)};"
+
+    def expression(self, node: ir.Node) -> str:
+        match node:
+            case ir.Const(value=value):
+                return self.value(value)
+            case ir.Element(name=name):
+                return f"env[{literal(name)}] ?? null"
+            case ir.Definition(name=name):
+                return f"t[{self.definitions[name].id}]"
+            case ir.Not(operand=a):
+                return f"t[{a.id}] === null ? null : !t[{a.id}]"
+            case ir.And(operands=ops):
+                return f"R.and([{', '.join(f't[{x.id}]' for x in ops)}])"
+            case ir.Or(operands=ops):
+                return f"R.or([{', '.join(f't[{x.id}]' for x in ops)}])"
+            case ir.AtLeast(count=count, operands=ops):
+                return f"R.atLeast({count}, [{', '.join(f't[{x.id}]' for x in ops)}])"
+            case ir.Compare(op=op, left=a, right=b):
+                x, y = f"t[{a.id}]", f"t[{b.id}]"
+                if a.type.numeric:
+                    test = f"R.compare({x}, {y}) {_ORDER[op]}"
+                else:
+                    test = f"{x} {_SAME[op]} {y}"
+                return f"{x} === null || {y} === null ? null : {test}"
+            case ir.Arith(op=op, left=a, right=b):
+                x, y = f"t[{a.id}]", f"t[{b.id}]"
+                unknown = f"{x} === null || {y} === null"
+                if op == "/":
+                    unknown += f" || R.isZero({y})"
+                return f"{unknown} ? null : R.{_ARITHMETIC[op]}({x}, {y})"
+            case ir.Scale(operand=a, factor=factor):
+                x = f"t[{a.id}]"
+                # As the Python engine: times the numerator, then divided by the denominator.
+                scaled = f"R.mul({x}, {self.integer(factor.numerator)})"
+                if factor.denominator != 1:
+                    scaled = f"R.div({scaled}, {self.integer(factor.denominator)})"
+                return f"{x} === null ? null : {scaled}"
+            case ir.Member(operand=a, values=values):
+                x = f"t[{a.id}]"
+                return f"{x} === null ? null : {self.value(values)}.has({x})"
+            case ir.Includes(operand=a, every=every, values=values):
+                x = f"t[{a.id}]"
+                test = "every" if every else "some"
+                return f"{x} === null ? null : [...{self.value(values)}].{test}((v) => {x}.has(v))"
+        raise AssertionError(f"the JavaScript engine has no rule for {node!r}")

@@ -1,0 +1,357 @@
+"""Explanations: a record's values put into the author's words.
+
+The wording is worked out once per protocol. For every condition that a
+reason may mention, `Explanations` builds a small phrase builder: a closure
+that already holds the label, the unit words, the comparison's words, the
+conversion factor and the trace slots it reads, so that wording one record
+only reads values and fills them in. Reasons follow the path that decided a
+value (the false part of an `and`, the true part of an `or`), so they name
+the numbers that mattered.
+
+Values come from the Python engine's trace, found through lowering's
+`origin` (syntax node to IR node); folded constants come from the IR itself.
+"""
+
+from __future__ import annotations
+
+import datetime
+import operator
+from collections.abc import Callable, Sequence
+from decimal import Decimal
+from fractions import Fraction
+from typing import Any
+
+from critlang import ir, render, units
+from critlang import syntax as s
+from critlang.check import Checked
+from critlang.engines.python import to_decimal
+from critlang.lower import Lowered, chain
+
+Trace = Sequence[Any]
+Getter = Callable[[Trace], Any]
+Builder = Callable[[Trace], list[str]]
+
+_YES_NO: dict[object, str] = {True: "yes", False: "no"}
+
+
+class Explanations:
+    """The phrase builders of one protocol, made once and used for every record."""
+
+    def __init__(self, lowered: Lowered) -> None:
+        self.checked: Checked = lowered.checked
+        self.origin = lowered.origin
+        self.types = {id(node): kind for node, kind in self.checked.types.items()}
+        self.builders: dict[int, Builder] = {}
+        self.getters: dict[int, Getter] = {}
+
+    # ---- values ----
+
+    def getter(self, node: object) -> Getter:
+        """How to read a syntax node's value from a trace."""
+        key = id(node)
+        if key not in self.getters:
+            lowered = self.origin[key]
+            if isinstance(lowered, ir.Const):
+                value = _engine_value(lowered.value)
+                self.getters[key] = lambda _trace: value
+            else:
+                self.getters[key] = operator.itemgetter(lowered.id)
+        return self.getters[key]
+
+    def kids(self, node: object) -> list[Any]:
+        """The operands of a node, a chain of one connective read as one list."""
+        if isinstance(node, s.And | s.Or):
+            return list(chain(node))
+        return list(s.children(node))
+
+    # ---- reasons ----
+
+    def reason(self, node: object) -> Callable[[Trace], str]:
+        """The reason for a condition's value, as one line."""
+        build = self.build(node)
+
+        def line(trace: Trace) -> str:
+            phrases = build(trace)
+            return phrases[0] if len(phrases) == 1 else "; ".join(dict.fromkeys(phrases))
+
+        return line
+
+    def applicable_reason(
+        self, applies: s.Expr | None, condition: s.Expr
+    ) -> Callable[[Trace], str]:
+        """A criterion's or part's reason: its applicability when that is false, else its value."""
+        because = self.reason(condition)
+        if applies is None:
+            return because
+        applicable, why_not = self.getter(applies), self.reason(applies)
+        return lambda t: "not applicable: " + why_not(t) if applicable(t) is False else because(t)
+
+    def build(self, node: object) -> Builder:
+        key = id(node)
+        if key not in self.builders:
+            builder = self.make(node)
+            # Lists and parts are worded again for their criterion's reason: remember them.
+            remember = isinstance(node, s.And | s.Or | s.Quantified | s.SubCriterion | s.Unless)
+            self.builders[key] = _remembering(builder) if remember else builder
+        return self.builders[key]
+
+    def make(self, node: object) -> Builder:
+        match node:
+            case s.And() | s.Or() | s.Quantified(quantifier="all" | "any"):
+                return self.deciding(node)
+            case s.Unless(rule=rule, exception=exception):
+                return self.unless(node, rule, exception)
+            case s.Quantified() | s.Not():
+                return self.every_kid(node)
+            case s.SubCriterion():
+                return self.part(node)
+            case s.BoolLit(value=truth):
+                always = [f"always {'true' if truth else 'false'}"]
+                return lambda _trace: always
+            case s.Compare():
+                return self.comparison(node)
+            case s.Between():
+                return self.between(node)
+            case s.Member() | s.Includes():
+                return self.membership(node)
+        subject, value = self.subject(node), self.getter(node)
+        return lambda t: [f"{subject}: {_YES_NO.get(value(t), 'unknown')}"]
+
+    def deciding(self, node: object) -> Builder:
+        """An and/or: the operands whose value is the node's (all of them if none is)."""
+        value = self.getter(node)
+        kids = [(self.getter(kid), self.build(kid)) for kid in self.kids(node)]
+
+        def words(t: Trace) -> list[str]:
+            decided = value(t)
+            out: list[str] = []
+            matched = False
+            for kid_value, kid_words in kids:
+                if kid_value(t) is decided:
+                    matched = True
+                    out += kid_words(t)
+            if matched or decided is None:
+                return out
+            return [phrase for _, kid_words in kids for phrase in kid_words(t)]
+
+        return words
+
+    def unless(self, node: object, rule: s.Expr, exception: s.Expr) -> Builder:
+        value, rule_value = self.getter(node), self.getter(rule)
+        rule_words, exception_words = self.build(rule), self.build(exception)
+
+        def words(t: Trace) -> list[str]:
+            if value(t) is False and rule_value(t) is False:
+                return rule_words(t)
+            return rule_words(t) + exception_words(t)
+
+        return words
+
+    def every_kid(self, node: object) -> Builder:
+        kids = [self.build(kid) for kid in self.kids(node)]
+        return lambda t: [phrase for kid_words in kids for phrase in kid_words(t)]
+
+    def part(self, node: s.SubCriterion) -> Builder:
+        name = node.name.text
+        condition = self.build(node.condition)
+        if node.applies_when is None:
+            return lambda t: [f"{name}: {p}" for p in condition(t)]
+        applies, why_not = self.getter(node.applies_when), self.build(node.applies_when)
+
+        def words(t: Trace) -> list[str]:
+            if applies(t) is False:
+                return [f"{name}: not applicable ({p})" for p in why_not(t)]
+            return [f"{name}: {p}" for p in condition(t)]
+
+        return words
+
+    # ---- the words for one condition ----
+
+    def subject(self, node: object) -> str:
+        """What a value is called in a reason: its label, else its name, else 'the value'."""
+        if isinstance(node, s.Ref):
+            c = self.checked
+            declared = c.elements.get(node.name) or c.definitions.get(node.name)
+            if declared is not None and declared.label:
+                return declared.label
+            return node.name
+        if isinstance(node, s.RelativeChange):
+            return f"{node.direction} from baseline"
+        return "the computed value"
+
+    def shown(self, node: object, like: object | None = None) -> Callable[[Trace], str]:
+        """A node's value with its unit, e.g. '7%' or '1.6 mg/dL', or 'unknown'.
+
+        With `like`, a quantity is shown in the unit of that other node, so a
+        reason compares like with like: '0.67 mg/kg/d is not more than 0.8 mg/kg/d'.
+        """
+        value = self.getter(node)
+        kind = self.types[id(node)]
+        unit = kind.unit if kind.kind == "quantity" else ""
+        factor: Decimal | None = None
+        limit: Getter | None = None
+        if like is not None:
+            target = self.types[id(like)]
+            if unit and target.kind == "quantity" and target.unit != unit:
+                molar_mass = kind.molar_mass or target.molar_mass
+                factor = to_decimal(units.factor(unit, target.unit, molar_mass))
+                unit = target.unit
+            if target.numeric:
+                limit = self.getter(like)
+
+        def words(t: Trace) -> str:
+            held = value(t)
+            if held is None:
+                return "unknown"
+            if isinstance(held, Decimal):
+                if factor is not None:
+                    held = held * factor
+                bound = limit(t) if limit is not None else None
+                return format_quantity(held, unit, bound if isinstance(bound, Decimal) else None)
+            return _shown_other(held)
+
+        return words
+
+    def comparison(self, node: s.Compare) -> Builder:
+        value = self.getter(node)
+        left, right = self.shown(node.left, like=node.right), self.shown(node.right)
+        name = self.subject(node.left)
+        if isinstance(node.left, s.Arithmetic):
+            name = "value"
+        words = render.COMPARISONS[node.op]
+        if self.types[id(node.left)].kind == "enum":
+            equal_wanted = node.op == "="
+
+            def enum_words(t: Trace) -> list[str]:
+                outcome = value(t)
+                held = f"{name}: {left(t)}"
+                if outcome is equal_wanted or outcome is None:
+                    return [held]
+                return [f"{held}, not {right(t)}"]
+
+            return enum_words
+
+        def compared(t: Trace) -> list[str]:
+            outcome = value(t)
+            if outcome is None:
+                return [f"{name} is unknown (the criterion asks for {words} {right(t)})"]
+            verb = "is" if outcome else "is not"
+            return [f"{name} {left(t)} {verb} {words} {right(t)}"]
+
+        return compared
+
+    def between(self, node: s.Between) -> Builder:
+        value = self.getter(node)
+        name = self.subject(node.subject)
+        held = self.shown(node.subject, like=node.low)
+        low, high = self.shown(node.low), self.shown(node.high)
+        closed = "exclusive" if node.exclusive else "inclusive"
+
+        def words(t: Trace) -> list[str]:
+            outcome = value(t)
+            bounds = f"{low(t)} and {high(t)}"
+            if outcome is None:
+                return [f"{name} {held(t)}: unknown whether between {bounds} ({closed})"]
+            verb = "is" if outcome else "is not"
+            return [f"{name} {held(t)} {verb} between {bounds} ({closed})"]
+
+        return words
+
+    def membership(self, node: s.Member | s.Includes) -> Builder:
+        value, subject_value = self.getter(node), self.getter(node.subject)
+        name = self.subject(node.subject)
+        held = self.shown(node.subject)
+        listed = ", ".join(v.text for v in node.values)
+        wanted = frozenset(v.text for v in node.values)
+        member = isinstance(node, s.Member)
+        quantifier = "" if isinstance(node, s.Member) else node.quantifier
+
+        def words(t: Trace) -> list[str]:
+            outcome = value(t)
+            if outcome is None:
+                return [f"{name}: unknown"]
+            if member:
+                verb = "is" if outcome else "is not"
+                return [f"{name} {held(t)} {verb} one of ({listed})"]
+            if quantifier == "any" and outcome:
+                # Name the values that matched, not the whole list.
+                matched = ", ".join(sorted(subject_value(t) & wanted))
+                return [f"{name}: {matched}, one of those listed"]
+            verb = "includes" if outcome else "does not include"
+            return [f"{name} {held(t)} {verb} {quantifier} of ({listed})"]
+
+        return words
+
+    # ---- missing data ----
+
+    def missing(self, node: object, trace: Trace, env: dict[str, Any]) -> list[str]:
+        """Elements with no value under the unknown parts of `node`."""
+        if self.getter(node)(trace) is not None:
+            return []
+        if isinstance(node, s.Ref):
+            if node.name in self.checked.elements:
+                return [node.name] if env.get(node.name) is None else []
+            if node.name in self.checked.definitions:
+                return self.missing(self.checked.definitions[node.name].expr, trace, env)
+            return []
+        kids = self.kids(node)
+        unknown = [k for k in kids if self.getter(k)(trace) is None]
+        found = [name for child in unknown for name in self.missing(child, trace, env)]
+        if not found:
+            # A comparison is unknown because an operand is: look below it.
+            found = [n for child in kids for n in self.missing(child, trace, env)]
+        return found
+
+
+def _remembering(builder: Builder) -> Builder:
+    """The builder, answering again for the same record without wording it twice.
+
+    A criterion's reason repeats its parts' reasons, and both are read for every
+    record; the phrases of the last trace seen are kept (callers never change them).
+    """
+    last_trace: list[Trace | None] = [None]
+    last_words: list[list[str]] = [[]]
+
+    def remembered(trace: Trace) -> list[str]:
+        if trace is not last_trace[0]:
+            last_words[0] = builder(trace)
+            last_trace[0] = trace
+        return last_words[0]
+
+    return remembered
+
+
+def _engine_value(value: ir.Value) -> Any:
+    """A constant as the Python engine holds it."""
+    return to_decimal(value) if isinstance(value, Fraction) else value
+
+
+def _shown_other(value: Any) -> str:
+    if isinstance(value, frozenset):
+        return "(" + ", ".join(sorted(value)) + ")" if value else "(none)"
+    if isinstance(value, datetime.date):
+        return value.isoformat()
+    return str(value)
+
+
+def format_quantity(value: Decimal, unit: str, limit: Decimal | None = None) -> str:
+    """A decimal with its unit in the renderer's words: '7%', '45 years', 'about 1.7 mg/dL'.
+
+    A value that needs rounding to be read is rounded to two places, or to as
+    many more as keep it on its own side of `limit`: 29.996 against a limit of
+    30 reads 'about 29.996', never 'about 30'.
+    """
+    whole, _, fraction = f"{value:f}".partition(".")
+    fraction = fraction.rstrip("0")
+    if len(fraction) <= 3:
+        # Exact: a whole number, or a short fraction as written (0.8, 13.125).
+        exact = Decimal(f"{whole}.{fraction}" if fraction else whole)
+        return render.quantity(exact, unit)
+    # A long or endless fraction (150 umol/L of creatinine in mg/dL): round for reading.
+    places = 2
+    shown = value.quantize(Decimal(1).scaleb(-places))
+    if limit is not None and value != limit:
+        while shown == limit or (shown > limit) != (value > limit):
+            places += 1
+            shown = value.quantize(Decimal(1).scaleb(-places))
+    return "about " + render.quantity(shown.normalize(), unit)

@@ -1,0 +1,107 @@
+"""The live screening form: the worksheet's questions, answered in a browser.
+
+One self-contained HTML page per protocol. As the coordinator types, the
+page computes every criterion, the status and the data still missing, with
+the JavaScript engine (`engines/javascript.py`) on its exact-decimal runtime:
+no server and no network. What was entered can be saved as a JSON record
+that `critlang eval` reads.
+
+The page's words come from the renderer (labels, the precise reading of each
+criterion); its logic only from the core IR; every text a protocol holds is
+escaped by the template (autoescape) or written as an escaped JSON literal.
+"""
+
+from __future__ import annotations
+
+import attrs
+import jinja2
+import markupsafe
+
+from critlang import render
+from critlang import syntax as s
+from critlang.engines import javascript
+from critlang.evaluate import Protocol
+
+
+@attrs.frozen
+class Field:
+    """One question of the form: a data element and how it is answered."""
+
+    name: str
+    label: str
+    control: str  # yes-no | number | choice | choices | date
+    unit: str
+    values: tuple[tuple[str, str], ...]  # (value, words) for choice and choices
+    low: str | None
+    high: str | None
+    used_by: tuple[str, ...]
+
+
+def fields(protocol: Protocol) -> tuple[Field, ...]:
+    document = render.document(protocol.checked)
+    views = {view.name: view for view in document.elements}
+    out = []
+    for element in protocol.checked.protocol.elements:
+        view = views[element.name.text]
+        values: tuple[tuple[str, str], ...] = ()
+        match element.type:
+            case s.BooleanType() | s.AttestationType():
+                control = "yes-no"
+            case s.EnumType(values=names):
+                control, values = "choice", tuple((n.text, n.text.replace("_", " ")) for n in names)
+            case s.SetType(values=names):
+                control, values = (
+                    "choices",
+                    tuple((n.text, n.text.replace("_", " ")) for n in names),
+                )
+            case s.DateType():
+                control = "date"
+            case _:
+                control = "number"
+        limits = element.plausible_range
+        out.append(
+            Field(
+                name=element.name.text,
+                label=view.label,
+                control=control,
+                unit=view.unit_words,
+                values=values,
+                low=None if limits is None else format(limits[0], "f"),
+                high=None if limits is None else format(limits[1], "f"),
+                used_by=view.used_by,
+            )
+        )
+    return tuple(out)
+
+
+def render_form(protocol: Protocol) -> str:
+    """The live form of a compiled protocol, as one HTML page."""
+    document = render.document(protocol.checked)
+    script = javascript.runtime() + "\n" + javascript.compile_program(protocol.lowered.program)
+    limits = {
+        f.name: [f.low, f.high]
+        for f in fields(protocol)
+        if f.low is not None and f.high is not None
+    }
+    kinds = {f.name: f.control for f in fields(protocol)}
+    environment = jinja2.Environment(
+        loader=jinja2.PackageLoader("critlang", "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    template = environment.get_template("form.html.j2")
+    return template.render(
+        document=document,
+        fields=fields(protocol),
+        criteria=[*document.inclusions, *document.exclusions],
+        parts={
+            c.id: [(p.name, p.title) for p in c.parts] for c in protocol.lowered.program.criteria
+        },
+        engine=markupsafe.Markup(script),  # JSON literals in it are escaped for <script>
+        setup=markupsafe.Markup(
+            f"const FIELDS = {javascript.literal(kinds)};\n"
+            f"const LIMITS = {javascript.literal(limits)};\n"
+        ),
+    )
