@@ -1,9 +1,10 @@
 """The ELM engine: the core IR as ELM JSON, the executable form of CQL.
 
 ELM (Expression Logical Model, release r1, the form CQL 1.5 translates to)
-is what a CQL engine runs. Each data element is a library parameter, each
-definition, criterion, sub-criterion and applicability an expression, and
-`Status` gives the record's status. Everything is in the `Unfiltered`
+is what a CQL engine runs. Each data element is a library parameter; each
+definition, criterion and sub-criterion an expression (`I2.a`), and a
+conditional one also its applicability (`I4 applies`) and own condition
+(`I4 met`); `Status` gives the record's status. Everything is in the `Unfiltered`
 context: the parameters are the record, so no data model is involved.
 
 The meaning is the IR's, operation for operation:
@@ -57,6 +58,11 @@ _ARITH = {"+": "Add", "-": "Subtract", "*": "Multiply", "/": "Divide"}
 def applies_name(name: str) -> str:
     """The expression holding whether a criterion or sub-criterion applies."""
     return f"{name} applies"
+
+
+def met_name(name: str) -> str:
+    """The expression holding a conditional criterion's or sub-criterion's own condition."""
+    return f"{name} met"
 
 
 def part_name(criterion: ir.Criterion, part: ir.Part) -> str:
@@ -132,9 +138,11 @@ class _Generator:
                 name = part_name(criterion, part)
                 if part.applies is not None:
                     self.name(part.applies, applies_name(name))
+                    self.name(part.condition, met_name(name))
                 self.name(part.value, name)
             if criterion.applies is not None:
                 self.name(criterion.applies, applies_name(criterion.id))
+                self.name(criterion.condition, met_name(criterion.id))
         self.types = dict(program.elements)
 
     def name(self, node: ir.Node, name: str) -> None:
@@ -148,9 +156,11 @@ class _Generator:
                 name = part_name(criterion, part)
                 if part.applies is not None:
                     out.append(self.define(applies_name(name), part.applies))
+                    out.append(self.define(met_name(name), part.condition))
                 out.append(self.define(name, part.value))
             if criterion.applies is not None:
                 out.append(self.define(applies_name(criterion.id), criterion.applies))
+                out.append(self.define(met_name(criterion.id), criterion.condition))
             out.append(self.define(criterion.id, criterion.value))
         out.append(self.status())
         return out
