@@ -150,18 +150,49 @@ exclusion E1 "zero over zero"
 
 
 def test_beyond_eight_places_is_the_listed_difference() -> None:
-    # 1/3 needs more than 8 places: CQL rounds it to 0.33333333, critlang keeps 28 digits.
+    # 1/3 of the data needs more than 8 places: CQL rounds it to 0.33333333,
+    # critlang keeps 28 digits.
     source = """protocol third
 data
   a: number
+  b: number
 inclusion I1 "a third"
-  met when a / 3 > 0.33333333
+  met when a / b > 0.33333333
 """
     protocol = critlang.compile_source(source)
-    record = {"a": 1}
+    record = {"a": 1, "b": 3}
     assert not within_cql_decimal(protocol, record)
     assert expected(protocol, record)["criteria"] == {"I1": "true"}
     assert run_elm(source, [record])[0]["criteria"] == {"I1": "false"}
+
+
+def test_factors_that_do_not_terminate_are_multiplied_through() -> None:
+    # An hour is 1/168 of a week and a month 1461/336 weeks: neither has 8 places.
+    # The comparison is written 336 * weeks + 2 * hours > 1461, exact in CQL too.
+    source = """protocol month
+data
+  weeks: duration 'wk'
+  hours: duration 'h'
+  a: number
+inclusion I1 "more than a month in all"
+  met when weeks + hours > 1 'mo'
+inclusion I2 "a third of a"
+  met when a / 3 > 0.33333333
+"""
+    records = [
+        {"weeks": 0, "hours": Decimal("730.500001"), "a": 1},
+        {"weeks": 4, "hours": Decimal("58.500001"), "a": Decimal("0.99999999")},
+        {"weeks": 4, "hours": Decimal("58.5"), "a": Decimal("0.99999998")},
+    ]
+    protocol = critlang.compile_source(source)
+    assert not any(within_cql_decimal(protocol, r) for r in records)
+    got = run_elm(source, records)
+    assert got == [expected(protocol, r) for r in records]
+    assert [g["criteria"] for g in got] == [
+        {"I1": "true", "I2": "true"},
+        {"I1": "true", "I2": "false"},
+        {"I1": "false", "I2": "false"},
+    ]
 
 
 def test_decimal_arithmetic_is_exact_to_eight_places() -> None:

@@ -15,7 +15,9 @@ The meaning is the IR's, operation for operation:
 - CQL's Decimal has a scale of 8: every sum, difference, product and
   quotient is written `Round(x, 8)`, so that an engine holding decimals
   exactly and one holding binary floating point (cql-execution) give the
-  same number whenever the exact one has at most 8 decimal places; CQL's
+  same number whenever the exact one has at most 8 decimal places; a
+  comparison whose unit factors or constants do not terminate within 8
+  places is multiplied through until they are whole (`compare`); CQL's
   division by zero is null, as the IR's is;
 - a quantity parameter is converted to the element's unit (`convert ... to`)
   and only its value is used from there on, as the IR's numbers are;
@@ -29,6 +31,7 @@ strings in the JSON, never spliced into code.
 from __future__ import annotations
 
 import datetime
+import math
 from collections.abc import Sequence
 from fractions import Fraction
 from typing import Any
@@ -217,9 +220,9 @@ class _Generator:
             case ir.AtLeast(count=count, operands=operands):
                 return self.at_least(count, [self.expr(x) for x in operands])
             case ir.Compare(op="!=", left=a, right=b):
-                return _unary("Not", _binary("Equal", self.expr(a), self.expr(b)))
+                return _unary("Not", self.compare("=", a, b))
             case ir.Compare(op=op, left=a, right=b):
-                return _binary(_COMPARE[op], self.expr(a), self.expr(b))
+                return self.compare(op, a, b)
             case ir.Arith(op=op, left=a, right=b):
                 return _round(_binary(_ARITH[op], self.expr(a), self.expr(b)))
             case ir.Scale(operand=a, factor=factor):
@@ -235,6 +238,68 @@ class _Generator:
                 test = _junction("And" if every else "Or", held)
                 return _if(_unary("IsNull", x), _null("Boolean"), test)
         raise AssertionError(f"the ELM engine has no rule for {node!r}")
+
+    # ---- comparisons kept exact past 8 decimal places ----
+
+    def compare(self, op: str, left: ir.Node, right: ir.Node) -> Elm:
+        """`left op right`; sides whose unit factors or constants do not terminate
+        within 8 places are multiplied through by the least number that makes them
+        whole (1 'mo' in weeks, 4.348214…, is 1461 / 336), so the comparison is exact."""
+        multiple = 1
+        if left.type.numeric:
+            found: list[Fraction] = []
+            self.multipliers(left, Fraction(1), found)
+            self.multipliers(right, Fraction(1), found)
+            for value in found:
+                if decimal_text(value) is None:
+                    multiple = math.lcm(multiple, value.denominator)
+        if multiple == 1:
+            return _binary(_COMPARE[op], self.expr(left), self.expr(right))
+        factor = Fraction(multiple)
+        return _binary(_COMPARE[op], self.scaled(left, factor), self.scaled(right, factor))
+
+    def multipliers(self, node: ir.Node, by: Fraction, out: list[Fraction]) -> None:
+        """What multiplies each term of a sum: a constant's value, a term's factor."""
+        match node:
+            case ir.Const(value=Fraction() as value):
+                out.append(by * value)
+            case ir.Scale(operand=a, factor=factor) if node.id not in self.named:
+                self.multipliers(a, by * factor, out)
+            case ir.Arith(op="+" | "-", left=a, right=b) if node.id not in self.named:
+                self.multipliers(a, by, out)
+                self.multipliers(b, by, out)
+            case (
+                ir.Arith(op="*", left=ir.Const(value=Fraction() as k), right=a)
+                | ir.Arith(op="*", left=a, right=ir.Const(value=Fraction() as k))
+            ) if node.id not in self.named:
+                self.multipliers(a, by * k, out)
+            case ir.Arith(op="/", left=a, right=ir.Const(value=Fraction() as k)) if (
+                k != 0 and node.id not in self.named
+            ):
+                self.multipliers(a, by / k, out)
+            case _:
+                out.append(by)
+
+    def scaled(self, node: ir.Node, by: Fraction) -> Elm:
+        """`node` times `by`, the multiplier pushed down to each term (see `multipliers`)."""
+        match node:
+            case ir.Const(value=Fraction() as value):
+                return _decimal(by * value)
+            case ir.Scale(operand=a, factor=factor) if node.id not in self.named:
+                return self.scaled(a, by * factor)
+            case ir.Arith(op="+" | "-" as op, left=a, right=b) if node.id not in self.named:
+                return _round(_binary(_ARITH[op], self.scaled(a, by), self.scaled(b, by)))
+            case (
+                ir.Arith(op="*", left=ir.Const(value=Fraction() as k), right=a)
+                | ir.Arith(op="*", left=a, right=ir.Const(value=Fraction() as k))
+            ) if node.id not in self.named:
+                return self.scaled(a, by * k)
+            case ir.Arith(op="/", left=a, right=ir.Const(value=Fraction() as k)) if (
+                k != 0 and node.id not in self.named
+            ):
+                return self.scaled(a, by / k)
+        term = self.expr(node)
+        return term if by == 1 else _round(_binary("Multiply", term, _decimal(by)))
 
     def element(self, name: str) -> Elm:
         parameter: Elm = {"type": "ParameterRef", "name": name}
