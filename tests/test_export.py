@@ -265,3 +265,15 @@ def test_command_reports_a_protocol_with_errors(tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert "missing_name" in result.output
     assert "Traceback" not in result.output
+
+
+def test_fhir_validation_reads_every_resource_in_the_bundle() -> None:
+    # The check is real: a wrong type deep inside one entry is refused.
+    from fhir.resources.R4B.bundle import Bundle
+    from pydantic import ValidationError
+
+    bundle = exported("fhir")
+    group = next(e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Group")
+    group["characteristic"][0]["exclude"] = "sometimes"
+    with pytest.raises(ValidationError):
+        Bundle.model_validate(bundle)
