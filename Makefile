@@ -10,6 +10,7 @@ CORE := $(VENV)/.core-installed
 ALL := $(VENV)/.all-installed
 CHROMIUM := /usr/bin/chromium
 PDFTOTEXT := /usr/bin/pdftotext
+CQL_ENGINE := tests/cql/node_modules/.package-lock.json
 
 .PHONY: demo test check lint docs clean vscode system-packages fuzz
 
@@ -20,21 +21,28 @@ $(CORE): pyproject.toml
 	touch $(CORE)
 
 # test: the suite's tools; docs: mkdocs and Playwright; analyze: z3; sql, spark: the engines;
-# lsp: the language server.
+# lsp: the language server; export: the FHIR and USDM models.
 $(ALL): $(CORE)
-	$(BIN)/python -m pip install --quiet -e '.[test,docs,analyze,sql,spark,lsp]'
+	$(BIN)/python -m pip install --quiet -e '.[test,docs,analyze,sql,spark,lsp,export]'
 	touch $(ALL)
+
+# The exported ELM is tested against cql-execution, the reference JavaScript CQL engine,
+# at the version locked in tests/cql/package-lock.json.
+$(CQL_ENGINE): tests/cql/package-lock.json | system-packages
+	cd tests/cql && npm ci --no-audit --no-fund
 
 # Debian's packages the tests use: chromium for the browser tests (never a browser build
 # of Playwright's own), poppler-utils to read the printed worksheet, postgresql for a real
-# PostgreSQL server (tests/pg.py). Only root can install them here; anyone else is told
+# PostgreSQL server (tests/pg.py), Node.js and npm for the JavaScript engine and the CQL
+# engine (where the machine has no Node.js of its own). Only root can install them here; anyone else is told
 # what to install, and how.
-SYSTEM_PACKAGES := chromium poppler-utils postgresql
+SYSTEM_PACKAGES := chromium poppler-utils postgresql nodejs npm
 system-packages:
 	@missing=""; \
 	[ -x $(CHROMIUM) ] || missing="$$missing chromium"; \
 	[ -x $(PDFTOTEXT) ] || missing="$$missing poppler-utils"; \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	command -v npm >/dev/null || missing="$$missing nodejs npm"; \
 	[ -n "$$missing" ] || exit 0; \
 	if [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then \
 	  echo "make test needs Debian's packages:$$missing (browser tests drive $(CHROMIUM), the" >&2; \
@@ -57,7 +65,7 @@ lint: $(ALL)
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy src
 
-test: lint system-packages
+test: lint system-packages $(CQL_ENGINE)
 	$(BIN)/pytest
 
 check: lint
@@ -76,4 +84,4 @@ vscode:
 	cd editors/vscode && npm ci --no-audit --no-fund && npm test && npm run package -- --out critlang.vsix
 
 clean:
-	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis site
+	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis site tests/cql/node_modules

@@ -609,3 +609,44 @@ def match_command(paths: tuple[Path, ...], output_format: str, output: TextIO) -
         err=True,
     )
     sys.exit(2 if errors else 0)
+
+
+# ---- standards: critlang export ---------------------------------------------------
+
+
+@main.command("export")
+@click.argument(
+    "protocol_file", metavar="PROTOCOL", type=click.Path(path_type=Path, dir_okay=False)
+)
+@click.option(
+    "--to",
+    "target",
+    type=click.Choice(["cql", "elm", "fhir", "usdm"]),
+    required=True,
+    help="cql: CQL library; elm: ELM JSON; fhir: FHIR R4 Bundle; usdm: USDM criteria.",
+)
+@click.option(
+    "-o", "--output", type=click.Path(path_type=Path, dir_okay=False), help="Write to this file."
+)
+@click.option(
+    "--base-url",
+    default="http://example.org/fhir",
+    show_default=True,
+    help="fhir: the base of the resources' canonical URLs.",
+)
+def export_command(protocol_file: Path, target: str, output: Path | None, base_url: str) -> None:
+    """Export PROTOCOL to a standard (see docs/export.md); exit 1 if it has errors."""
+    from critlang.export import ExportError, export
+
+    protocol = load_protocol(protocol_file)
+    try:
+        text = export(protocol.checked, target, base_url)
+    except ExportError as error:
+        raise click.ClickException(str(error)) from None
+    if output is None:
+        click.echo(text, nl=False)
+        return
+    try:
+        output.write_text(text, encoding="utf-8")
+    except OSError as error:
+        raise click.ClickException(f"{output}: cannot write the file ({error})") from None

@@ -1,0 +1,220 @@
+"""FHIR R4 (validated with the R4B models of `fhir.resources`): a Bundle of four resources.
+
+- `Library`: the CQL text and the ELM JSON (base64 `content`), with one
+  `in` parameter per data element and one `out` parameter per expression;
+- `EvidenceVariable`: one characteristic per criterion and sub-criterion,
+  its `description` the registered text, its `definitionExpression` the
+  CQL definition in the Library (`text/cql-identifier`), whose own
+  `description` is the precise reading; exclusions have `exclude: true`;
+  the sub-criteria carry the `union` or `intersection` of their lists only
+  through their criterion's expression (FHIR cannot nest characteristics in R4);
+- `Group` (definitional, `actual: false`): the eligible population, one
+  characteristic per criterion, as `ResearchStudy.enrollment` requires in R4;
+- `ResearchStudy`: title, status and sponsor words of the protocol, its
+  `enrollment` the Group and its `relatedArtifact` the EvidenceVariable and
+  the Library.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from typing import Any
+
+from critlang import ir
+from critlang.check import Checked
+from critlang.engines import elm
+from critlang.export import ExportError, cql_text, elm_library, entries
+
+Resource = dict[str, Any]
+
+_FHIR_TYPES = {
+    "boolean": "boolean",
+    "number": "decimal",
+    "quantity": "Quantity",
+    "date": "date",
+    "enum": "string",
+    "set": "string",
+}
+# ResearchStudy.status (R4) for the protocol's `status` words.
+_STUDY_STATUS = {
+    "recruiting": "active",
+    "active": "active",
+    "completed": "completed",
+    "withdrawn": "withdrawn",
+    "suspended": "temporarily-closed-to-accrual",
+    "terminated": "administratively-completed",
+}
+
+
+def resource_id(name: str) -> str:
+    """A FHIR id ([A-Za-z0-9.-]{1,64}) from a protocol name."""
+    return re.sub(r"[^A-Za-z0-9.-]", "-", name)[:64] or "protocol"
+
+
+def bundle(checked: Checked, program: ir.Program, base_url: str) -> Resource:
+    """The four resources in a `collection` Bundle, validated against the R4B models."""
+    name = checked.protocol.name.text
+    ident = resource_id(name)
+    base = base_url.rstrip("/")
+    library = _library(checked, program, ident, f"{base}/Library/{ident}")
+    evidence = _evidence_variable(checked, program, ident, library["url"], base)
+    group = _group(checked, program, ident)
+    study = _study(checked, ident, base, evidence["url"], library["url"])
+    resources = [library, evidence, group, study]
+    document: Resource = {
+        "resourceType": "Bundle",
+        "type": "collection",
+        "entry": [
+            {"fullUrl": f"{base}/{r['resourceType']}/{r['id']}", "resource": r} for r in resources
+        ],
+    }
+    validate(document)
+    return document
+
+
+def validate(document: Resource) -> None:
+    """Raise ExportError unless `fhir.resources` (R4B) accepts the bundle."""
+    try:
+        from fhir.resources.R4B.bundle import Bundle
+    except ImportError:
+        raise ExportError(
+            "FHIR export needs fhir.resources: pip install 'critlang[export]'"
+        ) from None
+    try:
+        Bundle.model_validate(document)
+    except ValueError as error:  # pydantic's ValidationError is a ValueError
+        raise ExportError(f"the FHIR resources do not validate: {error}") from None
+
+
+def _base64(text: str) -> str:
+    return base64.b64encode(text.encode("utf-8")).decode("ascii")
+
+
+def _header(checked: Checked) -> dict[str, Any]:
+    header = checked.protocol.header
+    out: dict[str, Any] = {"name": checked.protocol.name.text, "status": "active"}
+    if header.title:
+        out["title"] = header.title
+    if header.version:
+        out["version"] = header.version
+    if header.sponsor:
+        out["publisher"] = header.sponsor
+    return out
+
+
+def _library(checked: Checked, program: ir.Program, ident: str, url: str) -> Resource:
+    cql = cql_text(checked, program)
+    library = elm_library(checked, program)
+    parameters: list[dict[str, Any]] = [
+        {
+            "name": name,
+            "use": "in",
+            "min": 0,
+            "max": "*" if kind.kind == "set" else "1",
+            "type": _FHIR_TYPES[kind.kind],
+        }
+        for name, kind in program.elements
+    ]
+    parameters += [
+        {"name": entry.expression, "use": "out", "min": 0, "max": "1", "type": "boolean"}
+        for entry in entries(checked, program)
+    ]
+    parameters.append({"name": elm.STATUS, "use": "out", "min": 0, "max": "1", "type": "string"})
+    return {
+        "resourceType": "Library",
+        "id": ident,
+        "url": url,
+        **_header(checked),
+        "type": {
+            "coding": [
+                {
+                    "system": "http://terminology.hl7.org/CodeSystem/library-type",
+                    "code": "logic-library",
+                }
+            ]
+        },
+        "description": "Eligibility criteria as CQL, generated by critlang.",
+        "parameter": parameters,
+        "content": [
+            {"contentType": "text/cql", "data": _base64(cql)},
+            {"contentType": "application/elm+json", "data": _base64(json.dumps(library))},
+        ],
+    }
+
+
+def _evidence_variable(
+    checked: Checked, program: ir.Program, ident: str, library_url: str, base: str
+) -> Resource:
+    characteristics: list[dict[str, Any]] = []
+    notes: list[dict[str, Any]] = []
+    for entry in entries(checked, program):
+        characteristic: dict[str, Any] = {
+            "description": entry.registered or f"{entry.expression}: {entry.title}",
+            "definitionExpression": {
+                "description": entry.reading,
+                "language": "text/cql-identifier",
+                "expression": entry.expression,
+                "reference": library_url,
+            },
+            "exclude": entry.kind == "exclusion",
+        }
+        characteristics.append(characteristic)
+        if entry.plain:
+            notes.append({"text": f"{entry.expression} in plain language: {entry.plain}"})
+    out: Resource = {
+        "resourceType": "EvidenceVariable",
+        "id": f"{ident}-eligibility",
+        "url": f"{base}/EvidenceVariable/{ident}-eligibility",
+        **_header(checked),
+        "description": "Who is eligible: every inclusion met and no exclusion met.",
+        "characteristicCombination": "intersection",
+        "characteristic": characteristics,
+    }
+    out["name"] = f"{out['name']}_eligibility"
+    if notes:
+        out["note"] = notes
+    return out
+
+
+def _group(checked: Checked, program: ir.Program, ident: str) -> Resource:
+    characteristics = [
+        {
+            "code": {"text": f"{criterion.id}: {criterion.title}"},
+            "valueBoolean": True,
+            "exclude": criterion.kind.value == "exclusion",
+        }
+        for criterion in program.criteria
+    ]
+    return {
+        "resourceType": "Group",
+        "id": f"{ident}-eligible",
+        "type": "person",
+        "actual": False,
+        "name": f"Eligible for {checked.protocol.header.title or checked.protocol.name.text}",
+        "characteristic": characteristics,
+    }
+
+
+def _study(
+    checked: Checked, ident: str, base: str, evidence_url: str, library_url: str
+) -> Resource:
+    header = checked.protocol.header
+    study: Resource = {
+        "resourceType": "ResearchStudy",
+        "id": ident,
+        "status": _STUDY_STATUS.get(header.status or "", "in-review"),
+        "enrollment": [{"reference": f"Group/{ident}-eligible"}],
+        "relatedArtifact": [
+            {"type": "depends-on", "label": "eligibility", "resource": evidence_url},
+            {"type": "depends-on", "label": "logic", "resource": library_url},
+        ],
+    }
+    if header.title:
+        study["title"] = header.title
+    if header.summary:
+        study["description"] = " ".join(header.summary.split())
+    if header.sponsor:
+        study["sponsor"] = {"display": header.sponsor}
+    return study
