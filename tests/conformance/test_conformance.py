@@ -173,6 +173,7 @@ def runner(engine: str, request: pytest.FixtureRequest) -> Callable[..., list[en
         "duckdb": engines.duckdb,
         "z3": engines.z3,
         "javascript": engines.javascript,
+        "elm": engines.elm,
     }
     return adapters[engine]
 
@@ -199,6 +200,7 @@ ENGINE_MARKS = {
     "postgres": ("sql", "postgres"),
     "z3": ("z3",),
     "javascript": ("node",),
+    "elm": ("node",),
 }
 
 
