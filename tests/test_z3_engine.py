@@ -1,0 +1,112 @@
+"""The z3 engine against the Python engine: with a record's values fixed, the same answers.
+
+For random protocols (the generator of `tests/properties/test_evaluator.py`)
+and for every protocol in `protocols/` and `tests/cases/analyze/`, the z3
+formula of every criterion, every part and the status, with each data
+element fixed to the record's value (or to "unknown" when the record lacks
+it), must take the value `Protocol.evaluate` gives.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+pytest.importorskip("z3")
+
+import z3
+
+import critlang
+from critlang.engines.z3 import Elements, Encoding, truth
+from tests.properties.test_evaluator import (
+    CTD_VALUES,
+    SETTINGS,
+    random_protocols,
+    records_for,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+PROTOCOLS = sorted([*ROOT.glob("protocols/*.crit"), *ROOT.glob("tests/cases/analyze/*.crit")])
+
+
+class Z3Engine:
+    """A protocol's formulas over elements that may be missing, read for one record at a time."""
+
+    def __init__(self, protocol: critlang.Protocol) -> None:
+        self.protocol = protocol
+        program = protocol.lowered.program
+        self.program = program
+        self.elements = Elements(program.elements, missing=True)
+        self.encoding = Encoding(program, self.elements)
+        self.status = self.encoding.status()
+
+    def values(self, record: dict[str, Any]) -> tuple[dict[str, Any], str]:
+        """Every criterion's and part's value, and the status, as z3 has them for `record`."""
+        _, env = self.protocol.intake(record, 1)
+        solver = z3.Solver()
+        solver.add(*(self.elements.holds(name, env.get(name)) for name in self.elements.types))
+        assert solver.check() == z3.sat
+        model = solver.model()
+        out: dict[str, Any] = {}
+        for criterion in self.program.criteria:
+            out[criterion.id] = truth(model, self.encoding.criterion(criterion))
+            for part in criterion.parts:
+                out[f"{criterion.id}.{part.name}"] = truth(
+                    model, self.encoding.condition(part.value)
+                )
+        return out, self.status.of(model).value
+
+
+def python_values(
+    protocol: critlang.Protocol, record: dict[str, Any]
+) -> tuple[dict[str, Any], str]:
+    result = protocol.evaluate(record)
+    out: dict[str, Any] = {}
+    for criterion in result.criteria:
+        out[criterion.id] = criterion.value
+        for part in criterion.parts:
+            out[f"{criterion.id}.{part.name}"] = part.value
+    return out, result.status
+
+
+@settings(SETTINGS, max_examples=60)
+@given(st.data())
+def test_z3_engine_matches_python_on_random_protocols(data: st.DataObject) -> None:
+    generated = data.draw(random_protocols(), label="protocol")
+    protocol = critlang.compile_source(generated.source, "random.crit")
+    engine = Z3Engine(protocol)
+    gaps = data.draw(st.booleans(), label="gaps")
+    records = data.draw(st.lists(records_for(generated.elements, gaps), min_size=1, max_size=4))
+    for record in records:
+        assert engine.values(record) == python_values(protocol, record), generated.source
+
+
+@pytest.fixture(scope="module", params=PROTOCOLS, ids=lambda path: path.name)
+def engine(request: pytest.FixtureRequest) -> Z3Engine:
+    return Z3Engine(critlang.load(request.param))
+
+
+def protocol_records(protocol: critlang.Protocol, gaps: bool) -> st.SearchStrategy[dict[str, Any]]:
+    """Records on and around every bound of ctd_ild; with `gaps` any field may be absent."""
+    names = [e.name.text for e in protocol.checked.protocol.elements]
+    fields = {n: CTD_VALUES.get(n, st.booleans()) for n in names}
+    if gaps:
+        fields = {n: st.one_of(st.none(), values) for n, values in fields.items()}
+    return st.fixed_dictionaries(fields).map(
+        lambda r: {k: v for k, v in r.items() if v is not None}
+    )
+
+
+def test_z3_engine_matches_python_on_the_protocols(engine: Z3Engine) -> None:
+    @settings(SETTINGS, max_examples=80)
+    @given(st.data())
+    def check(data: st.DataObject) -> None:
+        gaps = data.draw(st.booleans(), label="gaps")
+        record = data.draw(protocol_records(engine.protocol, gaps), label="record")
+        assert engine.values(record) == python_values(engine.protocol, record)
+
+    check()
