@@ -514,10 +514,17 @@ def test_command(files: tuple[Path, ...]) -> None:
 @click.option(
     "--examples", is_flag=True, help="Print boundary example blocks (from witnesses) instead."
 )
-def analyze_command(protocol_file: Path, examples: bool) -> None:
+@click.option(
+    "--warn-only",
+    is_flag=True,
+    help="Exit 0 even when no patient can be eligible or a criterion can never decide.",
+)
+def analyze_command(protocol_file: Path, examples: bool, warn_only: bool) -> None:
     """Analyse PROTOCOL with z3: eligible patients, criteria that never decide,
     overlapping or gapped alternatives, each with a witness patient that the
-    compiled evaluator confirms. Exits 2 if a witness is not confirmed."""
+    compiled evaluator confirms. Exits 1 if no patient can be eligible or a
+    criterion can never pass or never fail (unless --warn-only), 2 if a
+    witness is not confirmed."""
     analyze = optional("critlang.analyze", "analyze")
     protocol = load_protocol(protocol_file)
     if examples:
@@ -533,11 +540,15 @@ def analyze_command(protocol_file: Path, examples: bool) -> None:
     report = analyze.analyze(protocol)
     click.echo(analyze.render_report(report, read_source(protocol_file)))
     confirmed = "every witness" if report.confirmed else "NOT every witness"
+    blocking = len(report.blocking)
     click.echo(
-        f"{len(report.findings)} finding(s); {confirmed} confirmed by the compiled evaluator",
+        f"{len(report.findings)} finding(s), {blocking} blocking; "
+        f"{confirmed} confirmed by the compiled evaluator",
         err=True,
     )
-    sys.exit(0 if report.confirmed else 2)
+    if not report.confirmed:
+        sys.exit(2)
+    sys.exit(1 if blocking and not warn_only else 0)
 
 
 # At most this many patients are listed one by one on the HTML page of `match`;
