@@ -613,3 +613,23 @@ def match_command(paths: tuple[Path, ...], output_format: str, output: TextIO) -
         err=True,
     )
     sys.exit(2 if errors else 0)
+
+
+@main.command("diff")
+@click.argument("old_file", metavar="OLD", type=click.Path(path_type=Path, dir_okay=False))
+@click.argument("new_file", metavar="NEW", type=click.Path(path_type=Path, dir_okay=False))
+def diff_command(old_file: Path, new_file: Path) -> None:
+    """What changed between two versions of a protocol: criteria added, removed and
+    changed, in words, each change with a patient it makes a difference for, and a
+    patient whose status differs (from z3, confirmed by both compiled evaluators).
+    Exits 0 when no patient is judged differently, 1 when one is, 2 if a witness
+    is not confirmed or the versions cannot be compared."""
+    optional("critlang.analyze", "analyze")
+    from critlang.analyze.diff import diff, render_diff
+
+    old, new = load_protocol(old_file), load_protocol(new_file)
+    result = diff(old, new)
+    click.echo(render_diff(result, str(old_file), str(new_file)))
+    if result.problems or not result.confirmed:
+        sys.exit(2)
+    sys.exit(1 if result.differs else 0)

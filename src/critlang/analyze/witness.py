@@ -103,17 +103,20 @@ def word(value: object) -> str:
 class Solver:
     """Questions about one protocol, asked of the z3 engine and answered with witnesses."""
 
-    def __init__(self, protocol: Protocol) -> None:
+    def __init__(
+        self,
+        protocol: Protocol,
+        elements: Elements | None = None,
+        ranges: dict[str, tuple[Fraction, Fraction]] | None = None,
+    ) -> None:
+        """`elements` and `ranges` default to the protocol's own; `critlang diff` passes
+        the elements of two versions of a protocol, so both are encoded over one record."""
         self.protocol = protocol
-        checked = protocol.checked
-        self.elements = Elements(protocol.lowered.program.elements)
-        self.encoding = Encoding(protocol.lowered.program, self.elements)
+        program = protocol.lowered.program
+        self.elements = elements or Elements(program.elements)
+        self.encoding = Encoding(program, self.elements)
         self.status: Status = self.encoding.status()
-        self.ranges = {
-            name: (Fraction(e.plausible_range[0]), Fraction(e.plausible_range[1]))
-            for name, e in checked.elements.items()
-            if e.plausible_range is not None
-        }
+        self.ranges = plausible_ranges(protocol) if ranges is None else ranges
         self.domain = self.elements.domain(self.ranges)
         # Values on the edge of a plausible range (a creatinine of 0) read badly.
         self.inside = [
@@ -146,6 +149,19 @@ class Solver:
     def witness(self, constraints: list[Z3], observed: list[Observation]) -> Witness | None:
         """A patient meeting `constraints`, with round numbers, shrunk to the fields that
         matter, and checked against the Python engine for everything in `observed`."""
+        model = self.model(constraints)
+        if model is None:
+            return None
+        record = self.record(model)
+        predicted = {o.label: self.predict(model, o) for o in observed}
+        record = self.shrink(record, observed, predicted)
+        actual = self.observe(record, observed)
+        claims = tuple(Claim(o.label, predicted[o.label], actual[o.label]) for o in observed)
+        return Witness(record, claims)
+
+    def model(self, constraints: list[Z3]) -> Z3 | None:
+        """A model of `constraints`, away from the edges of the ranges and with round numbers
+        where the constraints allow."""
         solver = self.solver(constraints)
         if solver.check() != z3.sat:
             return None
@@ -158,12 +174,7 @@ class Solver:
         model = solver.model()
         for name in self.numbers():
             model = self.round(solver, model, name)
-        record = parse_json(json.dumps(self.record(model), default=_json_number))
-        predicted = {o.label: self.predict(model, o) for o in observed}
-        record = self.shrink(record, observed, predicted)
-        actual = self.observe(record, observed)
-        claims = tuple(Claim(o.label, predicted[o.label], actual[o.label]) for o in observed)
-        return Witness(record, claims)
+        return model
 
     def numbers(self) -> list[str]:
         return [name for name, kind in self.elements.types.items() if kind.numeric]
@@ -187,10 +198,12 @@ class Solver:
 
     def record(self, model: Z3) -> dict[str, Any]:
         """The patient a model describes, in the integrator format."""
-        return {
+        record = {
             name: _integrator(value, self.elements.types[name].values)
             for name, value in self.elements.read(model).items()
         }
+        parsed: dict[str, Any] = parse_json(json.dumps(record, default=_json_number))
+        return parsed
 
     def predict(self, model: Z3, observation: Observation) -> str:
         if observation.kind == "status":
@@ -227,6 +240,15 @@ class Solver:
             if self.observe(trial, observed) == predicted:
                 record = trial
         return record
+
+
+def plausible_ranges(protocol: Protocol) -> dict[str, tuple[Fraction, Fraction]]:
+    """The plausible range of each numeric data element that declares one."""
+    return {
+        name: (Fraction(e.plausible_range[0]), Fraction(e.plausible_range[1]))
+        for name, e in protocol.checked.elements.items()
+        if e.plausible_range is not None
+    }
 
 
 def _integrator(value: ir.Value | None, declared: tuple[str, ...]) -> Any:
