@@ -1,12 +1,13 @@
 """Protocol analysis with z3: who can be eligible, which criteria ever decide, and
 where alternatives overlap or leave gaps.
 
-Four files, one layer each:
+One file per layer:
 
 - `questions`: the questions asked and the findings (diagnostics with witnesses);
 - `witness`: solving, and witness patients confirmed by the Python engine;
 - `bands`: comparisons of one quantity with constant bounds across alternatives;
-- `words`: the findings in words.
+- `words`: the findings in words;
+- `diff`: `critlang diff`, the same questions asked of two versions of a protocol.
 
 Every formula comes from the z3 engine (`critlang.engines.z3`), which
 encodes the lowered program (the core IR) and nothing else, so the analysis

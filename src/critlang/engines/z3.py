@@ -304,7 +304,7 @@ class Encoding:
             return (self.definitions[node.name],)
         return ir.children(node)
 
-    def known(self, node: ir.Node) -> Value:
+    def made(self, node: ir.Node) -> Value:
         """An operand's formula, already made."""
         return self.memo[node.id]
 
@@ -333,7 +333,7 @@ class Encoding:
         return self.elements.values[node.name]
 
     def definition(self, node: ir.Definition) -> Value:
-        return self.known(self.definitions[node.name])
+        return self.made(self.definitions[node.name])
 
     def not_(self, node: ir.Not) -> Value:
         return self.tri(node.operand).flipped()
@@ -353,7 +353,7 @@ class Encoding:
         return Tri(met >= node.count, met + open_ < node.count)
 
     def compare(self, node: ir.Compare) -> Value:
-        left, right = self.known(node.left), self.known(node.right)
+        left, right = self.made(node.left), self.made(node.right)
         if isinstance(left, Tri) and isinstance(right, Tri):
             same = left.true == right.true
             return guarded([left.known, right.known], same if node.op == "=" else z3.Not(same))
@@ -389,7 +389,7 @@ class Encoding:
         return guarded([operand.known], test)
 
     def includes(self, node: ir.Includes) -> Value:
-        operand = self.known(node.operand)
+        operand = self.made(node.operand)
         assert isinstance(operand, Bits), node
         wanted = [operand.members[v] for v in sorted(node.values)]
         return guarded([operand.known], z3.And(*wanted) if node.every else z3.Or(*wanted))
