@@ -73,7 +73,7 @@ def python_values(
     return out, result.status
 
 
-@settings(SETTINGS, max_examples=60)
+@settings(SETTINGS, max_examples=50)
 @given(st.data())
 def test_z3_engine_matches_python_on_random_protocols(data: st.DataObject) -> None:
     generated = data.draw(random_protocols(), label="protocol")
@@ -108,7 +108,7 @@ def protocol_records(protocol: critlang.Protocol, gaps: bool) -> st.SearchStrate
 
 
 def test_z3_engine_matches_python_on_the_protocols(engine: Z3Engine) -> None:
-    @settings(SETTINGS, max_examples=80)
+    @settings(SETTINGS, max_examples=50)
     @given(st.data())
     def check(data: st.DataObject) -> None:
         gaps = data.draw(st.booleans(), label="gaps")
