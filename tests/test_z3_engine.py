@@ -4,7 +4,8 @@ For random protocols (the generator of `tests/properties/test_evaluator.py`)
 and for every protocol in `protocols/` and `tests/cases/analyze/`, the z3
 formula of every criterion, every part and the status, with each data
 element fixed to the record's value (or to "unknown" when the record lacks
-it), must take the value `Protocol.evaluate` gives.
+it), must take the value `Protocol.evaluate` gives. The conformance corpus
+(`tests/conformance/`) runs the same engine through `tests/z3engine.py` too.
 """
 
 from __future__ import annotations
@@ -18,47 +19,17 @@ from hypothesis import strategies as st
 
 pytest.importorskip("z3")
 
-import z3
-
 import critlang
-from critlang.engines.z3 import Elements, Encoding, truth
 from tests.properties.test_evaluator import (
     CTD_VALUES,
     SETTINGS,
     random_protocols,
     records_for,
 )
+from tests.z3engine import Z3Engine
 
 ROOT = Path(__file__).resolve().parent.parent
 PROTOCOLS = sorted([*ROOT.glob("protocols/*.crit"), *ROOT.glob("tests/cases/analyze/*.crit")])
-
-
-class Z3Engine:
-    """A protocol's formulas over elements that may be missing, read for one record at a time."""
-
-    def __init__(self, protocol: critlang.Protocol) -> None:
-        self.protocol = protocol
-        program = protocol.lowered.program
-        self.program = program
-        self.elements = Elements(program.elements, missing=True)
-        self.encoding = Encoding(program, self.elements)
-        self.status = self.encoding.status()
-
-    def values(self, record: dict[str, Any]) -> tuple[dict[str, Any], str]:
-        """Every criterion's and part's value, and the status, as z3 has them for `record`."""
-        _, env = self.protocol.intake(record, 1)
-        solver = z3.Solver()
-        solver.add(*(self.elements.holds(name, env.get(name)) for name in self.elements.types))
-        assert solver.check() == z3.sat
-        model = solver.model()
-        out: dict[str, Any] = {}
-        for criterion in self.program.criteria:
-            out[criterion.id] = truth(model, self.encoding.criterion(criterion))
-            for part in criterion.parts:
-                out[f"{criterion.id}.{part.name}"] = truth(
-                    model, self.encoding.condition(part.value)
-                )
-        return out, self.status.of(model).value
 
 
 def python_values(
