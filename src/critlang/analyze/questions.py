@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime
 import itertools
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from decimal import Decimal
 from typing import Any
 
@@ -459,7 +459,9 @@ def _within(interval: Interval, x: Z3) -> Z3:
 
 
 def _groups(
-    subs: list[s.SubCriterion], meets: set[tuple[int, int]], together: Any
+    subs: list[s.SubCriterion],
+    meets: set[tuple[int, int]],
+    together: Callable[[list[s.SubCriterion]], bool],
 ) -> list[list[s.SubCriterion]]:
     """Groups of alternatives that can all hold at once, covering every overlapping pair.
 
