@@ -16,7 +16,7 @@ import attrs
 
 from critlang import ir
 from critlang import syntax as s
-from critlang.engines.python import to_decimal
+from critlang.decimals import to_decimal
 from critlang.fmt import without_spans
 from critlang.lower import Lowered
 

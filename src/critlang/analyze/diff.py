@@ -22,12 +22,12 @@ from typing import Any
 import attrs
 import z3
 
-from critlang import render
 from critlang import syntax as s
 from critlang.analyze.witness import Claim, Inconclusive, Solver, Witness, plausible_ranges, word
 from critlang.engines.z3 import Z3, Elements, Encoding, Tri, truth
 from critlang.evaluate import Protocol
 from critlang.fmt import NO_SPAN, expression_text, literal, without_spans
+from critlang.words import quantity as in_words
 
 
 @attrs.frozen
@@ -380,7 +380,7 @@ def _change(before: s.Literal, after: s.Literal) -> str:
         and isinstance(after, s.QuantityLit)
         and before.unit == after.unit
     ):
-        return f"{_number(before.value)} → {render.quantity(after.value, after.unit)}"
+        return f"{_number(before.value)} → {in_words(after.value, after.unit)}"
     if isinstance(before, s.NumberLit) and isinstance(after, s.NumberLit):
         return f"{_number(before.value)} → {_number(after.value)}"
     return f"{_shown(before)} → {_shown(after)}"
@@ -388,7 +388,7 @@ def _change(before: s.Literal, after: s.Literal) -> str:
 
 def _shown(node: s.Literal) -> str:
     if isinstance(node, s.QuantityLit):
-        return render.quantity(node.value, node.unit)
+        return in_words(node.value, node.unit)
     if isinstance(node, s.NumberLit | s.DateLit):
         return literal(node)
     return str(node)
@@ -401,4 +401,4 @@ def _number(value: Decimal) -> str:
 def _range(bounds: tuple[Decimal, Decimal] | None, unit: str) -> str:
     if bounds is None:
         return "none"
-    return f"{_number(bounds[0])} to {render.quantity(bounds[1], unit)}"
+    return f"{_number(bounds[0])} to {in_words(bounds[1], unit)}"

@@ -22,7 +22,7 @@ import attrs
 import z3
 
 from critlang import ir
-from critlang.engines.python import ARITHMETIC, to_decimal
+from critlang.decimals import ARITHMETIC, to_decimal
 from critlang.engines.z3 import Z3, Elements, Encoding, Status, Tri, fraction, real, truth
 from critlang.evaluate import Protocol, Result
 from critlang.records import parse_json

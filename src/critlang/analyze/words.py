@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING
 
 from critlang import syntax as s
 from critlang.check import Checked
+from critlang.decimals import to_decimal
 from critlang.diagnostics import render
-from critlang.engines.python import to_decimal
 from critlang.explain import format_quantity
 from critlang.fmt import NO_SPAN, expression_text, literal
 
