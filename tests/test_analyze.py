@@ -113,12 +113,13 @@ def test_every_witness_is_confirmed_by_the_evaluator(
 def test_i2_alternatives_overlap(ctd_ild: tuple[Protocol, Report]) -> None:
     protocol, report = ctd_ild
     (finding,) = [f for f in findings(report, "CRIT107") if "of I2" in f.diagnostic.message]
-    assert "a and b" in finding.diagnostic.message
+    assert finding.diagnostic.message == (
+        "the alternatives of I2 overlap: one patient can meet a, b and c at once"
+    )
     assert finding.witness is not None
     result = protocol.evaluate(finding.witness.record)
     (i2,) = [c for c in result.criteria if c.id == "I2"]
-    parts = {p.name: p.value for p in i2.parts}
-    assert parts["a"] is True and parts["b"] is True
+    assert [p.value for p in i2.parts] == [True, True, True]
 
 
 def test_i2_treatment_bands_of_a_and_b_overlap(ctd_ild: tuple[Protocol, Report]) -> None:
@@ -220,3 +221,119 @@ def test_cli_examples_are_critlang(tmp_path: Path) -> None:
     path.write_text(text)
     tested = CliRunner().invoke(main, ["test", str(path)])
     assert tested.exit_code == 0, tested.output
+
+
+LIST = """\
+protocol many_routes
+data
+  x: number range 0 to 100
+inclusion I1 "One of eight routes"
+  met when any of [
+{items}
+  ]
+"""
+
+
+def routes(*conditions: str) -> str:
+    return LIST.format(
+        items=",\n".join(f"    {'abcdefgh'[n]}: {c}" for n, c in enumerate(conditions))
+    )
+
+
+def test_eight_overlapping_alternatives_are_one_finding() -> None:
+    protocol = compile_source(routes(*(f"x > {n}" for n in range(1, 9))))
+    (finding,) = findings(analyze(protocol), "CRIT107")
+    assert finding.diagnostic.message == (
+        "the alternatives of I1 overlap: one patient can meet a, b, c, d, e, f, g and h at once"
+    )
+    witness = finding.witness
+    assert witness is not None and witness.confirmed and witness.record["x"] > 8
+    assert [c.label for c in witness.claims] == [f"I1 {n}" for n in "abcdefgh"]
+
+
+def test_overlapping_alternatives_are_named_in_groups() -> None:
+    conditions = [
+        "x between 0 and 10",
+        "x between 5 and 15",
+        "x between 20 and 30",
+        "x between 25 and 35",
+        "x between 40 and 45",
+        "x between 50 and 55",
+        "x between 60 and 65",
+        "x between 70 and 75",
+    ]
+    (finding,) = findings(analyze(compile_source(routes(*conditions))), "CRIT107")
+    assert finding.diagnostic.message == (
+        "the alternatives of I1 overlap: one patient can meet each of these groups at once: "
+        "a and b; c and d"
+    )
+    assert finding.witness is not None and finding.witness.confirmed
+
+
+def test_a_part_that_does_not_apply_is_left_out_of_its_list() -> None:
+    # The IR's semantics: a part whose `applies when` is false is left out of its
+    # list, so this `any of` is false for a child with x = 1; the analysis must agree.
+    text = """\
+protocol parts
+data
+  adult: boolean
+  x: number range 0 to 10
+inclusion I1 "Either route"
+  met when any of [
+    a applies when adult: x > 5,
+    b: x > 8
+  ]
+"""
+    protocol = compile_source(text)
+    report = analyze(protocol)
+    assert report.eligible is not None and report.eligible.confirmed
+    record = report.eligible.record
+    assert record["x"] > 8 or (record["adult"] and record["x"] > 5)
+    assert protocol.evaluate({"adult": False, "x": 1}).status == "ineligible"
+    assert report.confirmed
+
+
+NEVER_FIRES = """\
+protocol p
+data
+  age: quantity 'a' range 0 to 130
+inclusion I1 "Adult" met when age >= 18 'a'
+exclusion E1 "Older than possible" met when age > 150 'a'
+"""
+
+CONTRADICTION = """\
+protocol p
+data
+  age: quantity 'a' range 0 to 130
+inclusion I1 "Adult" met when age >= 18 'a'
+inclusion I2 "Child" met when age < 12 'a'
+"""
+
+
+def test_an_exclusion_that_never_fires_blocks() -> None:
+    report = analyze(compile_source(NEVER_FIRES))
+    (finding,) = findings(report, "CRIT103")
+    assert finding.diagnostic.message == (
+        "exclusion E1 can never fire: it is absent whatever the record says"
+    )
+    assert finding.diagnostic.is_error
+    assert report.blocking == (finding,)
+
+
+@pytest.mark.parametrize("text", [NEVER_FIRES, CONTRADICTION], ids=["never-fires", "nobody"])
+def test_cli_gate_fails_unless_warn_only(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "p.crit"
+    path.write_text(text)
+    gated = CliRunner().invoke(main, ["analyze", str(path)])
+    assert gated.exit_code == 1, gated.output
+    assert "error[CRIT10" in gated.stdout
+    assert "1 blocking" in gated.stderr
+    allowed = CliRunner().invoke(main, ["analyze", "--warn-only", str(path)])
+    assert allowed.exit_code == 0, allowed.output
+    assert allowed.stdout == gated.stdout
+
+
+def test_cli_passes_a_protocol_without_blocking_findings() -> None:
+    result = CliRunner().invoke(main, ["analyze", str(CTD_ILD)])
+    assert result.exit_code == 0, result.output
+    assert "0 blocking" in result.stderr

@@ -521,10 +521,17 @@ def test_command(files: tuple[Path, ...]) -> None:
 @click.option(
     "--examples", is_flag=True, help="Print boundary example blocks (from witnesses) instead."
 )
-def analyze_command(protocol_file: Path, examples: bool) -> None:
+@click.option(
+    "--warn-only",
+    is_flag=True,
+    help="Exit 0 even when no patient can be eligible or a criterion can never decide.",
+)
+def analyze_command(protocol_file: Path, examples: bool, warn_only: bool) -> None:
     """Analyse PROTOCOL with z3: eligible patients, criteria that never decide,
     overlapping or gapped alternatives, each with a witness patient that the
-    compiled evaluator confirms. Exits 2 if a witness is not confirmed."""
+    compiled evaluator confirms. Exits 1 if no patient can be eligible or a
+    criterion can never pass or never fail (unless --warn-only), 2 if a
+    witness is not confirmed."""
     analyze = optional("critlang.analyze", "analyze")
     protocol = load_protocol(protocol_file)
     if examples:
@@ -540,11 +547,15 @@ def analyze_command(protocol_file: Path, examples: bool) -> None:
     report = analyze.analyze(protocol)
     click.echo(analyze.render_report(report, read_source(protocol_file)))
     confirmed = "every witness" if report.confirmed else "NOT every witness"
+    blocking = len(report.blocking)
     click.echo(
-        f"{len(report.findings)} finding(s); {confirmed} confirmed by the compiled evaluator",
+        f"{len(report.findings)} finding(s), {blocking} blocking; "
+        f"{confirmed} confirmed by the compiled evaluator",
         err=True,
     )
-    sys.exit(0 if report.confirmed else 2)
+    if not report.confirmed:
+        sys.exit(2)
+    sys.exit(1 if blocking and not warn_only else 0)
 
 
 # At most this many patients are listed one by one on the HTML page of `match`;
@@ -650,3 +661,23 @@ def export_command(protocol_file: Path, target: str, output: Path | None, base_u
         output.write_text(text, encoding="utf-8")
     except OSError as error:
         raise click.ClickException(f"{output}: cannot write the file ({error})") from None
+
+
+@main.command("diff")
+@click.argument("old_file", metavar="OLD", type=click.Path(path_type=Path, dir_okay=False))
+@click.argument("new_file", metavar="NEW", type=click.Path(path_type=Path, dir_okay=False))
+def diff_command(old_file: Path, new_file: Path) -> None:
+    """What changed between two versions of a protocol: criteria added, removed and
+    changed, in words, each change with a patient it makes a difference for, and a
+    patient whose status differs (from z3, confirmed by both compiled evaluators).
+    Exits 0 when no patient is judged differently, 1 when one is, 2 if a witness
+    is not confirmed or the versions cannot be compared."""
+    optional("critlang.analyze", "analyze")
+    from critlang.analyze.diff import diff, render_diff
+
+    old, new = load_protocol(old_file), load_protocol(new_file)
+    result = diff(old, new)
+    click.echo(render_diff(result, str(old_file), str(new_file)))
+    if result.problems or not result.confirmed:
+        sys.exit(2)
+    sys.exit(1 if result.differs else 0)

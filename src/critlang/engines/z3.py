@@ -1,0 +1,395 @@
+"""The z3 engine: the core IR as three-valued z3 formulas.
+
+A condition is a `Tri`, a pair of formulas "is true" and "is false" that
+never both hold (neither means unknown), combined by Kleene's rules. A
+number is a `Num`: an exact z3 `Real` term and a formula saying when it is
+known; an enum value is held as its position among the declared values and a
+date as its ordinal day, both z3 `Int`s; a set is a `Bits`, one boolean per
+declared value. Data elements are z3 variables (`Elements`), each with a
+formula for "the record has it".
+
+`Encoding` gives the formula of any IR node, one method per IR class, and
+nothing else: the engine never sees the syntax tree. The analyses
+(`critlang.analyze`) ask questions of these formulas; with every element's
+value fixed, they give the value the Python engine computes.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Callable, Iterable, Mapping
+from decimal import Decimal
+from fractions import Fraction
+from typing import Any
+
+import attrs
+import z3
+
+from critlang import ir
+from critlang.check import Type
+from critlang.vocab import Kind, Outcome
+
+Z3 = Any  # z3 has no type stubs
+TRUE = z3.BoolVal(True)
+FALSE = z3.BoolVal(False)
+
+
+@attrs.frozen
+class Tri:
+    """A three-valued condition: `true` and `false` never both hold; neither is unknown."""
+
+    true: Z3
+    false: Z3
+
+    def flipped(self) -> Tri:
+        return Tri(self.false, self.true)
+
+    @property
+    def known(self) -> Z3:
+        return z3.Or(self.true, self.false)
+
+
+@attrs.frozen
+class Num:
+    """A number (exact rational), an enum value's position or a date's ordinal, and when known."""
+
+    value: Z3
+    known: Z3
+
+
+@attrs.frozen(eq=False)
+class Bits:
+    """A set: one boolean per declared value, and when it is known."""
+
+    members: dict[str, Z3]
+    known: Z3
+
+
+Value = Tri | Num | Bits
+
+
+def real(value: Fraction | Decimal | int) -> Z3:
+    """An exact z3 rational."""
+    exact = Fraction(value)
+    return z3.Q(exact.numerator, exact.denominator)
+
+
+def guarded(known: Iterable[Z3], test: Z3) -> Tri:
+    """`test` when everything in `known` holds, else unknown."""
+    ready = z3.And(*known)
+    return Tri(z3.And(ready, test), z3.And(ready, z3.Not(test)))
+
+
+def truth(model: Z3, value: Tri) -> bool | None:
+    """A condition's value in a model: True, False or None (unknown)."""
+    if z3.is_true(model.eval(value.true, model_completion=True)):
+        return True
+    if z3.is_true(model.eval(value.false, model_completion=True)):
+        return False
+    return None
+
+
+# ---- data elements --------------------------------------------------------------------
+
+
+class Elements:
+    """One z3 variable per data element (one boolean per value for a set).
+
+    With `missing=False` every element is known; with `missing=True` each has
+    a boolean `known` variable too (named `name?`). `prefix` keeps the
+    variables of two sets of elements apart.
+    """
+
+    def __init__(
+        self, elements: Iterable[tuple[str, Type]], *, missing: bool = False, prefix: str = ""
+    ) -> None:
+        self.types: dict[str, Type] = dict(elements)
+        self.values: dict[str, Value] = {}
+        self.known: dict[str, Z3] = {}
+        self.raw: dict[str, Z3] = {}  # the variable of each element that is not a set
+        for name, kind in self.types.items():
+            known = z3.Bool(f"{prefix}{name}?") if missing else TRUE
+            self.known[name] = known
+            self.values[name] = self.variable(f"{prefix}{name}", name, kind, known)
+
+    def variable(self, label: str, name: str, kind: Type, known: Z3) -> Value:
+        if kind.kind == "set":
+            members = {value: z3.Bool(f"{label}.{value}") for value in kind.values}
+            return Bits(members, known)
+        if kind.kind == "boolean":
+            var = z3.Bool(label)
+            self.raw[name] = var
+            return Tri(z3.And(known, var), z3.And(known, z3.Not(var)))
+        var = z3.Real(label) if kind.numeric else z3.Int(label)
+        self.raw[name] = var
+        return Num(var, known)
+
+    def domain(self, ranges: Mapping[str, tuple[Fraction, Fraction]] | None = None) -> list[Z3]:
+        """Each element within its values: an enum one of its values, a number in `ranges`."""
+        ranges = ranges or {}
+        out: list[Z3] = []
+        for name, kind in self.types.items():
+            var: Z3 = self.raw.get(name)
+            if kind.kind == "enum":
+                out += [var >= 0, var < len(kind.values)]
+            elif kind.kind == "date":
+                out += [var >= FIRST_DAY, var <= LAST_DAY]
+            elif kind.numeric and name in ranges:
+                low, high = ranges[name]
+                out += [var >= real(low), var <= real(high)]
+        return out
+
+    def holds(self, name: str, value: ir.Value | Decimal | None) -> Z3:
+        """The element has `value` (a record's value as the Python engine takes it in)."""
+        if value is None:
+            return z3.Not(self.known[name])
+        kind = self.types[name]
+        held = self.values[name]
+        if isinstance(held, Bits):
+            assert isinstance(value, frozenset)
+            bits = [bit if v in value else z3.Not(bit) for v, bit in held.members.items()]
+            return z3.And(held.known, *bits)
+        var = self.raw[name]
+        return z3.And(self.known[name], var == _term(value, kind))
+
+    def read(self, model: Z3) -> dict[str, ir.Value | None]:
+        """The record a model describes: each element's value, None when unknown."""
+        out: dict[str, ir.Value | None] = {}
+        for name, kind in self.types.items():
+            if not z3.is_true(model.eval(self.known[name], model_completion=True)):
+                out[name] = None
+                continue
+            held = self.values[name]
+            if isinstance(held, Bits):
+                out[name] = frozenset(
+                    v
+                    for v, bit in held.members.items()
+                    if z3.is_true(model.eval(bit, model_completion=True))
+                )
+                continue
+            term = model.eval(self.raw[name], model_completion=True)
+            if kind.kind == "boolean":
+                out[name] = bool(z3.is_true(term))
+            elif kind.kind == "enum":
+                out[name] = kind.values[term.as_long()]
+            elif kind.kind == "date":
+                out[name] = datetime.date.fromordinal(term.as_long())
+            else:
+                out[name] = fraction(term)
+        return out
+
+
+FIRST_DAY = datetime.date(1900, 1, 1).toordinal()
+LAST_DAY = datetime.date(2100, 12, 31).toordinal()
+
+
+def fraction(term: Z3) -> Fraction:
+    """A z3 number as a fraction (an algebraic number, from a product of unknowns, rounded)."""
+    if z3.is_rational_value(term):
+        return Fraction(term.numerator_as_long(), term.denominator_as_long())
+    return Fraction(term.approx(20).as_decimal(20).rstrip("?"))
+
+
+def _term(value: ir.Value | Decimal, kind: Type) -> Z3:
+    """A value as the z3 term that holds it for a node or element of type `kind`."""
+    if isinstance(value, bool):
+        return z3.BoolVal(value)
+    if isinstance(value, Fraction | Decimal | int):
+        return real(value)
+    if isinstance(value, datetime.date):
+        return z3.IntVal(value.toordinal())
+    if isinstance(value, str):
+        return z3.IntVal(kind.values.index(value))
+    raise AssertionError(f"no z3 term for {value!r}")
+
+
+# ---- the IR as formulas ----------------------------------------------------------------
+
+
+@attrs.frozen
+class Status:
+    """A record's status as formulas: eligible, ineligible; neither is undetermined."""
+
+    eligible: Z3
+    ineligible: Z3
+
+    def of(self, model: Z3) -> Outcome:
+        if z3.is_true(model.eval(self.ineligible, model_completion=True)):
+            return Outcome.INELIGIBLE
+        if z3.is_true(model.eval(self.eligible, model_completion=True)):
+            return Outcome.ELIGIBLE
+        return Outcome.UNDETERMINED
+
+
+class Encoding:
+    """The formulas of one program's nodes over `elements`, each made once.
+
+    `replace` gives some nodes other formulas (by node id): the nodes that use
+    them are encoded with the replacement, which is how an analysis asks
+    "what if this comparison came out the other way?".
+    """
+
+    def __init__(
+        self, program: ir.Program, elements: Elements, replace: Mapping[int, Value] | None = None
+    ) -> None:
+        self.program = program
+        self.elements = elements
+        self.definitions = dict(program.definitions)
+        self.memo: dict[int, Value] = dict(replace or {})
+        self.rules: dict[type[ir.Node], Callable[[Any], Value]] = {
+            ir.Const: self.const,
+            ir.Element: self.element,
+            ir.Definition: self.definition,
+            ir.Not: self.not_,
+            ir.And: self.and_,
+            ir.Or: self.or_,
+            ir.AtLeast: self.at_least,
+            ir.Compare: self.compare,
+            ir.Arith: self.arith,
+            ir.Scale: self.scale,
+            ir.Member: self.member,
+            ir.Includes: self.includes,
+        }
+
+    # ---- the program ----
+
+    def criterion(self, criterion: ir.Criterion) -> Tri:
+        """A criterion's value, after applicability."""
+        return self.condition(criterion.value)
+
+    def passes(self, criterion: ir.Criterion) -> Z3:
+        """The criterion lets the patient through: an inclusion met, an exclusion not met."""
+        value = self.criterion(criterion)
+        return value.true if criterion.kind is Kind.INCLUSION else value.false
+
+    def fails(self, criterion: ir.Criterion) -> Z3:
+        """The criterion rules the patient out: an inclusion not met, an exclusion met."""
+        value = self.criterion(criterion)
+        return value.false if criterion.kind is Kind.INCLUSION else value.true
+
+    def status(self) -> Status:
+        criteria = self.program.criteria
+        return Status(
+            z3.And(*(self.passes(c) for c in criteria)), z3.Or(*(self.fails(c) for c in criteria))
+        )
+
+    # ---- nodes ----
+
+    def value(self, node: ir.Node) -> Value:
+        """The formula of any node; operands first, without recursion."""
+        stack: list[tuple[ir.Node, bool]] = [(node, False)]
+        while stack:
+            current, ready = stack.pop()
+            if current.id in self.memo:
+                continue
+            if ready:
+                self.memo[current.id] = self.rules[type(current)](current)
+                continue
+            stack.append((current, True))
+            stack.extend((child, False) for child in self.operands(current))
+        return self.memo[node.id]
+
+    def condition(self, node: ir.Node) -> Tri:
+        value = self.value(node)
+        assert isinstance(value, Tri), node
+        return value
+
+    def number(self, node: ir.Node) -> Num:
+        value = self.value(node)
+        assert isinstance(value, Num), node
+        return value
+
+    def operands(self, node: ir.Node) -> tuple[ir.Node, ...]:
+        if isinstance(node, ir.Definition):
+            return (self.definitions[node.name],)
+        return ir.children(node)
+
+    def made(self, node: ir.Node) -> Value:
+        """An operand's formula, already made."""
+        return self.memo[node.id]
+
+    def tri(self, node: ir.Node) -> Tri:
+        value = self.memo[node.id]
+        assert isinstance(value, Tri), node
+        return value
+
+    def num(self, node: ir.Node) -> Num:
+        value = self.memo[node.id]
+        assert isinstance(value, Num), node
+        return value
+
+    # ---- one rule per IR class ----
+
+    def const(self, node: ir.Const) -> Value:
+        value = node.value
+        if isinstance(value, bool):
+            return Tri(z3.BoolVal(value), z3.BoolVal(not value))
+        if isinstance(value, frozenset):
+            members = {v: z3.BoolVal(v in value) for v in node.type.values}
+            return Bits(members, TRUE)
+        return Num(_term(value, node.type), TRUE)
+
+    def element(self, node: ir.Element) -> Value:
+        return self.elements.values[node.name]
+
+    def definition(self, node: ir.Definition) -> Value:
+        return self.made(self.definitions[node.name])
+
+    def not_(self, node: ir.Not) -> Value:
+        return self.tri(node.operand).flipped()
+
+    def and_(self, node: ir.And) -> Value:
+        values = [self.tri(x) for x in node.operands]
+        return Tri(z3.And(*(v.true for v in values)), z3.Or(*(v.false for v in values)))
+
+    def or_(self, node: ir.Or) -> Value:
+        values = [self.tri(x) for x in node.operands]
+        return Tri(z3.Or(*(v.true for v in values)), z3.And(*(v.false for v in values)))
+
+    def at_least(self, node: ir.AtLeast) -> Value:
+        values = [self.tri(x) for x in node.operands]
+        met = z3.Sum(*(z3.If(v.true, 1, 0) for v in values)) if values else z3.IntVal(0)
+        open_ = z3.Sum(*(z3.If(v.known, 0, 1) for v in values)) if values else z3.IntVal(0)
+        return Tri(met >= node.count, met + open_ < node.count)
+
+    def compare(self, node: ir.Compare) -> Value:
+        left, right = self.made(node.left), self.made(node.right)
+        if isinstance(left, Tri) and isinstance(right, Tri):
+            same = left.true == right.true
+            return guarded([left.known, right.known], same if node.op == "=" else z3.Not(same))
+        assert isinstance(left, Num) and isinstance(right, Num), node
+        a, b = left.value, right.value
+        test = {
+            "<": lambda: a < b,
+            "<=": lambda: a <= b,
+            ">": lambda: a > b,
+            ">=": lambda: a >= b,
+            "=": lambda: a == b,
+            "!=": lambda: a != b,
+        }[node.op]()
+        return guarded([left.known, right.known], test)
+
+    def arith(self, node: ir.Arith) -> Value:
+        left, right = self.num(node.left), self.num(node.right)
+        a, b = left.value, right.value
+        known = [left.known, right.known]
+        if node.op == "/":
+            return Num(a / b, z3.And(*known, b != 0))
+        value = {"+": lambda: a + b, "-": lambda: a - b, "*": lambda: a * b}[node.op]()
+        return Num(value, z3.And(*known))
+
+    def scale(self, node: ir.Scale) -> Value:
+        operand = self.num(node.operand)
+        return Num(operand.value * real(node.factor), operand.known)
+
+    def member(self, node: ir.Member) -> Value:
+        operand = self.num(node.operand)
+        choices = node.operand.type.values
+        test = z3.Or(*(operand.value == choices.index(v) for v in sorted(node.values)))
+        return guarded([operand.known], test)
+
+    def includes(self, node: ir.Includes) -> Value:
+        operand = self.made(node.operand)
+        assert isinstance(operand, Bits), node
+        wanted = [operand.members[v] for v in sorted(node.values)]
+        return guarded([operand.known], z3.And(*wanted) if node.every else z3.Or(*wanted))
