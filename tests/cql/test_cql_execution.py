@@ -27,8 +27,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import critlang
+from critlang.decimals import ARITHMETIC
 from critlang.diagnostics import CritError
-from critlang.engines.python import ARITHMETIC
 from critlang.protocol_tests import example_record
 from tests.cql.engine import run_elm, run_many, unavailable
 from tests.properties.test_evaluator import ctd_records, random_protocols, records_for
