@@ -196,7 +196,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--per-protocol", type=int, default=200)
     parser.add_argument("--z3-records", type=int, default=5)
     parser.add_argument(
-        "--engines", default="python-status,duckdb,z3,postgres", help="compared with the evaluator"
+        "--engines",
+        default="python-status,duckdb,z3,postgres,javascript,elm",
+        help="compared with the evaluator",
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
@@ -215,6 +217,8 @@ def main(argv: list[str] | None = None) -> int:
         "python-status": engines.python_status,
         "duckdb": engines.duckdb,
         "z3": engines.z3,
+        "javascript": engines.javascript,
+        "elm": engines.elm,
     }
     server = session = None
     if "postgres" in names:
