@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -108,3 +109,48 @@ def test_cli_exit_codes(tmp_path: Path) -> None:
     same = CliRunner().invoke(main, ["diff", str(CTD_ILD), str(CTD_ILD)])
     assert same.exit_code == 0, same.output
     assert "no patient's status differs between the two versions" in same.output
+
+
+def test_population_counts_who_changes_status_each_way(tmp_path: Path) -> None:
+    """Age 78 leaves the trial when the upper limit drops to 75; creatinine 1.45 mg/dL
+    comes in when the limit rises to 1.5; everyone else stays where they were."""
+    import json
+
+    from tests.patients import ELIGIBLE
+
+    new = tmp_path / "ctd_ild_v2.crit"
+    new.write_text(NEW_TEXT, encoding="utf-8")
+    records = [
+        {**ELIGIBLE, "id": "stays"},
+        {**ELIGIBLE, "id": "too-old-now", "age": 78},
+        {**ELIGIBLE, "id": "kidney-ok-now", "creatinine": Decimal("1.45")},
+        {**ELIGIBLE, "id": "still-out", "creatinine": Decimal("1.6")},
+        {**ELIGIBLE, "id": "unknown-age", "age": None},
+    ]
+    data = tmp_path / "population.jsonl"
+    # decimals as JSON numbers: each reads back as the same exact decimal
+    data.write_text("".join(json.dumps(r, default=float) + "\n" for r in records), encoding="utf-8")
+    text = CliRunner().invoke(main, ["diff", str(CTD_ILD), str(new), "--population", str(data)])
+    assert text.exit_code == 1, text.output
+    assert "population: 5 patient(s), 2 change status" in text.output
+    assert "  eligible → ineligible: 1 (too-old-now)" in text.output
+    assert "  ineligible → eligible: 1 (kidney-ok-now)" in text.output
+    page = tmp_path / "diff.html"
+    html = CliRunner().invoke(
+        main,
+        [
+            "diff",
+            str(CTD_ILD),
+            str(new),
+            "--population",
+            str(data),
+            "--format",
+            "html",
+            "-o",
+            str(page),
+        ],
+    )
+    assert html.exit_code == 1, html.output
+    written = page.read_text(encoding="utf-8")
+    assert "<td>eligible</td><td>ineligible</td><td>1</td><td>too-old-now</td>" in written
+    assert "I1: age upper limit 80 → 75 years" in written

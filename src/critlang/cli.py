@@ -666,18 +666,58 @@ def export_command(protocol_file: Path, target: str, output: Path | None, base_u
 @main.command("diff")
 @click.argument("old_file", metavar="OLD", type=click.Path(path_type=Path, dir_okay=False))
 @click.argument("new_file", metavar="NEW", type=click.Path(path_type=Path, dir_okay=False))
-def diff_command(old_file: Path, new_file: Path) -> None:
+@click.option(
+    "--population",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Screen these records with both versions on DuckDB and count who changes status.",
+)
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["text", "html"]),
+    default="text",
+    show_default=True,
+)
+@click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False))
+def diff_command(
+    old_file: Path,
+    new_file: Path,
+    population: Path | None,
+    output_format: str,
+    output: Path | None,
+) -> None:
     """What changed between two versions of a protocol: criteria added, removed and
     changed, in words, each change with a patient it makes a difference for, and a
     patient whose status differs (from z3, confirmed by both compiled evaluators).
-    Exits 0 when no patient is judged differently, 1 when one is, 2 if a witness
-    is not confirmed or the versions cannot be compared."""
+    With --population, how many patients of DATA change status, in each direction,
+    and who. Exits 0 when no patient is judged differently, 1 when one is, 2 if a
+    witness is not confirmed or the versions cannot be compared."""
     optional("critlang.analyze", "analyze")
-    from critlang.analyze.diff import diff, render_diff
+    from critlang.analyze.diff import diff, render_diff, render_diff_html
 
     old, new = load_protocol(old_file), load_protocol(new_file)
     result = diff(old, new)
-    click.echo(render_diff(result, str(old_file), str(new_file)))
+    shift = None
+    if population is not None:
+        sql = optional("critlang.sql", "sql")
+        from critlang.shift import population_shift
+
+        try:
+            shift = population_shift(old, new, population)
+        except (sql.SchemaError, sql.SqlError, ValueError) as error:
+            raise click.ClickException(f"{population}: {error}") from None
+    if output_format == "html":
+        text = render_diff_html(result, str(old_file), str(new_file), shift)
+    else:
+        lines = [render_diff(result, str(old_file), str(new_file))]
+        if shift is not None:
+            from critlang.shift import shift_lines
+
+            lines += shift_lines(shift)
+        text = "\n".join(lines) + "\n"
+    inputs = (old_file, new_file) if population is None else (old_file, new_file, population)
+    with _safe_output(output, inputs) as out:
+        out.write(text)
     if result.problems or not result.confirmed:
         sys.exit(2)
-    sys.exit(1 if result.differs else 0)
+    sys.exit(1 if result.differs or (shift is not None and shift.moved) else 0)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import z3
@@ -28,6 +28,9 @@ from critlang.engines.z3 import Z3, Elements, Encoding, Tri, truth
 from critlang.evaluate import Protocol
 from critlang.fmt import NO_SPAN, expression_text, literal, without_spans
 from critlang.words import quantity as in_words
+
+if TYPE_CHECKING:
+    from critlang.shift import Shift
 
 
 @attrs.frozen
@@ -76,6 +79,22 @@ def render_diff(result: Diff, old: str, new: str) -> str:
         lines.append("no patient's status differs between the two versions")
     lines += [f"z3 could not settle {question}" for question in result.inconclusive]
     return "\n".join(lines)
+
+
+def render_diff_html(result: Diff, old: str, new: str, shift: Shift | None = None) -> str:
+    """The diff as a self-contained HTML page (autoescaped: every protocol text is escaped)."""
+    import jinja2  # only the page needs templates
+
+    environment = jinja2.Environment(
+        loader=jinja2.PackageLoader("critlang", "templates"),
+        autoescape=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        undefined=jinja2.StrictUndefined,
+    )
+    return environment.get_template("diff.html.j2").render(
+        result=result, old=old, new=new, shift=shift, described=_described
+    )
 
 
 def _described(witness: Witness) -> str:
