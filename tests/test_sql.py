@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import random
 import re
@@ -23,6 +24,7 @@ import critlang
 from critlang import screen, sql
 from critlang.check import Checked
 from critlang.cli import main
+from critlang.records import Intake, read_records
 from critlang.report import flat_columns
 from tests.patients import ELIGIBLE
 from tests.tables import arrow_table
@@ -568,3 +570,29 @@ def test_text_dates_numbers_and_sets_agree_with_the_evaluator(
             for criterion in result.criteria:
                 assert row[criterion.id] == criterion.value_word, (engine, result.id)
             assert row["missing"] == list(result.missing)
+
+
+def test_a_parquet_file_is_screened_in_place_as_eval_reads_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """DuckDB reads a typed Parquet file where it lies (no record passes through Python),
+    ignores columns that are not data elements, and gives eval's answers."""
+    source = ROOT / "examples" / "patients.parquet"
+    table = pq.read_table(source)
+    data = tmp_path / "patients.parquet"
+    pq.write_table(table.append_column("mrn", pa.array([f"M{n}" for n in range(len(table))])), data)
+    expected = list(critlang.load(CTD_PATH).screen(read_records(data, CHECKED)))
+
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("the Parquet file went through Python's intake")
+
+    monkeypatch.setattr(screen, "read_records", refuse)
+    results = tmp_path / "results.csv"
+    intake = Intake(CHECKED)
+    attrition = screen.run(CHECKED, data, "duckdb", results, intake=intake)
+    rows = list(csv.DictReader(results.open(encoding="utf-8")))
+    assert [(r["id"], r["status"]) for r in rows] == [(r.id, r.status) for r in expected]
+    for row, result in zip(rows, expected, strict=True):
+        assert [row[c.id] for c in result.criteria] == [c.value_word for c in result.criteria]
+    assert attrition.total == len(expected)
+    assert intake.unknown == {"mrn": len(expected)}

@@ -25,7 +25,15 @@ from sqlglot import exp
 
 from critlang import sql
 from critlang.check import Checked
-from critlang.records import ID_FIELD, Intake, RecordError, Row, read_records
+from critlang.records import (
+    HEADER_UNIT,
+    ID_FIELD,
+    Intake,
+    RecordError,
+    Row,
+    read_records,
+    record_format,
+)
 from critlang.report import atomic_path, csv_line, flat_columns
 from critlang.vocab import Outcome, Truth
 
@@ -224,6 +232,10 @@ def run(
     except ImportError:
         raise ValueError("critlang screen needs pyarrow: pip install 'critlang[sql]'") from None
     intake = intake if intake is not None else Intake(checked)
+    if engine == "duckdb" and _typed_table(data, input_format, intake):
+        screened = _run_duckdb_on_parquet(checked, Path(data), output, target, intake)
+        if screened is not None:
+            return screened
     rows = read_records(data, checked, input_format)
     with tempfile.TemporaryDirectory(prefix="critlang-screen-") as work:
         patients = Path(work) / "patients.parquet"
@@ -231,6 +243,69 @@ def run(
         if engine == "duckdb":
             return _run_duckdb(checked, patients, output, target)
         return _run_spark(checked, patients, output, target, session)
+
+
+def _typed_table(data: Path | str, input_format: str | None, intake: Intake) -> bool:
+    """Can the query read `data` where it lies? A Parquet file's columns are typed, so the
+    query parses nothing; text formats and other id fields go through Python's intake."""
+    if str(data) == "-" or intake.strict_fields or intake.id_field != ID_FIELD:
+        return False
+    try:
+        return record_format(data, input_format) == "parquet"
+    except ValueError:
+        return False
+
+
+def _run_duckdb_on_parquet(
+    checked: Checked, data: Path, output: Path | None, target: str | None, intake: Intake
+) -> Attrition | None:
+    """Screen a Parquet file in place: DuckDB reads, checks and screens every row at once.
+
+    Each row keeps its position (its record number) and id, as Python's intake
+    gives them; columns that are not data elements are ignored and counted.
+    None when the query cannot read the file as it is (a damaged file, a column
+    of {value, unit} structs): Python's intake then reads it, and says what is wrong.
+    """
+    import duckdb
+
+    connection = duckdb.connect()
+    try:
+        try:
+            relation = connection.read_parquet(str(data))
+            schema = list(zip(relation.columns, (str(t) for t in relation.types), strict=True))
+            elements = [(n, t) for n, t in schema if _element_of(checked, n) is not None]
+            layout = _layout(checked, elements, "duckdb")
+            rows = len(relation)
+        except (duckdb.Error, sql.SchemaError):
+            return None
+        for name, _ in schema:
+            if name != ID_FIELD and _element_of(checked, name) is None:
+                intake.unknown[name] = intake.unknown.get(name, 0) + rows
+        identity = (
+            f"CAST({_quoted(ID_FIELD)} AS VARCHAR)"
+            if ID_FIELD in relation.columns
+            else "CAST(row_number() OVER () AS VARCHAR)"
+        )
+        picked = ", ".join(_quoted(name) for name, _ in elements)
+        source = "'" + str(data).replace("'", "''") + "'"  # a view takes no parameters
+        connection.execute(
+            f"CREATE VIEW patients AS SELECT row_number() OVER () AS {_quoted(ROW)}, "
+            f"{identity} AS {_quoted(RECORD_ID)}, CAST(NULL AS VARCHAR) AS {_quoted(RECORD_ERROR)}"
+            f"{', ' + picked if picked else ''} FROM read_parquet({source})"
+        )
+        return _screen_view(connection, checked, layout, output, target)
+    finally:
+        connection.close()
+
+
+def _element_of(checked: Checked, column: str) -> str | None:
+    match = HEADER_UNIT.match(column)
+    element = match.group(1) if match else column
+    return element if element in checked.element_types else None
+
+
+def _quoted(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
 
 
 def screen_input(
@@ -372,17 +447,23 @@ def _run_duckdb(
         relation = connection.read_parquet(str(patients))
         schema = list(zip(relation.columns, (str(t) for t in relation.types), strict=True))
         relation.create_view("patients")
-        layout = _layout(checked, schema, "duckdb")
-        query = sql.to_sql(checked, "patients", "duckdb", layout, pretty=False)
-        connection.sql(query).create(SCREENED)
-        connection.sql(results_query(checked, SCREENED, "patients").sql("duckdb")).create(RESULTS)
-        if output is not None and target is not None:
-            cursor = connection.execute(export_query(checked).sql("duckdb"))
-            write_results_file(checked, _batches(cursor.fetchmany), output, target)
-        counts = connection.sql(attrition_query(checked).sql("duckdb"))
-        row = dict(zip(counts.columns, counts.fetchall()[0], strict=True))
+        return _screen_view(connection, checked, _layout(checked, schema, "duckdb"), output, target)
     finally:
         connection.close()
+
+
+def _screen_view(
+    connection: Any, checked: Checked, layout: sql.Layout, output: Path | None, target: str | None
+) -> Attrition:
+    """Screen the view `patients` (row number, id, intake error, element columns)."""
+    query = sql.to_sql(checked, "patients", "duckdb", layout, pretty=False)
+    connection.sql(query).create(SCREENED)
+    connection.sql(results_query(checked, SCREENED, "patients").sql("duckdb")).create(RESULTS)
+    if output is not None and target is not None:
+        cursor = connection.execute(export_query(checked).sql("duckdb"))
+        write_results_file(checked, _batches(cursor.fetchmany), output, target)
+    counts = connection.sql(attrition_query(checked).sql("duckdb"))
+    row = dict(zip(counts.columns, counts.fetchall()[0], strict=True))
     return attrition_from(checked, row)
 
 
