@@ -210,6 +210,17 @@ class _Generator:
                 else f"{local} = {other}"
             )
             return
+        if all(not isinstance(x, ir.And | ir.Or | ir.AtLeast) for x in operands):
+            # Operands that are single tests cost less to compute than to skip.
+            values = [self.value(x, out) for x in operands]
+            decided = " or ".join(f"{v} is {decisive}" for v in values)
+            open_ = " or ".join(f"{v} is None" for v in values)
+            out.append(
+                f"{local} = {decisive} if {decided} else (None if {open_} else {other})"
+                if values
+                else f"{local} = {other}"
+            )
+            return
         # A flat loop that is left at the first deciding operand: nesting stays
         # as deep as the logic, however many operands there are.
         out += [f"{local} = {other}", f"{unknown} = False", "while True:"]
