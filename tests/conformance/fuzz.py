@@ -197,7 +197,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--z3-records", type=int, default=5)
     parser.add_argument(
         "--engines",
-        default="python-status,duckdb,z3,postgres,javascript,elm",
+        # ELM is left to --engines: CQL's 8 decimal places can differ from critlang's
+        # decimals on purpose (docs/export.md), which would fail the run.
+        default="python-status,duckdb,z3,postgres,javascript",
         help="compared with the evaluator",
     )
     parser.add_argument("--seed", type=int, default=0)
