@@ -14,13 +14,13 @@ escaped by the template (autoescape) or written as an escaped JSON literal.
 from __future__ import annotations
 
 import attrs
-import jinja2
 import markupsafe
 
 from critlang import render
 from critlang import syntax as s
 from critlang.engines import javascript
 from critlang.evaluate import Protocol
+from critlang.pages import page
 
 
 @attrs.frozen
@@ -84,15 +84,8 @@ def render_form(protocol: Protocol) -> str:
         if f.low is not None and f.high is not None
     }
     kinds = {f.name: f.control for f in fields(protocol)}
-    environment = jinja2.Environment(
-        loader=jinja2.PackageLoader("critlang", "templates"),
-        autoescape=True,
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-    template = environment.get_template("form.html.j2")
-    return template.render(
+    return page(
+        "form.html.j2",
         document=document,
         fields=fields(protocol),
         criteria=[*document.inclusions, *document.exclusions],

@@ -141,6 +141,26 @@ def children(node: Node) -> tuple[Node, ...]:
     return ()
 
 
+def walk(root: Node, definitions: dict[str, Node] | None = None) -> list[Node]:
+    """Every node under `root` once, left to right as the source reads, without recursion.
+
+    With `definitions`, a `Definition` is followed into its body.
+    """
+    found: list[Node] = []
+    seen: set[int] = set()
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if node.id in seen:
+            continue
+        seen.add(node.id)
+        found.append(node)
+        if definitions is not None and isinstance(node, Definition) and node.name in definitions:
+            stack.append(definitions[node.name])
+        stack.extend(reversed(children(node)))
+    return found
+
+
 # ---- the protocol as a whole ---------------------------------------------------------
 
 

@@ -208,14 +208,6 @@ def _rank_lines(ranking: Sequence[ElementRank]) -> list[str]:
 
 def render_html(population: Population, patients: Sequence[PatientMatch]) -> str:
     """A self-contained page: the ranking per trial and overall, and every patient's statuses."""
-    import jinja2  # only the HTML page needs templates
+    from critlang.pages import page  # only the HTML page needs templates
 
-    environment = jinja2.Environment(
-        loader=jinja2.PackageLoader("critlang", "templates"),
-        autoescape=True,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        undefined=jinja2.StrictUndefined,
-    )
-    template = environment.get_template("match.html.j2")
-    return template.render(population=population, patients=patients)
+    return page("match.html.j2", population=population, patients=patients)

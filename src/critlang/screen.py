@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import attrs
-import jinja2
 from sqlglot import exp
 
 from critlang import sql
@@ -574,12 +573,6 @@ def write_results_file(
 
 def render_html(attrition: Attrition) -> str:
     """The attrition report as a self-contained HTML page with an inline SVG chart."""
-    environment = jinja2.Environment(
-        loader=jinja2.PackageLoader("critlang", "templates"),
-        autoescape=jinja2.select_autoescape(["html", "j2"]),
-        trim_blocks=True,
-        lstrip_blocks=True,
-        undefined=jinja2.StrictUndefined,
-    )
-    template = environment.get_template("attrition.html.j2")
-    return template.render(attrition=attrition, statuses=STATUSES)
+    from critlang.pages import page
+
+    return page("attrition.html.j2", attrition=attrition, statuses=STATUSES)

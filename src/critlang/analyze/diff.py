@@ -83,18 +83,9 @@ def render_diff(result: Diff, old: str, new: str) -> str:
 
 def render_diff_html(result: Diff, old: str, new: str, shift: Shift | None = None) -> str:
     """The diff as a self-contained HTML page (autoescaped: every protocol text is escaped)."""
-    import jinja2  # only the page needs templates
+    from critlang.pages import page  # only the page needs templates
 
-    environment = jinja2.Environment(
-        loader=jinja2.PackageLoader("critlang", "templates"),
-        autoescape=True,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        undefined=jinja2.StrictUndefined,
-    )
-    return environment.get_template("diff.html.j2").render(
-        result=result, old=old, new=new, shift=shift, described=_described
-    )
+    return page("diff.html.j2", result=result, old=old, new=new, shift=shift, described=_described)
 
 
 def _described(witness: Witness) -> str:

@@ -95,7 +95,9 @@ class _Generator:
 
     def prelude(self, root: ir.Node) -> list[str]:
         lines: list[str] = []
-        for node in _leaves(root, self.definitions):
+        # The elements and definitions under `root`, in evaluation order.
+        leaves = [n for n in ir.walk(root) if isinstance(n, ir.Element | ir.Definition)]
+        for node in leaves:
             if node.id in self.names:
                 continue
             if isinstance(node, ir.Element):
@@ -236,19 +238,3 @@ class _Generator:
         out += ["    " + line for line in block]
         self.names = saved  # values computed inside the loop may not exist after it
         out.append(f"if {unknown} and {local} is {other}: {local} = None")
-
-
-def _leaves(root: ir.Node, definitions: dict[str, ir.Node]) -> list[ir.Node]:
-    """The elements and definitions under `root`, in evaluation order, without recursion."""
-    found: list[ir.Node] = []
-    seen: set[int] = set()
-    stack = [root]
-    while stack:
-        node = stack.pop()
-        if node.id in seen:
-            continue
-        seen.add(node.id)
-        if isinstance(node, ir.Element | ir.Definition):
-            found.append(node)
-        stack.extend(reversed(ir.children(node)))
-    return found

@@ -124,7 +124,7 @@ class Query:
     def definition_levels(self) -> list[list[str]]:
         levels: dict[str, int] = {}
         for name, body in self.program.definitions:  # in dependency order
-            used = [n.name for n in _below(body, {}) if isinstance(n, ir.Definition)]
+            used = [n.name for n in ir.walk(body, {}) if isinstance(n, ir.Definition)]
             levels[name] = 1 + max((levels[d] for d in used), default=0)
         deepest = max(levels.values(), default=0)
         return [[n for n in levels if levels[n] == depth] for depth in range(1, deepest + 1)]
@@ -226,7 +226,7 @@ class Query:
                 unknown = b.and_(
                     b.is_null(b.col(f"{criterion.id} value")), b.is_null(b.col(column))
                 )
-                for node in _below(root, self.definitions):
+                for node in ir.walk(root, self.definitions):
                     if isinstance(node, ir.Element):
                         reasons.setdefault(node.name, []).append(unknown.copy())
         entries = [
@@ -405,20 +405,3 @@ class Query:
         combined = b.and_(*tests) if node.every else b.or_(*tests)
         # Postgres reads `= ANY` of a NULL array as FALSE: keep it unknown.
         return exp.Case(ifs=[exp.If(this=b.is_null(held), true=exp.null())], default=combined)
-
-
-def _below(root: ir.Node, definitions: dict[str, ir.Node]) -> list[ir.Node]:
-    """Every node under `root`, through the bodies of `definitions`, each once, in order."""
-    found: list[ir.Node] = []
-    seen: set[int] = set()
-    stack = [root]
-    while stack:
-        node = stack.pop()
-        if node.id in seen:
-            continue
-        seen.add(node.id)
-        found.append(node)
-        if isinstance(node, ir.Definition) and node.name in definitions:
-            stack.append(definitions[node.name])
-        stack.extend(reversed(ir.children(node)))  # left to right, as the source reads
-    return found
