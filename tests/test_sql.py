@@ -596,3 +596,17 @@ def test_a_parquet_file_is_screened_in_place_as_eval_reads_it(
         assert [row[c.id] for c in result.criteria] == [c.value_word for c in result.criteria]
     assert attrition.total == len(expected)
     assert intake.unknown == {"mrn": len(expected)}
+
+
+def test_parquet_results_written_by_duckdb_equal_the_csv_written_in_python(tmp_path: Path) -> None:
+    """DuckDB writes a Parquet result file itself; the CSV writer goes row by row in Python.
+    Both hold the flat result schema, value for value."""
+    data = ROOT / "examples" / "patients.parquet"
+    screen.run(CHECKED, data, "duckdb", tmp_path / "results.parquet")
+    screen.run(CHECKED, data, "duckdb", tmp_path / "results.csv")
+    table = pq.read_table(tmp_path / "results.parquet")
+    assert table.schema.field("missing").type == pa.list_(pa.string())
+    from_parquet = [{**row, "missing": ";".join(row["missing"])} for row in table.to_pylist()]
+    from_csv = list(csv.DictReader((tmp_path / "results.csv").open(encoding="utf-8")))
+    assert from_parquet == from_csv
+    assert {row["status"] for row in from_csv} >= {"eligible", "ineligible"}

@@ -458,12 +458,45 @@ def _screen_view(
     query = sql.to_sql(checked, "patients", "duckdb", layout, pretty=False)
     connection.sql(query).create(SCREENED)
     connection.sql(results_query(checked, SCREENED, "patients").sql("duckdb")).create(RESULTS)
-    if output is not None and target is not None:
+    if output is not None and target == ".parquet":
+        # DuckDB writes the flat schema itself: a million rows never pass through Python.
+        with atomic_path(output) as temporary:
+            connection.sql(_flat_sql(checked)).write_parquet(str(temporary))
+    elif output is not None and target is not None:
         cursor = connection.execute(export_query(checked).sql("duckdb"))
         write_results_file(checked, _batches(cursor.fetchmany), output, target)
     counts = connection.sql(attrition_query(checked).sql("duckdb"))
     row = dict(zip(counts.columns, counts.fetchall()[0], strict=True))
     return attrition_from(checked, row)
+
+
+def _flat_sql(checked: Checked, table: str = RESULTS) -> str:
+    """The results in the flat result schema, in record order, as `flat_rows` makes them."""
+    error = Outcome.ERROR.value
+    columns = [
+        f"CAST({_quoted(ID_FIELD)} AS VARCHAR) AS {_quoted('id')}",
+        f"{_quoted(sql.STATUS)} AS {_quoted('status')}",
+    ]
+    for criterion in checked.protocol.criteria:
+        ident = criterion.id.text
+        value, applies = _quoted(ident), _quoted(sql.applies_column(ident))
+        has_applies = criterion.applies_when is not None
+        columns.append(
+            f"CASE WHEN {_quoted(sql.STATUS)} = '{error}' THEN ''"
+            + (
+                f" WHEN {applies} IS FALSE THEN '{Truth.NOT_APPLICABLE.value}'"
+                if has_applies
+                else ""
+            )
+            + f" WHEN {value} IS NULL THEN '{Truth.UNKNOWN.value}'"
+            + f" WHEN {value} THEN '{Truth.TRUE.value}' ELSE '{Truth.FALSE.value}' END"
+            + f" AS {value}"
+        )
+    columns.append(
+        f"COALESCE({_quoted(sql.MISSING)}, CAST([] AS VARCHAR[])) AS {_quoted('missing')}"
+    )
+    columns.append(f"COALESCE({_quoted(sql.ERROR_COLUMN)}, '') AS {_quoted('error')}")
+    return f"SELECT {', '.join(columns)} FROM {_quoted(table)} ORDER BY {_quoted(ROW)}"
 
 
 def _batches(fetch: Callable[[int], list[Any]]) -> Iterator[Sequence[Any]]:
