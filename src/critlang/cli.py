@@ -705,7 +705,14 @@ def diff_command(
         try:
             shift = population_shift(old, new, population)
         except (sql.SchemaError, sql.SqlError, ValueError) as error:
-            raise click.ClickException(f"{population}: {error}") from None
+            said = str(error)  # most messages name the file already
+            raise click.ClickException(
+                said if str(population) in said else f"{population}: {said}"
+            ) from None
+        except OSError as error:
+            raise click.ClickException(
+                f"{population}: cannot screen ({error.strerror or error})"
+            ) from None
     if output_format == "html":
         text = render_diff_html(result, str(old_file), str(new_file), shift)
     else:
