@@ -24,22 +24,17 @@ def test_an_error_inside_leaves_the_previous_file_and_no_temporary(tmp_path: Pat
     assert sorted(p.name for p in tmp_path.iterdir()) == ["results.jsonl"]
 
 
+def eval_from_stdin(target: Path) -> tuple[list[str], dict[str, str]]:
+    """`critlang eval` reading records on stdin and writing JSON Lines to `target`."""
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2] / "src")}
+    command = [sys.executable, "-c", "from critlang.cli import main; main()", "eval"]
+    return [*command, str(CTD), "-", "--format", "jsonl", "-o", str(target)], env
+
+
 def test_ctrl_c_while_reading_stdin_keeps_the_previous_output(tmp_path: Path) -> None:
     target = tmp_path / "results.jsonl"
     target.write_text("previous\n", encoding="utf-8")
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2] / "src")}
-    command = [
-        sys.executable,
-        "-c",
-        "from critlang.cli import main; main()",
-        "eval",
-        str(CTD),
-        "-",
-        "--format",
-        "jsonl",
-        "-o",
-        str(target),
-    ]
+    command, env = eval_from_stdin(target)
     process = subprocess.Popen(command, stdin=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     assert process.stdin is not None
     process.stdin.write(jsonl([patient("p1")]))
@@ -60,19 +55,7 @@ def test_ctrl_c_while_reading_stdin_keeps_the_previous_output(tmp_path: Path) ->
 def test_a_complete_run_replaces_the_file(tmp_path: Path) -> None:
     target = tmp_path / "results.jsonl"
     target.write_text("previous\n", encoding="utf-8")
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2] / "src")}
-    command = [
-        sys.executable,
-        "-c",
-        "from critlang.cli import main; main()",
-        "eval",
-        str(CTD),
-        "-",
-        "--format",
-        "jsonl",
-        "-o",
-        str(target),
-    ]
+    command, env = eval_from_stdin(target)
     done = subprocess.run(command, input=jsonl([patient("p1")]), env=env, check=False)
     assert done.returncode == 0
     assert '"status": "eligible"' in target.read_text(encoding="utf-8")
