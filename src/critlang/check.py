@@ -39,10 +39,13 @@ UCUM_SPELLINGS = {
 class Type:
     """The type of a value: kind, and for quantities the unit it is held in."""
 
-    kind: str  # boolean | number | quantity | date | enum | set | error
+    kind: str  # boolean | number | quantity | date | enum | set | ordinal | code | history | error
     unit: str = units.DIMENSIONLESS
-    values: tuple[str, ...] = ()
+    values: tuple[str, ...] = ()  # enum and set values; an ordinal's, lowest first
     molar_mass: Fraction | None = None
+    integer: bool = False  # a number that is always whole (counts, calendar differences)
+    entry: str = ""  # a history's entries: measurement | code | medication (vocab.EntryKind)
+    complete: bool = False  # a history declared complete: no entry means never
 
     @property
     def numeric(self) -> bool:

@@ -49,3 +49,49 @@ class Truth(enum.StrEnum):
 
 
 OUTCOMES = tuple(o.value for o in Outcome if o is not Outcome.ERROR)
+
+
+class EntryKind(enum.StrEnum):
+    """What the entries of a history hold (`history of quantity`, `of codes`, `of medications`)."""
+
+    MEASUREMENT = "measurement"  # date, value (in the declared unit), optional low and high
+    CODE = "code"  # date, code (a diagnosis, procedure or finding)
+    MEDICATION = "medication"  # start, end (absent while ongoing), code, optional dose
+
+
+class CalendarUnit(enum.StrEnum):
+    """Calendar units of date arithmetic (`6 months`), distinct from UCUM's 'mo' and 'a'."""
+
+    YEAR = "year"
+    MONTH = "month"
+    WEEK = "week"
+    DAY = "day"
+
+
+class CodeSystem(enum.StrEnum):
+    """The code systems a code list or a coded value may use, by their name in a .crit file.
+
+    A coded value is written `system:code` everywhere (records, IR, engines):
+    `icd10cm:J84.10`, `snomed:233703007`. ICD-10-CM codes are compared without
+    their dot (`J84.10` and `J8410` are one code).
+    """
+
+    SNOMED = "snomed"
+    ICD10CM = "icd10cm"
+    LOINC = "loinc"
+    RXNORM = "rxnorm"
+    ATC = "atc"
+
+    @property
+    def uri(self) -> str:
+        """The system's canonical URI, as FHIR writes it."""
+        return CODE_SYSTEM_URIS[self]
+
+
+CODE_SYSTEM_URIS = {
+    CodeSystem.SNOMED: "http://snomed.info/sct",
+    CodeSystem.ICD10CM: "http://hl7.org/fhir/sid/icd-10-cm",
+    CodeSystem.LOINC: "http://loinc.org",
+    CodeSystem.RXNORM: "http://www.nlm.nih.gov/research/umls/rxnorm",
+    CodeSystem.ATC: "http://www.whocc.no/atc",
+}
