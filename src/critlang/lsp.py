@@ -25,12 +25,13 @@ from pygls.exceptions import JsonRpcInvalidParams
 from pygls.lsp.server import LanguageServer
 
 from critlang import syntax as s
-from critlang.check import UCUM_SPELLINGS, Checked, check, check_source
+from critlang import units
+from critlang.check import UCUM_SPELLINGS, Checked, check, check_source, conversion_words
 from critlang.diagnostics import CritError, Diagnostic, sort_key
 from critlang.fmt import format_source
 from critlang.parser import parse_recovering
 from critlang.render import TYPE_WORDS, describe
-from critlang.words import UNIT_WORDS, quantity
+from critlang.words import quantity
 
 # Keywords offered by completion; phrases are offered whole.
 KEYWORDS = (
@@ -399,6 +400,12 @@ def _reading(node: s.Expr | s.SubCriterion, checked: Checked | None) -> str | No
         return None
 
 
+def _shown(code: str) -> str:
+    """' (mmHg)' after a unit code, as documents show it (units.display); '' when the same."""
+    shown = units.display(code)
+    return f" ({_escaped(shown)})" if shown and shown != code else ""
+
+
 def hover_text(symbol: Symbol, checked: Checked | None) -> str:
     """A hover in Markdown: what the name is, and what it means in words."""
     node = symbol.node
@@ -414,8 +421,13 @@ def hover_text(symbol: Symbol, checked: Checked | None) -> str:
         lines.append(f"Type: {_element_type(node)}")
         if isinstance(node.type, s.QuantityType | s.DurationType):
             code = node.type.unit
-            words = UNIT_WORDS.get(code, (code, code))[1]
-            lines.append(f"Unit: {_escaped(code)}" + (f" ({words})" if words != code else ""))
+            lines.append(f"Unit: {_escaped(code)}{_shown(code)}")
+        for ref in node.accepts:
+            lines.append(f"Also accepted: {_escaped(ref.code)}{_shown(ref.code)}")
+        for conversion in node.conversions:
+            code = conversion.unit.code
+            formula = conversion_words(conversion)
+            lines.append(f"Converted: {_escaped(code)}{_shown(code)} read as {formula}")
         if node.plausible_range is not None:
             low, high = node.plausible_range
             lines.append(f"Range: {low} to {high}")
