@@ -316,18 +316,40 @@ def _quantity(
     number = _number(given)
     if code == unit:
         return number
-    if code in declared:
-        scale, offset = declared[code]
-    else:
-        try:
-            scale, offset = units.linear(code, unit, molar_mass)
-        except units.UnitError as error:
-            if not units.is_valid(code):
-                usual = units.suggest(code)
-                hint = f"; the UCUM code is '{usual}'" if usual else ""
-                raise _Invalid(f"'{code}' is not a UCUM unit{hint}") from None
-            raise _Invalid(str(error)) from None
+    scale, offset = _reading(unit, molar_mass, declared, code)
     return _decimal(Fraction(number) * scale + offset)
+
+
+def _reading(
+    unit: str,
+    molar_mass: Fraction | None,
+    declared: Mapping[str, tuple[Fraction, Fraction]],
+    code: str,
+) -> tuple[Fraction, Fraction]:
+    """(scale, offset) reading a number in `code` as scale x number + offset in `unit`."""
+    if code in declared:
+        return declared[code]
+    try:
+        return units.linear(code, unit, molar_mass)
+    except units.UnitError as error:
+        if not units.is_valid(code):
+            usual = units.suggest(code)
+            hint = f"; the UCUM code is '{usual}'" if usual else ""
+            raise _Invalid(f"'{code}' is not a UCUM unit{hint}") from None
+        raise _Invalid(str(error)) from None
+
+
+def unit_reading(element: s.DataElement, kind: Type, code: str) -> tuple[Fraction, Fraction] | str:
+    """How the intake reads a number of `element` given in `code`: (scale, offset), exact,
+    with value = scale x number + offset in the declared unit; or, for a unit it refuses,
+    what it says is wrong. The SQL engine reads a column in `code` by the same rule.
+    """
+    if code == kind.unit:
+        return Fraction(1), Fraction(0)
+    try:
+        return _reading(kind.unit, kind.molar_mass, _record_units(element, kind.unit), code)
+    except _Invalid as error:
+        return str(error)
 
 
 def _checked_range(

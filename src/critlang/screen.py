@@ -384,7 +384,7 @@ def _normalise(
 
 
 def _layout(checked: Checked, schema: list[tuple[str, str]], dialect: str) -> sql.Layout:
-    elements = [(name, kind) for name, kind in schema if name in checked.element_types]
+    elements = [(name, kind) for name, kind in schema if _element_of(checked, name) is not None]
     return attrs.evolve(sql.layout_from_schema(checked, elements, dialect), id_column=ROW)
 
 
