@@ -265,6 +265,11 @@ def _record_units(element: s.DataElement, unit: str) -> dict[str, tuple[Fraction
     return found
 
 
+def given_number(value: Any) -> Decimal:
+    """A record's number as the intake reads it (a float as its shortest decimal)."""
+    return _number(value)
+
+
 def _numpy_bool(value: Any) -> bool:
     kind = type(value)
     return kind.__module__ == "numpy" and kind.__name__ in ("bool", "bool_")

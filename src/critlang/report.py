@@ -160,6 +160,8 @@ class TextWriter(_Base):
                     Text(printable(_unrepeated(part.value_word, part.reason))),
                 )
         console.print(table)
+        for reading in result.readings:
+            console.print(Text("  read: " + printable(reading)))
         if result.missing:
             console.print(Text("  missing: " + printable(", ".join(result.missing))))
         console.print()
