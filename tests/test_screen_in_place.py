@@ -59,9 +59,14 @@ def test_results_keep_record_order_on_many_threads(
     assert attrition.total == len(expected_ids)
 
 
-def test_the_attrition_counts_what_the_evaluator_counts(many_row_groups: Path) -> None:
-    """Counted over grouped results, the attrition is the evaluator's, result for result."""
-    attrition = screen.run(CTD.checked, many_row_groups, "duckdb")
+@pytest.mark.parametrize("output", [None, "results.parquet", "results.csv"])
+def test_the_attrition_counts_what_the_evaluator_counts(
+    many_row_groups: Path, tmp_path: Path, output: str | None
+) -> None:
+    """Counted over grouped results (without an output, over the query itself; with a
+    Parquet file, over the words it holds), the attrition is the evaluator's."""
+    written = None if output is None else tmp_path / output
+    attrition = screen.run(CTD.checked, many_row_groups, "duckdb", written)
     results = list(CTD.screen(read_records(EXAMPLES, CTD.checked)))
     statuses = {name: 0 for name in attrition.statuses}
     for result in results:
@@ -74,3 +79,16 @@ def test_the_attrition_counts_what_the_evaluator_counts(many_row_groups: Path) -
         assert step.true == COPIES * words.count("true"), step.id
         assert step.false == COPIES * words.count("false"), step.id
         assert step.unknown == COPIES * words.count("unknown"), step.id
+        assert step.not_applicable == COPIES * words.count("not applicable"), step.id
+    assert {step.not_applicable for step in attrition.steps} != {0}
+    # Who remains after each criterion: no inclusion so far false, no exclusion true.
+    screened = [r for r in results if r.status != "error"]
+    for number, step in enumerate(attrition.steps, start=1):
+        remaining = sum(
+            not any(
+                c.value_word == ("false" if c.kind == "inclusion" else "true")
+                for c in result.criteria[:number]
+            )
+            for result in screened
+        )
+        assert step.remaining == COPIES * remaining, step.id

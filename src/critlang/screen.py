@@ -175,14 +175,14 @@ def grouped_results(checked: Checked, table: str = RESULTS) -> exp.Select:
     counted = exp.alias_(exp.Count(this=exp.Star()), WEIGHT, quoted=True)
     return (
         exp.select(*(_col(name) for name in names), counted)
-        .from_(exp.to_table(table))
+        .from_(exp.table_(table, quoted=True))
         .group_by(*(_col(name) for name in names))
     )
 
 
-def _duckdb_attrition(connection: Any, checked: Checked) -> Attrition:
-    """The attrition of the DuckDB results table, counted over its grouped results."""
-    grouped = grouped_results(checked).subquery("grouped")
+def _duckdb_attrition(connection: Any, checked: Checked, table: str = RESULTS) -> Attrition:
+    """The attrition of DuckDB results, counted over the grouped results."""
+    grouped = grouped_results(checked, table).subquery("grouped")
     counts = connection.sql(
         attrition_query(checked, "grouped", WEIGHT).from_(grouped).sql("duckdb")
     )
@@ -345,21 +345,55 @@ def _screen_in_place(
 ) -> Attrition:
     """Screen the view `patients` over a Parquet file, in one pass over the file.
 
-    No record failed Python's intake, so the query's rows are the results: they
-    are kept once, without a join back to the records, and stay in record order,
-    which DuckDB preserves through a scan, projections, a window with an empty
-    OVER (), CREATE TABLE AS and COPY (docs/benchmarks.md measures the saving).
+    No record failed Python's intake, so the query's rows are the results: no
+    join back to the records, and no sort, since DuckDB keeps record order
+    through a scan, projections, a window with an empty OVER (), CREATE TABLE
+    AS and COPY. With a Parquet result file or none, the results are not even
+    kept: the query runs once, into the file (whose words the attrition then
+    reads back, `_results_from_words`) or into the attrition's counts.
     """
     query = sql.to_sql(checked, "patients", "duckdb", layout, pretty=False)
-    connection.sql(query).create(RESULTS)
-    if output is not None and target == ".parquet":
+    if output is None or target == ".parquet":
+        connection.execute(f"CREATE VIEW {_quoted(RESULTS)} AS {query}")
+        if output is None:
+            return _duckdb_attrition(connection, checked)
         with atomic_path(output) as temporary:
             connection.sql(_flat_sql(checked, ordered=False)).write_parquet(str(temporary))
-    elif output is not None and target is not None:
+            written = "'" + str(temporary).replace("'", "''") + "'"
+            connection.execute(
+                f"CREATE VIEW {_quoted(WRITTEN)} AS {_results_from_words(checked, written)}"
+            )
+            return _duckdb_attrition(connection, checked, WRITTEN)
+    connection.sql(query).create(RESULTS)
+    if target is not None:
         columns = ", ".join(_quoted(name) for name in sql.result_columns(checked))
         cursor = connection.execute(f"SELECT {columns} FROM {_quoted(RESULTS)}")
         write_results_file(checked, _batches(cursor.fetchmany), output, target)
     return _duckdb_attrition(connection, checked)
+
+
+WRITTEN = "critlang written"
+
+
+def _results_from_words(checked: Checked, source: str) -> str:
+    """The status, criterion and `applies` columns of results, read back from the words of
+    the flat result file `source` wrote by `_flat_sql`: the exact inverse of its words.
+
+    'not applicable' is an `applies` of FALSE, and the criterion's value is then
+    its neutral one (TRUE for an inclusion, FALSE for an exclusion), as in the query.
+    """
+    columns = [_quoted("status")]
+    for criterion in checked.protocol.criteria:
+        ident = _quoted(criterion.id.text)
+        neutral = "TRUE" if criterion.kind == "inclusion" else "FALSE"
+        columns.append(
+            f"CASE {ident} WHEN '{Truth.TRUE.value}' THEN TRUE WHEN '{Truth.FALSE.value}' "
+            f"THEN FALSE WHEN '{Truth.NOT_APPLICABLE.value}' THEN {neutral} END AS {ident}"
+        )
+        if criterion.applies_when is not None:
+            applies = _quoted(sql.applies_column(criterion.id.text))
+            columns.append(f"{ident} <> '{Truth.NOT_APPLICABLE.value}' AS {applies}")
+    return f"SELECT {', '.join(columns)} FROM read_parquet({source})"
 
 
 def _element_of(checked: Checked, column: str) -> str | None:
