@@ -207,3 +207,41 @@ def test_screen_makes_each_row_in_a_refused_unit_an_error_and_goes_on(
     assert "hba1c" in results["given"]["error"]
     assert results["absent"]["status"] == "undetermined"
     assert results["absent"]["error"] == ""
+
+
+UNBOUNDED = """
+protocol unbounded
+data
+  temp: quantity 'Cel'
+  score: quantity '%' convert '{points}' as -0.5 * value + 30
+exclusion E1 "Fever" met when temp >= 38 'Cel'
+inclusion I1 "Score" met when score > 5% and score + 1% < 20%
+"""
+
+
+def test_formulas_without_a_range_and_with_a_negative_scale_agree_with_the_intake() -> None:
+    """No plausible range bounds the column, and a formula may fall as its value rises:
+    the SQL still reads every value exactly as the intake does."""
+    records = [
+        {"id": "a", "temp": quantity("100.4", "[degF]"), "score": quantity("40", "{points}")},
+        {"id": "b", "temp": quantity("100.3", "[degF]"), "score": quantity("50", "{points}")},
+        {"id": "c", "temp": quantity("-40", "[degF]"), "score": quantity("49.99", "{points}")},
+        {"id": "d", "temp": quantity("311.15", "K"), "score": quantity("20", "{points}")},
+    ]
+    protocol = critlang.compile_source(UNBOUNDED)
+    expected = {
+        r.id: (r.status, {c.id: c.value_word for c in r.criteria})
+        for r in protocol.evaluate_many(records)
+    }
+    # 100.4 degF is 38 Cel; -40 degF is -40 Cel; 40 points are 10 %, 50 are 5 % (not
+    # over 5), 49.99 are 5.005 %, 20 are 20 % (20 + 1 is not under 20).
+    assert {ident: words for ident, (_, words) in expected.items()} == {
+        "a": {"E1": "true", "I1": "true"},
+        "b": {"E1": "false", "I1": "false"},
+        "c": {"E1": "false", "I1": "true"},
+        "d": {"E1": "true", "I1": "false"},
+    }
+    outcomes = engines.duckdb(UNBOUNDED, records)
+    for record, outcome in zip(records, outcomes, strict=True):
+        status, words = expected[record["id"]]
+        assert (outcome["status"], outcome["criteria"]) == (status, words), record["id"]
