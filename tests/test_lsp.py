@@ -272,6 +272,19 @@ async def test_completion_offers_enum_values_units_and_outcomes(client: Language
     assert outcomes == {"eligible", "ineligible", "undetermined"}
 
 
+async def test_completion_offers_the_values_of_a_scale_and_score_keywords(
+    client: LanguageClient,
+) -> None:
+    text = (
+        "protocol heart\ndata\n  nyha: ordinal (i, ii, iii, iv)\n"
+        'inclusion I1 "Symptomatic"\n  met when nyha >= \n'
+    )
+    assert await complete(client, "scale.crit", text, 4, 19) == {"i", "ii", "iii", "iv"}
+    text = text.replace("nyha >= ", "")
+    labels = await complete(client, "score.crit", text, 4, 11)
+    assert {"score", "highest of", "points when"} <= labels
+
+
 # ---- navigation -------------------------------------------------------------------
 
 

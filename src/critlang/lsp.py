@@ -82,6 +82,12 @@ KEYWORDS = (
     "at least",
     "decline from",
     "change from",
+    "integer",
+    "ordinal",
+    "approximate",
+    "score",
+    "highest of",
+    "points when",
 )
 OUTCOMES = ("eligible", "ineligible", "undetermined")
 COMMON_UNITS = ("a", "mo", "wk", "d", "h", "kg", "g", "mg/dL", "umol/L", "mmol/L", "U/L", "%")
@@ -177,7 +183,7 @@ def _symbols(protocol: s.Protocol) -> dict[str, Symbol]:
 
     for element in protocol.elements:
         add(element.name, "element", element)
-        if isinstance(element.type, s.EnumType | s.SetType):
+        if isinstance(element.type, s.EnumType | s.SetType | s.OrdinalType):
             for value in element.type.values:
                 add(value, "value", element, f"{element.name.text}={value.text}")
     for constant in protocol.constants:
@@ -465,6 +471,9 @@ def _element_type(element: s.DataElement) -> str:
     words = TYPE_WORDS[type(declared)]
     if isinstance(declared, s.EnumType | s.SetType):
         return f"{words} ({', '.join(_escaped(v.text) for v in declared.values)})"
+    if isinstance(declared, s.OrdinalType):
+        listed = " < ".join(_escaped(v.text) for v in declared.values)
+        return f"{words} ({listed}, lowest first)"
     if isinstance(declared, s.AttestationType):
         return f"{words} by {', '.join(_escaped(a) for a in declared.attesters)}"
     return words
@@ -638,6 +647,8 @@ _LIST_OF_VALUES = re.compile(
 )
 # `grade = g` in a condition or an example; `meds = (a, b` in an example.
 _FIELD_VALUE = re.compile(r"([a-z_][a-z0-9_]*)\s*!?=\s*(?:[a-z0-9_]*|\([a-z0-9_,\s]*)\Z")
+# After a comparison with an ordinal element (`nyha >= `): the values of its scale.
+_ON_A_SCALE = re.compile(r"([a-z_][a-z0-9_]*)\s*(?:<=|>=|<|>)\s*[a-z0-9_]*\Z")
 _UNIT = re.compile(r"'([^'\s]*)\Z")
 _EXPECT = re.compile(r"\bexpect\s+[a-z]*\Z")
 
@@ -671,10 +682,12 @@ def completions(analysis: Analysis, before: str) -> list[t.CompletionItem]:
         ]
     if _EXPECT.search(before):
         return [t.CompletionItem(label=o, kind=t.CompletionItemKind.EnumMember) for o in OUTCOMES]
-    for pattern in (_LIST_OF_VALUES, _FIELD_VALUE):
+    for pattern in (_LIST_OF_VALUES, _FIELD_VALUE, _ON_A_SCALE):
         match = pattern.search(before)
         element = elements.get(match.group(1)) if match else None
-        if element is not None and isinstance(element.type, s.EnumType | s.SetType):
+        if pattern is _ON_A_SCALE and not (element and isinstance(element.type, s.OrdinalType)):
+            continue
+        if element is not None and isinstance(element.type, s.EnumType | s.SetType | s.OrdinalType):
             return [
                 t.CompletionItem(
                     label=v.text,
