@@ -553,6 +553,10 @@ class _Builder:
                 return Concat(Text("one of ("), Align(Fill(_texts(values))), Text(")"))
             case s.SetType(values=values):
                 return Concat(Text("set of ("), Align(Fill(_texts(values))), Text(")"))
+            case s.IntegerType():
+                return Text("integer")
+            case s.OrdinalType(values=values):
+                return Concat(Text("ordinal ("), Align(Fill(_texts(values))), Text(")"))
             case s.AttestationType(attesters=attesters):
                 quoted = [quote(a) for a in attesters]
                 listed = quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1])

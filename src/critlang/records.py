@@ -225,8 +225,12 @@ def _converter(element: s.DataElement, kind: Type) -> Converter:
     match kind.kind:
         case "boolean":
             return _boolean
+        case "number" if kind.integer:
+            return functools.partial(_checked_range, _whole, element.plausible_range, "")
         case "number":
             return functools.partial(_checked_range, _number, element.plausible_range, "")
+        case "ordinal":
+            return functools.partial(_scale_value, kind.values)
         case "quantity":
             convert = functools.partial(
                 _quantity, kind.unit, kind.molar_mass, _record_units(element, kind.unit)
@@ -362,6 +366,21 @@ def _enum(allowed: frozenset[str], value: Any) -> str:
     if value not in allowed:
         raise _Invalid(f"not a declared value; expected one of {', '.join(sorted(allowed))}")
     return str(value)
+
+
+def _whole(value: Any) -> Decimal:
+    """An `integer` element's value: a number with nothing after the point."""
+    number = _number(value)
+    if number != number.to_integral_value():
+        raise _Invalid("expected a whole number")
+    return number
+
+
+def _scale_value(scale: tuple[str, ...], value: Any) -> str:
+    """An `ordinal` element's value: the name of a value of its scale."""
+    if not isinstance(value, str) or value not in scale:
+        raise _Invalid(f"expected a value of the scale, lowest first: {', '.join(scale)}")
+    return value
 
 
 def _set(allowed: frozenset[str], value: Any) -> frozenset[str]:

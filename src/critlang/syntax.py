@@ -87,6 +87,21 @@ class AttestationType:
     span: Span
 
 
+@attrs.frozen(cache_hash=True)
+class IntegerType:
+    """A whole number (a count): records must give whole numbers."""
+
+    span: Span
+
+
+@attrs.frozen(cache_hash=True)
+class OrdinalType:
+    """An ordered scale, lowest value first: `ordinal (i, ii, iii, iv)`."""
+
+    values: tuple[Name, ...]
+    span: Span
+
+
 DeclaredType = (
     BooleanType
     | NumberType
@@ -96,6 +111,8 @@ DeclaredType = (
     | EnumType
     | SetType
     | AttestationType
+    | IntegerType
+    | OrdinalType
 )
 
 
@@ -222,6 +239,14 @@ class RelativeChange:
 
 
 @attrs.frozen(cache_hash=True)
+class Approximation:
+    """`approximate "why"`: the author says this encodes its source text only approximately."""
+
+    reason: str
+    span: Span
+
+
+@attrs.frozen(cache_hash=True)
 class SubCriterion:
     """A named alternative or part (I2 a, b, c) inside any of / all of."""
 
@@ -230,6 +255,41 @@ class SubCriterion:
     applies_when: Expr | None
     condition: Expr
     span: Span
+    approximate: Approximation | None = None
+
+
+@attrs.frozen(cache_hash=True)
+class ScoreItem:
+    """`[name "title":] 2 points when condition`: one weighted item of a score."""
+
+    name: Name | None
+    title: str | None
+    points: Decimal
+    condition: Expr
+    span: Span
+
+
+@attrs.frozen(cache_hash=True)
+class ScoreGroup:
+    """`highest of [...]`: only the highest-scoring true item of the group counts."""
+
+    items: tuple[ScoreItem, ...]
+    span: Span
+
+
+@attrs.frozen(cache_hash=True)
+class Score:
+    """`score [...]`: the total points of the true items; compared with a number."""
+
+    entries: tuple[ScoreItem | ScoreGroup, ...]
+    span: Span
+
+    def items(self) -> tuple[ScoreItem, ...]:
+        """Every item, those of groups included, in source order."""
+        found: list[ScoreItem] = []
+        for entry in self.entries:
+            found.extend(entry.items if isinstance(entry, ScoreGroup) else (entry,))
+        return tuple(found)
 
 
 @attrs.frozen(cache_hash=True)
@@ -260,6 +320,7 @@ Expr = (
     | Arithmetic
     | RelativeChange
     | Quantified
+    | Score
 )
 
 
@@ -326,6 +387,7 @@ class Criterion:
     applies_when: Expr | None
     condition: Expr
     span: Span
+    approximate: Approximation | None = None
 
 
 FieldValue = NumberLit | QuantityLit | DateLit | BoolLit | Name | tuple[Name, ...]
@@ -390,6 +452,8 @@ def children(node: object) -> tuple[object, ...]:
             return (b, c)
         case Quantified(items=items):
             return items
+        case Score():
+            return tuple(item.condition for item in node.items())
         case SubCriterion(applies_when=None, condition=c):
             return (c,)
         case SubCriterion(applies_when=w, condition=c):
