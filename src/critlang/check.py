@@ -1018,6 +1018,23 @@ class _Checker:
                 )
 
 
+def is_approximate(criterion: s.Criterion) -> bool:
+    """Is the criterion, or any part of it, marked `approximate`?"""
+    if criterion.approximate is not None:
+        return True
+    return any(
+        isinstance(node, s.SubCriterion) and node.approximate is not None
+        for node in s.walk(criterion.condition)
+    )
+
+
+def coverage(protocol: s.Protocol) -> str:
+    """'coverage: 12 faithful, 2 approximate criteria', for `critlang check`."""
+    approximate = sum(is_approximate(c) for c in protocol.criteria)
+    faithful = len(protocol.criteria) - approximate
+    return f"coverage: {faithful} faithful, {approximate} approximate criteria"
+
+
 def score_operator(op: str, score_on_left: bool) -> str:
     """The comparison as read with the score on the left (`9 <= score [...]` is `>=`)."""
     if score_on_left:

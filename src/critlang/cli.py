@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 import click
 
-from critlang.check import check_source
+from critlang.check import check_source, coverage
 from critlang.diagnostics import render
 from critlang.records import FORMATS as FORMATS_IN
 from critlang.records import ID_FIELD, InputError, Intake, Row, read_records
@@ -108,9 +108,11 @@ def check_command(files: tuple[Path, ...]) -> None:
     errors = warnings = 0
     for path in files:
         text = read_source(path)
-        _, diagnostics = check_source(text, str(path))
+        checked, diagnostics = check_source(text, str(path))
         for diagnostic in diagnostics:
             click.echo(render(diagnostic, text), err=False)
+        if checked is not None:  # how much of the protocol is encoded only approximately
+            click.echo(f"{path}: {coverage(checked.protocol)}", err=True)
         errors += sum(d.is_error for d in diagnostics)
         warnings += sum(not d.is_error for d in diagnostics)
     summary = f"{len(files)} file(s) checked: {errors} error(s), {warnings} warning(s)"

@@ -23,7 +23,7 @@ from typing import Any
 
 from critlang import ir, units, words
 from critlang import syntax as s
-from critlang.check import Checked
+from critlang.check import Checked, score_operator
 from critlang.decimals import to_decimal
 from critlang.lower import Lowered, chain
 
@@ -105,6 +105,8 @@ class Explanations:
                 return self.every_kid(node)
             case s.SubCriterion():
                 return self.part(node)
+            case s.Compare(left=s.Score()) | s.Compare(right=s.Score()):
+                return self.score(node)
             case s.BoolLit(value=truth):
                 always = [f"always {'true' if truth else 'false'}"]
                 return lambda _trace: always
@@ -214,6 +216,9 @@ class Explanations:
 
     def comparison(self, node: s.Compare) -> Builder:
         value = self.getter(node)
+        if self.types[id(node.right)].kind == "ordinal" and self.is_scale_value(node.left):
+            # `ii < nyha` is worded from the scale's side: 'nyha iii is more than ii'
+            node = s.Compare(words.FLIPPED[node.op], node.right, node.left, node.span)
         left, right = self.shown(node.left, like=node.right), self.shown(node.right)
         name = self.subject(node.left)
         if isinstance(node.left, s.Arithmetic):
@@ -239,6 +244,12 @@ class Explanations:
             return [f"{name} {left(t)} {verb} {wording} {right(t)}"]
 
         return compared
+
+    def is_scale_value(self, node: object) -> bool:
+        c = self.checked
+        return isinstance(node, s.Ref) and not (
+            node.name in c.elements or node.name in c.definitions or node.name in c.constants
+        )
 
     def between(self, node: s.Between) -> Builder:
         value = self.getter(node)
@@ -282,6 +293,60 @@ class Explanations:
 
         return words
 
+    # ---- scores (issue 11) ----
+
+    def score(self, node: s.Compare) -> Builder:
+        """'score 8 of at least 9 (puffy fingers 2, Raynaud's phenomenon 3, ...)', and
+        for an unknown score how far the unknown items could take it."""
+        score, other = (
+            (node.left, node.right) if isinstance(node.left, s.Score) else (node.right, node.left)
+        )
+        assert isinstance(score, s.Score)
+        op = score_operator(node.op, score is node.left)
+        threshold = self.checked.fold(other)
+        assert threshold is not None
+        wanted = f"{words.COMPARISONS[op]} {_points(threshold)}"
+        value = self.getter(node)
+        groups = [
+            [
+                (self.item_name(item), Fraction(item.points), self.getter(item.condition))
+                for item in (entry.items if isinstance(entry, s.ScoreGroup) else (entry,))
+            ]
+            for entry in score.entries
+        ]
+
+        def said(t: Trace) -> list[str]:
+            sure = possible = Fraction(0)
+            counted: list[str] = []
+            open_: list[str] = []
+            for group in groups:
+                met = [(points, name) for name, points, held in group if held(t) is True]
+                maybe = [(points, name) for name, points, held in group if held(t) is None]
+                best = max(met, default=(Fraction(0), ""))
+                if best[1]:
+                    counted.append(f"{best[1]} {_points(best[0])}")
+                sure += best[0]
+                higher = [(points, name) for points, name in maybe if points > best[0]]
+                if higher:
+                    possible += max(higher)[0] - best[0]
+                    open_ += [name for _, name in higher]
+            listed = ", ".join(counted) or "no item met"
+            line = f"score {_points(sure)} of {wanted} ({listed})"
+            if value(t) is None:
+                line += f"; up to {_points(sure + possible)} with the unknown {', '.join(open_)}"
+            return [line]
+
+        return said
+
+    def item_name(self, item: s.ScoreItem) -> str:
+        if item.title:
+            return item.title
+        if item.name is not None:
+            return item.name.text
+        if isinstance(item.condition, s.Ref):
+            return self.subject(item.condition)
+        return "an item"
+
     # ---- missing data ----
 
     def missing(self, node: object, trace: Trace, env: dict[str, Any]) -> list[str]:
@@ -301,6 +366,10 @@ class Explanations:
             # A comparison is unknown because an operand is: look below it.
             found = [n for child in kids for n in self.missing(child, trace, env)]
         return found
+
+
+def _points(value: Fraction) -> str:
+    return format(to_decimal(value).normalize(), "f")
 
 
 def _remembering(builder: Builder) -> Builder:

@@ -81,6 +81,12 @@ KEYWORDS = (
     "at least",
     "decline from",
     "change from",
+    "integer",
+    "ordinal",
+    "approximate",
+    "score",
+    "highest of",
+    "points when",
 )
 OUTCOMES = ("eligible", "ineligible", "undetermined")
 COMMON_UNITS = ("a", "mo", "wk", "d", "h", "kg", "g", "mg/dL", "umol/L", "mmol/L", "U/L", "%")

@@ -23,10 +23,11 @@ import markupsafe
 
 from critlang import syntax as s
 from critlang import units
-from critlang.check import Checked, conversion_words
+from critlang.check import Checked, conversion_words, score_operator
 from critlang.words import (
     ALL,
     ANY,
+    APPROXIMATE,
     ARITHMETIC,
     COMPARISONS,
     COUNTS,
@@ -34,8 +35,10 @@ from critlang.words import (
     FLIPPED,
     NEGATED,
     PRECEDENCE,
+    SCORE_GROUP,
     UNIT_WORDS,
     format_number,
+    points_words,
     quantity,
     unit_suffix,
 )
@@ -56,6 +59,8 @@ TYPE_WORDS = {
     s.EnumType: "one of",
     s.SetType: "set of",
     s.AttestationType: "attestation",
+    s.IntegerType: "whole number",
+    s.OrdinalType: "ordered scale",
 }
 # A phrase with any of these cannot be joined to another by and/or without brackets.
 _CONNECTIVE = re.compile(r"\b(and|or|not|unless)\b|[,:;]")
@@ -180,6 +185,8 @@ class _Words:
                 return self.connected(expr)
             case s.Quantified():
                 return Reading(self.quantifier(expr), tuple(self.item(i) for i in expr.items))
+            case s.Compare(left=s.Score()) | s.Compare(right=s.Score()):
+                return self.score(expr)
             case s.Unless(rule=rule, exception=exception):
                 return _unless(self.reading(rule), self.reading(exception))
             case s.Not(operand=s.Ref() as operand):
@@ -250,6 +257,34 @@ class _Words:
         head = f"{item.name.text}. {item.title}" if item.title else f"{item.name.text}."
         if item.applies_when is not None:
             head += f" (applies only when {one_line(self.reading(item.applies_when))})"
+        if item.approximate is not None:
+            head += f" ({APPROXIMATE}: {item.approximate.reason})"
+        return attrs.evolve(self.reading(item.condition), head=head)
+
+    # ---- scores (issue 11) ----
+
+    def score(self, expr: s.Compare) -> Reading:
+        """A score as a lead-in with the threshold, then each item with its points."""
+        score, other = (
+            (expr.left, expr.right) if isinstance(expr.left, s.Score) else (expr.right, expr.left)
+        )
+        assert isinstance(score, s.Score)
+        op = score_operator(expr.op, score is expr.left)
+        lead = f"a total score of {COMPARISONS[op]} {self.phrase(other)} points, adding"
+        entries: list[Reading] = []
+        for entry in score.entries:
+            if isinstance(entry, s.ScoreGroup):
+                group = tuple(self.score_item(item) for item in entry.items)
+                entries.append(Reading(SCORE_GROUP, group))
+            else:
+                entries.append(self.score_item(entry))
+        return Reading(lead, tuple(entries))
+
+    def score_item(self, item: s.ScoreItem) -> Reading:
+        head = points_words(item.points)
+        named = item.title or (item.name.text if item.name is not None else None)
+        if named:
+            head += f", {named}"
         return attrs.evolve(self.reading(item.condition), head=head)
 
     def connected(self, expr: s.And | s.Or) -> Reading:
@@ -432,6 +467,8 @@ class CriterionView:
     computed: tuple[ComputedView, ...] = ()
     # the answer that keeps the patient in, for an exclusion (for an inclusion: met)
     keeps_in: Reading | None = None
+    # why the encoding only approximates the criterion's text, when its author says so
+    approximate: str | None = None
 
 
 @attrs.frozen
@@ -570,6 +607,9 @@ def _element_view(element: s.DataElement, used_by: tuple[str, ...]) -> ElementVi
         case s.EnumType(values=values) | s.SetType(values=values):
             choices = tuple(_humanized(v.text) for v in values)
             allowed = ", ".join(choices)
+        case s.OrdinalType(values=values):
+            choices = tuple(_humanized(v.text) for v in values)
+            allowed = " < ".join(choices) + " (lowest first)"
         case s.BooleanType():
             choices = ("yes", "no")
         case s.AttestationType(attesters=attesters):
@@ -578,6 +618,8 @@ def _element_view(element: s.DataElement, used_by: tuple[str, ...]) -> ElementVi
     if element.plausible_range is not None:
         low, high = element.plausible_range
         allowed = f"{format_number(low)} to {format_number(high)}"
+    if isinstance(declared, s.IntegerType):
+        allowed = f"whole numbers, {allowed}" if allowed else "whole numbers"
     if element.molar_mass is not None:
         mass = element.molar_mass
         allowed += f"; molar mass {quantity(mass.value, mass.unit)}"
@@ -726,6 +768,7 @@ def _criterion_view(
         computed=tuple(view for name, view in computed.items() if name in used)
         + _inline_computations(criterion, checked, words),
         keeps_in=keeps_in,
+        approximate=criterion.approximate.reason if criterion.approximate else None,
     )
 
 

@@ -334,6 +334,7 @@ def _arrow_schema(checked: Checked) -> Any:
         arrow_type = {
             "boolean": pa.bool_(),
             "enum": pa.string(),
+            "ordinal": pa.string(),
             "set": pa.list_(pa.string()),
             "date": pa.date32(),
         }.get(kind.kind, pa.decimal128(38, DECIMAL_PLACES))

@@ -48,7 +48,19 @@ ARITHMETIC = {
 PRECEDENCE = {"+": 1, "-": 1, "*": 2, "/": 2}
 COUNTS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")
 ALL = "all of the following"
+SCORE_GROUP = "only the highest of"
+APPROXIMATE = "approximate"
 ANY = "at least one of the following"
+
+
+def points_words(points: Decimal) -> str:
+    """A score item's points: '1 point', '2.5 points'."""
+    number = (
+        format(points.normalize(), "f")
+        if points == points.to_integral_value()
+        else format(points, "f")
+    )
+    return f"{number} point" if points == 1 else f"{number} points"
 
 
 def quantity(value: Decimal, unit: str) -> str:

@@ -175,6 +175,7 @@ def arrow_table(checked: Checked, names: list[str], rows: list[dict[str, Any]]) 
     types = {
         "boolean": pa.bool_(),
         "enum": pa.string(),
+        "ordinal": pa.string(),
         "set": pa.list_(pa.string()),
         "date": pa.date32(),
         "number": pa.decimal128(18, 6),
@@ -234,6 +235,7 @@ def spark(source: str, records: Sequence[Mapping[str, Any]], session: Any) -> li
 POSTGRES_TYPES = {
     "boolean": "BOOLEAN",
     "enum": "TEXT",
+    "ordinal": "TEXT",
     "set": "TEXT[]",
     "date": "DATE",
     "number": "NUMERIC(18, 6)",

@@ -53,6 +53,7 @@ _VALUE_TYPES = {
     "quantity": "Decimal",
     "date": "Date",
     "enum": "String",
+    "ordinal": "String",
 }
 _COMPARE = {"<": "Less", "<=": "LessOrEqual", ">": "Greater", ">=": "GreaterOrEqual", "=": "Equal"}
 _ARITH = {"+": "Add", "-": "Subtract", "*": "Multiply", "/": "Divide"}
@@ -81,6 +82,7 @@ def type_name(kind: Type) -> Elm:
         "quantity": "Quantity",
         "date": "Date",
         "enum": "String",
+        "ordinal": "String",
     }
     if kind.kind == "set":
         return {"type": "ListTypeSpecifier", "elementType": _named("String")}

@@ -19,6 +19,7 @@ no text an author wrote is spliced in as code.
 from __future__ import annotations
 
 import json
+import math
 from fractions import Fraction
 from importlib import resources
 
@@ -136,6 +137,14 @@ class _Generator:
                 return f"R.and([{', '.join(f't[{x.id}]' for x in ops)}])"
             case ir.Or(operands=ops):
                 return f"R.or([{', '.join(f't[{x.id}]' for x in ops)}])"
+            case ir.AtLeast(count=count, operands=ops, weights=tuple() as weights):
+                # In whole numbers (BigInt): each weight and the threshold times their
+                # common denominator, so the sum is exact whatever the points are.
+                common = math.lcm(Fraction(count).denominator, *(w.denominator for w in weights))
+                whole = ", ".join(f"{int(w * common)}n" for w in weights)
+                threshold = f"{int(Fraction(count) * common)}n"
+                values = ", ".join(f"t[{x.id}]" for x in ops)
+                return f"R.score({threshold}, [{whole}], [{values}])"
             case ir.AtLeast(count=count, operands=ops):
                 return f"R.atLeast({count}, [{', '.join(f't[{x.id}]' for x in ops)}])"
             case ir.Compare(op=op, left=a, right=b):

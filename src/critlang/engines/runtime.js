@@ -162,6 +162,19 @@ const critlangRuntime = (() => {
     return met + open < count ? false : null;
   }
 
+  // A score: the weights (BigInt, whole) of the true operands reach the threshold,
+  // or those of the true and unknown ones together cannot.
+  function score(threshold, weights, values) {
+    let sure = 0n;
+    let possible = 0n;
+    values.forEach((value, i) => {
+      if (value === true) sure += weights[i];
+      if (value !== false) possible += weights[i];
+    });
+    if (sure >= threshold) return true;
+    return possible < threshold ? false : null;
+  }
+
   // ---- status and missing data, from a protocol's description ----
 
   function status(protocol, trace) {
@@ -198,7 +211,7 @@ const critlangRuntime = (() => {
     return [...new Set(found)];
   }
 
-  return { parse, add, sub, mul, div, compare, isZero, text, and, or, atLeast, status, missing };
+  return { parse, add, sub, mul, div, compare, isZero, text, and, or, atLeast, score, status, missing };
 })();
 
 if (typeof module !== "undefined") {

@@ -120,7 +120,8 @@ class Elements:
             var = z3.Bool(label)
             self.raw[name] = var
             return Tri(z3.And(known, var), z3.And(known, z3.Not(var)))
-        var = z3.Real(label) if kind.numeric else z3.Int(label)
+        # A whole number is an Int, so witnesses and bands propose whole numbers only.
+        var = z3.Real(label) if kind.numeric and not kind.integer else z3.Int(label)
         self.raw[name] = var
         return Num(var, known)
 
@@ -130,7 +131,7 @@ class Elements:
         out: list[Z3] = []
         for name, kind in self.types.items():
             var: Z3 = self.raw.get(name)
-            if kind.kind == "enum":
+            if kind.kind in ("enum", "ordinal"):
                 out += [var >= 0, var < len(kind.values)]
             elif kind.kind == "date":
                 out += [var >= FIRST_DAY, var <= LAST_DAY]
@@ -170,7 +171,7 @@ class Elements:
             term = model.eval(self.raw[name], model_completion=True)
             if kind.kind == "boolean":
                 out[name] = bool(z3.is_true(term))
-            elif kind.kind == "enum":
+            elif kind.kind in ("enum", "ordinal"):
                 out[name] = kind.values[term.as_long()]
             elif kind.kind == "date":
                 out[name] = datetime.date.fromordinal(term.as_long())
@@ -185,6 +186,8 @@ LAST_DAY = datetime.date(2100, 12, 31).toordinal()
 
 def fraction(term: Z3) -> Fraction:
     """A z3 number as a fraction (an algebraic number, from a product of unknowns, rounded)."""
+    if z3.is_int_value(term):
+        return Fraction(term.as_long())
     if z3.is_rational_value(term):
         return Fraction(term.numerator_as_long(), term.denominator_as_long())
     return Fraction(term.approx(20).as_decimal(20).rstrip("?"))
@@ -348,6 +351,17 @@ class Encoding:
 
     def at_least(self, node: ir.AtLeast) -> Value:
         values = [self.tri(x) for x in node.operands]
+        if node.weights is not None:  # a score: the weights of the true and the open operands
+            weights = [real(w) for w in node.weights]
+            sure = z3.Sum(*(z3.If(v.true, w, 0) for v, w in zip(values, weights, strict=True)))
+            open_weights = (z3.If(v.known, 0, w) for v, w in zip(values, weights, strict=True))
+            possible = sure + z3.Sum(*open_weights)
+            threshold = real(node.count)
+            return (
+                Tri(sure >= threshold, possible < threshold)
+                if values
+                else Tri(z3.BoolVal(threshold <= 0), z3.BoolVal(threshold > 0))
+            )
         met = z3.Sum(*(z3.If(v.true, 1, 0) for v in values)) if values else z3.IntVal(0)
         open_ = z3.Sum(*(z3.If(v.known, 0, 1) for v in values)) if values else z3.IntVal(0)
         return Tri(met >= node.count, met + open_ < node.count)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Sequence
+from decimal import Decimal
 from fractions import Fraction
 
 import attrs
@@ -155,6 +156,7 @@ def _column(
     fits = {
         "boolean": declared.this == exp.DType.BOOLEAN,
         "enum": is_text,
+        "ordinal": is_text,
         "date": declared.this == exp.DType.DATE,
         "set": declared.this == exp.DType.ARRAY
         and all(
@@ -366,7 +368,7 @@ class Input:
                     expression=b.lambda_(exp.NEQ(this=b.x(), expression=b.text(""))),
                 )
                 return [b.alias(kept, name), given]
-            case "enum" | "set":
+            case "enum" | "ordinal" | "set":
                 return [b.alias(raw, name), given]
         return [b.alias(raw, name)]
 
@@ -374,9 +376,13 @@ class Input:
         if kind.numeric:
             return self.reads[name].type
         return exp.DataType.build(
-            {"boolean": "BOOLEAN", "enum": "VARCHAR", "set": "VARCHAR[]", "date": "DATE"}[
-                kind.kind
-            ],
+            {
+                "boolean": "BOOLEAN",
+                "enum": "VARCHAR",
+                "ordinal": "VARCHAR",
+                "set": "VARCHAR[]",
+                "date": "DATE",
+            }[kind.kind],
             dialect="duckdb",
         )
 
@@ -425,6 +431,13 @@ class Input:
                     b.when(allowed, held.copy()),
                     f"{where}: not a declared value; expected one of {values}",
                 )
+            case "ordinal":
+                allowed = exp.In(this=held, expressions=[b.text(v) for v in kind.values])
+                values = ", ".join(kind.values)
+                return (
+                    b.when(allowed, held.copy()),
+                    f"{where}: expected a value of the scale, lowest first: {values}",
+                )
             case "set":
                 allowed = exp.In(this=b.x(), expressions=[b.text(v) for v in kind.values])
                 stray = exp.ArrayFilter(
@@ -447,6 +460,23 @@ class Input:
             return held, f"{where}: expected {word}"
         return held, None
 
+    def validated_whole(
+        self, name: str, limits: tuple[Decimal, Decimal] | None, where: str
+    ) -> tuple[exp.Expr, str]:
+        """An `integer` element: a whole number (FLOOR leaves it as it is), within its range."""
+        held = b.col(name)
+        tests: list[exp.Expr] = [exp.EQ(this=held, expression=exp.Floor(this=held.copy()))]
+        words = "a whole number"
+        if limits is None:
+            words += f" of at most {UNBOUNDED_DIGITS} digits"
+        else:
+            read = self.reads[name]
+            value = exact.Ratio(attrs.evolve(read, sql=held.copy()))
+            tests.append(exact.ratio_compare(exact.const(read.low), "<=", value))
+            tests.append(exact.ratio_compare(exact.fresh(value), "<=", exact.const(read.high)))
+            words += f" from {limits[0]} to {limits[1]}"
+        return b.when(b.and_(*tests), b.col(name)), f"{where}: expected {words}"
+
     def validated_number(
         self, name: str, kind: Type, column: Column, where: str
     ) -> tuple[exp.Expr, str]:
@@ -454,6 +484,8 @@ class Input:
         shown = "" if kind.unit == units.DIMENSIONLESS else f" {kind.unit}"
         limits = self.checked.elements[name].plausible_range
         exactly = f"exactly in {read.scale} decimal places"
+        if kind.integer:
+            return self.validated_whole(name, limits, where)
         if limits is None:
             return (
                 b.col(name),
