@@ -117,11 +117,12 @@ class Solver:
         self.encoding = Encoding(program, self.elements)
         self.status: Status = self.encoding.status()
         self.ranges = plausible_ranges(protocol) if ranges is None else ranges
-        self.domain = self.elements.domain(self.ranges)
+        self.domain = self.elements.domain(self.ranges, program)
         # Values on the edge of a plausible range (a creatinine of 0) read badly.
         self.inside = [
             z3.And(self.elements.raw[name] > real(low), self.elements.raw[name] < real(high))
             for name, (low, high) in self.ranges.items()
+            if name in self.elements.raw
         ]
 
     def solver(self, constraints: Iterable[Z3]) -> Z3:
@@ -259,6 +260,8 @@ def _integrator(value: ir.Value | None, declared: tuple[str, ...]) -> Any:
         return [v for v in declared if v in value]
     if isinstance(value, datetime.date):
         return value.isoformat()
+    if isinstance(value, list):  # a history: its entries, each a dict of its fields
+        return [{k: _integrator(v, ()) for k, v in entry.items()} for entry in value]
     return value
 
 
