@@ -40,13 +40,13 @@ from critlang.engines.sql.layout import (
     EVENT_ID,
     EVENT_MARKER,
     EVENT_NUMBERS,
+    PATIENT_KEY,
     EventsInput,
     Layout,
     SqlError,
     entry_field,
     entry_number,
 )
-from critlang.records import ID_FIELD
 
 HISTORY_ID = "history id"
 HISTORY_ID_AT = "history id at"
@@ -134,7 +134,7 @@ class Histories:
         """`screen_events`, the passes over them, and `screen_histories` (patients + values)."""
         events = self.layout.events
         assert events is not None
-        if self.layout.id_column is None:
+        if (self.layout.events_key or self.layout.id_column) is None:
             raise SqlError("histories need an 'id' column in the patient table to join events")
         stages: list[tuple[str, exp.Select]] = [
             ("screen_events", EventsInput(self.checked, events).stage())
@@ -146,7 +146,7 @@ class Histories:
         return stages
 
     def joined(self, patients: str) -> exp.Select:
-        on = exp.EQ(this=b.col(EVENT_ID), expression=b.col(ID_FIELD))
+        on = exp.EQ(this=b.col(EVENT_ID), expression=b.col(PATIENT_KEY))
         return (
             exp.select(copy=False)
             .from_("screen_events", copy=False)
@@ -336,10 +336,10 @@ class Histories:
     def source(self, patients: str) -> exp.Select:
         """FROM patients LEFT JOIN the passes: the stage the values are computed in."""
         select = exp.select(exp.Star(), copy=False).from_(patients, copy=False)
-        on = exp.EQ(this=b.col(ID_FIELD), expression=b.col(HISTORY_ID))
+        on = exp.EQ(this=b.col(PATIENT_KEY), expression=b.col(HISTORY_ID))
         select = select.join("screen_history_entries", on=on, join_type="left", copy=False)
         if any(n.op in ("latest", "earliest") for n in self.aggregates):
-            on = exp.EQ(this=b.col(ID_FIELD), expression=b.col(HISTORY_ID_AT))
+            on = exp.EQ(this=b.col(PATIENT_KEY), expression=b.col(HISTORY_ID_AT))
             select = select.join("screen_history_dates", on=on, join_type="left", copy=False)
         return select
 

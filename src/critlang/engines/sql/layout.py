@@ -36,6 +36,7 @@ NA_TEXTS = ("", "NA", "NULL")  # CSV cells read as missing, as records.py reads 
 TRUE_TEXTS = ("true", "yes", "1")
 FALSE_TEXTS = ("false", "no", "0")
 RECORD_ERROR = "record error"  # internal names hold a space: no data element can clash
+PATIENT_KEY = "patient key"  # what an events row's `id` is matched with
 
 
 class SchemaError(ValueError):
@@ -73,6 +74,7 @@ class Layout:
     columns: tuple[Column, ...]
     id_column: str | None = ID_FIELD
     events: Events | None = None  # the histories' entries, joined to the patients by id
+    events_key: str | None = None  # the column events' `id` names, when not `id_column`
 
     def column(self, element: str) -> Column | None:
         return next((c for c in self.columns if c.element == element), None)
@@ -350,6 +352,9 @@ class Input:
         if self.layout.id_column is not None:
             identity = b.cast(b.col(self.layout.id_column), exp.DataType.build("VARCHAR"))
             columns.append(b.alias(identity, ID_FIELD))
+        key = self.layout.events_key or self.layout.id_column
+        if self.layout.events is not None and key is not None:
+            columns.append(b.alias(b.cast(b.col(key), exp.DataType.build("VARCHAR")), PATIENT_KEY))
         for name in self.elements():
             columns += self.source_columns(name)
         return b.select(columns, table)
@@ -411,6 +416,8 @@ class Input:
         columns: list[exp.Expr] = []
         if self.layout.id_column is not None:
             columns.append(b.col(ID_FIELD))
+        if self.layout.events is not None and (self.layout.events_key or self.layout.id_column):
+            columns.append(b.col(PATIENT_KEY))
         self.problems = []
         for name in self.elements():
             value, problem = self.validated(name)
