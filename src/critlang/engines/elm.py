@@ -264,6 +264,12 @@ class _Generator:
                 tests = [_binary("Equal", x, _string(c)) for c in sorted(codes.codes)]
                 tests += [_binary("StartsWith", x, _string(p)) for p in codes.prefixes]
                 return _if(_unary("IsNull", x), _null("Boolean"), _junction("Or", tests))
+            case ir.Entry(field="ongoing"):
+                assert self.alias is not None, "an entry is read inside its history's query"
+                return _unary("IsNull", {"type": "Property", "path": "end", "scope": self.alias})
+            case ir.DateShift(operand=a, amount=amount, unit=unit):
+                duration = {"type": "Quantity", "value": amount, "unit": unit.value}
+                return _binary("Add", self.expr(a), duration)
             case ir.Entry(field=field):
                 assert self.alias is not None, "an entry is read inside its history's query"
                 return {"type": "Property", "path": field, "scope": self.alias}
@@ -481,6 +487,8 @@ def _decimal(value: Fraction) -> Elm:
 
 
 def _constant(value: ir.Value) -> Elm:
+    if value is None:  # unknown, in the Kleene bounds lowering makes
+        return _null("Boolean")
     if isinstance(value, bool):
         return _boolean(value)
     if isinstance(value, Fraction):

@@ -137,6 +137,8 @@ class _Generator:
         return f"K[{len(self.constants) - 1}]"
 
     def value(self, value: ir.Value) -> str:
+        if value is None:
+            return "null"
         if isinstance(value, bool):
             return "true" if value else "false"
         if isinstance(value, Fraction):
@@ -164,8 +166,13 @@ class _Generator:
         match node:
             case ir.Const(value=value):
                 return self.value(value)
+            case ir.Entry(field="ongoing"):
+                return '(e["end"] ?? null) === null'
             case ir.Entry(field=field):
                 return f"e[{literal(field)}] ?? null"
+            case ir.DateShift(operand=a, amount=amount, unit=unit):
+                x = self.r(a)
+                return f"{x} === null ? null : R.shiftDate({x}, {amount}, {literal(unit.value)})"
             case ir.Aggregate():
                 return self.aggregate(node)
             case ir.InCodes(operand=a, codes=codes):

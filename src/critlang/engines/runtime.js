@@ -162,6 +162,27 @@ const critlangRuntime = (() => {
     return met + open < count ? false : null;
   }
 
+  // ---- dates (ISO text), as CQL adds durations: ir.DateShift ----
+
+  function shiftDate(iso, amount, unit) {
+    const [year, month, day] = iso.split("-").map(Number);
+    let moved;
+    if (unit === "day" || unit === "week") {
+      moved = new Date(Date.UTC(year, month - 1, day + amount * (unit === "week" ? 7 : 1)));
+    } else {
+      const months = year * 12 + month - 1 + amount * (unit === "year" ? 12 : 1);
+      const y = Math.floor(months / 12);
+      const m = months - y * 12;
+      const last = new Date(Date.UTC(y, m + 1, 0)).getUTCDate();
+      moved = new Date(Date.UTC(y, m, Math.min(day, last)));
+      moved.setUTCFullYear(y); // Date.UTC reads the years 0 to 99 as 1900 to 1999
+    }
+    const y = moved.getUTCFullYear();
+    if (y < 1 || y > 9999) return null;
+    const pad = (n, width) => String(n).padStart(width, "0");
+    return `${pad(y, 4)}-${pad(moved.getUTCMonth() + 1, 2)}-${pad(moved.getUTCDate(), 2)}`;
+  }
+
   // ---- histories: ir.Aggregate's Kleene rules, word for word ----
 
   // Two values of one kind: decimals by value, dates (ISO text) and codes as text.
@@ -254,6 +275,7 @@ const critlangRuntime = (() => {
     or,
     atLeast,
     aggregate,
+    shiftDate,
     status,
     missing,
   };

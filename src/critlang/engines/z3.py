@@ -448,6 +448,7 @@ class Encoding:
             ir.InCodes: self.in_codes,
             ir.Entry: self.entry,
             ir.Aggregate: self.aggregate,
+            ir.DateShift: self.date_shift,
         }
         self.slot: dict[str, Num] | None = None  # the entry an `Entry` reads
 
@@ -525,6 +526,8 @@ class Encoding:
 
     def const(self, node: ir.Const) -> Value:
         value = node.value
+        if value is None:  # unknown, in the Kleene bounds lowering makes
+            return Tri(FALSE, FALSE)
         if isinstance(value, bool):
             return Tri(z3.BoolVal(value), z3.BoolVal(not value))
         if isinstance(value, frozenset):
@@ -606,7 +609,25 @@ class Encoding:
 
     def entry(self, node: ir.Entry) -> Value:
         assert self.slot is not None, "an entry is read inside its history's aggregate"
+        if node.field == "ongoing":  # a medication without an end
+            end = self.slot["end"].known
+            return Tri(z3.Not(end), end)
         return self.slot[node.field]
+
+    def date_shift(self, node: ir.DateShift) -> Value:
+        """A date's ordinal moved by calendar units: days and weeks add, months and years go
+        through the civil calendar (the day kept, or the month's last day), in integer terms."""
+        operand = self.num(node.operand)
+        if node.unit.value in ("day", "week"):
+            days = node.amount * (7 if node.unit.value == "week" else 1)
+            return Num(operand.value + days, operand.known)
+        months = node.amount * (12 if node.unit.value == "year" else 1)
+        year, month, day = _civil(operand.value)
+        total = year * 12 + (month - 1) + months
+        new_year, new_month = total / 12, total % 12 + 1
+        last = _month_length(new_year, new_month)
+        kept = z3.If(day <= last, day, last)
+        return Num(_ordinal(new_year, new_month, kept), operand.known)
 
     def per_entry(self, node: ir.Aggregate, slot: dict[str, Num]) -> tuple[Tri | None, Num | None]:
         """`where` and `of` for one entry: a fresh encoding, with what is known so far."""
@@ -673,3 +694,37 @@ class Encoding:
         ]
         present = [z3.Implies(a, of.known) for a, of in zip(at, ofs, strict=True)]
         return Num(value, z3.And(*settled, any_, *present, *agree))
+
+
+# ---- the civil calendar in integer terms (H. Hinnant's days_from_civil and its inverse) ----
+
+_EPOCH = datetime.date(1970, 1, 1).toordinal()
+
+
+def _civil(ordinal: Z3) -> tuple[Z3, Z3, Z3]:
+    """(year, month, day) of a date's ordinal (dates from 1900 on, so every quotient is >= 0)."""
+    z = ordinal - _EPOCH + 719468
+    era = z / 146097
+    doe = z - era * 146097
+    yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365
+    doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
+    mp = (5 * doy + 2) / 153
+    day = doy - (153 * mp + 2) / 5 + 1
+    month = z3.If(mp < 10, mp + 3, mp - 9)
+    year = yoe + era * 400 + z3.If(month <= 2, 1, 0)
+    return year, month, day
+
+
+def _ordinal(year: Z3, month: Z3, day: Z3) -> Z3:
+    y = year - z3.If(month <= 2, 1, 0)
+    era = y / 400
+    yoe = y - era * 400
+    doy = (153 * (month + z3.If(month > 2, -3, 9)) + 2) / 5 + day - 1
+    doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
+    return era * 146097 + doe - 719468 + _EPOCH
+
+
+def _month_length(year: Z3, month: Z3) -> Z3:
+    leap = z3.And(year % 4 == 0, z3.Or(year % 100 != 0, year % 400 == 0))
+    short = z3.Or(month == 4, month == 6, month == 9, month == 11)
+    return z3.If(month == 2, z3.If(leap, 29, 28), z3.If(short, 30, 31))

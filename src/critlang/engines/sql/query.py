@@ -305,6 +305,8 @@ class Query:
                 return self.includes(node)
             case ir.InCodes():
                 return self.in_codes(node)
+            case ir.DateShift():
+                return self.date_shift(node)
             case ir.Entry():
                 return self.histories.entry(node)
             case ir.Aggregate():
@@ -325,6 +327,8 @@ class Query:
 
     def const(self, node: ir.Const) -> Value:
         match node.value:
+            case None:  # unknown, in the Kleene bounds lowering makes
+                return b.cast(exp.null(), exp.DataType.build("BOOLEAN"))
             case bool(truth):
                 return exp.true() if truth else exp.false()
             case Fraction() as number:
@@ -458,3 +462,18 @@ class Query:
             tests.append(exp.EQ(this=start, expression=b.text(prefix)))
         found = b.or_(*tests)
         return exp.Case(ifs=[exp.If(this=b.is_null(held), true=exp.null())], default=found)
+
+    def date_shift(self, node: ir.DateShift) -> exp.Expr:
+        """A date moved by calendar units: months and years as every dialect's month interval
+        (the day kept, or the month's last day), weeks as 7 days."""
+        amount, unit = node.amount, node.unit.value
+        if unit == "year":
+            amount, unit = amount * 12, "month"
+        elif unit == "week":
+            amount, unit = amount * 7, "day"
+        moved = exp.DateAdd(
+            this=self.boolean(node.operand),
+            expression=exp.Literal.number(amount),
+            unit=exp.Var(this=unit.upper()),
+        )
+        return b.cast(moved, exp.DataType.build("DATE"))
