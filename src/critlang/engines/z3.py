@@ -27,7 +27,7 @@ import z3
 
 from critlang import ir
 from critlang.check import Type
-from critlang.vocab import Kind, Outcome
+from critlang.vocab import ENTRY_LAYOUT, EntryKind, Kind, Outcome
 
 Z3 = Any  # z3 has no type stubs
 TRUE = z3.BoolVal(True)
@@ -268,12 +268,17 @@ class Elements:
         return out
 
     def history_holds(self, held: History, kind: Type, value: Any) -> Z3:
-        """The history holds exactly the record's entries (a sequence of mappings or objects)."""
+        """The history holds exactly the record's entries: tuples as intake makes them
+        (vocab.ENTRY_LAYOUT), or mappings of their fields."""
         entries = list(value)
         if len(entries) > len(held.slots):
             raise ValueError(
                 f"{len(entries)} entries: the z3 engine holds at most {len(held.slots)} per history"
             )
+        layout = ENTRY_LAYOUT[EntryKind(kind.entry)]
+        entries = [
+            dict(zip(layout, e, strict=True)) if isinstance(e, tuple) else e for e in entries
+        ]
         out = [held.known]
         for i, fields in enumerate(held.slots):
             if i >= len(entries):
