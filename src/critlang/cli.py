@@ -392,6 +392,11 @@ def sql_command(protocol_file: Path, dialect: str, table: str) -> None:
     type=click.Path(path_type=Path, dir_okay=False),
     help="Write the attrition report here as HTML.",
 )
+@click.option(
+    "--events",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    help="The histories' entries, one row per entry (.csv or .parquet; see docs/sql.md).",
+)
 @record_options
 def screen_command(
     protocol_file: Path,
@@ -399,6 +404,7 @@ def screen_command(
     engine: str,
     output: Path | None,
     report: Path | None,
+    events: Path | None,
     input_format: str | None,
     id_field: str,
     strict_fields: bool,
@@ -412,7 +418,7 @@ def screen_command(
 
     sql = optional("critlang.sql", "sql")
     screen = optional("critlang.screen", "sql")
-    inputs = (data_file, protocol_file)
+    inputs = (data_file, protocol_file, *((events,) if events is not None else ()))
     try:
         for target in (output, report):
             if target is not None:
@@ -425,7 +431,13 @@ def screen_command(
     intake = Intake(protocol.checked, id_field, strict_fields)
     try:
         attrition = screen.run(
-            protocol.checked, data_file, engine, output, input_format=input_format, intake=intake
+            protocol.checked,
+            data_file,
+            engine,
+            output,
+            input_format=input_format,
+            intake=intake,
+            events=events,
         )
     except (sql.SchemaError, sql.SqlError, ValueError) as error:
         raise click.ClickException(str(error)) from None
