@@ -783,6 +783,9 @@ class EventsInput:
             else:
                 what = f"expected a number of at most {EVENT_DIGITS} digits, exactly in {SCALE} decimal places"
             out.append((bad, message(field, what)))
+        if kind.entry == "medication":
+            before = exp.LT(this=self.parsed("end"), expression=self.parsed("start"))
+            out.append((b.is_(before, True), message("end", "the end is before the start")))
         unit = self.events.column("unit")
         if unit is not None and kind.entry in ("measurement", "medication") and kind.unit != "1":
             given = self.raw("unit")
