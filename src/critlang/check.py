@@ -295,7 +295,7 @@ class _Checker:
             unit_valid = self.check_history_type(declared)
         elif element.complete:
             self.error(
-                "CRIT041",
+                "CRIT051",
                 element.span,
                 f"'{element.name.text}' is not a history, so it cannot be complete",
                 "'complete' says a history holds every entry: history of codes complete",
@@ -491,7 +491,7 @@ class _Checker:
             return
         if expected.kind in ("history", "code"):
             self.error(
-                "CRIT041",
+                "CRIT051",
                 field.span,
                 f"an example cannot give '{field.name.text}', {expected.describe()}",
                 "give histories and codes in records (docs/records.md), not in examples",
@@ -601,7 +601,7 @@ class _Checker:
             kind = self.element_types[name]
             if kind.kind == "history":
                 self.error(
-                    "CRIT041",
+                    "CRIT051",
                     ref.span,
                     f"'{name}' is {kind.describe()}, read only through a selector",
                     f"write, for example, any {name}, number of {name} or latest {name}",
@@ -610,7 +610,7 @@ class _Checker:
             return kind
         if name in self.code_lists:
             self.error(
-                "CRIT045",
+                "CRIT055",
                 ref.span,
                 f"'{name}' is a code list: it is used only after 'in'",
                 f"write, for example, its code in {name}",
@@ -832,7 +832,7 @@ class _Checker:
             names = ", ".join(c.value for c in CodeSystem)
             close = difflib.get_close_matches(code_list.system.text, list(CodeSystem), n=1)
             self.error(
-                "CRIT040",
+                "CRIT050",
                 code_list.system.span,
                 f"'{code_list.system.text}' is not a code system critlang knows",
                 f"did you mean '{close[0]}'?" if close else f"the systems are: {names}",
@@ -849,7 +849,7 @@ class _Checker:
                 key = codes.bare(system, text)
             if problem is not None:
                 self.error(
-                    "CRIT040",
+                    "CRIT050",
                     written.span,
                     problem,
                     f"write {system.value} codes as {codes.EXAMPLES[system]}; "
@@ -857,7 +857,7 @@ class _Checker:
                 )
             elif key in seen:
                 self.warning(
-                    "CRIT040",
+                    "CRIT050",
                     written.span,
                     f"'{text}' is listed twice in '{code_list.name.text}'",
                     f"the first is at line {seen[key].line}; keep one",
@@ -876,14 +876,14 @@ class _Checker:
             return self.entries[-1]
         if self.entries:
             self.error(
-                "CRIT042",
+                "CRIT052",
                 span,
                 f"{what} cannot be read in a window's date",
                 "a window ends at a date of the record, as in within 90 days before screening_date",
             )
         else:
             self.error(
-                "CRIT042",
+                "CRIT052",
                 span,
                 f"{what} is read only inside a selector's 'where' or '(...) of'",
                 "write, for example, any diagnoses where its code in ild",
@@ -896,7 +896,7 @@ class _Checker:
             return ERROR
         if history.entry != "medication":
             self.error(
-                "CRIT042",
+                "CRIT052",
                 ref.span,
                 f"'ongoing' is said of medications, not of {history.describe()}",
                 "an entry of a history of medications is ongoing when it has no end",
@@ -913,7 +913,7 @@ class _Checker:
         if kind is None:
             fields = ", ".join(f"its {FIELD_WORDS[f]}" for f in FIELD_TYPES[history.entry])
             self.error(
-                "CRIT042",
+                "CRIT052",
                 expr.span,
                 f"an entry of {history.describe()} has no {words}",
                 f"its fields are: {fields}",
@@ -922,7 +922,7 @@ class _Checker:
         if kind == "quantity":
             if history.unit == units.DIMENSIONLESS and expr.field == "dose":
                 self.error(
-                    "CRIT042",
+                    "CRIT052",
                     expr.span,
                     "the dose of these medications has no declared unit",
                     "declare it: history of medications 'mg/d'",
@@ -942,12 +942,12 @@ class _Checker:
                 hint = f"did you mean '{close[0]}'?"
             else:
                 hint = 'declare it: codes NAME "label" icd10cm ("J84.*", ...)'
-            self.error("CRIT045", expr.codes.span, f"'{name}' is not a code list", hint)
+            self.error("CRIT055", expr.codes.span, f"'{name}' is not a code list", hint)
         else:
             self.used.add(name)
         if subject.kind not in ("code", "error"):
             self.error(
-                "CRIT045",
+                "CRIT055",
                 expr.subject.span,
                 f"'in {name}' needs a code, but this is {subject.describe()}",
                 "a code is a data element of type code, or its code in a selector",
@@ -964,7 +964,7 @@ class _Checker:
             history = ERROR
         elif history.kind not in ("history", "error"):
             self.error(
-                "CRIT043",
+                "CRIT053",
                 expr.history.span,
                 f"'{name}' is {history.describe()}, not a history",
                 f"'{SELECTOR_WORDS[expr.op]}' reads a history: history of quantity 'mg/dL', "
@@ -992,10 +992,10 @@ class _Checker:
         name = expr.history.name
         if expr.op in ("any", "no", "count"):
             if expr.of is not None:
-                self.error("CRIT043", expr.of.span, f"'{word}' takes no '(...) of'")
+                self.error("CRIT053", expr.of.span, f"'{word}' takes no '(...) of'")
             if expr.op == "count" and not history.complete and id(expr) not in self.compared:
                 self.error(
-                    "CRIT046",
+                    "CRIT056",
                     expr.span,
                     f"'{name}' may be incomplete, so this count is only a lower bound",
                     f"compare the count with a number, as in (number of {name} ...) >= 2, "
@@ -1007,7 +1007,7 @@ class _Checker:
             if history.entry != "measurement":
                 field = "code" if history.entry == "code" else "dose"
                 self.error(
-                    "CRIT043",
+                    "CRIT053",
                     expr.span,
                     f"'{word} {name}' does not say which field of {history.describe()} it means",
                     f"write {word} (its {field}) of {name}, or (its date) for the date",
@@ -1018,7 +1018,7 @@ class _Checker:
             return ERROR
         if of.kind in ("boolean", "set", "history"):
             self.error(
-                "CRIT043",
+                "CRIT053",
                 expr.of.span if expr.of is not None else expr.span,
                 f"'{word}' gives a value, but this is {of.describe()}",
                 "give a value of the entry, as in (its value) or (its date)",
@@ -1033,7 +1033,7 @@ class _Checker:
             return ERROR
         if expr.op == "total" and not history.complete:
             self.error(
-                "CRIT043",
+                "CRIT053",
                 expr.span,
                 f"the total of '{name}' is unknown unless the history is complete",
                 f"declare it complete ({name}: ... complete) if every entry is on record",
@@ -1044,7 +1044,7 @@ class _Checker:
     def window(self, window: s.Window) -> None:
         if window.end is None:
             self.error(
-                "CRIT044",
+                "CRIT054",
                 window.span,
                 "this window needs the date it ends at",
                 "write, for example, within 90 days before screening_date",
@@ -1057,7 +1057,7 @@ class _Checker:
             self.entries.pop()
         if end.kind not in ("date", "error"):
             self.error(
-                "CRIT044",
+                "CRIT054",
                 window.end.span,
                 f"a window ends at a date, but this is {end.describe()}",
                 "write, for example, within 90 days before screening_date",

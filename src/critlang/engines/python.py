@@ -61,6 +61,7 @@ class _Generator:
         self.definitions = dict(program.definitions)
         # The aggregates whose loops enclose the code being generated, innermost last.
         self.loops: list[ir.Aggregate] = []
+        self.known: set[str] = set()  # expressions never None: entry fields intake requires
 
     def module(self) -> str:
         lines: list[str] = []
@@ -175,7 +176,7 @@ class _Generator:
                 )
             case ir.Compare(op=op, left=a, right=b):
                 x, y = self.value(a, out), self.value(b, out)
-                self.guarded(local, [x, y], f"{x} {_COMPARE[op]} {y}", out)
+                self.guarded(local, [x, y], f"{x} {_COMPARE[op]} {y}", out, boolean=True)
             case ir.Arith(op=op, left=a, right=b):
                 x, y = self.value(a, out), self.value(b, out)
                 zero = (f"{y} == 0",) if op == "/" else ()
@@ -197,7 +198,7 @@ class _Generator:
                 x = self.value(a, out)
                 exact, prefixes = self.const(codes.codes), self.const(codes.prefixes)
                 test = f"{x} in {exact} or {x}.startswith({prefixes})"
-                self.guarded(local, [x], test, out)
+                self.guarded(local, [x], test, out, boolean=True)
             case ir.DateShift(operand=a, amount=amount, unit=unit):
                 x = self.value(a, out)
                 test = f"shift_date({x}, {amount}, {self.const(unit)})"
@@ -208,18 +209,27 @@ class _Generator:
                 raise AssertionError(f"the Python engine has no rule for {node!r}")
 
     def guarded(
-        self, local: str, values: list[str], test: str, out: list[str], extra: tuple[str, ...] = ()
+        self,
+        local: str,
+        values: list[str],
+        test: str,
+        out: list[str],
+        extra: tuple[str, ...] = (),
+        boolean: bool = False,
     ) -> None:
         """`test`, or None when any of `values` is unknown (or an `extra` condition holds)."""
-        checks = [f"{v} is None" for v in values if v not in self.constants]
+        checks = [f"{v} is None" for v in values if v not in self.constants and v not in self.known]
         unknown = " or ".join([*checks, *extra])
         out.append(f"{local} = None if {unknown} else ({test})" if unknown else f"{local} = {test}")
+        if not unknown and boolean:
+            self.known.add(local)  # a test of known values is true or false, never unknown
 
     def junction(
         self, local: str, operands: tuple[ir.Node, ...], disjunction: bool, out: list[str]
     ) -> None:
         """Kleene and/or: the deciding value wins, else unknown if any operand is unknown."""
         decisive, other = (True, False) if disjunction else (False, True)
+        junction = "or" if disjunction else "and"
         unknown = f"{local}_unknown"
         if self.tracing:
             # Explanations need the value of every operand: no short cut.
@@ -235,6 +245,11 @@ class _Generator:
         if all(not isinstance(x, ir.And | ir.Or | ir.AtLeast) for x in operands):
             # Operands that are single tests cost less to compute than to skip.
             values = [self.value(x, out) for x in operands]
+            if values and all(v in self.known for v in values):
+                # Two-valued: Python's own and/or, on values that are never unknown.
+                out.append(f"{local} = {f' {junction} '.join(values)}")
+                self.known.add(local)
+                return
             decided = " or ".join(f"{v} is {decisive}" for v in values)
             open_ = " or ".join(f"{v} is None" for v in values)
             out.append(
@@ -268,6 +283,27 @@ class _Generator:
             return f"(e{loop.id}_end is None)"
         return f"e{loop.id}_{node.field}"
 
+    def invariants(self, roots: list[ir.Node]) -> list[ir.Node]:
+        """The largest parts of `roots` that read no entry of the loop (nor of any other)."""
+        reads: dict[int, bool] = {}
+
+        def reads_entry(node: ir.Node) -> bool:
+            if node.id not in reads:
+                kids = ir.children(node)
+                reads[node.id] = isinstance(node, ir.Entry) or any(reads_entry(k) for k in kids)
+            return reads[node.id]
+
+        found: list[ir.Node] = []
+        stack = list(reversed(roots))
+        while stack:
+            node = stack.pop()
+            if not reads_entry(node):
+                if not isinstance(node, ir.Const | ir.Element | ir.Definition):
+                    found.append(node)
+            else:
+                stack.extend(reversed(ir.children(node)))
+        return found
+
     def aggregate(self, node: ir.Aggregate, local: str, out: list[str]) -> None:
         """One loop over the history's entries (Kleene, as `ir.Aggregate` says).
 
@@ -280,6 +316,11 @@ class _Generator:
         prefix = f"e{node.id}_"
         names = ", ".join(prefix + field for field in fields)
         entry = f"e{node.id}"
+        self.known.update(prefix + field for field in REQUIRED[kind])
+        self.known.add(f"({prefix}end is None)")
+        # What does not depend on the entry is computed once, before the loop.
+        for invariant in self.invariants([x for x in (node.where, node.of) if x is not None]):
+            self.value(invariant, out)
         saved = dict(self.names)
         self.loops.append(node)
         body: list[str] = []
@@ -287,7 +328,7 @@ class _Generator:
         selected: list[str] = []  # statements for a selected entry
         op = node.op
         unknown = f"{local}_unknown"
-        if where is not None:
+        if where is not None and where not in self.known:
             body.append(f"if {where} is None:")
             if op == "exists":
                 body.append(f"    {unknown} = True")
@@ -295,6 +336,8 @@ class _Generator:
             else:
                 body.append(f"    {unknown} = True")
                 body.append("    break")
+            body.append(f"if {where}:")
+        elif where is not None:
             body.append(f"if {where}:")
         else:
             body.append("if True:")
@@ -363,6 +406,14 @@ class _Generator:
         out.append(f"    {local} = None")
         out.append("else:")
         out += ["    " + line for line in [*start, *loop, *("    " + b for b in body), *finish]]
+
+
+# The entry fields intake never leaves unknown, by entry kind (vocab.ENTRY_LAYOUT).
+REQUIRED = {
+    EntryKind.MEASUREMENT: ("date", "value"),
+    EntryKind.CODE: ("date", "code"),
+    EntryKind.MEDICATION: ("start", "code"),
+}
 
 
 def shift_date(day: datetime.date, amount: int, unit: str) -> datetime.date | None:
