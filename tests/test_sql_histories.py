@@ -71,7 +71,13 @@ BASE_EVENTS = [
     {"element": "diagnoses", "date": "2020-01-01", "code": "icd10cm:J84.10"},
     {"element": "exacerbations", "date": "2025-01-01", "code": "icd10cm:J84.10"},
     {"element": "exacerbations", "date": "2025-06-01", "code": "icd10cm:J8410"},
-    {"element": "drugs", "start": "2025-01-01", "code": "atc:L04AA06", "dose": "2000"},
+    {
+        "element": "drugs",
+        "start": "2025-01-01",
+        "code": "atc:L04AA06",
+        "dose": "2000",
+        "unit": "mg/d",
+    },
 ]
 
 
@@ -121,6 +127,14 @@ def test_an_eligible_patient_from_the_events_table() -> None:
             "history 'diagnoses', entry field 'code' icd10:J84.10: expected a code",
         ),
         ({5: {"start": None}}, "history 'drugs': an entry needs its 'start'"),
+        (
+            {0: {"unit": None}},
+            "history 'creatinine': an entry with its 'value' needs its unit ('mg/dL')",
+        ),
+        (
+            {5: {"end": "2024-12-31"}},
+            "history 'drugs', entry field 'end' 2024-12-31: the end is before the start",
+        ),
     ],
 )
 def test_a_bad_entry_is_that_patients_error_and_the_rest_go_on(
