@@ -242,6 +242,42 @@ class Quantified:
     span: Span
 
 
+# ---- dates and calendar durations (docs/language.md, "Dates and time") ----------
+
+
+@attrs.frozen(cache_hash=True)
+class CalendarDuration:
+    """`6 months`: a whole number of calendar units, only for date arithmetic and windows.
+
+    Not a UCUM quantity: a month here is a calendar month, not 'mo' (30.4375 days).
+    """
+
+    amount: int
+    unit: str  # a vocab.CalendarUnit value
+    span: Span
+
+
+@attrs.frozen(cache_hash=True)
+class DateDifference:
+    """`years between a and b` (whole units); `years since a` has no `end`: the reference date."""
+
+    unit: str  # a vocab.CalendarUnit value
+    start: Expr
+    end: Expr | None
+    span: Span
+
+
+@attrs.frozen(cache_hash=True)
+class Window:
+    """`d within 6 months before r` / `after r`; no `anchor`: the reference date."""
+
+    subject: Expr
+    duration: CalendarDuration
+    direction: str  # "before" | "after"
+    anchor: Expr | None
+    span: Span
+
+
 Literal = NumberLit | QuantityLit | DateLit
 Expr = (
     NumberLit
@@ -260,6 +296,9 @@ Expr = (
     | Arithmetic
     | RelativeChange
     | Quantified
+    | CalendarDuration
+    | DateDifference
+    | Window
 )
 
 
@@ -357,6 +396,7 @@ class Header:
     sites: tuple[str, ...] = ()
     status: str | None = None
     summary: str | None = None
+    as_of: Name | None = None  # the date element that is the evaluation's reference date
 
 
 @attrs.frozen(cache_hash=True)
@@ -390,6 +430,14 @@ def children(node: object) -> tuple[object, ...]:
             return (b, c)
         case Quantified(items=items):
             return items
+        case DateDifference(start=a, end=None):
+            return (a,)
+        case DateDifference(start=a, end=b):
+            return (a, b)
+        case Window(subject=d, duration=u, anchor=None):
+            return (d, u)
+        case Window(subject=d, duration=u, anchor=r):
+            return (d, u, r)
         case SubCriterion(applies_when=None, condition=c):
             return (c,)
         case SubCriterion(applies_when=w, condition=c):

@@ -17,6 +17,8 @@ wrote is ever spliced in as code.
 
 from __future__ import annotations
 
+import calendar
+import datetime
 from collections.abc import Callable
 from decimal import Decimal
 from fractions import Fraction
@@ -101,8 +103,9 @@ class _Generator:
             if node.id in self.names:
                 continue
             if isinstance(node, ir.Element):
-                local = f"v_{node.name}"
-                lines.append(f"{local} = get({node.name!r})")
+                # A date's last possible day is a second local (see ir.Element.key).
+                local = f"{'l' if node.bound == 'latest' else 'v'}_{node.name}"
+                lines.append(f"{local} = get({node.key!r})")
                 self.names[node.id] = self.traced(node, local, lines)
             elif isinstance(node, ir.Definition):
                 lines += self.prelude(self.definitions[node.name])
@@ -184,6 +187,14 @@ class _Generator:
                 x, wanted = self.value(a, out), self.const(values)
                 test = f"{wanted} <= {x}" if every else f"not {x}.isdisjoint({wanted})"
                 self.guarded(local, [x], test, out)
+            case ir.DateShift(operand=a, amount=amount, unit=unit):
+                x = self.value(a, out)
+                call = f"{self.const(shift_date)}({x}, {amount}, {self.const(unit.value)})"
+                self.guarded(local, [x], call, out)
+            case ir.DateDiff(unit=unit, start=a, end=b):
+                x, y = self.value(a, out), self.value(b, out)
+                call = f"{self.const(date_diff)}({self.const(unit.value)}, {x}, {y})"
+                self.guarded(local, [x, y], call, out)
             case _:
                 raise AssertionError(f"the Python engine has no rule for {node!r}")
 
@@ -238,3 +249,35 @@ class _Generator:
         out += ["    " + line for line in block]
         self.names = saved  # values computed inside the loop may not exist after it
         out.append(f"if {unknown} and {local} is {other}: {local} = None")
+
+
+# ---- calendar arithmetic (ir.DateShift, ir.DateDiff), as CQL does it ----------------
+
+
+def shift_date(day: datetime.date, amount: int, unit: str) -> datetime.date | None:
+    """`day` moved by `amount` calendar units; a month or year keeps the day of the month
+    or takes the month's last day. None outside the calendar's years 1 to 9999."""
+    try:
+        if unit in ("day", "week"):
+            return day + datetime.timedelta(days=amount * (7 if unit == "week" else 1))
+        months = day.year * 12 + day.month - 1 + amount * (12 if unit == "year" else 1)
+        year, month = divmod(months, 12)
+        last = calendar.monthrange(year, month + 1)[1]
+        return datetime.date(year, month + 1, min(day.day, last))
+    except (OverflowError, ValueError, calendar.IllegalMonthError):
+        return None
+
+
+def date_diff(unit: str, start: datetime.date, end: datetime.date) -> Decimal:
+    """Whole calendar units from `start` to `end`: the most `n` with `start + n units <= end`,
+    negative (the same count the other way) when `end` is before `start`."""
+    if end < start:
+        return -date_diff(unit, end, start)
+    if unit in ("day", "week"):
+        return Decimal((end - start).days // (7 if unit == "week" else 1))
+    months = (end.year - start.year) * 12 + end.month - start.month
+    count = months if unit == "month" else months // 12
+    moved = shift_date(start, count * (12 if unit == "year" else 1), "month")
+    if moved is None or moved > end:
+        count -= 1
+    return Decimal(count)
