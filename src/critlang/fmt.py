@@ -434,7 +434,7 @@ def _strength(node: s.Expr) -> int:
         case s.Compare() | s.Between() | s.Member() | s.Includes() | s.InCodes():
             return COMPARISON
         case s.Selector(where=where, window=window) if where is not None or (
-            window is not None and window.end is not None
+            window is not None and window.anchor is not None
         ):
             # Its `where` (or the window's date) runs on: bracketed wherever something follows.
             return UNLESS - 1
@@ -755,14 +755,17 @@ class _Builder:
         if node.of is not None:
             parts += [Text("("), Align(self.expr(node.of)), Text(") of ")]
         parts.append(Text(node.history.name))
-        if node.where is not None:
-            parts += [Line(), Text("where "), self.operand(node.where, UNLESS)]
+        # The window first: after a `where` ending in a name it would read as a date's window.
         if node.window is not None:
             window = node.window
-            unit = window.unit if window.amount == 1 else f"{window.unit}s"
-            parts += [Line(), Text(f"within {window.amount} {unit}")]
-            if window.end is not None:
-                parts += [Text(" before "), self.operand(window.end, SUM)]
+            amount, unit = window.duration.amount, window.duration.unit
+            parts += [Line(), Text(f"within {amount} {unit if amount == 1 else unit + 's'}")]
+            if window.anchor is not None:
+                parts += [Text(f" {window.direction} "), self.operand(window.anchor, SUM)]
+            elif window.direction == "after":
+                parts.append(Text(" after"))
+        if node.where is not None:
+            parts += [Line(), Text("where "), self.operand(node.where, UNLESS)]
         return Group(Concat(parts[0], Align(Concat(*parts[1:]))))
 
     def chain(self, node: s.And | s.Or) -> Doc:

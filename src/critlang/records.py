@@ -14,6 +14,7 @@ twice) raises `InputError` before any record is read.
 
 from __future__ import annotations
 
+import calendar
 import codecs
 import csv
 import datetime
@@ -53,6 +54,7 @@ TRUE_TEXTS = frozenset({"true", "yes", "1"})  # compared lower-cased
 FALSE_TEXTS = frozenset({"false", "no", "0"})
 NUMBER_TEXT = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 DATE_TEXT = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+PARTIAL_DATE = re.compile(r"([0-9]{4})(?:-([0-9]{2})(?:-([0-9]{2}))?)?")
 SET_SEPARATOR = re.compile(r"[;|]")
 FORMATS = ("jsonl", "json", "csv", "parquet")
 
@@ -139,16 +141,27 @@ class Intake:
     """
 
     def __init__(
-        self, checked: Checked, id_field: str = ID_FIELD, strict_fields: bool = False
+        self,
+        checked: Checked,
+        id_field: str = ID_FIELD,
+        strict_fields: bool = False,
+        as_of: datetime.date | None = None,
     ) -> None:
         self.names = tuple(checked.elements)
         self.converters: dict[str, Converter] = {
             name: _converter(element, checked.element_types[name])
             for name, element in checked.elements.items()
         }
+        self.dates = frozenset(
+            name for name, kind in checked.element_types.items() if kind.kind == "date"
+        )
         self.id_field = id_field
         self.strict_fields = strict_fields
         self.unknown: dict[str, int] = {}
+        # The reference date (`as of`) for records that do not give it; never the wall clock.
+        as_of_name = checked.protocol.header.as_of
+        self.reference = as_of_name.text if as_of_name is not None else None
+        self.as_of = as_of
 
     def __call__(self, record: Mapping[str, Any], position: int) -> tuple[str, dict[str, Any]]:
         """(record id, environment); raise RecordError for anything that does not fit."""
@@ -181,7 +194,27 @@ class Intake:
             except (ArithmeticError, ValueError, TypeError, RecursionError) as error:
                 problem = f"cannot be read ({type(error).__name__})"
                 raise RecordError(record_id, field, value, problem) from None
+        if self.dates:
+            self.date_pairs(env)
         return record_id, env
+
+    def date_pairs(self, env: dict[str, Any]) -> None:
+        """Each date as its first day under its name and its last under 'name latest'
+        (ir.Element.key); the reference date from `as_of` when the record lacks it."""
+        if self.reference is not None and self.as_of is not None and self.reference not in env:
+            env[self.reference] = (self.as_of, self.as_of)
+        for name in self.dates:
+            pair = env.get(name)
+            if pair is not None:
+                env[name], env[f"{name} latest"] = pair
+
+    def dated(self, as_of: datetime.date | str | None) -> Intake:
+        """This intake with another reference date for records that lack one."""
+        copy = Intake.__new__(Intake)
+        copy.__dict__.update(self.__dict__)
+        copy.unknown = {}
+        copy.as_of = reference_date(as_of)
+        return copy
 
     def record_id(self, record: Mapping[str, Any], position: int) -> str:
         """The record's id as text: a string or a whole number; else its position."""
@@ -385,17 +418,50 @@ def _set(allowed: frozenset[str], value: Any) -> frozenset[str]:
     return frozenset(str(item) for item in value)
 
 
-def _date(value: Any) -> datetime.date:
+def _date(value: Any) -> tuple[datetime.date, datetime.date]:
+    """A date as (first day, last day): the same day twice unless it is partial."""
     if isinstance(value, datetime.datetime):  # pandas' Timestamp too
-        return value.date()
+        return value.date(), value.date()
     if isinstance(value, datetime.date):
+        return value, value
+    if isinstance(value, str):
+        found = partial_date(value.strip())
+        if found is not None:
+            return found
+    raise _Invalid("expected a date as YYYY-MM-DD, or a year and month (YYYY-MM) or year (YYYY)")
+
+
+def partial_date(text: str) -> tuple[datetime.date, datetime.date] | None:
+    """`2019-05-02`, `2019-05` or `2019` as its first and last possible day; None if it
+    names no day of the calendar (`2019-13`, `2019-02-30`)."""
+    match = PARTIAL_DATE.fullmatch(text)
+    if match is None:
+        return None
+    year, month, day = (int(part) if part else None for part in match.groups())
+    assert year is not None
+    try:
+        if month is None:
+            return datetime.date(year, 1, 1), datetime.date(year, 12, 31)
+        if day is None:
+            last = calendar.monthrange(year, month)[1]
+            return datetime.date(year, month, 1), datetime.date(year, month, last)
+        return datetime.date(year, month, day), datetime.date(year, month, day)
+    except (ValueError, calendar.IllegalMonthError):
+        return None
+
+
+def reference_date(value: datetime.date | str | None) -> datetime.date | None:
+    """An `--as-of` / `as_of=` date: a full calendar date (YYYY-MM-DD); ValueError if not."""
+    if value is None:
+        return None
+    if isinstance(value, datetime.date) and not isinstance(value, datetime.datetime):
         return value
-    if isinstance(value, str) and DATE_TEXT.fullmatch(value):
+    if isinstance(value, str) and DATE_TEXT.fullmatch(value.strip()):
         try:
-            return datetime.date.fromisoformat(value)
+            return datetime.date.fromisoformat(value.strip())
         except ValueError:
             pass
-    raise _Invalid("expected a date as YYYY-MM-DD")
+    raise ValueError(f"the reference date must be a day as YYYY-MM-DD, not {_show(value)}")
 
 
 # ---- codes and histories ----------------------------------------------------------
@@ -501,11 +567,14 @@ def _entry_date(index: int, item: Mapping[str, Any], key: str, required: bool = 
             raise _EntryInvalid(index, key, None, f"the entry has no {key}")
         return None
     try:
-        return _date(value)
+        first, last = _date(value)
     except _Invalid:
+        first, last = None, datetime.date.min
+    if first is None or first != last:
         raise _EntryInvalid(
             index, key, value, "expected a full date as YYYY-MM-DD (an entry needs the day)"
-        ) from None
+        )
+    return first
 
 
 def _entry_quantity(

@@ -371,6 +371,8 @@ def _decimal(value: Fraction) -> Elm:
 
 
 def _constant(value: ir.Value) -> Elm:
+    if value is None:  # the unknown of a partial date's comparison
+        return _null("Boolean")
     if isinstance(value, bool):
         return _boolean(value)
     if isinstance(value, Fraction):
