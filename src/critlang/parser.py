@@ -629,7 +629,7 @@ ENTRY_FIELDS = {
     ("lower", True): "low",
 }
 ENTRY_FIELD_WORDS = ("value", "date", "code", "dose", "start", "end", "upper limit", "lower limit")
-_Selection = tuple[s.EntryWindow | None, s.Expr | None, s.EntryWindow | None]
+_Selection = tuple[s.EntryWindow | None, s.Expr | None]  # a selector's window and where
 
 
 def _calendar_unit(token: Token) -> str:
@@ -982,20 +982,16 @@ class AstBuilder(Transformer[Token, Any]):
         self, meta: Meta, op: str, name: Token, of: s.Expr | None, selection: _Selection
     ) -> s.Selector:
         history = s.Ref(str(name), _token_span(self.file, name))
-        first, where, last = selection
-        if first is not None and last is not None:
-            message = "a selector has one window"
-            hint = "write it once, before or after the 'where'"
-            raise _Invalid(Diagnostic("CRIT001", "error", last.span, message, hint))
-        return s.Selector(op, history, of, where, first or last, _span(self.file, meta))
+        window, where = selection
+        return s.Selector(op, history, of, where, window, _span(self.file, meta))
 
     def selection(
         self, meta: Meta, first: s.EntryWindow | None, where: s.Expr | None
     ) -> _Selection:
-        return first, where, None
+        return first, where
 
     def selection_after(self, meta: Meta, where: s.Expr, last: s.EntryWindow) -> _Selection:
-        return None, where, last
+        return last, where
 
     def entry_window(
         self,
