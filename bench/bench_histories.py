@@ -71,32 +71,48 @@ ENTRIES = 50  # per history, four histories
 
 
 def make_patient(rng: random.Random, number: int) -> dict[str, Any]:
-    """A patient's record as intake gives it: entry tuples in vocab.ENTRY_LAYOUT's order."""
+    """A patient's record in the JSON form of docs/records.md (intake reads it once)."""
 
     def day() -> datetime.date:
         return SCREENING - datetime.timedelta(days=rng.randint(0, 5 * 365))
 
-    creatinine = tuple(
-        (day(), Decimal(rng.randint(50, 160)) / 100, None, Decimal("1.2"), f"Observation/{n}")
+    creatinine = [
+        {
+            "date": day().isoformat(),
+            "value": Decimal(rng.randint(50, 160)) / 100,
+            "unit": "mg/dL",
+            "high": Decimal("1.2"),
+            "source": f"Observation/{number}-{n}",
+        }
         for n in range(ENTRIES)
-    )
-    alt = tuple(
-        (day(), Decimal(rng.randint(10, 140)), None, Decimal(40), None) for _ in range(ENTRIES)
-    )
-    diagnoses = tuple((day(), rng.choice(DIAGNOSES), None) for _ in range(ENTRIES))
+    ]
+    alt = [
+        {"date": day().isoformat(), "value": Decimal(rng.randint(10, 140)), "unit": "U/L"}
+        | ({"high": Decimal(40)} if rng.random() < 0.98 else {})
+        for _ in range(ENTRIES)
+    ]
+    diagnoses = [{"date": day().isoformat(), "code": rng.choice(DIAGNOSES)} for _ in range(ENTRIES)]
     medications = []
     for _ in range(ENTRIES):
         start = day()
         end = None if rng.random() < 0.2 else start + datetime.timedelta(days=rng.randint(1, 400))
-        dose = Decimal(rng.choice([5, 10, 20, 1000, 2000]))
-        medications.append((start, end, rng.choice(DRUGS), dose, None))
+        medications.append(
+            {
+                "start": start.isoformat(),
+                "end": None if end is None else end.isoformat(),
+                "code": rng.choice(DRUGS),
+                "dose": Decimal(rng.choice([5, 10, 20, 1000, 2000])),
+                "unit": "mg/d",
+            }
+        )
     return {
-        "screening": SCREENING,
-        "stable_since": SCREENING - datetime.timedelta(weeks=12),
+        "id": f"p{number}",
+        "screening": SCREENING.isoformat(),
+        "stable_since": (SCREENING - datetime.timedelta(weeks=12)).isoformat(),
         "creatinine": creatinine,
         "alt": alt,
         "diagnoses": diagnoses,
-        "medications": tuple(medications),
+        "medications": medications,
     }
 
 
@@ -201,7 +217,7 @@ def main() -> None:
 
     protocol = critlang.compile_source(PROTOCOL, "bench_histories.crit")
     rng = random.Random(20261129)
-    envs = [make_patient(rng, n) for n in range(args.patients)]
+    envs = [protocol.intake(make_patient(rng, n), n)[1] for n in range(args.patients)]
     status = protocol.compiled.status
     with decimal.localcontext(ARITHMETIC):
         agree = sum(status(env) == tight_status(env) for env in envs)

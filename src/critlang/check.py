@@ -62,8 +62,9 @@ class Type:
             return f"a history of {ENTRY_WORDS.get(self.entry, self.entry)}"
         return {
             "boolean": "a yes/no condition",
-            "number": "a number",
+            "number": "a whole number" if self.integer else "a number",
             "date": "a date",
+            "calendar": "a calendar duration",
             "code": "a code",
         }.get(self.kind, self.kind)
 
@@ -75,6 +76,8 @@ BOOLEAN = Type("boolean")
 NUMBER = Type("number")
 DATE = Type("date")
 ERROR = Type("error")
+INTEGER = Type("number", integer=True)
+CALENDAR = Type("calendar")  # `6 months`: only in date arithmetic and windows
 PERCENT = Type("quantity", "%")
 CODE = Type("code")
 COUNT = Type("number", integer=True)
@@ -238,6 +241,7 @@ class _Checker:
                 self.definition_type(definition.name.text)
             else:  # its name was taken (and reported); its expression is still checked
                 self.infer(definition.expr)
+        self.check_reference()
         self.check_criteria()
         for example in self.protocol.examples:
             self.check_example(example)
@@ -590,6 +594,12 @@ class _Checker:
                 return self.in_codes(expr)
             case s.Selector():
                 return self.selector(expr)
+            case s.CalendarDuration():
+                return CALENDAR
+            case s.DateDifference():
+                return self.infer_date_difference(expr)
+            case s.Window():
+                return self.infer_window(expr)
         raise AssertionError(f"unhandled node {expr!r}")
 
     def resolve(self, ref: s.Ref) -> Type:
@@ -777,6 +787,8 @@ class _Checker:
         left, right = self.infer(expr.left), self.infer(expr.right)
         if "error" in (left.kind, right.kind):
             return ERROR
+        if "date" in (left.kind, right.kind) or "calendar" in (left.kind, right.kind):
+            return self.date_arithmetic(expr, left, right)
         for side, kind in ((expr.left, left), (expr.right, right)):
             if not kind.numeric:
                 self.not_numeric(side, kind, f"'{expr.op}'")
@@ -974,7 +986,7 @@ class _Checker:
         self.types[expr.history] = history
         known = history if history.kind == "history" else None
         if expr.window is not None:
-            self.window(expr.window)
+            self.entry_window(expr.window)
         self.entries.append(known)
         try:
             if expr.where is not None:
@@ -1041,27 +1053,134 @@ class _Checker:
             return ERROR
         return of
 
-    def window(self, window: s.Window) -> None:
-        if window.end is None:
+    def entry_window(self, window: s.EntryWindow) -> None:
+        """A selector's window: a calendar duration before or after a date (the reference date)."""
+        self.infer(window.duration)
+        if window.duration.amount < 0:
             self.error(
-                "CRIT054",
-                window.span,
-                "this window needs the date it ends at",
-                "write, for example, within 90 days before screening_date",
+                "CRIT042",
+                window.duration.span,
+                "a window's length cannot be negative",
+                f"write within {-window.duration.amount} {window.duration.unit}s "
+                f"{'after' if window.direction == 'before' else 'before'} instead",
             )
+        if window.anchor is None:
+            self.needs_reference(window.span, f"'within ... {window.direction}' without a date")
             return
         self.entries.append(None)
         try:
-            end = self.infer(window.end)
+            anchor = self.infer(window.anchor)
         finally:
             self.entries.pop()
-        if end.kind not in ("date", "error"):
+        if anchor.kind not in ("date", "error"):
             self.error(
                 "CRIT054",
-                window.end.span,
-                f"a window ends at a date, but this is {end.describe()}",
+                window.anchor.span,
+                f"a window ends at a date, but this is {anchor.describe()}",
                 "write, for example, within 90 days before screening_date",
             )
+
+    # ---- dates and the reference date (docs/language.md, "Dates and time") ----
+
+    def check_reference(self) -> None:
+        """`as of NAME`: NAME must be a date data element."""
+        name = self.protocol.header.as_of
+        if name is None:
+            return
+        self.used.add(name.text)
+        kind = self.element_types.get(name.text)
+        if kind is None:
+            dates = [n for n, k in self.element_types.items() if k.kind == "date"]
+            self.undefined(
+                name.text, name.span, dates, "declare it under 'data' as a date: name: date"
+            )
+        elif kind.kind not in ("date", "error"):
+            self.error(
+                "CRIT040",
+                name.span,
+                f"'as of' needs a date data element, but '{name.text}' is {kind.describe()}",
+                f"declare it as a date: {name.text}: date",
+            )
+
+    def needs_reference(self, span: s.Span, construct: str) -> None:
+        if self.protocol.header.as_of is None:
+            self.error(
+                "CRIT041",
+                span,
+                f"{construct} needs the protocol's reference date, but it has no 'as of'",
+                "name the date element that is the evaluation's date in the header, "
+                "as in: as of screening_date",
+            )
+
+    def expect_date(self, expr: s.Expr, kind: Type, word: str) -> bool:
+        if kind.kind == "date":
+            return True
+        if kind.kind != "error":
+            self.error("CRIT006", expr.span, f"{word} needs a date, but this is {kind.describe()}")
+        return False
+
+    def date_arithmetic(self, expr: s.Arithmetic, left: Type, right: Type) -> Type:
+        """DATE + DURATION and DATE - DURATION; every other mix of dates is an error."""
+        if left.kind == "date" and right.kind == "calendar" and expr.op in "+-":
+            return DATE
+        if left.kind == "date" and right.kind == "date" and expr.op == "-":
+            first = expr.right.name if isinstance(expr.right, s.Ref) else "A"
+            second = expr.left.name if isinstance(expr.left, s.Ref) else "B"
+            hint = f"write days between {first} and {second} (or years, months, weeks between)"
+            message = "a date minus a date is not a number in critlang"
+        elif left.kind == "date" and right.kind == "quantity" and units.is_time(right.unit):
+            amount = expr.right.value if isinstance(expr.right, s.QuantityLit) else "N"
+            word = CALENDAR_WORDS.get(right.unit, "days")
+            message = f"a date moves by calendar units, not by the UCUM quantity '{right.unit}'"
+            hint = f"write {amount} {word}: calendar {word} keep the day of the month"
+            if right.unit in UCUM_LENGTHS:
+                hint += f"; '{right.unit}' is a fixed {UCUM_LENGTHS[right.unit]}"
+        elif right.kind == "date" and left.kind == "calendar" and expr.op == "+":
+            message = "write the date first"
+            hint = "as in start_date + 6 months"
+        else:
+            message = f"'{expr.op}' cannot combine {left.describe()} and {right.describe()}"
+            hint = "a date moves by a calendar duration: start_date + 6 months"
+        self.error("CRIT042", expr.span, message, hint)
+        return ERROR
+
+    def infer_date_difference(self, expr: s.DateDifference) -> Type:
+        start = self.infer(expr.start)
+        self.expect_date(expr.start, start, f"'{expr.unit}s since'")
+        if expr.end is None:
+            self.needs_reference(expr.span, f"'{expr.unit}s since'")
+        else:
+            end = self.infer(expr.end)
+            self.expect_date(expr.end, end, f"'{expr.unit}s between'")
+        return INTEGER
+
+    def infer_window(self, expr: s.Window) -> Type:
+        subject = self.infer(expr.subject)
+        if self.entries and self.entries[-1] is not None and subject.kind not in ("date", "error"):
+            # `any meds where ongoing within 2 weeks`: the window was read as part of the `where`.
+            self.error(
+                "CRIT054",
+                expr.subject.span,
+                f"'within' needs a date, but this is {subject.describe()}",
+                "to keep the entries of a window, write it before 'where': "
+                "any H within 2 weeks before d where ...",
+            )
+            return BOOLEAN
+        self.expect_date(expr.subject, subject, "'within'")
+        self.infer(expr.duration)
+        if expr.duration.amount < 0:
+            self.error(
+                "CRIT042",
+                expr.duration.span,
+                "a window's length cannot be negative",
+                f"write within {-expr.duration.amount} {expr.duration.unit}s "
+                f"{'after' if expr.direction == 'before' else 'before'} instead",
+            )
+        if expr.anchor is None:
+            self.needs_reference(expr.span, f"'within ... {expr.direction}' without a date")
+        else:
+            self.expect_date(expr.anchor, self.infer(expr.anchor), f"'{expr.direction}'")
+        return BOOLEAN
 
     def not_numeric(
         self, expr: s.Expr, kind: Type, word: str, needs: str = "a number or quantity"
@@ -1185,6 +1304,9 @@ FIELD_TYPES = {
     "code": {"date": "date", "code": "code"},
     "medication": {"start": "date", "end": "date", "code": "code", "dose": "quantity"},
 }
+# UCUM's units of time an author may have meant as calendar units, and how long they are.
+CALENDAR_WORDS = {"a": "years", "mo": "months", "wk": "weeks", "d": "days"}
+UCUM_LENGTHS = {"a": "365.25 days", "mo": "30.4375 days", "wk": "7 days", "d": "1 day"}
 
 
 def conversion_words(conversion: s.UnitConversion) -> str:

@@ -44,6 +44,8 @@ class Explanations:
     def __init__(self, lowered: Lowered) -> None:
         self.checked: Checked = lowered.checked
         self.origin = lowered.origin
+        self.program = lowered.program
+        self.latest = lowered.latest  # the upper end of values that are ranges (partial dates)
         self.types = {id(node): kind for node, kind in self.checked.types.items()}
         self.builders: dict[int, Builder] = {}
         self.getters: dict[int, Getter] = {}
@@ -128,6 +130,8 @@ class Explanations:
                 return self.between(node)
             case s.Member() | s.Includes():
                 return self.membership(node)
+            case s.Window():
+                return self.window(node)
         subject, value = self.subject(node), self.getter(node)
         return lambda t: [f"{subject}: {_YES_NO.get(value(t), 'unknown')}"]
 
@@ -191,7 +195,21 @@ class Explanations:
             return node.name
         if isinstance(node, s.RelativeChange):
             return f"{node.direction} from baseline"
+        if isinstance(node, s.DateDifference):
+            return words.date_difference(
+                node.unit,
+                self.subject(node.start),
+                None if node.end is None else self.subject(node.end),
+                self.reference_words(),
+            )
         return "the computed value"
+
+    def reference_words(self) -> str:
+        """The reference date (`as of`) by its label or name."""
+        as_of = self.checked.protocol.header.as_of
+        if as_of is None:
+            return "the reference date"
+        return self.subject(s.Ref(as_of.text, as_of.span))
 
     def shown(self, node: object, like: object | None = None) -> Callable[[Trace], str]:
         """A node's value with its unit, e.g. '7%' or '1.6 mg/dL', or 'unknown'.
@@ -212,11 +230,20 @@ class Explanations:
                 unit = target.unit
             if target.numeric:
                 limit = self.getter(like)
+        suffix = words.unit_suffix(unit, False) if unit else ""
+        latest_key = self.latest.get(id(node))
+        latest = operator.itemgetter(latest_key.id) if latest_key is not None else None
 
-        def words(t: Trace) -> str:
+        def shown(t: Trace) -> str:
             held = value(t)
             if held is None:
                 return "unknown"
+            upper = latest(t) if latest is not None else None
+            if upper is not None and upper != held:
+                # A partial date, or a number computed from one: from its least to its most.
+                return f"{_shown_other(held)} to {_shown_other(upper)}" + (
+                    suffix if isinstance(held, Decimal) else ""
+                )
             if isinstance(held, Decimal):
                 if factor is not None:
                     held = held * factor
@@ -224,7 +251,7 @@ class Explanations:
                 return format_quantity(held, unit, bound if isinstance(bound, Decimal) else None)
             return _shown_other(held)
 
-        return words
+        return shown
 
     def comparison(self, node: s.Compare) -> Builder:
         value = self.getter(node)
@@ -233,6 +260,8 @@ class Explanations:
         if isinstance(node.left, s.Arithmetic):
             name = "value"
         wording = words.COMPARISONS[node.op]
+        if self.types[id(node.left)].kind == "date":
+            wording = words.DATE_COMPARISONS[node.op]
         if self.types[id(node.left)].kind == "enum":
             equal_wanted = node.op == "="
 
@@ -248,6 +277,9 @@ class Explanations:
         def compared(t: Trace) -> list[str]:
             outcome = value(t)
             if outcome is None:
+                known = left(t)
+                if known != "unknown":  # a range from a partial date that straddles the limit
+                    return [f"{name} {known}: unknown whether {wording} {right(t)}"]
                 return [f"{name} is unknown (the criterion asks for {wording} {right(t)})"]
             verb = "is" if outcome else "is not"
             return [f"{name} {left(t)} {verb} {wording} {right(t)}"]
@@ -309,9 +341,11 @@ class Explanations:
             said.append(f"where {' '.join(fmt.expression_text(node.where).split())}")
         if node.window is not None:
             window = node.window
-            unit = window.unit if window.amount == 1 else f"{window.unit}s"
-            end = "" if window.end is None else f" before {self.subject(window.end)}"
-            said.append(f"within {window.amount} {unit}{end}")
+            span = words.calendar_duration(window.duration.amount, window.duration.unit)
+            anchor = (
+                self.reference_words() if window.anchor is None else self.subject(window.anchor)
+            )
+            said.append(f"within {span} {window.direction} {anchor}")
         return _Selection(
             label=label,
             entry=kind.entry,
@@ -405,6 +439,44 @@ class Explanations:
             return [f"{name} {held(t)} {verb} in {listed}"]
 
         return phrases
+
+    def window(self, node: s.Window) -> Builder:
+        """'diagnosed 2026-06-01 is within 6 months before screening date 2026-11-29'."""
+        value = self.getter(node)
+        name, held = self.subject(node.subject), self.shown(node.subject)
+        span = words.calendar_duration(node.duration.amount, node.duration.unit)
+        if node.anchor is None:
+            anchor_name, anchor = self.reference_words(), self.reference_shown()
+        else:
+            anchor_name, anchor = self.subject(node.anchor), self.shown(node.anchor)
+
+        def phrase(t: Trace) -> list[str]:
+            outcome = value(t)
+            where = f"{span} {node.direction} {anchor_name}"
+            where += f" {anchor(t)}"
+            if outcome is None:
+                return [f"{name} {held(t)}: unknown whether within {where}"]
+            verb = "is" if outcome else "is not"
+            return [f"{name} {held(t)} {verb} within {where}"]
+
+        return phrase
+
+    def reference_shown(self) -> Callable[[Trace], str]:
+        """The reference date's value as a reason shows it."""
+        ends = {
+            node.bound: operator.itemgetter(node.id)
+            for node in self.program.nodes()
+            if isinstance(node, ir.Element) and node.name == self.program.reference
+        }
+        first, last = ends["earliest"], ends["latest"]
+
+        def shown(t: Trace) -> str:
+            low, high = first(t), last(t)
+            if low is None:
+                return "unknown"
+            return _shown_other(low) if low == high else f"{low} to {high}"
+
+        return shown
 
     # ---- missing data ----
 

@@ -339,13 +339,13 @@ class _Words:
         if expr.where is not None:
             text += f" where {one_line(self.reading(expr.where))}"
         if expr.window is not None:
-            text += " " + self.window(expr.window)
+            text += " " + self.entry_window(expr.window)
         return text
 
-    def window(self, window: s.Window) -> str:
-        unit = window.unit if window.amount == 1 else f"{window.unit}s"
-        end = "" if window.end is None else f" before {self.phrase(window.end)}"
-        return f"within {window.amount} {unit}{end}"
+    def entry_window(self, window: s.EntryWindow) -> str:
+        amount, unit = window.duration.amount, window.duration.unit
+        anchor = "the reference date" if window.anchor is None else self.phrase(window.anchor)
+        return f"within {amount} {unit if amount == 1 else unit + 's'} {window.direction} {anchor}"
 
     def label(self, ref: s.Ref) -> str:
         """The name of a data element or definition as its author wrote the label."""

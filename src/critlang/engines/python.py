@@ -28,7 +28,7 @@ import attrs
 
 from critlang import ir
 from critlang.decimals import to_decimal
-from critlang.vocab import ENTRY_LAYOUT, CalendarUnit, EntryKind, Outcome
+from critlang.vocab import ENTRY_LAYOUT, EntryKind, Outcome
 
 _COMPARE = {"<": "<", "<=": "<=", ">": ">", ">=": ">=", "=": "==", "!=": "!="}
 
@@ -45,7 +45,7 @@ def compile_program(program: ir.Program) -> Compiled:
     generator = _Generator(program)
     source = generator.module()
     namespace: dict[str, Any] = dict(generator.constants)
-    namespace.update(shift_date=shift_date, Decimal=Decimal)
+    namespace.update(Decimal=Decimal)
     code = compile(source, f"<critlang {program.name}>", "exec")
     exec(code, namespace)  # generated from the IR only; see the module docstring
     return Compiled(status=namespace["status"], trace=namespace["trace"], source=source)
@@ -109,8 +109,9 @@ class _Generator:
             if node.id in self.names:
                 continue
             if isinstance(node, ir.Element):
-                local = f"v_{node.name}"
-                lines.append(f"{local} = get({node.name!r})")
+                # A date's last possible day is a second local (see ir.Element.key).
+                local = f"{'l' if node.bound == 'latest' else 'v'}_{node.name}"
+                lines.append(f"{local} = get({node.key!r})")
                 self.names[node.id] = self.traced(node, local, lines)
             elif isinstance(node, ir.Definition):
                 lines += self.prelude(self.definitions[node.name])
@@ -201,8 +202,12 @@ class _Generator:
                 self.guarded(local, [x], test, out, boolean=True)
             case ir.DateShift(operand=a, amount=amount, unit=unit):
                 x = self.value(a, out)
-                test = f"shift_date({x}, {amount}, {self.const(unit)})"
-                self.guarded(local, [x], test, out)
+                call = f"{self.const(shift_date)}({x}, {amount}, {self.const(unit.value)})"
+                self.guarded(local, [x], call, out)
+            case ir.DateDiff(unit=unit, start=a, end=b):
+                x, y = self.value(a, out), self.value(b, out)
+                call = f"{self.const(date_diff)}({self.const(unit.value)}, {x}, {y})"
+                self.guarded(local, [x, y], call, out)
             case ir.Aggregate():
                 self.aggregate(node, local, out)
             case _:
@@ -242,6 +247,21 @@ class _Generator:
                 else f"{local} = {other}"
             )
             return
+        constants = [x.value for x in operands if isinstance(x, ir.Const)]
+        if constants and len(constants) < len(operands):
+            # Decided when written (a Kleene bound's unknown): only the other operands are read.
+            if decisive in constants:
+                out.append(f"{local} = {decisive}")
+                return
+            rest = tuple(x for x in operands if not isinstance(x, ir.Const))
+            if None not in constants:
+                self.junction(local, rest, disjunction, out)
+                return
+            if all(not isinstance(x, ir.And | ir.Or | ir.AtLeast) for x in rest):
+                values = [self.value(x, out) for x in rest]
+                decided = " or ".join(f"{v} is {decisive}" for v in values)
+                out.append(f"{local} = {decisive} if {decided} else None")
+                return
         if all(not isinstance(x, ir.And | ir.Or | ir.AtLeast) for x in operands):
             # Operands that are single tests cost less to compute than to skip.
             values = [self.value(x, out) for x in operands]
@@ -416,21 +436,33 @@ REQUIRED = {
 }
 
 
-def shift_date(day: datetime.date, amount: int, unit: str) -> datetime.date | None:
-    """`day` moved by `amount` calendar units, as CQL adds durations (see `ir.DateShift`).
+# ---- calendar arithmetic (ir.DateShift, ir.DateDiff), as CQL does it ----------------
 
-    None when the result falls outside the years Python's dates hold.
-    """
+
+def shift_date(day: datetime.date, amount: int, unit: str) -> datetime.date | None:
+    """`day` moved by `amount` calendar units; a month or year keeps the day of the month
+    or takes the month's last day. None outside the calendar's years 1 to 9999."""
     try:
-        if unit == CalendarUnit.DAY:
-            return day + datetime.timedelta(days=amount)
-        if unit == CalendarUnit.WEEK:
-            return day + datetime.timedelta(days=7 * amount)
-        months = (
-            day.year * 12 + day.month - 1 + (amount * 12 if unit == CalendarUnit.YEAR else amount)
-        )
+        if unit in ("day", "week"):
+            return day + datetime.timedelta(days=amount * (7 if unit == "week" else 1))
+        months = day.year * 12 + day.month - 1 + amount * (12 if unit == "year" else 1)
         year, month = divmod(months, 12)
         last = calendar.monthrange(year, month + 1)[1]
         return datetime.date(year, month + 1, min(day.day, last))
-    except (OverflowError, ValueError):
+    except (OverflowError, ValueError, calendar.IllegalMonthError):
         return None
+
+
+def date_diff(unit: str, start: datetime.date, end: datetime.date) -> Decimal:
+    """Whole calendar units from `start` to `end`: the most `n` with `start + n units <= end`,
+    negative (the same count the other way) when `end` is before `start`."""
+    if end < start:
+        return -date_diff(unit, end, start)
+    if unit in ("day", "week"):
+        return Decimal((end - start).days // (7 if unit == "week" else 1))
+    months = (end.year - start.year) * 12 + end.month - start.month
+    count = months if unit == "month" else months // 12
+    moved = shift_date(start, count * (12 if unit == "year" else 1), "month")
+    if moved is None or moved > end:
+        count -= 1
+    return Decimal(count)
