@@ -66,8 +66,9 @@ class Type:
             return f"a history of {ENTRY_WORDS.get(self.entry, self.entry)}"
         return {
             "boolean": "a yes/no condition",
-            "number": "a number",
+            "number": "a whole number" if self.integer else "a number",
             "date": "a date",
+            "calendar": "a calendar duration",
             "code": "a code",
         }.get(self.kind, self.kind)
 
@@ -80,6 +81,8 @@ NUMBER = Type("number")
 INTEGER = Type("number", integer=True)
 DATE = Type("date")
 ERROR = Type("error")
+INTEGER = Type("number", integer=True)
+CALENDAR = Type("calendar")  # `6 months`: only in date arithmetic and windows
 PERCENT = Type("quantity", "%")
 CODE = Type("code")
 COUNT = Type("number", integer=True)
@@ -247,6 +250,7 @@ class _Checker:
                 self.definition_type(definition.name.text)
             else:  # its name was taken (and reported); its expression is still checked
                 self.infer(definition.expr)
+        self.check_reference()
         self.check_criteria()
         for example in self.protocol.examples:
             self.check_example(example)
@@ -304,7 +308,7 @@ class _Checker:
             unit_valid = self.check_history_type(declared)
         elif element.complete:
             self.error(
-                "CRIT041",
+                "CRIT051",
                 element.span,
                 f"'{element.name.text}' is not a history, so it cannot be complete",
                 "'complete' says a history holds every entry: history of codes complete",
@@ -505,7 +509,7 @@ class _Checker:
             return
         if expected.kind in ("history", "code"):
             self.error(
-                "CRIT041",
+                "CRIT051",
                 field.span,
                 f"an example cannot give '{field.name.text}', {expected.describe()}",
                 "give histories and codes in records (docs/records.md), not in examples",
@@ -613,6 +617,12 @@ class _Checker:
                 return self.in_codes(expr)
             case s.Selector():
                 return self.selector(expr)
+            case s.CalendarDuration():
+                return CALENDAR
+            case s.DateDifference():
+                return self.infer_date_difference(expr)
+            case s.Window():
+                return self.infer_window(expr)
         raise AssertionError(f"unhandled node {expr!r}")
 
     def resolve(self, ref: s.Ref) -> Type:
@@ -624,7 +634,7 @@ class _Checker:
             kind = self.element_types[name]
             if kind.kind == "history":
                 self.error(
-                    "CRIT041",
+                    "CRIT051",
                     ref.span,
                     f"'{name}' is {kind.describe()}, read only through a selector",
                     f"write, for example, any {name}, number of {name} or latest {name}",
@@ -633,7 +643,7 @@ class _Checker:
             return kind
         if name in self.code_lists:
             self.error(
-                "CRIT045",
+                "CRIT055",
                 ref.span,
                 f"'{name}' is a code list: it is used only after 'in'",
                 f"write, for example, its code in {name}",
@@ -821,6 +831,8 @@ class _Checker:
         left, right = self.infer(expr.left), self.infer(expr.right)
         if "error" in (left.kind, right.kind):
             return ERROR
+        if "date" in (left.kind, right.kind) or "calendar" in (left.kind, right.kind):
+            return self.date_arithmetic(expr, left, right)
         for side, kind in ((expr.left, left), (expr.right, right)):
             if not kind.numeric:
                 self.not_numeric(side, kind, f"'{expr.op}'")
@@ -876,7 +888,7 @@ class _Checker:
             names = ", ".join(c.value for c in CodeSystem)
             close = difflib.get_close_matches(code_list.system.text, list(CodeSystem), n=1)
             self.error(
-                "CRIT040",
+                "CRIT050",
                 code_list.system.span,
                 f"'{code_list.system.text}' is not a code system critlang knows",
                 f"did you mean '{close[0]}'?" if close else f"the systems are: {names}",
@@ -893,7 +905,7 @@ class _Checker:
                 key = codes.bare(system, text)
             if problem is not None:
                 self.error(
-                    "CRIT040",
+                    "CRIT050",
                     written.span,
                     problem,
                     f"write {system.value} codes as {codes.EXAMPLES[system]}; "
@@ -901,7 +913,7 @@ class _Checker:
                 )
             elif key in seen:
                 self.warning(
-                    "CRIT040",
+                    "CRIT050",
                     written.span,
                     f"'{text}' is listed twice in '{code_list.name.text}'",
                     f"the first is at line {seen[key].line}; keep one",
@@ -920,14 +932,14 @@ class _Checker:
             return self.entries[-1]
         if self.entries:
             self.error(
-                "CRIT042",
+                "CRIT052",
                 span,
                 f"{what} cannot be read in a window's date",
                 "a window ends at a date of the record, as in within 90 days before screening_date",
             )
         else:
             self.error(
-                "CRIT042",
+                "CRIT052",
                 span,
                 f"{what} is read only inside a selector's 'where' or '(...) of'",
                 "write, for example, any diagnoses where its code in ild",
@@ -940,7 +952,7 @@ class _Checker:
             return ERROR
         if history.entry != "medication":
             self.error(
-                "CRIT042",
+                "CRIT052",
                 ref.span,
                 f"'ongoing' is said of medications, not of {history.describe()}",
                 "an entry of a history of medications is ongoing when it has no end",
@@ -957,7 +969,7 @@ class _Checker:
         if kind is None:
             fields = ", ".join(f"its {FIELD_WORDS[f]}" for f in FIELD_TYPES[history.entry])
             self.error(
-                "CRIT042",
+                "CRIT052",
                 expr.span,
                 f"an entry of {history.describe()} has no {words}",
                 f"its fields are: {fields}",
@@ -966,7 +978,7 @@ class _Checker:
         if kind == "quantity":
             if history.unit == units.DIMENSIONLESS and expr.field == "dose":
                 self.error(
-                    "CRIT042",
+                    "CRIT052",
                     expr.span,
                     "the dose of these medications has no declared unit",
                     "declare it: history of medications 'mg/d'",
@@ -986,12 +998,12 @@ class _Checker:
                 hint = f"did you mean '{close[0]}'?"
             else:
                 hint = 'declare it: codes NAME "label" icd10cm ("J84.*", ...)'
-            self.error("CRIT045", expr.codes.span, f"'{name}' is not a code list", hint)
+            self.error("CRIT055", expr.codes.span, f"'{name}' is not a code list", hint)
         else:
             self.used.add(name)
         if subject.kind not in ("code", "error"):
             self.error(
-                "CRIT045",
+                "CRIT055",
                 expr.subject.span,
                 f"'in {name}' needs a code, but this is {subject.describe()}",
                 "a code is a data element of type code, or its code in a selector",
@@ -1008,7 +1020,7 @@ class _Checker:
             history = ERROR
         elif history.kind not in ("history", "error"):
             self.error(
-                "CRIT043",
+                "CRIT053",
                 expr.history.span,
                 f"'{name}' is {history.describe()}, not a history",
                 f"'{SELECTOR_WORDS[expr.op]}' reads a history: history of quantity 'mg/dL', "
@@ -1018,7 +1030,7 @@ class _Checker:
         self.types[expr.history] = history
         known = history if history.kind == "history" else None
         if expr.window is not None:
-            self.window(expr.window)
+            self.entry_window(expr.window)
         self.entries.append(known)
         try:
             if expr.where is not None:
@@ -1036,10 +1048,10 @@ class _Checker:
         name = expr.history.name
         if expr.op in ("any", "no", "count"):
             if expr.of is not None:
-                self.error("CRIT043", expr.of.span, f"'{word}' takes no '(...) of'")
+                self.error("CRIT053", expr.of.span, f"'{word}' takes no '(...) of'")
             if expr.op == "count" and not history.complete and id(expr) not in self.compared:
                 self.error(
-                    "CRIT046",
+                    "CRIT056",
                     expr.span,
                     f"'{name}' may be incomplete, so this count is only a lower bound",
                     f"compare the count with a number, as in (number of {name} ...) >= 2, "
@@ -1051,7 +1063,7 @@ class _Checker:
             if history.entry != "measurement":
                 field = "code" if history.entry == "code" else "dose"
                 self.error(
-                    "CRIT043",
+                    "CRIT053",
                     expr.span,
                     f"'{word} {name}' does not say which field of {history.describe()} it means",
                     f"write {word} (its {field}) of {name}, or (its date) for the date",
@@ -1062,7 +1074,7 @@ class _Checker:
             return ERROR
         if of.kind in ("boolean", "set", "history"):
             self.error(
-                "CRIT043",
+                "CRIT053",
                 expr.of.span if expr.of is not None else expr.span,
                 f"'{word}' gives a value, but this is {of.describe()}",
                 "give a value of the entry, as in (its value) or (its date)",
@@ -1077,7 +1089,7 @@ class _Checker:
             return ERROR
         if expr.op == "total" and not history.complete:
             self.error(
-                "CRIT043",
+                "CRIT053",
                 expr.span,
                 f"the total of '{name}' is unknown unless the history is complete",
                 f"declare it complete ({name}: ... complete) if every entry is on record",
@@ -1085,27 +1097,134 @@ class _Checker:
             return ERROR
         return of
 
-    def window(self, window: s.Window) -> None:
-        if window.end is None:
+    def entry_window(self, window: s.EntryWindow) -> None:
+        """A selector's window: a calendar duration before or after a date (the reference date)."""
+        self.infer(window.duration)
+        if window.duration.amount < 0:
             self.error(
-                "CRIT044",
-                window.span,
-                "this window needs the date it ends at",
-                "write, for example, within 90 days before screening_date",
+                "CRIT042",
+                window.duration.span,
+                "a window's length cannot be negative",
+                f"write within {-window.duration.amount} {window.duration.unit}s "
+                f"{'after' if window.direction == 'before' else 'before'} instead",
             )
+        if window.anchor is None:
+            self.needs_reference(window.span, f"'within ... {window.direction}' without a date")
             return
         self.entries.append(None)
         try:
-            end = self.infer(window.end)
+            anchor = self.infer(window.anchor)
         finally:
             self.entries.pop()
-        if end.kind not in ("date", "error"):
+        if anchor.kind not in ("date", "error"):
             self.error(
-                "CRIT044",
-                window.end.span,
-                f"a window ends at a date, but this is {end.describe()}",
+                "CRIT054",
+                window.anchor.span,
+                f"a window ends at a date, but this is {anchor.describe()}",
                 "write, for example, within 90 days before screening_date",
             )
+
+    # ---- dates and the reference date (docs/language.md, "Dates and time") ----
+
+    def check_reference(self) -> None:
+        """`as of NAME`: NAME must be a date data element."""
+        name = self.protocol.header.as_of
+        if name is None:
+            return
+        self.used.add(name.text)
+        kind = self.element_types.get(name.text)
+        if kind is None:
+            dates = [n for n, k in self.element_types.items() if k.kind == "date"]
+            self.undefined(
+                name.text, name.span, dates, "declare it under 'data' as a date: name: date"
+            )
+        elif kind.kind not in ("date", "error"):
+            self.error(
+                "CRIT040",
+                name.span,
+                f"'as of' needs a date data element, but '{name.text}' is {kind.describe()}",
+                f"declare it as a date: {name.text}: date",
+            )
+
+    def needs_reference(self, span: s.Span, construct: str) -> None:
+        if self.protocol.header.as_of is None:
+            self.error(
+                "CRIT041",
+                span,
+                f"{construct} needs the protocol's reference date, but it has no 'as of'",
+                "name the date element that is the evaluation's date in the header, "
+                "as in: as of screening_date",
+            )
+
+    def expect_date(self, expr: s.Expr, kind: Type, word: str) -> bool:
+        if kind.kind == "date":
+            return True
+        if kind.kind != "error":
+            self.error("CRIT006", expr.span, f"{word} needs a date, but this is {kind.describe()}")
+        return False
+
+    def date_arithmetic(self, expr: s.Arithmetic, left: Type, right: Type) -> Type:
+        """DATE + DURATION and DATE - DURATION; every other mix of dates is an error."""
+        if left.kind == "date" and right.kind == "calendar" and expr.op in "+-":
+            return DATE
+        if left.kind == "date" and right.kind == "date" and expr.op == "-":
+            first = expr.right.name if isinstance(expr.right, s.Ref) else "A"
+            second = expr.left.name if isinstance(expr.left, s.Ref) else "B"
+            hint = f"write days between {first} and {second} (or years, months, weeks between)"
+            message = "a date minus a date is not a number in critlang"
+        elif left.kind == "date" and right.kind == "quantity" and units.is_time(right.unit):
+            amount = expr.right.value if isinstance(expr.right, s.QuantityLit) else "N"
+            word = CALENDAR_WORDS.get(right.unit, "days")
+            message = f"a date moves by calendar units, not by the UCUM quantity '{right.unit}'"
+            hint = f"write {amount} {word}: calendar {word} keep the day of the month"
+            if right.unit in UCUM_LENGTHS:
+                hint += f"; '{right.unit}' is a fixed {UCUM_LENGTHS[right.unit]}"
+        elif right.kind == "date" and left.kind == "calendar" and expr.op == "+":
+            message = "write the date first"
+            hint = "as in start_date + 6 months"
+        else:
+            message = f"'{expr.op}' cannot combine {left.describe()} and {right.describe()}"
+            hint = "a date moves by a calendar duration: start_date + 6 months"
+        self.error("CRIT042", expr.span, message, hint)
+        return ERROR
+
+    def infer_date_difference(self, expr: s.DateDifference) -> Type:
+        start = self.infer(expr.start)
+        self.expect_date(expr.start, start, f"'{expr.unit}s since'")
+        if expr.end is None:
+            self.needs_reference(expr.span, f"'{expr.unit}s since'")
+        else:
+            end = self.infer(expr.end)
+            self.expect_date(expr.end, end, f"'{expr.unit}s between'")
+        return INTEGER
+
+    def infer_window(self, expr: s.Window) -> Type:
+        subject = self.infer(expr.subject)
+        if self.entries and self.entries[-1] is not None and subject.kind not in ("date", "error"):
+            # `any meds where ongoing within 2 weeks`: the window was read as part of the `where`.
+            self.error(
+                "CRIT054",
+                expr.subject.span,
+                f"'within' needs a date, but this is {subject.describe()}",
+                "to keep the entries of a window, write it before 'where': "
+                "any H within 2 weeks before d where ...",
+            )
+            return BOOLEAN
+        self.expect_date(expr.subject, subject, "'within'")
+        self.infer(expr.duration)
+        if expr.duration.amount < 0:
+            self.error(
+                "CRIT042",
+                expr.duration.span,
+                "a window's length cannot be negative",
+                f"write within {-expr.duration.amount} {expr.duration.unit}s "
+                f"{'after' if expr.direction == 'before' else 'before'} instead",
+            )
+        if expr.anchor is None:
+            self.needs_reference(expr.span, f"'within ... {expr.direction}' without a date")
+        else:
+            self.expect_date(expr.anchor, self.infer(expr.anchor), f"'{expr.direction}'")
+        return BOOLEAN
 
     def not_numeric(
         self, expr: s.Expr, kind: Type, word: str, needs: str = "a number or quantity"
@@ -1404,6 +1523,9 @@ FIELD_TYPES = {
     "code": {"date": "date", "code": "code"},
     "medication": {"start": "date", "end": "date", "code": "code", "dose": "quantity"},
 }
+# UCUM's units of time an author may have meant as calendar units, and how long they are.
+CALENDAR_WORDS = {"a": "years", "mo": "months", "wk": "weeks", "d": "days"}
+UCUM_LENGTHS = {"a": "365.25 days", "mo": "30.4375 days", "wk": "7 days", "d": "1 day"}
 
 
 def conversion_words(conversion: s.UnitConversion) -> str:

@@ -17,7 +17,18 @@ import click
 from critlang.check import check_source, coverage
 from critlang.diagnostics import render
 from critlang.records import FORMATS as FORMATS_IN
-from critlang.records import ID_FIELD, InputError, Intake, Row, read_records
+from critlang.records import (
+    ID_FIELD,
+    Events,
+    InputError,
+    Intake,
+    Row,
+    printable,
+    read_events,
+    read_records,
+    shorten,
+    with_events,
+)
 from critlang.vocab import Outcome
 
 if TYPE_CHECKING:
@@ -175,12 +186,18 @@ def record_options(command: Callable[..., Any]) -> Callable[..., Any]:
     type=click.Path(path_type=Path, dir_okay=False),
     help="Write here instead of stdout (replaced only once complete).",
 )
+@click.option(
+    "--events",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="The histories, one row per entry (.csv or .parquet; see docs/records.md).",
+)
 @record_options
 def eval_command(
     protocol_file: Path,
     records_file: Path,
     output_format: str,
     output: Path | None,
+    events: Path | None,
     input_format: str | None,
     id_field: str,
     strict_fields: bool,
@@ -195,15 +212,47 @@ def eval_command(
 
     protocol = load_protocol(protocol_file)
     intake = Intake(protocol.checked, id_field, strict_fields)
-    with _safe_output(output, (records_file, protocol_file)) as out:
+    histories = _read_events(events, protocol) if events is not None else None
+    inputs = (records_file, protocol_file, *(() if events is None else (events,)))
+    with _safe_output(output, inputs) as out:
         rows = _read(records_file, protocol, input_format)
+        if histories is not None:
+            rows = with_events(rows, histories, intake)
         writer = WRITERS[output_format](out, protocol)
         with _progress() as advance:
             counts = write_results(protocol.screen(rows, intake), writer, advance)
     _report_unknown(intake)
+    bad_events = _report_events(histories)
     if output_format != "text" or output is not None:
         click.echo(summary(counts), err=True)
-    sys.exit(2 if counts[ERROR] else 0)
+    sys.exit(2 if counts[ERROR] or bad_events else 0)
+
+
+def _read_events(source: Path, protocol: Protocol) -> Events:
+    try:
+        return read_events(source, protocol.checked)
+    except InputError as error:
+        raise click.ClickException(str(error)) from None
+    except OSError as error:
+        raise click.ClickException(f"{source}: cannot read ({error.strerror or error})") from None
+
+
+def _report_events(events: Events | None) -> bool:
+    """Say which rows of the events file were left out; True when some could not be read."""
+    if events is None:
+        return False
+    for problem in events.bad_lines:
+        click.echo(f"error: {printable(problem)}", err=True)
+    if events.ignored:
+        listed = ", ".join(
+            f"'{printable(shorten(name))}' ({count})"
+            for name, count in sorted(events.ignored.items())
+        )
+        click.echo(
+            f"note: rows of elements that are not histories of the protocol were left out: {listed}",
+            err=True,
+        )
+    return bool(events.bad_lines)
 
 
 def _read(source: Path, protocol: Protocol, input_format: str | None) -> Iterator[Row]:

@@ -30,7 +30,16 @@ from critlang.parser import parse
 
 WIDTH = 100
 INDENT = 2
-HEADER_FIELDS = ("title", "version", "registry", "sponsor", "sites", "status", "summary")
+HEADER_FIELDS = (
+    "title",
+    "version",
+    "registry",
+    "sponsor",
+    "sites",
+    "status",
+    "summary",
+    "as_of",
+)
 
 # ---- documents and their layout ------------------------------------------------
 
@@ -440,10 +449,12 @@ def _strength(node: s.Expr) -> int:
             return AND
         case s.Not():
             return NOT
-        case s.Compare() | s.Between() | s.Member() | s.Includes() | s.InCodes():
+        case s.Compare() | s.Between() | s.Member() | s.Includes() | s.InCodes() | s.Window():
             return COMPARISON
+        case s.DateDifference(end=end) if end is not None:
+            return COMPARISON  # its `and` operand runs on: bracketed before an operator
         case s.Selector(where=where, window=window) if where is not None or (
-            window is not None and window.end is not None
+            window is not None and window.anchor is not None
         ):
             # Its `where` (or the window's date) runs on: bracketed wherever something follows.
             return UNLESS - 1
@@ -513,6 +524,8 @@ class _Builder:
             return Text("sites " + ", ".join(quote(v) for v in value)), True
         if name == "status":
             return Text(f"status {value}"), True
+        if name == "as_of":
+            return Text(f"as of {value.text}"), True
         return self.text_clause(name, value)
 
     def text_clause(self, keyword: str, value: str) -> tuple[Doc, bool]:
@@ -759,6 +772,24 @@ class _Builder:
                 return self.quantified(node)
             case s.Score():
                 return self.score(node)
+            case s.CalendarDuration(amount=amount, unit=unit):
+                return Text(f"{amount} {unit if amount == 1 else unit + 's'}")
+            case s.DateDifference(unit=unit, start=start, end=None):
+                return Concat(Text(f"{unit}s since "), self.operand(start, ATOM))
+            case s.DateDifference(unit=unit, start=start, end=end) if end is not None:
+                return Concat(
+                    Text(f"{unit}s between "),
+                    self.operand(start, SUM),
+                    Text(" and "),
+                    self.operand(end, SUM),
+                )
+            case s.Window(subject=subject, duration=duration, direction=direction, anchor=anchor):
+                parts = [self.operand(subject, SUM), Text(" within "), self.expr(duration)]
+                if anchor is not None:
+                    parts += [Text(f" {direction} "), self.operand(anchor, SUM)]
+                elif direction == "after":
+                    parts.append(Text(" after"))
+                return Concat(*parts)
             case s.EntryField(field=field):
                 return Text(f"its {FIELD_WORDS[field]}")
             case s.InCodes(subject=subject, codes=codes):
@@ -809,14 +840,17 @@ class _Builder:
         if node.of is not None:
             parts += [Text("("), Align(self.expr(node.of)), Text(") of ")]
         parts.append(Text(node.history.name))
-        if node.where is not None:
-            parts += [Line(), Text("where "), self.operand(node.where, UNLESS)]
+        # The window first: after a `where` ending in a name it would read as a date's window.
         if node.window is not None:
             window = node.window
-            unit = window.unit if window.amount == 1 else f"{window.unit}s"
-            parts += [Line(), Text(f"within {window.amount} {unit}")]
-            if window.end is not None:
-                parts += [Text(" before "), self.operand(window.end, SUM)]
+            amount, unit = window.duration.amount, window.duration.unit
+            parts += [Line(), Text(f"within {amount} {unit if amount == 1 else unit + 's'}")]
+            if window.anchor is not None:
+                parts += [Text(f" {window.direction} "), self.operand(window.anchor, SUM)]
+            elif window.direction == "after":
+                parts.append(Text(" after"))
+        if node.where is not None:
+            parts += [Line(), Text("where "), self.operand(node.where, UNLESS)]
         return Group(Concat(parts[0], Align(Concat(*parts[1:]))))
 
     def chain(self, node: s.And | s.Or) -> Doc:

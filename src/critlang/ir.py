@@ -31,7 +31,8 @@ import attrs
 from critlang.check import Type
 from critlang.vocab import CalendarUnit, CodeSystem, Kind
 
-Value = bool | Fraction | datetime.date | str | frozenset[str]
+# None only in a `Const`: the unknown a partial date's comparison may be (see lower.py).
+Value = bool | Fraction | datetime.date | str | frozenset[str] | None
 
 
 @attrs.frozen(kw_only=True, eq=False)

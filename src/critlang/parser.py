@@ -41,6 +41,8 @@ TERMINAL_WORDS = {
     "EXCLUSIVE": ("'exclusive'",),
     "PERCENT": ("'%'",),
     "SCORE": ("'score ['",),
+    "CALENDAR_UNIT": ("a calendar unit (years, months, weeks, days)",),
+    "CALENDAR_UNITS": ("'years', 'months', 'weeks' or 'days'",),
     "$END": ("the end of the file",),
 }
 
@@ -50,7 +52,7 @@ TERMINAL_GROUPS = (
     (
         frozenset(
             {"NAME", "NUMBER", "DATE", "MINUS", "LPAR", "NOT", "TRUE", "FALSE"}
-            | {"ANY", "ALL", "AT", "DECLINE", "CHANGE", "SCORE"}
+            | {"ANY", "ALL", "AT", "DECLINE", "CHANGE", "SCORE", "CALENDAR_UNITS"}
             | {"ITS", "NO", "LATEST", "EARLIEST", "HIGHEST", "LOWEST", "TOTAL", "'number'"}
         ),
         "a condition or value (a name, a number, '(', 'not', 'any of', ...)",
@@ -58,6 +60,7 @@ TERMINAL_GROUPS = (
     (
         frozenset(
             {"AND", "OR", "UNLESS", "COMPARATOR", "BETWEEN", "IN", "INCLUDES", "ADD_OP", "MUL_OP"}
+            | {"WITHIN", "WHERE"}
         ),
         "an operator ('and', 'or', '<', '+', ...)",
     ),
@@ -324,6 +327,7 @@ def syntax_diagnostic(error: UnexpectedInput, text: str, file: str) -> Diagnosti
         expected = error.accepts or error.expected
         hint = (
             _word_hint(error, text)
+            or _calendar_hint(error)
             or _empty_list_hint(error, text)
             or _missing_comma_hint(error)
             or _element_colon_hint(error, text)
@@ -396,11 +400,6 @@ def _unfinished(error: UnexpectedInput, file: str) -> Diagnostic | None:
 OPERATOR_WORDS = {
     "x": "to multiply, write '*', as in {subject} * {rest}",
     "times": "to multiply, write '*', as in {subject} * {rest}",
-    "within": (
-        "critlang has no 'within'; compare a duration with '<=', as in {subject} <= {rest}"
-        " (a date does not compare with a duration: declare the time since the event"
-        " as a 'duration' element)"
-    ),
     "not": "'not' goes before the condition it negates, as in not ({subject} {rest})",
     "is": "compare with '=' or '!=', or test a list with 'in (...)', as in {subject} = {rest}",
     "equals": "compare with '=', as in {subject} = {rest}",
@@ -432,6 +431,19 @@ def _word_hint(error: UnexpectedToken, text: str) -> str | None:
     end = text.find("\n", error.token.end_pos or 0)
     rest = text[error.token.end_pos : end if end >= 0 else len(text)].split("#")[0].strip()
     return OPERATOR_WORDS[word].format(subject=subject or "...", rest=rest or "...")
+
+
+def _calendar_hint(error: UnexpectedToken) -> str | None:
+    """A UCUM unit of time where a window needs calendar units (`within 6 'mo'`)."""
+    if error.token.type != "UNIT" or "CALENDAR_UNIT" not in (error.accepts or ()):
+        return None
+    word = {"'a'": "years", "'mo'": "months", "'wk'": "weeks", "'d'": "days"}.get(
+        str(error.token), "months"
+    )
+    return (
+        f"a window is measured in calendar units: write {word} "
+        "(years, months, weeks or days keep the day of the month; UCUM's 'mo' is 30.4375 days)"
+    )
 
 
 def _empty_list_hint(error: UnexpectedToken, text: str) -> str | None:
@@ -618,13 +630,13 @@ ENTRY_FIELDS = {
     ("lower", True): "low",
 }
 ENTRY_FIELD_WORDS = ("value", "date", "code", "dose", "start", "end", "upper limit", "lower limit")
-CALENDAR_WORDS = {
-    **dict.fromkeys(("year", "years"), "year"),
-    **dict.fromkeys(("month", "months"), "month"),
-    **dict.fromkeys(("week", "weeks"), "week"),
-    **dict.fromkeys(("day", "days"), "day"),
-}
-_Selection = tuple[s.Expr | None, s.Window | None]
+_Selection = tuple[s.EntryWindow | None, s.Expr | None]  # a selector's window and where
+
+
+def _calendar_unit(token: Token) -> str:
+    """The vocab.CalendarUnit value of a calendar word: `months` -> `month`."""
+    return str(token).removesuffix("s")
+
 
 ESCAPES = {'"': '"', "\\": "\\", "n": "\n", "r": "\r", "t": "\t"}
 _ESCAPE = re.compile(r"\\(u[0-9a-fA-F]{4}|.)", re.DOTALL)
@@ -714,6 +726,9 @@ class AstBuilder(Transformer[Token, Any]):
     def summary(self, meta: Meta, value: Token) -> _Option:
         return _Option("summary", _string(value, self.file), _span(self.file, meta))
 
+    def as_of(self, meta: Meta, name: Token) -> _Option:
+        return _Option("as_of", self._name(name), _span(self.file, meta))
+
     def string_list(self, meta: Meta, *values: Token) -> tuple[str, ...]:
         return tuple(_string(v, self.file) for v in values)
 
@@ -769,6 +784,7 @@ class AstBuilder(Transformer[Token, Any]):
 
     def ordinal_type(self, meta: Meta, names: tuple[s.Name, ...]) -> s.OrdinalType:
         return s.OrdinalType(names, _span(self.file, meta))
+
     def code_type(self, meta: Meta) -> s.CodeType:
         return s.CodeType(_span(self.file, meta))
 
@@ -974,27 +990,25 @@ class AstBuilder(Transformer[Token, Any]):
         self, meta: Meta, op: str, name: Token, of: s.Expr | None, selection: _Selection
     ) -> s.Selector:
         history = s.Ref(str(name), _token_span(self.file, name))
-        where, window = selection
+        window, where = selection
         return s.Selector(op, history, of, where, window, _span(self.file, meta))
 
-    def selection(self, meta: Meta, where: s.Expr | None, window: s.Window | None) -> _Selection:
-        return where, window
+    def selection(
+        self, meta: Meta, first: s.EntryWindow | None, where: s.Expr | None
+    ) -> _Selection:
+        return first, where
 
-    def window(self, meta: Meta, duration: tuple[int, str], end: s.Expr | None) -> s.Window:
-        return s.Window(duration[0], duration[1], end, _span(self.file, meta))
+    def selection_after(self, meta: Meta, where: s.Expr, last: s.EntryWindow) -> _Selection:
+        return last, where
 
-    def calendar_duration(self, meta: Meta, number: Token, word: Token) -> tuple[int, str]:
-        unit = CALENDAR_WORDS.get(str(word))
-        span = _span(self.file, meta)
-        if unit is None:
-            message = f"'{word}' is not a calendar unit"
-            hint = "write a whole number of days, weeks, months or years, as in 90 days"
-            raise _Invalid(Diagnostic("CRIT001", "error", span, message, hint))
-        if not str(number).isdigit():
-            message = f"'{number} {word}' is not a whole number of {unit}s"
-            hint = f"write a whole number, as in 3 {unit}s, or use a smaller unit"
-            raise _Invalid(Diagnostic("CRIT001", "error", span, message, hint))
-        return int(str(number)), unit
+    def entry_window(
+        self,
+        meta: Meta,
+        duration: s.CalendarDuration,
+        anchor: tuple[str, s.Expr | None] | None,
+    ) -> s.EntryWindow:
+        direction, reference = anchor if anchor is not None else ("before", None)
+        return s.EntryWindow(duration, direction, reference, _span(self.file, meta))
 
     def arithmetic(self, meta: Meta, left: s.Expr, op: Token, right: s.Expr) -> s.Arithmetic:
         return s.Arithmetic(str(op), left, right, _span(self.file, meta))
@@ -1062,6 +1076,38 @@ class AstBuilder(Transformer[Token, Any]):
 
     def applicability(self, meta: Meta, expr: s.Expr) -> _Option:
         return _Option("applies when", expr, _span(self.file, meta))
+
+    # ---- dates and calendar durations ----
+
+    def duration(self, meta: Meta, amount: Decimal, unit: Token) -> s.CalendarDuration:
+        span = _span(self.file, meta)
+        if amount != amount.to_integral_value():
+            message = f"a calendar duration is a whole number of {_calendar_unit(unit)}s"
+            hint = "write 6 months or 26 weeks; for a fraction of a unit use a UCUM duration"
+            raise _Invalid(Diagnostic("CRIT001", "error", span, message, hint))
+        return s.CalendarDuration(int(amount), _calendar_unit(unit), span)
+
+    def date_diff(self, meta: Meta, unit: Token, start: s.Expr, end: s.Expr) -> s.DateDifference:
+        return s.DateDifference(_calendar_unit(unit), start, end, _span(self.file, meta))
+
+    def date_since(self, meta: Meta, unit: Token, start: s.Expr) -> s.DateDifference:
+        return s.DateDifference(_calendar_unit(unit), start, None, _span(self.file, meta))
+
+    def window(
+        self,
+        meta: Meta,
+        subject: s.Expr,
+        duration: s.CalendarDuration,
+        anchor: tuple[str, s.Expr | None] | None,
+    ) -> s.Window:
+        direction, reference = anchor if anchor is not None else ("before", None)
+        return s.Window(subject, duration, direction, reference, _span(self.file, meta))
+
+    def window_before(self, meta: Meta, anchor: s.Expr | None = None) -> tuple[str, s.Expr | None]:
+        return "before", anchor
+
+    def window_after(self, meta: Meta, anchor: s.Expr | None = None) -> tuple[str, s.Expr | None]:
+        return "after", anchor
 
     # ---- literals ----
 

@@ -324,6 +324,45 @@ class Quantified:
     span: Span
 
 
+# ---- dates and calendar durations (docs/language.md, "Dates and time") ----------
+
+
+@attrs.frozen(cache_hash=True)
+class CalendarDuration:
+    """`6 months`: a whole number of calendar units, only for date arithmetic and windows.
+
+    Not a UCUM quantity: a month here is a calendar month, not 'mo' (30.4375 days).
+    """
+
+    amount: int
+    unit: str  # a vocab.CalendarUnit value
+    span: Span
+
+
+@attrs.frozen(cache_hash=True)
+class DateDifference:
+    """`years between a and b` (whole units); `years since a` has no `end`: the reference date."""
+
+    unit: str  # a vocab.CalendarUnit value
+    start: Expr
+    end: Expr | None
+    span: Span
+
+
+@attrs.frozen(cache_hash=True)
+class Window:
+    """`d within 6 months before r` / `after r`; no `anchor`: the reference date."""
+
+    subject: Expr
+    duration: CalendarDuration
+    direction: str  # "before" | "after"
+    anchor: Expr | None
+    span: Span
+
+
+# ---- histories and code lists (docs/language.md, "Histories, medications and code lists")
+
+
 @attrs.frozen(cache_hash=True)
 class EntryField:
     """`its value`, `its date`, `its upper limit`...: a field of the entry a selector looks at."""
@@ -342,12 +381,15 @@ class InCodes:
 
 
 @attrs.frozen(cache_hash=True)
-class Window:
-    """`within 90 days [before DATE]`: entries dated (medications: taken) in the window."""
+class EntryWindow:
+    """`within 90 days [before|after DATE]`: entries dated (medications: taken) in the window.
 
-    amount: int
-    unit: str  # a vocab.CalendarUnit value
-    end: Expr | None  # None: the reference date
+    No `anchor`: the reference date (`as of`).
+    """
+
+    duration: CalendarDuration
+    direction: str  # "before" | "after"
+    anchor: Expr | None
     span: Span
 
 
@@ -363,7 +405,7 @@ class Selector:
     history: Ref
     of: Expr | None
     where: Expr | None
-    window: Window | None
+    window: EntryWindow | None
     span: Span
 
 
@@ -386,6 +428,9 @@ Expr = (
     | RelativeChange
     | Quantified
     | Score
+    | CalendarDuration
+    | DateDifference
+    | Window
     | EntryField
     | InCodes
     | Selector
@@ -507,6 +552,7 @@ class Header:
     sites: tuple[str, ...] = ()
     status: str | None = None
     summary: str | None = None
+    as_of: Name | None = None  # the date element that is the evaluation's reference date
 
 
 @attrs.frozen(cache_hash=True)
@@ -543,11 +589,19 @@ def children(node: object) -> tuple[object, ...]:
             return items
         case Score():
             return tuple(item.condition for item in node.items())
+        case DateDifference(start=a, end=None):
+            return (a,)
+        case DateDifference(start=a, end=b):
+            return (a, b)
+        case Window(subject=d, duration=u, anchor=None):
+            return (d, u)
+        case Window(subject=d, duration=u, anchor=r):
+            return (d, u, r)
         case InCodes(subject=subject):
             return (subject,)
         case Selector(history=h, of=of, where=where, window=window):
-            end = None if window is None else window.end
-            return tuple(x for x in (h, of, where, end) if x is not None)
+            anchor = None if window is None else window.anchor
+            return tuple(x for x in (h, of, where, anchor) if x is not None)
         case SubCriterion(applies_when=None, condition=c):
             return (c,)
         case SubCriterion(applies_when=w, condition=c):

@@ -73,7 +73,7 @@ def unit_suffix(unit: str, one: bool) -> str:
     """What follows a number in `unit`: '%', ' year' (one) or ' years', ' mg/dL', ''."""
     if unit == "%":
         return "%"
-    if unit == "1":
+    if unit in ("1", ""):
         return ""
     if unit in UNIT_WORDS:
         singular, plural = UNIT_WORDS[unit]
@@ -103,3 +103,15 @@ def rounded(value: Decimal, limit: Decimal | None = None, places: int = 2) -> De
 def format_number(value: Decimal) -> str:
     """A decimal as written, without exponent: '0.8', '1200'."""
     return format(value, "f")
+
+
+def calendar_duration(amount: int, unit: str) -> str:
+    """`6 months`, `1 year`: a calendar duration (vocab.CalendarUnit) in words."""
+    return f"{amount} {unit}" + ("" if abs(amount) == 1 else "s")
+
+
+def date_difference(unit: str, start: str, end: str | None, reference: str) -> str:
+    """'years since birth date', 'months between diagnosis and screening date'."""
+    if end is None:
+        return f"{unit}s since {start}"
+    return f"{unit}s between {start} and {end}"

@@ -517,7 +517,7 @@ def _decimal(value: Fraction) -> Elm:
 
 
 def _constant(value: ir.Value) -> Elm:
-    if value is None:  # unknown, in the Kleene bounds lowering makes
+    if value is None:  # unknown: a partial date's comparison, the Kleene bounds of a history
         return _null("Boolean")
     if isinstance(value, bool):
         return _boolean(value)

@@ -28,7 +28,7 @@ import attrs
 
 from critlang import ir
 from critlang.decimals import to_decimal
-from critlang.vocab import ENTRY_LAYOUT, CalendarUnit, EntryKind, Outcome
+from critlang.vocab import ENTRY_LAYOUT, EntryKind, Outcome
 
 _COMPARE = {"<": "<", "<=": "<=", ">": ">", ">=": ">=", "=": "==", "!=": "!="}
 
@@ -45,7 +45,7 @@ def compile_program(program: ir.Program) -> Compiled:
     generator = _Generator(program)
     source = generator.module()
     namespace: dict[str, Any] = dict(generator.constants)
-    namespace.update(shift_date=shift_date, Decimal=Decimal)
+    namespace.update(Decimal=Decimal)
     code = compile(source, f"<critlang {program.name}>", "exec")
     exec(code, namespace)  # generated from the IR only; see the module docstring
     return Compiled(status=namespace["status"], trace=namespace["trace"], source=source)
@@ -61,6 +61,7 @@ class _Generator:
         self.definitions = dict(program.definitions)
         # The aggregates whose loops enclose the code being generated, innermost last.
         self.loops: list[ir.Aggregate] = []
+        self.known: set[str] = set()  # expressions never None: entry fields intake requires
 
     def module(self) -> str:
         lines: list[str] = []
@@ -108,8 +109,9 @@ class _Generator:
             if node.id in self.names:
                 continue
             if isinstance(node, ir.Element):
-                local = f"v_{node.name}"
-                lines.append(f"{local} = get({node.name!r})")
+                # A date's last possible day is a second local (see ir.Element.key).
+                local = f"{'l' if node.bound == 'latest' else 'v'}_{node.name}"
+                lines.append(f"{local} = get({node.key!r})")
                 self.names[node.id] = self.traced(node, local, lines)
             elif isinstance(node, ir.Definition):
                 lines += self.prelude(self.definitions[node.name])
@@ -177,7 +179,7 @@ class _Generator:
                 )
             case ir.Compare(op=op, left=a, right=b):
                 x, y = self.value(a, out), self.value(b, out)
-                self.guarded(local, [x, y], f"{x} {_COMPARE[op]} {y}", out)
+                self.guarded(local, [x, y], f"{x} {_COMPARE[op]} {y}", out, boolean=True)
             case ir.Arith(op=op, left=a, right=b):
                 x, y = self.value(a, out), self.value(b, out)
                 zero = (f"{y} == 0",) if op == "/" else ()
@@ -199,11 +201,15 @@ class _Generator:
                 x = self.value(a, out)
                 exact, prefixes = self.const(codes.codes), self.const(codes.prefixes)
                 test = f"{x} in {exact} or {x}.startswith({prefixes})"
-                self.guarded(local, [x], test, out)
+                self.guarded(local, [x], test, out, boolean=True)
             case ir.DateShift(operand=a, amount=amount, unit=unit):
                 x = self.value(a, out)
-                test = f"shift_date({x}, {amount}, {self.const(unit)})"
-                self.guarded(local, [x], test, out)
+                call = f"{self.const(shift_date)}({x}, {amount}, {self.const(unit.value)})"
+                self.guarded(local, [x], call, out)
+            case ir.DateDiff(unit=unit, start=a, end=b):
+                x, y = self.value(a, out), self.value(b, out)
+                call = f"{self.const(date_diff)}({self.const(unit.value)}, {x}, {y})"
+                self.guarded(local, [x, y], call, out)
             case ir.Aggregate():
                 self.aggregate(node, local, out)
             case _:
@@ -232,18 +238,27 @@ class _Generator:
         )
 
     def guarded(
-        self, local: str, values: list[str], test: str, out: list[str], extra: tuple[str, ...] = ()
+        self,
+        local: str,
+        values: list[str],
+        test: str,
+        out: list[str],
+        extra: tuple[str, ...] = (),
+        boolean: bool = False,
     ) -> None:
         """`test`, or None when any of `values` is unknown (or an `extra` condition holds)."""
-        checks = [f"{v} is None" for v in values if v not in self.constants]
+        checks = [f"{v} is None" for v in values if v not in self.constants and v not in self.known]
         unknown = " or ".join([*checks, *extra])
         out.append(f"{local} = None if {unknown} else ({test})" if unknown else f"{local} = {test}")
+        if not unknown and boolean:
+            self.known.add(local)  # a test of known values is true or false, never unknown
 
     def junction(
         self, local: str, operands: tuple[ir.Node, ...], disjunction: bool, out: list[str]
     ) -> None:
         """Kleene and/or: the deciding value wins, else unknown if any operand is unknown."""
         decisive, other = (True, False) if disjunction else (False, True)
+        junction = "or" if disjunction else "and"
         unknown = f"{local}_unknown"
         if self.tracing:
             # Explanations need the value of every operand: no short cut.
@@ -256,9 +271,29 @@ class _Generator:
                 else f"{local} = {other}"
             )
             return
+        constants = [x.value for x in operands if isinstance(x, ir.Const)]
+        if constants and len(constants) < len(operands):
+            # Decided when written (a Kleene bound's unknown): only the other operands are read.
+            if decisive in constants:
+                out.append(f"{local} = {decisive}")
+                return
+            rest = tuple(x for x in operands if not isinstance(x, ir.Const))
+            if None not in constants:
+                self.junction(local, rest, disjunction, out)
+                return
+            if all(not isinstance(x, ir.And | ir.Or | ir.AtLeast) for x in rest):
+                values = [self.value(x, out) for x in rest]
+                decided = " or ".join(f"{v} is {decisive}" for v in values)
+                out.append(f"{local} = {decisive} if {decided} else None")
+                return
         if all(not isinstance(x, ir.And | ir.Or | ir.AtLeast) for x in operands):
             # Operands that are single tests cost less to compute than to skip.
             values = [self.value(x, out) for x in operands]
+            if values and all(v in self.known for v in values):
+                # Two-valued: Python's own and/or, on values that are never unknown.
+                out.append(f"{local} = {f' {junction} '.join(values)}")
+                self.known.add(local)
+                return
             decided = " or ".join(f"{v} is {decisive}" for v in values)
             open_ = " or ".join(f"{v} is None" for v in values)
             out.append(
@@ -292,6 +327,27 @@ class _Generator:
             return f"(e{loop.id}_end is None)"
         return f"e{loop.id}_{node.field}"
 
+    def invariants(self, roots: list[ir.Node]) -> list[ir.Node]:
+        """The largest parts of `roots` that read no entry of the loop (nor of any other)."""
+        reads: dict[int, bool] = {}
+
+        def reads_entry(node: ir.Node) -> bool:
+            if node.id not in reads:
+                kids = ir.children(node)
+                reads[node.id] = isinstance(node, ir.Entry) or any(reads_entry(k) for k in kids)
+            return reads[node.id]
+
+        found: list[ir.Node] = []
+        stack = list(reversed(roots))
+        while stack:
+            node = stack.pop()
+            if not reads_entry(node):
+                if not isinstance(node, ir.Const | ir.Element | ir.Definition):
+                    found.append(node)
+            else:
+                stack.extend(reversed(ir.children(node)))
+        return found
+
     def aggregate(self, node: ir.Aggregate, local: str, out: list[str]) -> None:
         """One loop over the history's entries (Kleene, as `ir.Aggregate` says).
 
@@ -304,6 +360,11 @@ class _Generator:
         prefix = f"e{node.id}_"
         names = ", ".join(prefix + field for field in fields)
         entry = f"e{node.id}"
+        self.known.update(prefix + field for field in REQUIRED[kind])
+        self.known.add(f"({prefix}end is None)")
+        # What does not depend on the entry is computed once, before the loop.
+        for invariant in self.invariants([x for x in (node.where, node.of) if x is not None]):
+            self.value(invariant, out)
         saved = dict(self.names)
         self.loops.append(node)
         body: list[str] = []
@@ -311,7 +372,7 @@ class _Generator:
         selected: list[str] = []  # statements for a selected entry
         op = node.op
         unknown = f"{local}_unknown"
-        if where is not None:
+        if where is not None and where not in self.known:
             body.append(f"if {where} is None:")
             if op == "exists":
                 body.append(f"    {unknown} = True")
@@ -319,6 +380,8 @@ class _Generator:
             else:
                 body.append(f"    {unknown} = True")
                 body.append("    break")
+            body.append(f"if {where}:")
+        elif where is not None:
             body.append(f"if {where}:")
         else:
             body.append("if True:")
@@ -389,21 +452,41 @@ class _Generator:
         out += ["    " + line for line in [*start, *loop, *("    " + b for b in body), *finish]]
 
 
-def shift_date(day: datetime.date, amount: int, unit: str) -> datetime.date | None:
-    """`day` moved by `amount` calendar units, as CQL adds durations (see `ir.DateShift`).
+# The entry fields intake never leaves unknown, by entry kind (vocab.ENTRY_LAYOUT).
+REQUIRED = {
+    EntryKind.MEASUREMENT: ("date", "value"),
+    EntryKind.CODE: ("date", "code"),
+    EntryKind.MEDICATION: ("start", "code"),
+}
 
-    None when the result falls outside the years Python's dates hold.
-    """
+
+# ---- calendar arithmetic (ir.DateShift, ir.DateDiff), as CQL does it ----------------
+
+
+def shift_date(day: datetime.date, amount: int, unit: str) -> datetime.date | None:
+    """`day` moved by `amount` calendar units; a month or year keeps the day of the month
+    or takes the month's last day. None outside the calendar's years 1 to 9999."""
     try:
-        if unit == CalendarUnit.DAY:
-            return day + datetime.timedelta(days=amount)
-        if unit == CalendarUnit.WEEK:
-            return day + datetime.timedelta(days=7 * amount)
-        months = (
-            day.year * 12 + day.month - 1 + (amount * 12 if unit == CalendarUnit.YEAR else amount)
-        )
+        if unit in ("day", "week"):
+            return day + datetime.timedelta(days=amount * (7 if unit == "week" else 1))
+        months = day.year * 12 + day.month - 1 + amount * (12 if unit == "year" else 1)
         year, month = divmod(months, 12)
         last = calendar.monthrange(year, month + 1)[1]
         return datetime.date(year, month + 1, min(day.day, last))
-    except (OverflowError, ValueError):
+    except (OverflowError, ValueError, calendar.IllegalMonthError):
         return None
+
+
+def date_diff(unit: str, start: datetime.date, end: datetime.date) -> Decimal:
+    """Whole calendar units from `start` to `end`: the most `n` with `start + n units <= end`,
+    negative (the same count the other way) when `end` is before `start`."""
+    if end < start:
+        return -date_diff(unit, end, start)
+    if unit in ("day", "week"):
+        return Decimal((end - start).days // (7 if unit == "week" else 1))
+    months = (end.year - start.year) * 12 + end.month - start.month
+    count = months if unit == "month" else months // 12
+    moved = shift_date(start, count * (12 if unit == "year" else 1), "month")
+    if moved is None or moved > end:
+        count -= 1
+    return Decimal(count)

@@ -120,7 +120,7 @@ class Histories:
         if node.field == "ongoing":  # a medication without an end
             return b.is_null(b.col(entry_field("end")))
         if node.field in EVENT_NUMBERS:
-            return exact.Ratio(entry_number(node.field))
+            return exact.Ratio(entry_number(node.field, self.layout.events))
         return b.col(entry_field(node.field))
 
     def unknown(self, node: ir.Aggregate) -> Value:
@@ -138,20 +138,18 @@ class Histories:
         assert events is not None
         if (self.layout.events_key or self.layout.id_column) is None:
             raise SqlError("histories need an 'id' column in the patient table to join events")
-        stages: list[tuple[str, exp.Select]] = [
-            ("screen_events", EventsInput(self.checked, events).stage())
-        ]
+        stages = EventsInput(self.checked, events).stages()
         first, second = self.first_pass(patients), self.second_pass(patients)
         stages.append(("screen_history_entries", first))
         if second is not None:
             stages.append(("screen_history_dates", second))
         return stages
 
-    def joined(self, patients: str) -> exp.Select:
+    def joined(self, patients: str, events: str = "screen_events") -> exp.Select:
         on = exp.EQ(this=b.col(EVENT_ID), expression=b.col(PATIENT_KEY))
         return (
             exp.select(copy=False)
-            .from_("screen_events", copy=False)
+            .from_(events, copy=False)
             .join(patients, on=on, join_type="inner", copy=False)
         )
 
@@ -176,13 +174,31 @@ class Histories:
         where = self.where(node)
         if where is None:
             return self.of_history(node)
-        return b.and_(self.of_history(node), b.is_(where, True))
+        # FILTER keeps the rows where its condition is true: an unknown `where` is left out.
+        return b.and_(self.of_history(node), b.paren(where))
 
     def open_(self, node: ir.Aggregate) -> exp.Expr | None:
-        where = self.where(node)
-        if where is None:
+        if not self.may_be_unknown(node):
             return None
+        where = self.where(node)
+        assert where is not None
         return b.and_(self.of_history(node), b.is_null(where))
+
+    def may_be_unknown(self, node: ir.Aggregate) -> bool:
+        """Can `where` be unknown for an entry? Not when it reads only the fields every
+        valid entry has (date, value, code, start), constants and exact comparisons."""
+        if node.where is None:
+            return False
+        definitions = dict(self.program.definitions)
+        for inner in ir.walk(node.where, definitions):
+            match inner:
+                case ir.Entry(field=field) if field in ("low", "high", "end", "dose"):
+                    return True
+                case ir.Element() | ir.Aggregate() | ir.Const(value=None):
+                    return True
+                case ir.Arith(op="/"):
+                    return True
+        return False
 
     def of(self, node: ir.Aggregate) -> Value:
         assert node.of is not None
@@ -327,10 +343,14 @@ class Histories:
                         aggregate_column(node, "nulls"),
                     )
                 )
-        select = self.joined(patients)
+        # The entries are valid or their patient is in error: read them parsed, not checked
+        # again, and only those of the histories read by date.
+        select = self.joined(patients, "screen_events_parsed")
         on = exp.EQ(this=b.col(EVENT_ID), expression=b.col(HISTORY_ID))
         select = select.join("screen_history_entries", on=on, join_type="inner", copy=False)
-        select = select.select(*columns, copy=False)
+        histories = sorted({n.history.name for n in dated})
+        wanted = exp.In(this=b.col(EVENT_ELEMENT), expressions=[b.text(h) for h in histories])
+        select = select.select(*columns, copy=False).where(wanted, copy=False)
         return select.group_by(b.col(EVENT_ID), copy=False)
 
     # ---- the values, in screen_histories ----
@@ -352,7 +372,8 @@ class Histories:
     def value(self, node: ir.Aggregate) -> Value:
         """The aggregate's value from the passes' columns (Kleene, as `ir.Aggregate`)."""
         ready = [_positive(rows_column(node.history.name))]
-        if node.where is not None:
+        open_ = self.may_be_unknown(node)
+        if open_:
             ready.append(_zero(aggregate_column(node, "open")))
         match node.op:
             case "exists":
@@ -362,7 +383,7 @@ class Histories:
                         (found, exp.true()),
                         (_positive(aggregate_column(node, "open")), exp.null()),
                     ]
-                    if node.where is not None
+                    if open_
                     else [(found, exp.true())],
                     exp.false(),
                 )

@@ -66,6 +66,7 @@ class Column:
     storage: str = "typed"
     unit: str | None = None
     scale: int = SCALE
+    digits: int | None = None  # integer digits of a typed DECIMAL column (events table)
 
 
 @attrs.frozen
@@ -91,10 +92,7 @@ def default_layout(checked: Checked, events: str = "events") -> Layout:
     columns = tuple(Column(n, n) for n in checked.elements if kinds[n].kind != "history")
     if not any(kind.kind == "history" for kind in kinds.values()):
         return Layout(columns)
-    fields = tuple(
-        Column(f, f, "text" if f in ("id", "element", "unit", "code", "source") else "typed")
-        for f in EVENT_COLUMNS
-    )
+    fields = tuple(Column(f, f) for f in EVENT_COLUMNS)
     return Layout(columns, events=Events(events, fields))
 
 
@@ -645,7 +643,14 @@ def _event_column(name: str, type_text: str, dialect: str, text: bool) -> Column
         number = _number_storage(declared)
         if number is None:
             raise SchemaError(f"events column '{name}': expected a number, found {type_text}")
-        return Column(name, name, number[0], scale=number[1])
+        digits = None
+        if declared.this == exp.DType.DECIMAL and number[0] == "typed":
+            params = [
+                p.this if isinstance(p, exp.DataTypeParam) else p for p in declared.expressions
+            ]
+            precision = int(params[0].name) if params else 18
+            digits = max(1, precision - number[1])
+        return Column(name, name, number[0], scale=number[1], digits=digits)
     if name in EVENT_DATES:
         if is_text:
             return Column(name, name, "text")
@@ -653,7 +658,7 @@ def _event_column(name: str, type_text: str, dialect: str, text: bool) -> Column
             raise SchemaError(f"events column '{name}': expected a date, found {type_text}")
         return Column(name, name)
     if name == "id" or is_text:
-        return Column(name, name, "text")
+        return Column(name, name)
     raise SchemaError(f"events column '{name}': expected text, found {type_text}")
 
 
@@ -674,10 +679,18 @@ def parse_decimal(raw: exp.Expr, storage: str, dec: exact.Dec) -> exp.Expr:
     return value
 
 
-def entry_number(field: str) -> exact.Dec:
-    """An entry's number as the events stage holds it (no plausible range: any 18 digits)."""
-    bound = Fraction(10**EVENT_DIGITS) - Fraction(1, 10**SCALE)
-    return exact.Dec(b.col(entry_field(field)), -bound, bound, SCALE)
+def entry_number(field: str, events: Events | None = None) -> exact.Dec:
+    """An entry's number as the events stage holds it (no plausible range: any 18 digits).
+
+    A typed DECIMAL(p, s) column keeps its own type, so that DuckDB computes
+    in 64 bits when p <= 18; every other column is read into DECIMAL(28, 10).
+    """
+    column = None if events is None else events.column(field)
+    digits, scale = EVENT_DIGITS, SCALE
+    if column is not None and column.storage == "typed" and column.digits is not None:
+        digits, scale = column.digits, column.scale
+    bound = Fraction(10**digits) - Fraction(1, 10**scale)
+    return exact.Dec(b.col(entry_field(field)), -bound, bound, scale)
 
 
 def code_pattern() -> str:
@@ -700,13 +713,15 @@ def normalized_code(raw: exp.Expr) -> exp.Expr:
 
 
 class EventsInput:
-    """The stage that reads and validates the events table: one row per entry.
+    """The stages that read and validate the events table: one row per entry.
 
-    Columns: 'entry id', 'entry element', 'entry marker' (a row that gives
-    only its id and element: the history is on record with no entries),
-    'entry date', 'entry value', ..., and 'entry error', what is wrong with
-    the row (NULL when it fits). Rows of elements that are not histories of
-    the protocol are left out.
+    `screen_events_raw` reads each field (text trimmed, `NA` missing) of the
+    rows of the protocol's histories, `screen_events_parsed` parses them
+    ('entry date', 'entry value', ..., and 'entry marker': a row that gives
+    only its id and element puts the history on record with no entries), and
+    `screen_events` adds 'entry error', what is wrong with the row (NULL when
+    it fits). Rows of elements that are not histories of the protocol are
+    left out.
     """
 
     def __init__(self, checked: Checked, events: Events) -> None:
@@ -716,7 +731,8 @@ class EventsInput:
             name: kind for name, kind in checked.element_types.items() if kind.kind == "history"
         }
 
-    def raw(self, field: str) -> exp.Expr:
+    def source(self, field: str) -> exp.Expr:
+        """A field as read from the events table; NULL when missing."""
         column = self.events.column(field)
         if column is None:
             return exp.null()
@@ -727,16 +743,22 @@ class EventsInput:
             return b.when(na, exp.null(), trimmed.copy())
         return raw
 
+    def raw(self, field: str) -> exp.Expr:
+        """A field as the raw stage holds it, for the later stages."""
+        if self.events.column(field) is None:
+            return exp.null()
+        return b.col(f"raw {field}")
+
     def parsed(self, field: str) -> exp.Expr:
         column = self.events.column(field)
         raw = self.raw(field)
         if column is None:
             kind = "DATE" if field in EVENT_DATES else "VARCHAR"
             if field in EVENT_NUMBERS:
-                return b.cast(exp.null(), entry_number(field).type)
+                return b.cast(exp.null(), entry_number(field, self.events).type)
             return b.cast(exp.null(), exp.DataType.build(kind))
         if field in EVENT_NUMBERS:
-            return parse_decimal(raw, column.storage, entry_number(field))
+            return parse_decimal(raw, column.storage, entry_number(field, self.events))
         if field in EVENT_DATES:
             if column.storage == "text":
                 return _parse_date(raw)
@@ -745,35 +767,50 @@ class EventsInput:
             return normalized_code(raw)
         return b.cast(raw, exp.DataType.build("VARCHAR"))
 
-    def stage(self) -> exp.Select:
-        """SELECT the parsed fields and the row's error FROM the events table."""
-        columns: list[exp.Expr] = [
-            b.alias(b.cast(self.raw("id"), exp.DataType.build("VARCHAR")), EVENT_ID),
-            b.alias(self.raw("element"), EVENT_ELEMENT),
+    def stages(self) -> list[tuple[str, exp.Select]]:
+        """Read, parse, then validate the events of the protocol's histories."""
+        read = [
+            b.alias(self.source(c.element), f"raw {c.element}")
+            for c in self.events.columns
+            if c.element not in ("id", "element")
         ]
+        read.insert(0, b.alias(b.cast(self.source("id"), exp.DataType.build("VARCHAR")), EVENT_ID))
+        read.insert(1, b.alias(self.source("element"), EVENT_ELEMENT))
+        names = [b.text(n) for n in sorted(self.histories)] or [b.text("")]
+        wanted = exp.In(this=self.source("element"), expressions=names)
+        raw = b.select(read, exp.to_table(self.events.table)).where(wanted, copy=False)
+        parsed: list[exp.Expr] = [exp.Star()]
         for field in EVENT_COLUMNS[2:]:
             if field != "unit":
-                columns.append(b.alias(self.parsed(field), entry_field(field)))
+                parsed.append(b.alias(self.parsed(field), entry_field(field)))
         entry_fields = [f for f in EVENT_COLUMNS[2:] if f not in ("unit", "source")]
         marker = b.and_(*(b.is_null(self.raw(f)) for f in entry_fields))
-        columns.append(b.alias(marker, EVENT_MARKER))
-        columns.append(b.alias(self.error(marker.copy()), EVENT_ERROR))
-        names = [b.text(n) for n in sorted(self.histories)] or [b.text("")]
-        wanted = exp.In(this=self.raw("element"), expressions=names)
-        return b.select(columns, exp.to_table(self.events.table)).where(wanted, copy=False)
+        parsed.append(b.alias(marker, EVENT_MARKER))
+        checked = [exp.Star(), b.alias(self.error(), EVENT_ERROR)]
+        return [
+            ("screen_events_raw", raw),
+            ("screen_events_parsed", b.select(parsed, "screen_events_raw")),
+            ("screen_events", b.select(checked, "screen_events_parsed")),
+        ]
 
-    def error(self, marker: exp.Expr) -> exp.Expr:
-        """The first field of the row that does not fit its history, as a message."""
-        whens: list[tuple[exp.Expr, exp.Expr]] = []
+    def error(self) -> exp.Expr:
+        """The first field of the row that does not fit its history, as a message.
+
+        Each row is tested against its own history's rules only, and nearly
+        every row fits: one test settles those, the rest name the field.
+        """
+        none = b.cast(exp.null(), exp.DataType.build("VARCHAR"))
+        per_history: list[tuple[exp.Expr, exp.Expr]] = []
         for name, kind in sorted(self.histories.items()):
-            here = b.and_(
-                exp.EQ(this=self.raw("element"), expression=b.text(name)), b.not_(marker.copy())
-            )
-            for problem, message in self.problems(name, kind):
-                whens.append((b.and_(here.copy(), problem), message))
-        if not whens:
-            return b.cast(exp.null(), exp.DataType.build("VARCHAR"))
-        return b.case(whens)
+            whens = self.problems(name, kind)
+            if not whens:
+                continue
+            fits = b.not_(b.paren(b.or_(*(problem.copy() for problem, _ in whens))))
+            here = exp.EQ(this=b.col(EVENT_ELEMENT), expression=b.text(name))
+            per_history.append((here, b.case([(fits, none.copy()), *whens])))
+        if not per_history:
+            return none
+        return b.when(b.not_(b.col(EVENT_MARKER)), b.case(per_history))
 
     def problems(self, name: str, kind: Type) -> list[tuple[exp.Expr, exp.Expr]]:
         out: list[tuple[exp.Expr, exp.Expr]] = []
@@ -788,8 +825,10 @@ class EventsInput:
                 ]
             )
 
-        required = ENTRY_REQUIRED.get(kind.entry, ())
-        for field in required:
+        def given(field: str) -> exp.Expr:
+            return b.not_(b.is_null(self.raw(field)))
+
+        for field in ENTRY_REQUIRED.get(kind.entry, ()):
             out.append(
                 (
                     b.is_null(self.raw(field)),
@@ -804,24 +843,37 @@ class EventsInput:
         for field in fields:
             if self.events.column(field) is None:
                 continue
-            bad = b.and_(b.not_(b.is_null(self.raw(field))), b.is_null(self.parsed(field)))
+            bad = b.and_(given(field), b.is_null(b.col(entry_field(field))))
             if field in EVENT_DATES:
                 what = "expected a full date as YYYY-MM-DD"
             elif field == "code":
                 what = "expected a code as system:code (" + ", ".join(CODE_PATTERNS) + ")"
             else:
-                what = f"expected a number of at most {EVENT_DIGITS} digits, exactly in {SCALE} decimal places"
-            out.append((bad, message(field, what)))
-        unit = self.events.column("unit")
-        if unit is not None and kind.entry in ("measurement", "medication") and kind.unit != "1":
-            given = self.raw("unit")
-            other = b.and_(
-                b.not_(b.is_null(given)), exp.NEQ(this=given.copy(), expression=b.text(kind.unit))
-            )
-            out.append(
-                (
-                    other,
-                    message("unit", f"the values must be in the declared unit '{kind.unit}'"),
+                what = (
+                    f"expected a number of at most {EVENT_DIGITS} digits, "
+                    f"exactly in {SCALE} decimal places"
                 )
-            )
+            out.append((bad, message(field, what)))
+        if kind.entry == "medication":
+            before = exp.LT(this=b.col(entry_field("end")), expression=b.col(entry_field("start")))
+            out.append((b.is_(before, True), message("end", "the end is before the start")))
+        if self.events.column("unit") is not None and kind.unit != "1":
+            number = {"measurement": "value", "medication": "dose"}.get(kind.entry)
+            if number is not None:
+                unit = self.raw("unit")
+                missing = b.and_(given(number), b.is_null(unit))
+                out.append(
+                    (
+                        missing,
+                        b.text(
+                            f"history '{name}': an entry with its '{number}' needs its unit "
+                            f"('{kind.unit}')"
+                        ),
+                    )
+                )
+                other = b.and_(
+                    given("unit"), exp.NEQ(this=unit.copy(), expression=b.text(kind.unit))
+                )
+                what = f"the values must be in the declared unit '{kind.unit}'"
+                out.append((other, message("unit", what)))
         return out
