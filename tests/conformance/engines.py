@@ -137,7 +137,19 @@ def column_groups(
         positions, rows = groups.setdefault(tuple(names), ([], []))
         positions.append(position)
         rows.append(row)
+    for _, rows in groups.values():
+        _partial_dates_as_text(checked, rows)
     return [(list(names), positions, rows) for names, (positions, rows) in groups.items()]
+
+
+def _partial_dates_as_text(checked: Checked, rows: list[dict[str, Any]]) -> None:
+    """A date column with a partial date (`2019-05`) holds text, as a CSV file would."""
+    for name, kind in checked.element_types.items():
+        if kind.kind == "date" and any(isinstance(row.get(name), str) for row in rows):
+            for row in rows:
+                value = row.get(name)
+                if isinstance(value, datetime.date):
+                    row[name] = value.isoformat()
 
 
 def _column_name(name: str, value: Any) -> str:
@@ -150,7 +162,8 @@ def sql_value(kind: str, value: Any) -> Any:
     if kind in ("number", "quantity"):
         return Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
     if kind == "date" and isinstance(value, str):
-        return datetime.date.fromisoformat(value)
+        # A partial date (2019, 2019-05) stays text: see `_partial_dates_as_text`.
+        return datetime.date.fromisoformat(value) if len(value) == 10 else value
     return value
 
 
@@ -182,7 +195,9 @@ def arrow_table(checked: Checked, names: list[str], rows: list[dict[str, Any]]) 
     }
     fields = [pa.field("id", pa.string())]
     for element, column in zip(checked.elements, names, strict=True):
-        fields.append(pa.field(column, types[checked.element_types[element].kind]))
+        kind = checked.element_types[element].kind
+        text = kind == "date" and any(isinstance(row.get(column), str) for row in rows)
+        fields.append(pa.field(column, pa.string() if text else types[kind]))
     return pa.Table.from_pylist(rows, pa.schema(fields))
 
 
@@ -242,6 +257,12 @@ POSTGRES_TYPES = {
 _tables = itertools.count()
 
 
+def _postgres_type(kind: str, column: str, rows: list[dict[str, Any]]) -> str:
+    if kind == "date" and any(isinstance(row.get(column), str) for row in rows):
+        return "TEXT"  # partial dates, as text
+    return POSTGRES_TYPES[kind]
+
+
 def postgres(source: str, records: Sequence[Mapping[str, Any]], url: str) -> list[Outcome]:
     import psycopg
     from psycopg import sql as pgsql
@@ -251,7 +272,7 @@ def postgres(source: str, records: Sequence[Mapping[str, Any]], url: str) -> lis
     def run(checked: Checked, names: list[str], rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         table = f"patients_{next(_tables)}"
         columns = [("id", "TEXT")] + [
-            (column, POSTGRES_TYPES[checked.element_types[element].kind])
+            (column, _postgres_type(checked.element_types[element].kind, column, rows))
             for element, column in zip(checked.elements, names, strict=True)
         ]
         create = pgsql.SQL("CREATE TEMPORARY TABLE {} ({})").format(

@@ -99,6 +99,8 @@ class _Generator:
         return f"K[{len(self.constants) - 1}]"
 
     def value(self, value: ir.Value) -> str:
+        if value is None:  # the unknown of a partial date's comparison
+            return "null"
         if isinstance(value, bool):
             return "true" if value else "false"
         if isinstance(value, Fraction):
@@ -126,8 +128,13 @@ class _Generator:
         match node:
             case ir.Const(value=value):
                 return self.value(value)
-            case ir.Element(name=name):
+            case ir.Element(name=name, bound=None):
                 return f"env[{literal(name)}] ?? null"
+            case ir.Element(name=name, bound=bound):
+                # A date's first or last possible day: from 'name latest' when the record
+                # gives it, else from the date itself (a form's field may be partial).
+                key = f"env[{literal(node.key)}] ?? env[{literal(name)}] ?? null"
+                return f"R.day({key}, {literal(bound)})"
             case ir.Definition(name=name):
                 return f"t[{self.definitions[name].id}]"
             case ir.Not(operand=a):
@@ -165,4 +172,11 @@ class _Generator:
                 x = f"t[{a.id}]"
                 test = "every" if every else "some"
                 return f"{x} === null ? null : [...{self.value(values)}].{test}((v) => {x}.has(v))"
+            case ir.DateShift(operand=a, amount=amount, unit=unit):
+                x = f"t[{a.id}]"
+                return f"{x} === null ? null : R.shiftDate({x}, {amount}, {literal(unit.value)})"
+            case ir.DateDiff(unit=unit, start=a, end=b):
+                x, y = f"t[{a.id}]", f"t[{b.id}]"
+                diff = f"R.dateDiff({literal(unit.value)}, {x}, {y})"
+                return f"{x} === null || {y} === null ? null : {diff}"
         raise AssertionError(f"the JavaScript engine has no rule for {node!r}")

@@ -88,7 +88,10 @@ def to_sql(
 
 
 def _postgres(node: exp.Expr) -> exp.Expr:
-    """What sqlglot does not yet write for PostgreSQL: splitting text at a pattern."""
+    """What sqlglot does not yet write for PostgreSQL: splitting text at a pattern, and
+    adding days to a DATE as a DATE (`date + interval` is a timestamp there)."""
+    if isinstance(node, exp.DateAdd):
+        return exp.Paren(this=exp.Add(this=node.this, expression=node.expression))
     if isinstance(node, exp.RegexpSplit):
         return exp.Anonymous(this="REGEXP_SPLIT_TO_ARRAY", expressions=[node.this, node.expression])
     return node

@@ -21,14 +21,22 @@ from sqlglot import exp
 from critlang import ir
 from critlang.check import Checked
 from critlang.engines.sql import build as b
-from critlang.engines.sql import exact
+from critlang.engines.sql import dates, exact
 from critlang.engines.sql.layout import RECORD_ERROR, Input, Layout, SqlError
 from critlang.records import ID_FIELD
-from critlang.vocab import Outcome
+from critlang.vocab import CalendarUnit, Outcome
 
 STATUS, MISSING, ERROR_COLUMN = "status", "missing", "error"
 
 Value = exact.Ratio | exp.Expr
+
+# The most calendar units between two dates of the years 1 to 9999.
+DIFF_LIMITS = {
+    CalendarUnit.DAY: dates.MAX_DAYS,
+    CalendarUnit.WEEK: dates.MAX_DAYS // 7 + 1,
+    CalendarUnit.MONTH: 10_000 * 12,
+    CalendarUnit.YEAR: 10_000,
+}
 
 
 def applies_column(ident: str) -> str:
@@ -275,6 +283,10 @@ class Query:
                 return self.member(node)
             case ir.Includes():
                 return self.includes(node)
+            case ir.DateShift():
+                return self.date_shift(node)
+            case ir.DateDiff():
+                return self.date_diff(node)
         raise AssertionError(f"the SQL engine has no rule for {node!r}")
 
     def boolean(self, node: ir.Node) -> exp.Expr:
@@ -289,6 +301,8 @@ class Query:
 
     def const(self, node: ir.Const) -> Value:
         match node.value:
+            case None:  # the unknown of a partial date's comparison
+                return b.cast(exp.null(), "BOOLEAN")
             case bool(truth):
                 return exp.true() if truth else exp.false()
             case Fraction() as number:
@@ -304,7 +318,7 @@ class Query:
     def element(self, node: ir.Element) -> Value:
         if node.type.numeric:
             return self.times(self.input.read(node.name), self.input.into_declared(node.name))
-        return self.input.value(node.name)
+        return self.input.value(node.key)
 
     def not_(self, node: ir.Not) -> exp.Expr:
         return b.not_(b.paren(self.boolean(node.operand)))
@@ -391,6 +405,21 @@ class Query:
                     case _:
                         return exact.ratio_div(x, y), f / g
         return self.number(node), Fraction(1)
+
+    def date_shift(self, node: ir.DateShift) -> exp.Expr:
+        date = self.boolean(node.operand)  # a DATE: not a number
+        match node.unit:
+            case CalendarUnit.DAY | CalendarUnit.WEEK:
+                days = node.amount * (7 if node.unit is CalendarUnit.WEEK else 1)
+                return dates.shift_days(date, days)
+        months = node.amount * (12 if node.unit is CalendarUnit.YEAR else 1)
+        return dates.shift_months(date, months)
+
+    def date_diff(self, node: ir.DateDiff) -> exact.Ratio:
+        start, end = self.boolean(node.start), self.boolean(node.end)
+        limit = Fraction(DIFF_LIMITS[node.unit])
+        count = dates.between(node.unit.value, start, end)
+        return exact.Ratio(exact.typed(count, -limit, limit, 0, nullable=True))
 
     def member(self, node: ir.Member) -> exp.Expr:
         return exp.In(
