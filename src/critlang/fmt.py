@@ -26,10 +26,20 @@ from lark import Lark, Token, Tree
 from critlang import syntax as s
 from critlang.diagnostics import CritError, Diagnostic
 from critlang.parser import parse
+from critlang.words import calendar_duration
 
 WIDTH = 100
 INDENT = 2
-HEADER_FIELDS = ("title", "version", "registry", "sponsor", "sites", "status", "summary")
+HEADER_FIELDS = (
+    "title",
+    "version",
+    "registry",
+    "sponsor",
+    "sites",
+    "status",
+    "summary",
+    "as_of",
+)
 
 # ---- documents and their layout ------------------------------------------------
 
@@ -420,6 +430,14 @@ def literal(node: s.NumberLit | s.QuantityLit | s.DateLit) -> str:
 UNLESS, OR, AND, NOT, COMPARISON, SUM, PRODUCT, ATOM = range(1, 9)
 
 
+def _open_ended(node: s.Expr) -> bool:
+    """An atom that ends in an open sum (`decline from a to b`, `years between a and b`),
+    which would take in an operator that follows it."""
+    return isinstance(node, s.RelativeChange) or (
+        isinstance(node, s.DateDifference) and node.end is not None
+    )
+
+
 def _strength(node: s.Expr) -> int:
     match node:
         case s.Unless():
@@ -430,7 +448,7 @@ def _strength(node: s.Expr) -> int:
             return AND
         case s.Not():
             return NOT
-        case s.Compare() | s.Between() | s.Member() | s.Includes():
+        case s.Compare() | s.Between() | s.Member() | s.Includes() | s.Window():
             return COMPARISON
         case s.Arithmetic(op="+" | "-"):
             return SUM
@@ -496,6 +514,8 @@ class _Builder:
             return Text("sites " + ", ".join(quote(v) for v in value)), True
         if name == "status":
             return Text(f"status {value}"), True
+        if name == "as_of":
+            return Text(f"as of {value.text}"), True
         return self.text_clause(name, value)
 
     def text_clause(self, keyword: str, value: str) -> tuple[Doc, bool]:
@@ -641,7 +661,7 @@ class _Builder:
         (or, with `closed`, when it is a relative change), or when the author
         bracketed it to be clear: what a 'not' negates, a 'not', or a mix of
         'and' and 'or'."""
-        needed = _strength(node) < strength or (closed and isinstance(node, s.RelativeChange))
+        needed = _strength(node) < strength or (closed and _open_ended(node))
         clarifying = negated or isinstance(node, s.Not) or _mixed(node)
         if not needed and not (clarifying and _extent(node.span) in self.bracketed):
             return self.expr(node)
@@ -712,6 +732,31 @@ class _Builder:
                 )
             case s.Quantified():
                 return self.quantified(node)
+            case s.CalendarDuration(amount=amount, unit=unit):
+                return Text(calendar_duration(amount, unit))
+            case s.DateDifference(unit=unit, start=start, end=None):
+                return Concat(Text(f"{unit}s since "), self.operand(start, ATOM))
+            case s.DateDifference(unit=unit, start=start, end=end):
+                assert end is not None
+                return Concat(
+                    Text(f"{unit}s between "),
+                    self.operand(start, SUM),
+                    Text(" and "),
+                    self.operand(end, SUM),
+                )
+            case s.Window(subject=subject, duration=duration, direction=direction, anchor=anchor):
+                # `within 30 days` is before the reference date; `after` is always written.
+                tail: list[Doc] = []
+                if anchor is not None:
+                    tail = [Text(f" {direction} "), self.operand(anchor, SUM)]
+                elif direction == "after":
+                    tail = [Text(" after")]
+                return Concat(
+                    self.operand(subject, SUM),
+                    Text(" within "),
+                    self.expr(duration),
+                    *tail,
+                )
         raise AssertionError(f"cannot format {node!r}")
 
     def chain(self, node: s.And | s.Or) -> Doc:

@@ -35,6 +35,8 @@ from critlang.words import (
     NEGATED,
     PRECEDENCE,
     UNIT_WORDS,
+    calendar_duration,
+    date_difference,
     format_number,
     quantity,
     unit_suffix,
@@ -300,8 +302,23 @@ class _Words:
                     f"the percentage {direction} from {self.phrase(baseline)} "
                     f"to {self.phrase(current)}"
                 )
+            case s.CalendarDuration(amount=amount, unit=unit):
+                return calendar_duration(amount, unit)
+            case s.DateDifference(unit=unit, start=start, end=end):
+                finish = None if end is None else self.phrase(end)
+                return date_difference(unit, self.phrase(start), finish, self.reference())
+            case s.Window(subject=subject, duration=duration, direction=direction, anchor=anchor):
+                around = self.reference() if anchor is None else self.phrase(anchor)
+                return f"{self.phrase(subject)} within {self.phrase(duration)} {direction} {around}"
         # and/or/not used as a value, as in `(a and b) = c`
         return f"({one_line(self.reading(expr))})"
+
+    def reference(self) -> str:
+        """The reference date (`as of`) by its label: 'the screening date'."""
+        as_of = self.checked.protocol.header.as_of
+        if as_of is None:
+            return "the reference date"
+        return self.name(s.Ref(as_of.text, as_of.span))
 
     def label(self, ref: s.Ref) -> str:
         """The name of a data element or definition as its author wrote the label."""

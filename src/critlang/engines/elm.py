@@ -73,6 +73,16 @@ def part_name(criterion: ir.Criterion, part: ir.Part) -> str:
     return f"{criterion.id}.{part.name}"
 
 
+def _parameters(program: ir.Program) -> list[tuple[str, Type]]:
+    """The library's parameters: each element, and a date's last possible day (`name latest`)."""
+    out: list[tuple[str, Type]] = []
+    for name, kind in program.elements:
+        out.append((name, kind))
+        if kind.kind == "date":
+            out.append((f"{name} latest", kind))
+    return out
+
+
 def type_name(kind: Type) -> Elm:
     """The CQL type of a data element's parameter."""
     named = {
@@ -111,7 +121,7 @@ def library(program: ir.Program, version: str | None = None) -> Elm:
                         # Unknown unless given: said outright, as some engines need it.
                         "default": {"type": "Null"},
                     }
-                    for name, kind in program.elements
+                    for name, kind in _parameters(program)
                 ]
             },
             "contexts": {"def": [{"name": "Unfiltered"}]},
@@ -207,6 +217,10 @@ class _Generator:
         match node:
             case ir.Const(value=value):
                 return _constant(value)
+            case ir.Element(name=name, bound="latest"):
+                # A date's last possible day: its own parameter, else the date itself.
+                latest = {"type": "ParameterRef", "name": node.key}
+                return {"type": "Coalesce", "operand": [latest, self.element(name)]}
             case ir.Element(name=name):
                 return self.element(name)
             case ir.Definition(name=name):
@@ -237,6 +251,18 @@ class _Generator:
                 held = [_binary("Contains", x, _string(v)) for v in sorted(values)]
                 test = _junction("And" if every else "Or", held)
                 return _if(_unary("IsNull", x), _null("Boolean"), test)
+            case ir.DateShift(operand=a, amount=amount, unit=unit):
+                # CQL adds calendar durations as the IR does: the day of the month is kept,
+                # or the month's last day taken.
+                moved = _quantity(abs(amount), unit.value)
+                return _binary("Add" if amount >= 0 else "Subtract", self.expr(a), moved)
+            case ir.DateDiff(unit=unit, start=a, end=b):
+                between = {
+                    "type": "DurationBetween",
+                    "precision": unit.value.capitalize(),
+                    "operand": [self.expr(a), self.expr(b)],
+                }
+                return _unary("ToDecimal", between)
         raise AssertionError(f"the ELM engine has no rule for {node!r}")
 
     # ---- comparisons kept exact past 8 decimal places ----
@@ -387,6 +413,11 @@ def _constant(value: ir.Value) -> Elm:
             "day": _integer(value.day),
         }
     return {"type": "List", "element": [_string(v) for v in sorted(value)]}
+
+
+def _quantity(value: int, unit: str) -> Elm:
+    """A calendar duration, `6 months`: CQL's calendar units, not UCUM's 'mo'."""
+    return {"type": "Quantity", "value": value, "unit": unit if value == 1 else unit + "s"}
 
 
 def _null(kind: str) -> Elm:
