@@ -64,6 +64,7 @@ class Column:
     storage: str = "typed"
     unit: str | None = None
     scale: int = SCALE
+    latest: str | None = None  # a typed date's last possible day, 'name latest', when given
 
 
 @attrs.frozen
@@ -93,10 +94,15 @@ def layout_from_schema(
     """
     columns: list[Column] = []
     given: dict[str, str] = {}
+    latest: dict[str, str] = {}
     id_column = None
     for name, type_text in schema:
         if name == ID_FIELD:
             id_column = name
+            continue
+        date = _latest_of(checked, name)
+        if date is not None:
+            latest[date] = name
             continue
         match = HEADER_UNIT.match(name)
         element, unit = (
@@ -117,7 +123,24 @@ def layout_from_schema(
         column = _column(name, element, unit, kind, type_text, dialect, text)
         if column is not None:
             columns.append(column)
+    for date, name in latest.items():
+        found = next((c for c in columns if c.element == date and c.storage == "typed"), None)
+        if found is None:
+            raise SchemaError(f"column '{name}': '{date}' needs a DATE column of its own")
+        columns[columns.index(found)] = attrs.evolve(found, latest=name)
     return Layout(tuple(columns), id_column)
+
+
+LATEST = " latest"  # 'name latest': a date's last possible day (ir.Element.key)
+
+
+def _latest_of(checked: Checked, column: str) -> str | None:
+    """The date element whose last possible day the column holds, or None."""
+    if not column.endswith(LATEST):
+        return None
+    element = column.removesuffix(LATEST)
+    kind = checked.element_types.get(element)
+    return element if kind is not None and kind.kind == "date" else None
 
 
 def _check_unit(name: str, unit: str, kind: Type) -> None:
@@ -397,7 +420,8 @@ class Input:
                 earliest, latest = _parse_partial_date(raw)
                 return [b.alias(earliest, name), b.alias(latest, f"{name} latest"), given]
             case "date":
-                return [b.alias(raw, name), b.alias(raw.copy(), f"{name} latest")]
+                last = b.col(column.latest) if column.latest is not None else raw.copy()
+                return [b.alias(raw, name), b.alias(last, f"{name} latest")]
             case "set" if text:
                 pieces = exp.RegexpSplit(this=raw, expression=b.text(r"\s*[;|]\s*"))
                 kept = exp.ArrayFilter(
