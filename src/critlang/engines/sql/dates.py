@@ -84,7 +84,9 @@ def make_date(year: exp.Expr, month: exp.Expr, day: exp.Expr) -> exp.Expr:
 def shift_months(date: exp.Expr, months: int) -> exp.Expr:
     """`date` moved by whole months, the day clamped to the new month's last."""
     total = _add(_mul(_part(date, "YEAR"), 12), _part(date, "MONTH"), _int(months - 1))
-    year, month = _div(total, 12), _add(_mod(total.copy(), 12), _int(1))
+    # PostgreSQL's DIV gives a NUMERIC, which its MAKE_DATE does not take.
+    year = b.cast(_div(total, 12), "INT")
+    month = _add(_mod(total.copy(), 12), _int(1))
     clamped = exp.Least(this=_part(date, "DAY"), expressions=[month_length(year, month)])
     inside = exp.Between(this=year.copy(), low=_int(FIRST_YEAR), high=_int(LAST_YEAR))
     return b.when(inside, make_date(year.copy(), month.copy(), clamped))
