@@ -556,7 +556,10 @@ def document(checked: Checked) -> Document:
 def _uses(expr: object, checked: Checked) -> set[str]:
     """The data elements, constants and definitions an expression uses, through definitions."""
     names: set[str] = set()
+    as_of = checked.protocol.header.as_of
     for node in s.walk(expr):
+        if as_of is not None and _reads_reference(node):
+            names.add(as_of.text)
         if not isinstance(node, s.Ref) or node.name in names:
             continue
         if node.name in checked.definitions:
@@ -565,6 +568,13 @@ def _uses(expr: object, checked: Checked) -> set[str]:
         elif node.name in checked.elements or node.name in checked.constants:
             names.add(node.name)
     return names
+
+
+def _reads_reference(node: object) -> bool:
+    """`years since d` and a window without a date read the reference date (`as of`)."""
+    return (isinstance(node, s.DateDifference) and node.end is None) or (
+        isinstance(node, s.Window) and node.anchor is None
+    )
 
 
 def _uses_of_criterion(criterion: s.Criterion, checked: Checked) -> set[str]:
