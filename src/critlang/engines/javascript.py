@@ -138,7 +138,7 @@ class _Generator:
         return f"K[{len(self.constants) - 1}]"
 
     def value(self, value: ir.Value) -> str:
-        if value is None:
+        if value is None:  # unknown: a partial date's comparison, or a Kleene bound
             return "null"
         if isinstance(value, bool):
             return "true" if value else "false"
@@ -171,9 +171,6 @@ class _Generator:
                 return '(e["end"] ?? null) === null'
             case ir.Entry(field=field):
                 return f"e[{literal(field)}] ?? null"
-            case ir.DateShift(operand=a, amount=amount, unit=unit):
-                x = self.r(a)
-                return f"{x} === null ? null : R.shiftDate({x}, {amount}, {literal(unit.value)})"
             case ir.Aggregate():
                 return self.aggregate(node)
             case ir.InCodes(operand=a, codes=codes):
@@ -181,8 +178,13 @@ class _Generator:
                 listed = self.value(frozenset(codes.codes))
                 prefixes = self.constant(literal(list(codes.prefixes)))
                 return f"{x} === null ? null : {listed}.has({x}) || {prefixes}.some((p) => {x}.startsWith(p))"
-            case ir.Element(name=name):
+            case ir.Element(name=name, bound=None):
                 return f"env[{literal(name)}] ?? null"
+            case ir.Element(name=name, bound=bound):
+                # A date's first or last possible day: from 'name latest' when the record
+                # gives it, else from the date itself (a form's field may be partial).
+                key = f"env[{literal(node.key)}] ?? env[{literal(name)}] ?? null"
+                return f"R.day({key}, {literal(bound)})"
             case ir.Definition(name=name):
                 return f"t[{self.definitions[name].id}]"
             case ir.Not(operand=a):
@@ -228,6 +230,13 @@ class _Generator:
                 x = self.r(a)
                 test = "every" if every else "some"
                 return f"{x} === null ? null : [...{self.value(values)}].{test}((v) => {x}.has(v))"
+            case ir.DateShift(operand=a, amount=amount, unit=unit):
+                x = self.r(a)
+                return f"{x} === null ? null : R.shiftDate({x}, {amount}, {literal(unit.value)})"
+            case ir.DateDiff(unit=unit, start=a, end=b):
+                x, y = self.r(a), self.r(b)
+                diff = f"R.dateDiff({literal(unit.value)}, {x}, {y})"
+                return f"{x} === null || {y} === null ? null : {diff}"
         raise AssertionError(f"the JavaScript engine has no rule for {node!r}")
 
 
