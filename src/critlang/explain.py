@@ -555,6 +555,11 @@ class Explanations:
             if env.get(name) is None:
                 return [name]
             found = [n for child in self.kids(node)[1:] for n in self.missing(child, trace, env)]
+            # A window without a date ends at the reference date, which may be missing.
+            as_of = self.checked.protocol.header.as_of
+            window = node.window
+            if window is not None and window.anchor is None and as_of is not None:
+                found += [as_of.text] if env.get(as_of.text) is None else []
             # An incomplete history may lack the entry that would settle it.
             return found or ([] if self.checked.element_types[name].complete else [name])
         if isinstance(node, s.Ref):
