@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import datetime
 import importlib
 import json
 import os
@@ -17,7 +18,18 @@ import click
 from critlang.check import check_source, coverage
 from critlang.diagnostics import render
 from critlang.records import FORMATS as FORMATS_IN
-from critlang.records import ID_FIELD, InputError, Intake, Row, read_records
+from critlang.records import (
+    ID_FIELD,
+    Events,
+    InputError,
+    Intake,
+    Row,
+    printable,
+    read_events,
+    read_records,
+    shorten,
+    with_events,
+)
 from critlang.vocab import Outcome
 
 if TYPE_CHECKING:
@@ -161,6 +173,24 @@ def record_options(command: Callable[..., Any]) -> Callable[..., Any]:
     return command
 
 
+def _as_of(_context: click.Context, _parameter: click.Parameter, value: str | None) -> Any:
+    from critlang.records import reference_date
+
+    try:
+        return reference_date(value)
+    except ValueError as error:
+        raise click.BadParameter(str(error)) from None
+
+
+as_of_option = click.option(
+    "--as-of",
+    "as_of",
+    metavar="YYYY-MM-DD",
+    callback=_as_of,
+    help="The reference date ('as of' in the protocol) for records that do not give it.",
+)
+
+
 @main.command("eval")
 @click.argument(
     "protocol_file", metavar="PROTOCOL", type=click.Path(path_type=Path, dir_okay=False)
@@ -175,15 +205,23 @@ def record_options(command: Callable[..., Any]) -> Callable[..., Any]:
     type=click.Path(path_type=Path, dir_okay=False),
     help="Write here instead of stdout (replaced only once complete).",
 )
+@click.option(
+    "--events",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="The histories, one row per entry (.csv or .parquet; see docs/records.md).",
+)
 @record_options
+@as_of_option
 def eval_command(
     protocol_file: Path,
     records_file: Path,
     output_format: str,
     output: Path | None,
+    events: Path | None,
     input_format: str | None,
     id_field: str,
     strict_fields: bool,
+    as_of: datetime.date | None,
 ) -> None:
     """Screen RECORDS (.json, .jsonl, .csv, .parquet; - for stdin) against PROTOCOL.
 
@@ -194,16 +232,48 @@ def eval_command(
     from critlang.report import WRITERS, summary, write_results
 
     protocol = load_protocol(protocol_file)
-    intake = Intake(protocol.checked, id_field, strict_fields)
-    with _safe_output(output, (records_file, protocol_file)) as out:
+    intake = Intake(protocol.checked, id_field, strict_fields, as_of)
+    histories = _read_events(events, protocol) if events is not None else None
+    inputs = (records_file, protocol_file, *(() if events is None else (events,)))
+    with _safe_output(output, inputs) as out:
         rows = _read(records_file, protocol, input_format)
+        if histories is not None:
+            rows = with_events(rows, histories, intake)
         writer = WRITERS[output_format](out, protocol)
         with _progress() as advance:
             counts = write_results(protocol.screen(rows, intake), writer, advance)
     _report_unknown(intake)
+    bad_events = _report_events(histories)
     if output_format != "text" or output is not None:
         click.echo(summary(counts), err=True)
-    sys.exit(2 if counts[ERROR] else 0)
+    sys.exit(2 if counts[ERROR] or bad_events else 0)
+
+
+def _read_events(source: Path, protocol: Protocol) -> Events:
+    try:
+        return read_events(source, protocol.checked)
+    except InputError as error:
+        raise click.ClickException(str(error)) from None
+    except OSError as error:
+        raise click.ClickException(f"{source}: cannot read ({error.strerror or error})") from None
+
+
+def _report_events(events: Events | None) -> bool:
+    """Say which rows of the events file were left out; True when some could not be read."""
+    if events is None:
+        return False
+    for problem in events.bad_lines:
+        click.echo(f"error: {printable(problem)}", err=True)
+    if events.ignored:
+        listed = ", ".join(
+            f"'{printable(shorten(name))}' ({count})"
+            for name, count in sorted(events.ignored.items())
+        )
+        click.echo(
+            f"note: rows of elements that are not histories of the protocol were left out: {listed}",
+            err=True,
+        )
+    return bool(events.bad_lines)
 
 
 def _read(source: Path, protocol: Protocol, input_format: str | None) -> Iterator[Row]:
@@ -392,16 +462,24 @@ def sql_command(protocol_file: Path, dialect: str, table: str) -> None:
     type=click.Path(path_type=Path, dir_okay=False),
     help="Write the attrition report here as HTML.",
 )
+@click.option(
+    "--events",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    help="The histories' entries, one row per entry (.csv or .parquet; see docs/sql.md).",
+)
 @record_options
+@as_of_option
 def screen_command(
     protocol_file: Path,
     data_file: Path,
     engine: str,
     output: Path | None,
     report: Path | None,
+    events: Path | None,
     input_format: str | None,
     id_field: str,
     strict_fields: bool,
+    as_of: datetime.date | None,
 ) -> None:
     """Screen a whole population in DATA (.csv, .parquet, .jsonl, .json; - for stdin) with SQL.
 
@@ -412,7 +490,7 @@ def screen_command(
 
     sql = optional("critlang.sql", "sql")
     screen = optional("critlang.screen", "sql")
-    inputs = (data_file, protocol_file)
+    inputs = (data_file, protocol_file, *((events,) if events is not None else ()))
     try:
         for target in (output, report):
             if target is not None:
@@ -422,10 +500,16 @@ def screen_command(
     except OutputError as error:
         raise _Output(str(error)) from None
     protocol = load_protocol(protocol_file)
-    intake = Intake(protocol.checked, id_field, strict_fields)
+    intake = Intake(protocol.checked, id_field, strict_fields, as_of)
     try:
         attrition = screen.run(
-            protocol.checked, data_file, engine, output, input_format=input_format, intake=intake
+            protocol.checked,
+            data_file,
+            engine,
+            output,
+            input_format=input_format,
+            intake=intake,
+            events=events,
         )
     except (sql.SchemaError, sql.SqlError, ValueError) as error:
         raise click.ClickException(str(error)) from None

@@ -7,6 +7,7 @@ them. Reasons follow the path that decided each value (the false part of an
 
 from __future__ import annotations
 
+import datetime
 import decimal
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
@@ -158,20 +159,32 @@ class Protocol:
     def name(self) -> str:
         return self.checked.protocol.name.text
 
-    def status(self, record: Mapping[str, Any]) -> str:
-        """Only the overall status of one record: the fast path for bulk screening."""
-        _, env = self.intake(record, 1)
+    def status(self, record: Mapping[str, Any], as_of: datetime.date | str | None = None) -> str:
+        """Only the overall status of one record: the fast path for bulk screening.
+
+        `as_of` is the reference date (`as of` in the protocol) for a record that
+        does not give it; the record's own value wins.
+        """
+        _, env = self.dated(as_of)(record, 1)
         with decimal.localcontext(ARITHMETIC):
             return self.compiled.status(env)
 
-    def evaluate(self, record: Mapping[str, Any]) -> Result:
+    def evaluate(
+        self, record: Mapping[str, Any], as_of: datetime.date | str | None = None
+    ) -> Result:
         """Screen one record; raise RecordError if it does not fit the data dictionary."""
-        record_id, env = self.intake(record, 1)
+        record_id, env = self.dated(as_of)(record, 1)
         return self.explain(record_id, env, record)
 
-    def evaluate_many(self, records: Iterable[Mapping[str, Any]]) -> Iterator[Result]:
+    def evaluate_many(
+        self, records: Iterable[Mapping[str, Any]], as_of: datetime.date | str | None = None
+    ) -> Iterator[Result]:
         """Screen records one by one; a bad record gives a Result with status 'error'."""
-        return self.screen(records_from(records))
+        return self.screen(records_from(records), self.dated(as_of) if as_of else None)
+
+    def dated(self, as_of: datetime.date | str | None) -> Intake:
+        """The intake that fills the reference date with `as_of` (ValueError if not a date)."""
+        return self.intake if as_of is None else self.intake.dated(as_of)
 
     def screen(
         self,

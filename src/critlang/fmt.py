@@ -24,12 +24,23 @@ import attrs
 from lark import Lark, Token, Tree
 
 from critlang import syntax as s
+from critlang.check import FIELD_WORDS, SELECTOR_WORDS
 from critlang.diagnostics import CritError, Diagnostic
 from critlang.parser import parse
+from critlang.words import calendar_duration
 
 WIDTH = 100
 INDENT = 2
-HEADER_FIELDS = ("title", "version", "registry", "sponsor", "sites", "status", "summary")
+HEADER_FIELDS = (
+    "title",
+    "version",
+    "registry",
+    "sponsor",
+    "sites",
+    "status",
+    "summary",
+    "as_of",
+)
 
 # ---- documents and their layout ------------------------------------------------
 
@@ -429,6 +440,14 @@ def literal(node: s.NumberLit | s.QuantityLit | s.DateLit) -> str:
 UNLESS, OR, AND, NOT, COMPARISON, SUM, PRODUCT, ATOM = range(1, 9)
 
 
+def _open_ended(node: s.Expr) -> bool:
+    """An atom that ends in an open sum (`decline from a to b`, `years between a and b`),
+    which would take in an operator that follows it."""
+    return isinstance(node, s.RelativeChange) or (
+        isinstance(node, s.DateDifference) and node.end is not None
+    )
+
+
 def _strength(node: s.Expr) -> int:
     match node:
         case s.Unless():
@@ -439,8 +458,15 @@ def _strength(node: s.Expr) -> int:
             return AND
         case s.Not():
             return NOT
-        case s.Compare() | s.Between() | s.Member() | s.Includes():
+        case s.Compare() | s.Between() | s.Member() | s.Includes() | s.InCodes() | s.Window():
             return COMPARISON
+        case s.DateDifference(end=end) if end is not None:
+            return COMPARISON  # its `and` operand runs on: bracketed before an operator
+        case s.Selector(where=where, window=window) if where is not None or (
+            window is not None and window.anchor is not None
+        ):
+            # Its `where` (or the window's date) runs on: bracketed wherever something follows.
+            return UNLESS - 1
         case s.Arithmetic(op="+" | "-"):
             return SUM
         case s.Arithmetic():
@@ -484,6 +510,8 @@ class _Builder:
             self.unit("protocol", start, Concat(Text(f"protocol {protocol.name.text}"))),
             Nest(INDENT, Concat(*header)),
         ]
+        if protocol.code_lists:
+            sections += [Hard(blank=True), _join(map(self.code_list, protocol.code_lists), Hard())]
         if protocol.elements:
             elements = [Concat(Hard(), self.element(e)) for e in protocol.elements]
             data = Concat(Text("data"), Nest(INDENT, Concat(*elements)))
@@ -505,6 +533,8 @@ class _Builder:
             return Text("sites " + ", ".join(quote(v) for v in value)), True
         if name == "status":
             return Text(f"status {value}"), True
+        if name == "as_of":
+            return Text(f"as of {value.text}"), True
         return self.text_clause(name, value)
 
     def text_clause(self, keyword: str, value: str) -> tuple[Doc, bool]:
@@ -535,11 +565,24 @@ class _Builder:
                     f"{number(conversion.scale)} * value{shift}"
                 )
             )
+        if element.complete:
+            first.append(Text(" complete"))
         doc: Doc = Concat(*first)
         if element.label is not None:
             doc = Concat(doc, Nest(INDENT, self.label(element.span, element.label)))
         key = ("element", element.span)
         return self.unit(key, (element.span.line, element.span.column), doc)
+
+    def code_list(self, code_list: s.CodeList) -> Doc:
+        head = f"codes {code_list.name.text}"
+        if code_list.label is not None:
+            head += f" {quote(code_list.label)}"
+        head += f" {code_list.system.text} ("
+        listed = [quote(code.text) for code in code_list.codes]
+        body = Concat(Line(""), _join(map(Text, listed), Concat(Text(","), Line())))
+        doc = Group(Concat(Text(head), Nest(INDENT, body), Line(""), Text(")")))
+        span = code_list.span
+        return self.unit(("codes", span), (span.line, span.column), doc)
 
     def label(self, owner: s.Span, value: str) -> Doc:
         doc, can_trail = self.text_clause("label", value)
@@ -566,6 +609,14 @@ class _Builder:
                 return Text("integer")
             case s.OrdinalType(values=values):
                 return Concat(Text("ordinal ("), Align(Fill(_texts(values))), Text(")"))
+            case s.CodeType():
+                return Text("code")
+            case s.HistoryType(entry="measurement", unit=unit):
+                return Text(f"history of quantity {unit_code(unit or '1')}")
+            case s.HistoryType(entry="code"):
+                return Text("history of codes")
+            case s.HistoryType(unit=unit):
+                return Text("history of medications" + (f" {unit_code(unit)}" if unit else ""))
             case s.AttestationType(attesters=attesters):
                 quoted = [quote(a) for a in attesters]
                 listed = quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1])
@@ -657,7 +708,7 @@ class _Builder:
         (or, with `closed`, when it is a relative change), or when the author
         bracketed it to be clear: what a 'not' negates, a 'not', or a mix of
         'and' and 'or'."""
-        needed = _strength(node) < strength or (closed and isinstance(node, s.RelativeChange))
+        needed = _strength(node) < strength or (closed and _open_ended(node))
         clarifying = negated or isinstance(node, s.Not) or _mixed(node)
         if not needed and not (clarifying and _extent(node.span) in self.bracketed):
             return self.expr(node)
@@ -730,6 +781,37 @@ class _Builder:
                 return self.quantified(node)
             case s.Score():
                 return self.score(node)
+            case s.CalendarDuration(amount=amount, unit=unit):
+                return Text(calendar_duration(amount, unit))
+            case s.DateDifference(unit=unit, start=start, end=None):
+                return Concat(Text(f"{unit}s since "), self.operand(start, ATOM))
+            case s.DateDifference(unit=unit, start=start, end=end):
+                assert end is not None
+                return Concat(
+                    Text(f"{unit}s between "),
+                    self.operand(start, SUM),
+                    Text(" and "),
+                    self.operand(end, SUM),
+                )
+            case s.Window(subject=subject, duration=duration, direction=direction, anchor=anchor):
+                # `within 30 days` is before the reference date; `after` is always written.
+                tail: list[Doc] = []
+                if anchor is not None:
+                    tail = [Text(f" {direction} "), self.operand(anchor, SUM)]
+                elif direction == "after":
+                    tail = [Text(" after")]
+                return Concat(
+                    self.operand(subject, SUM),
+                    Text(" within "),
+                    self.expr(duration),
+                    *tail,
+                )
+            case s.EntryField(field=field):
+                return Text(f"its {FIELD_WORDS[field]}")
+            case s.InCodes(subject=subject, codes=codes):
+                return Concat(self.operand(subject, SUM), Text(f" in {codes.text}"))
+            case s.Selector():
+                return self.selector(node)
         raise AssertionError(f"cannot format {node!r}")
 
     # ---- scores (issue 11) ----
@@ -767,6 +849,25 @@ class _Builder:
         if not head:
             return Group(condition)
         return Group(Concat(*head, Nest(INDENT, Concat(Line(), condition))))
+
+    def selector(self, node: s.Selector) -> Doc:
+        word = SELECTOR_WORDS[node.op]
+        parts: list[Doc] = [Text(f"{word} ")]
+        if node.of is not None:
+            parts += [Text("("), Align(self.expr(node.of)), Text(") of ")]
+        parts.append(Text(node.history.name))
+        # The window first: after a `where` ending in a name it would read as a date's window.
+        if node.window is not None:
+            window = node.window
+            amount, unit = window.duration.amount, window.duration.unit
+            parts += [Line(), Text(f"within {amount} {unit if amount == 1 else unit + 's'}")]
+            if window.anchor is not None:
+                parts += [Text(f" {window.direction} "), self.operand(window.anchor, SUM)]
+            elif window.direction == "after":
+                parts.append(Text(" after"))
+        if node.where is not None:
+            parts += [Line(), Text("where "), self.operand(node.where, UNLESS)]
+        return Group(Concat(parts[0], Align(Concat(*parts[1:]))))
 
     def chain(self, node: s.And | s.Or) -> Doc:
         """`a and b and c`: one line, or one operand per line with the operator first."""

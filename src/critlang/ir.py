@@ -31,7 +31,8 @@ import attrs
 from critlang.check import Type
 from critlang.vocab import CalendarUnit, CodeSystem, Kind
 
-Value = bool | Fraction | datetime.date | str | frozenset[str]
+# None only in a `Const`: the unknown a partial date's comparison may be (see lower.py).
+Value = bool | Fraction | datetime.date | str | frozenset[str] | None
 
 
 @attrs.frozen(kw_only=True, eq=False)
@@ -42,7 +43,12 @@ class Node:
 
 @attrs.frozen(kw_only=True, eq=False)
 class Const(Node):
-    """A value known when the protocol is compiled."""
+    """A value known when the protocol is compiled.
+
+    Lowering also makes `Const(value=None)`, unknown, in the Kleene bounds of
+    incomplete histories (`Or(exists, unknown)`): engines treat it as any
+    unknown value.
+    """
 
     value: Value
 

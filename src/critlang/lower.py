@@ -16,7 +16,14 @@ Every rule of the language's semantics lives here, and nowhere else:
   `all of` nothing is true, `any of` nothing is false, and `at least N of`
   fewer than N applicable parts is false;
 - a criterion that does not apply lets the patient through: an inclusion's
-  value is `not applies or condition`, an exclusion's `applies and condition`.
+  value is `not applies or condition`, an exclusion's `applies and condition`;
+- a date element is read as the pair of the first and last day it may be (a
+  record may say `2019` or `2019-05`), and every number or date computed from
+  one is a range between two values (`_Range`); `a < b` is true when it holds
+  for every value of the ranges, false when for none, else unknown:
+  `Or(sure, And(possible, Const(None)))`. `d within 6 months before r` is
+  `r - 6 months <= d and d <= r`; `years since d` is `years between d and`
+  the reference date named by `as of`.
 
 Chains of `and`/`or` become one n-ary node, so a chain of hundreds of terms
 is one node, not hundreds of nested ones.
@@ -24,15 +31,16 @@ is one node, not hundreds of nested ones.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from fractions import Fraction
 from typing import Any, TypeVar
 
 import attrs
 
-from critlang import ir
+from critlang import codes, ir
 from critlang import syntax as s
-from critlang.check import BOOLEAN, Checked, Type, score_operator
-from critlang.vocab import Kind
+from critlang.check import BOOLEAN, DATE, Checked, Type, score_operator
+from critlang.vocab import CalendarUnit, CodeSystem, EntryKind, Kind
 
 N = TypeVar("N", bound=ir.Node)
 
@@ -48,6 +56,9 @@ class Lowered:
     checked: Checked
     program: ir.Program
     origin: dict[int, ir.Node]
+    # For a value that is a range (from a partial date), the node of its upper end;
+    # `origin` holds the lower end.
+    latest: dict[int, ir.Node] = attrs.field(factory=dict)
 
 
 def lower(checked: Checked) -> Lowered:
@@ -60,8 +71,9 @@ def lower(checked: Checked) -> Lowered:
         definitions=tuple(lowering.definitions.items()),
         criteria=criteria,
         size=lowering.next_id,
+        reference=lowering.reference_name,
     )
-    return Lowered(checked, program, lowering.origin)
+    return Lowered(checked, program, lowering.origin, lowering.latest)
 
 
 class _Lowering:
@@ -72,6 +84,12 @@ class _Lowering:
         self.elements: dict[str, ir.Element] = {}
         self.references: dict[str, ir.Definition] = {}
         self.definitions: dict[str, ir.Node] = {}  # in dependency order
+        self.code_lists: dict[str, ir.CodeList] = {}
+        self.latest: dict[int, ir.Node] = {}
+        self.dates: dict[str, _Range] = {}  # date elements as (earliest, latest)
+        self.ranges: dict[str, _Range] = {}  # definitions whose value is a range, inlined
+        as_of = checked.protocol.header.as_of
+        self.reference_name = as_of.text if as_of is not None else None
 
     def make(self, cls: type[N], kind: Type, **fields: Any) -> N:
         node = cls(id=self.next_id, type=kind, **fields)
@@ -138,9 +156,20 @@ class _Lowering:
     # ---- expressions ----
 
     def expr(self, node: s.Expr) -> ir.Node:
+        """The node of a value that is never a range: a condition, an enum, a set."""
+        found = self.value(node)
+        assert found.exact, "a range is only compared, never used as one value"
+        return found.low
+
+    def value(self, node: s.Expr) -> _Range:
         folded = self.checked.fold(node)
-        result = self.const(folded, self.type_of(node)) if folded is not None else self.emit(node)
-        self.origin[id(node)] = result
+        if folded is not None:
+            result = _Range.of(self.const(folded, self.type_of(node)))
+        else:
+            result = self.emit_value(node)
+        self.origin[id(node)] = result.low
+        if not result.exact:
+            self.latest[id(node)] = result.high
         return result
 
     def const(self, value: ir.Value, kind: Type) -> ir.Node:
@@ -153,8 +182,6 @@ class _Lowering:
                 return self.const(truth, BOOLEAN)
             case s.DateLit(value=day):
                 return self.const(day, kind)
-            case s.Ref(name=name):
-                return self.reference(name, kind)
             case s.Not(operand=operand):
                 return self.make(ir.Not, BOOLEAN, operand=self.expr(operand))
             case s.And() | s.Or():
@@ -173,10 +200,8 @@ class _Lowering:
             ):
                 return self.ordinal(node)
             case s.Compare(op=op, left=left, right=right):
-                low = self.expr(left)
-                return self.make(
-                    ir.Compare, BOOLEAN, op=op, left=low, right=self.in_unit_of(right, left)
-                )
+                compared = self.compare(op, self.value(left), self.in_unit_of(right, left))
+                return self.lower_bound(node, compared)
             case s.Between():
                 return self.between(node)
             case s.Member(subject=subject, values=values):
@@ -191,12 +216,16 @@ class _Lowering:
                     every=quantifier == "all",
                     values=_texts(values),
                 )
-            case s.Arithmetic(op=op, left=left, right=right):
-                first = self.expr(left)
-                second = self.in_unit_of(right, left) if op in "+-" else self.expr(right)
-                return self.make(ir.Arith, kind, op=op, left=first, right=second)
-            case s.RelativeChange():
-                return self.relative_change(node, kind)
+            case s.Window():
+                return self.window(node)
+            case s.EntryField(field=field):
+                return self.make(ir.Entry, kind, field=field)
+            case s.InCodes(subject=subject, codes=name):
+                return self.make(
+                    ir.InCodes, BOOLEAN, operand=self.expr(subject), codes=self.code_list(name.text)
+                )
+            case s.Selector():
+                return self.selector(node, kind)
             case s.Quantified(quantifier=quantifier, count=count, items=items):
                 conjunctive = quantifier == "all"
                 operands = tuple(self.item(item, conjunctive) for item in items)
@@ -205,33 +234,168 @@ class _Lowering:
                 return self.make(ir.And if conjunctive else ir.Or, BOOLEAN, operands=operands)
         raise AssertionError(f"cannot lower {node!r}")
 
-    def reference(self, name: str, kind: Type) -> ir.Node:
+    def emit_value(self, node: s.Expr) -> _Range:
+        """A number or date, which may be a range; anything else as one node."""
+        kind = self.type_of(node)
+        match node:
+            case s.Ref(name=name):
+                return self.reference(name, kind)
+            case s.Arithmetic(op=op, left=left, right=s.CalendarDuration() as right):
+                amount = right.amount if op == "+" else -right.amount
+                self.duration(right)
+                return self.shift(self.value(left), amount, right.unit)
+            case s.Arithmetic(op=op, left=left, right=right):
+                first = self.value(left)
+                second = self.in_unit_of(right, left) if op in "+-" else self.value(right)
+                return self.arith(op, first, second, kind)
+            case s.RelativeChange():
+                return self.relative_change(node, kind)
+            case s.DateDifference():
+                return self.date_difference(node)
+        return _Range.of(self.emit(node))
+
+    def reference(self, name: str, kind: Type) -> _Range:
         c = self.checked
+        if name == "ongoing" and name not in c.elements and name not in c.definitions:
+            return _Range.of(self.make(ir.Entry, BOOLEAN, field="ongoing"))
         if name in c.elements:
+            if c.element_types[name].kind == "date":
+                return self.date_element(name)
             if name not in self.elements:
                 self.elements[name] = self.make(ir.Element, c.element_types[name], name=name)
-            return self.elements[name]
+            return _Range.of(self.elements[name])
+        if name in self.ranges:
+            return self.ranges[name]
         if name in c.definitions:
             if name not in self.references:
-                body = self.expr(c.definitions[name].expr)
-                self.definitions[name] = body  # after the definitions it uses
-                self.references[name] = self.make(ir.Definition, body.type, name=name)
-            return self.references[name]
+                body = self.value(c.definitions[name].expr)
+                if not body.exact:
+                    # A range is two values; a definition holds one, so it is inlined.
+                    self.ranges[name] = body
+                    return body
+                self.definitions[name] = body.low  # after the definitions it uses
+                self.references[name] = self.make(ir.Definition, body.low.type, name=name)
+            return _Range.of(self.references[name])
         if name in c.constants:
             literal = c.constants[name].value
             assert isinstance(literal, s.DateLit), "numeric constants are folded"
-            return self.const(literal.value, kind)
-        return self.const(name, kind)  # an enum value, as in `sex = female`
+            return _Range.of(self.const(literal.value, kind))
+        return _Range.of(self.const(name, kind))  # an enum value, as in `sex = female`
 
-    def in_unit_of(self, node: s.Expr, target: s.Expr) -> ir.Node:
+    # ---- histories ----
+
+    def code_list(self, name: str) -> ir.CodeList:
+        if name not in self.code_lists:
+            self.code_lists[name] = code_list(self.checked.code_lists[name])
+        return self.code_lists[name]
+
+    def selector(self, node: s.Selector, kind: Type) -> ir.Node:
+        """A selector is one `Aggregate`; an incomplete history only bounds what it says.
+
+        `any` over an incomplete history that finds nothing is unknown (the
+        entry may be missing from the record), `no` is then unknown too; counts
+        are bounded in `lower_bound`.
+        """
+        history = self.expr(node.history)
+        assert isinstance(history, ir.Element)
+        conditions = [] if node.where is None else [self.expr(node.where)]
+        if node.window is not None:
+            conditions += self.entry_window(node.window, history.type.entry)
+        where = None
+        if len(conditions) == 1:
+            where = conditions[0]
+        elif conditions:
+            where = self.make(ir.And, BOOLEAN, operands=tuple(conditions))
+        op = AGGREGATES[node.op]
+        of: ir.Node | None = None
+        if node.of is not None:
+            of = self.expr(node.of)
+        elif op not in ("exists", "count"):
+            of = self.make(ir.Entry, kind, field="value")
+        made_type = BOOLEAN if op == "exists" else kind
+        found: ir.Node = self.make(
+            ir.Aggregate, made_type, op=op, history=history, where=where, of=of
+        )
+        if op == "exists" and not history.type.complete:
+            unknown = self.make(ir.Const, BOOLEAN, value=None)
+            found = self.make(ir.Or, BOOLEAN, operands=(found, unknown))
+        if node.op == "no":
+            found = self.make(ir.Not, BOOLEAN, operand=found)
+        return found
+
+    def entry_window(self, window: s.EntryWindow, entry: str) -> list[ir.Node]:
+        """`within N units before D`: dated from D - N units to D (`after D`: from D to D + N
+        units); a medication when taken then: started by the end, and ongoing or ended after
+        the start. D may be a partial date: the comparisons are then three-valued."""
+        self.duration(window.duration)
+        anchor = self.reference_date() if window.anchor is None else self.value(window.anchor)
+        amount, unit = window.duration.amount, window.duration.unit
+        if window.direction == "before":
+            low, high = self.shift(anchor, -amount, unit), anchor
+        else:
+            low, high = anchor, self.shift(anchor, amount, unit)
+
+        def field(name: str) -> _Range:
+            return _Range.of(self.make(ir.Entry, DATE, field=name))
+
+        if entry != EntryKind.MEDICATION:
+            date = field("date")
+            return [self.compare("<=", low, date), self.compare("<=", date, high)]
+        started = self.compare("<=", field("start"), high)
+        ongoing = self.make(ir.Entry, BOOLEAN, field="ongoing")
+        not_ended = self.make(
+            ir.Or, BOOLEAN, operands=(ongoing, self.compare("<=", low, field("end")))
+        )
+        return [started, not_ended]
+
+    def lower_bound(self, node: s.Compare, compared: ir.Node) -> ir.Node:
+        """A count of an incomplete history is a lower bound: only what it bounds is known.
+
+        The history may hold more entries than the record shows, so with the
+        count c on record and the true count n >= c: `n >= k` is true when
+        c >= k, else unknown; `n < k` and `n = k` are false when c is past k,
+        else unknown; `n != k` is true when c > k, else unknown. Two such counts
+        compared bound nothing: unknown.
+        """
+        on_left, on_right = self.incomplete_count(node.left), self.incomplete_count(node.right)
+        if not on_left and not on_right:
+            return compared
+        unknown = self.make(ir.Const, BOOLEAN, value=None)
+        if on_left and on_right:
+            return unknown
+        assert isinstance(compared, ir.Compare), "a count is one value, never a range"
+        count, other = (
+            (compared.left, compared.right) if on_left else (compared.right, compared.left)
+        )
+        op = node.op if on_left else FLIPPED[node.op]
+        if op in (">", ">="):
+            return self.make(ir.Or, BOOLEAN, operands=(compared, unknown))
+        if op == "!=":
+            past = self.make(ir.Compare, BOOLEAN, op=">", left=count, right=other)
+            return self.make(ir.Or, BOOLEAN, operands=(past, unknown))
+        if op == "=":
+            within = self.make(ir.Compare, BOOLEAN, op="<=", left=count, right=other)
+            return self.make(ir.And, BOOLEAN, operands=(within, unknown))
+        return self.make(ir.And, BOOLEAN, operands=(compared, unknown))
+
+    def incomplete_count(self, node: s.Expr) -> bool:
+        if not isinstance(node, s.Selector) or node.op != "count":
+            return False
+        kind = self.checked.element_types.get(node.history.name)
+        return kind is not None and not kind.complete
+
+    def in_unit_of(self, node: s.Expr, target: s.Expr) -> _Range:
         """`node`'s value in the unit of `target` (syntax nodes keep their own unit)."""
-        value = self.expr(node)
+        value = self.value(node)
         if not self.type_of(node).numeric or not self.type_of(target).numeric:
             return value
         factor = self.checked.factor(node, target)
         if factor == 1:
             return value
         kind = self.type_of(target)
+        return value.map(lambda end: self.scale(end, factor, kind))
+
+    def scale(self, value: ir.Node, factor: Fraction, kind: Type) -> ir.Node:
         if isinstance(value, ir.Const):
             assert isinstance(value.value, Fraction)
             return self.const(value.value * factor, kind)
@@ -239,21 +403,137 @@ class _Lowering:
 
     def between(self, node: s.Between) -> ir.Node:
         op = "<" if node.exclusive else "<="
-        subject = self.expr(node.subject)
+        subject = self.value(node.subject)
         low = self.in_unit_of(node.low, node.subject)
         high = self.in_unit_of(node.high, node.subject)
-        above = self.make(ir.Compare, BOOLEAN, op=op, left=low, right=subject)
-        below = self.make(ir.Compare, BOOLEAN, op=op, left=subject, right=high)
+        above = self.compare(op, low, subject)
+        below = self.compare(op, subject, high)
         return self.make(ir.And, BOOLEAN, operands=(above, below))
 
-    def relative_change(self, node: s.RelativeChange, kind: Type) -> ir.Node:
-        baseline = self.expr(node.baseline)
+    def relative_change(self, node: s.RelativeChange, kind: Type) -> _Range:
+        baseline = self.value(node.baseline)
         current = self.in_unit_of(node.current, node.baseline)
         low, high = (current, baseline) if node.direction == "decline" else (baseline, current)
-        difference = self.make(ir.Arith, baseline.type, op="-", left=high, right=low)
-        hundred = self.const(Fraction(100), kind)
-        scaled = self.make(ir.Arith, kind, op="*", left=difference, right=hundred)
-        return self.make(ir.Arith, kind, op="/", left=scaled, right=baseline)
+        difference = self.arith("-", high, low, baseline.low.type)
+        hundred = _Range.of(self.const(Fraction(100), kind))
+        scaled = self.arith("*", difference, hundred, kind)
+        return self.arith("/", scaled, baseline, kind)
+
+    # ---- ranges: numbers and dates from partial dates --------------------------------
+
+    def date_element(self, name: str) -> _Range:
+        """A date element as the first and the last day it may be."""
+        if name not in self.dates:
+            kind = self.checked.element_types[name]
+            earliest = self.make(ir.Element, kind, name=name, bound="earliest")
+            latest = self.make(ir.Element, kind, name=name, bound="latest")
+            self.dates[name] = _Range((earliest, latest))
+        return self.dates[name]
+
+    def duration(self, node: s.CalendarDuration) -> None:
+        """A duration is no value of its own; explanations read its amount."""
+        self.origin[id(node)] = self.const(Fraction(node.amount), self.type_of(node))
+
+    def reference_date(self) -> _Range:
+        assert self.reference_name is not None, "the checker requires 'as of'"
+        return self.date_element(self.reference_name)
+
+    def compare(self, op: str, left: _Range, right: _Range) -> ir.Node:
+        """`left op right`, true when it holds for every value of both ranges, false when
+        for none, else unknown."""
+        if left.exact and right.exact:
+            return self.make(ir.Compare, BOOLEAN, op=op, left=left.low, right=right.low)
+        if op == "!=":
+            return self.make(ir.Not, BOOLEAN, operand=self.compare("=", left, right))
+        if op in (">", ">="):
+            return self.compare("<" if op == ">" else "<=", right, left)
+        if op == "=":
+            sure = self.all_(
+                self.every("<=", left.highs, right.lows), self.every("<=", right.highs, left.lows)
+            )
+            possible = self.all_(
+                self.some("<=", left.lows, right.highs), self.some("<=", right.lows, left.highs)
+            )
+        else:
+            sure = self.every(op, left.highs, right.lows)
+            possible = self.some(op, left.lows, right.highs)
+        unknown = self.const(None, BOOLEAN)
+        maybe = self.make(ir.And, BOOLEAN, operands=(possible, unknown))
+        return self.make(ir.Or, BOOLEAN, operands=(sure, maybe))
+
+    def every(self, op: str, lefts: tuple[ir.Node, ...], rights: tuple[ir.Node, ...]) -> ir.Node:
+        tests = tuple(
+            self.make(ir.Compare, BOOLEAN, op=op, left=a, right=b) for a in lefts for b in rights
+        )
+        return tests[0] if len(tests) == 1 else self.make(ir.And, BOOLEAN, operands=tests)
+
+    def some(self, op: str, lefts: tuple[ir.Node, ...], rights: tuple[ir.Node, ...]) -> ir.Node:
+        tests = tuple(
+            self.make(ir.Compare, BOOLEAN, op=op, left=a, right=b) for a in lefts for b in rights
+        )
+        return tests[0] if len(tests) == 1 else self.make(ir.Or, BOOLEAN, operands=tests)
+
+    def all_(self, *operands: ir.Node) -> ir.Node:
+        return self.make(ir.And, BOOLEAN, operands=operands)
+
+    def arith(self, op: str, left: _Range, right: _Range, kind: Type) -> _Range:
+        """Exact arithmetic on ranges: each end where the operation is monotone, else corners."""
+
+        def node(a: ir.Node, b: ir.Node) -> ir.Node:
+            return self.make(ir.Arith, kind, op=op, left=a, right=b)
+
+        if left.exact and right.exact:
+            return _Range.of(node(left.low, right.low))
+        if op == "+" and left.ordered and right.ordered:
+            return _Range((node(left.low, right.low), node(left.high, right.high)))
+        if op == "-" and left.ordered and right.ordered:
+            return _Range((node(left.low, right.high), node(left.high, right.low)))
+        sign = _sign(right.low) if right.exact else None
+        if op in "*/" and left.ordered and sign is not None:
+            ends = (node(left.low, right.low), node(left.high, right.low))
+            return _Range(ends if sign >= 0 else ends[::-1])
+        sign = _sign(left.low) if left.exact else None
+        if op == "*" and right.ordered and sign is not None:
+            ends = (node(left.low, right.low), node(left.low, right.high))
+            return _Range(ends if sign >= 0 else ends[::-1])
+        corners = tuple(node(a, b) for a in left.corners for b in right.corners)
+        return _Range(corners, ordered=False)
+
+    def shift(self, date: _Range, amount: int, unit: str) -> _Range:
+        """A date moved by calendar units: monotone, so each end moves."""
+        return date.map(
+            lambda end: self.make(
+                ir.DateShift, DATE, operand=end, amount=amount, unit=CalendarUnit(unit)
+            )
+        )
+
+    def date_difference(self, node: s.DateDifference) -> _Range:
+        start = self.value(node.start)
+        end = self.reference_date() if node.end is None else self.value(node.end)
+        kind = self.type_of(node)
+        unit = CalendarUnit(node.unit)
+
+        def diff(a: ir.Node, b: ir.Node) -> ir.Node:
+            return self.make(ir.DateDiff, kind, unit=unit, start=a, end=b)
+
+        if start.exact and end.exact:
+            return _Range.of(diff(start.low, end.low))
+        # Fewest units from the latest start to the earliest end, most the other way.
+        return _Range((diff(start.high, end.low), diff(start.low, end.high)))
+
+    def window(self, node: s.Window) -> ir.Node:
+        """`d within N before r` is `r - N <= d and d <= r`; `after`: `r <= d and d <= r + N`."""
+        subject = self.value(node.subject)
+        self.duration(node.duration)
+        anchor = self.reference_date() if node.anchor is None else self.value(node.anchor)
+        amount = node.duration.amount
+        if node.direction == "before":
+            low, high = self.shift(anchor, -amount, node.duration.unit), anchor
+        else:
+            low, high = anchor, self.shift(anchor, amount, node.duration.unit)
+        above = self.compare("<=", low, subject)
+        below = self.compare("<=", subject, high)
+        return self.make(ir.And, BOOLEAN, operands=(above, below))
 
     # ---- ordered scales and scores (issue 11) ----
 
@@ -336,6 +616,56 @@ class _Lowering:
         return reached_node
 
 
+@attrs.frozen
+class _Range:
+    """A number or date that may be any value from the least to the greatest of `corners`.
+
+    `ordered`: `corners` is (least, greatest), or one node for an exact value.
+    Only values computed from partial dates are ranges with two or more corners.
+    """
+
+    corners: tuple[ir.Node, ...]
+    ordered: bool = True
+
+    @classmethod
+    def of(cls, node: ir.Node) -> _Range:
+        return cls((node,))
+
+    @property
+    def exact(self) -> bool:
+        return len(self.corners) == 1
+
+    @property
+    def low(self) -> ir.Node:
+        return self.corners[0]
+
+    @property
+    def high(self) -> ir.Node:
+        return self.corners[-1]
+
+    @property
+    def lows(self) -> tuple[ir.Node, ...]:
+        """The corners one of which is the least."""
+        return (self.low,) if self.ordered else self.corners
+
+    @property
+    def highs(self) -> tuple[ir.Node, ...]:
+        return (self.high,) if self.ordered else self.corners
+
+    def map(self, monotone: Callable[[ir.Node], ir.Node]) -> _Range:
+        """Each corner through an increasing function."""
+        if self.exact:
+            return _Range.of(monotone(self.low))
+        return _Range(tuple(monotone(corner) for corner in self.corners), self.ordered)
+
+
+def _sign(node: ir.Node) -> int | None:
+    """The sign of a constant number; None when the node is not one."""
+    if isinstance(node, ir.Const) and isinstance(node.value, Fraction):
+        return (node.value > 0) - (node.value < 0)
+    return None
+
+
 _ORDER: dict[str, Any] = {
     "<": lambda a, b: a < b,
     "<=": lambda a, b: a <= b,
@@ -348,6 +678,39 @@ _ORDER: dict[str, Any] = {
 
 def _flipped(test: Any) -> Any:
     return lambda a, b: test(b, a)
+
+
+# The Aggregate op of each selector (`no` is `not exists`).
+AGGREGATES = {
+    "any": "exists",
+    "no": "exists",
+    "count": "count",
+    "latest": "latest",
+    "earliest": "earliest",
+    "highest": "max",
+    "lowest": "min",
+    "total": "sum",
+}
+FLIPPED = {">": "<", ">=": "<=", "<": ">", "<=": ">=", "=": "=", "!=": "!="}
+
+
+def code_list(declared: s.CodeList) -> ir.CodeList:
+    """A checked code list as the IR holds it: `system:code`, prefixes without '*'."""
+    system = CodeSystem(declared.system.text)
+    exact: set[str] = set()
+    prefixes: list[str] = []
+    for written in declared.codes:
+        if written.text.endswith("*"):
+            start = codes.bare(system, written.text[:-1].removesuffix("."))
+            prefixes.append(f"{system.value}:{start}")
+        else:
+            exact.add(f"{system.value}:{codes.bare(system, written.text)}")
+    return ir.CodeList(
+        name=declared.name.text,
+        system=system,
+        codes=frozenset(exact),
+        prefixes=tuple(dict.fromkeys(prefixes)),
+    )
 
 
 def chain(node: s.And | s.Or) -> list[s.Expr]:

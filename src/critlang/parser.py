@@ -41,6 +41,8 @@ TERMINAL_WORDS = {
     "EXCLUSIVE": ("'exclusive'",),
     "PERCENT": ("'%'",),
     "SCORE": ("'score ['",),
+    "CALENDAR_UNIT": ("a calendar unit (years, months, weeks, days)",),
+    "CALENDAR_UNITS": ("'years', 'months', 'weeks' or 'days'",),
     "$END": ("the end of the file",),
 }
 
@@ -50,18 +52,20 @@ TERMINAL_GROUPS = (
     (
         frozenset(
             {"NAME", "NUMBER", "DATE", "MINUS", "LPAR", "NOT", "TRUE", "FALSE"}
-            | {"ANY", "ALL", "AT", "DECLINE", "CHANGE", "SCORE"}
+            | {"ANY", "ALL", "AT", "DECLINE", "CHANGE", "SCORE", "CALENDAR_UNITS"}
+            | {"ITS", "NO", "LATEST", "EARLIEST", "HIGHEST", "LOWEST", "TOTAL", "'number'"}
         ),
         "a condition or value (a name, a number, '(', 'not', 'any of', ...)",
     ),
     (
         frozenset(
             {"AND", "OR", "UNLESS", "COMPARATOR", "BETWEEN", "IN", "INCLUDES", "ADD_OP", "MUL_OP"}
+            | {"WITHIN", "WHERE"}
         ),
         "an operator ('and', 'or', '<', '+', ...)",
     ),
     (
-        frozenset({"DATA", "CONSTANT", "DEFINE", "CRITERION_KIND", "EXAMPLE"}),
+        frozenset({"DATA", "CONSTANT", "DEFINE", "CRITERION_KIND", "EXAMPLE", "CODES"}),
         "the next section ('data', 'define', 'inclusion', 'example', ...)",
     ),
 )
@@ -127,7 +131,9 @@ CHARACTER_HINTS = {
 # Words that start a new top-level item. Where only an expression may follow,
 # as after a dangling 'and', the lexer reads them as names, so the parser
 # stops one token later, at the criterion id or the name after them.
-ITEM_KEYWORDS = frozenset({"data", "constant", "define", "inclusion", "exclusion", "example"})
+ITEM_KEYWORDS = frozenset(
+    {"data", "constant", "define", "inclusion", "exclusion", "example", "codes"}
+)
 
 # Tokens after which an expression must follow, and what it is called.
 OPERANDS = {
@@ -146,7 +152,9 @@ OPERANDS = {
 }
 
 # Tokens that cannot be inside brackets: a bracket still open there was never closed.
-SECTION_STARTS = frozenset({"$END", "DATA", "CONSTANT", "DEFINE", "CRITERION_KIND", "EXAMPLE"})
+SECTION_STARTS = frozenset(
+    {"$END", "DATA", "CONSTANT", "DEFINE", "CRITERION_KIND", "EXAMPLE", "CODES"}
+)
 
 # Tokens that may end a condition's context: met there, a dangling operator
 # before them has no right-hand side.
@@ -215,9 +223,11 @@ MAX_SYNTAX_ERRORS = 100
 # Where an item starts: a keyword at the start of a line, and in a data section a
 # line that starts with `name:`. Recovery skips from one of these to the next.
 _ITEM_START = re.compile(
-    r"^[ \t]*(protocol|data|constant|define|inclusion|exclusion|example)\b", re.MULTILINE
+    r"^[ \t]*(protocol|data|constant|define|inclusion|exclusion|example|codes)\b", re.MULTILINE
 )
-_ELEMENT_START = re.compile(r"^[ \t]*(?!(?:label|range|molar)\b)([a-z_][a-z0-9_]*)\b", re.MULTILINE)
+_ELEMENT_START = re.compile(
+    r"^[ \t]*(?!(?:label|range|molar|complete)\b)([a-z_][a-z0-9_]*)\b", re.MULTILINE
+)
 _HEADER = re.compile(r"protocol\s+[a-z_][a-z0-9_]*")
 _HEADER_FIELD = re.compile(
     r"^[ \t]*(title|version|registry|sponsor|sites|status|summary)\b", re.MULTILINE
@@ -317,6 +327,7 @@ def syntax_diagnostic(error: UnexpectedInput, text: str, file: str) -> Diagnosti
         expected = error.accepts or error.expected
         hint = (
             _word_hint(error, text)
+            or _calendar_hint(error)
             or _empty_list_hint(error, text)
             or _missing_comma_hint(error)
             or _element_colon_hint(error, text)
@@ -389,11 +400,6 @@ def _unfinished(error: UnexpectedInput, file: str) -> Diagnostic | None:
 OPERATOR_WORDS = {
     "x": "to multiply, write '*', as in {subject} * {rest}",
     "times": "to multiply, write '*', as in {subject} * {rest}",
-    "within": (
-        "critlang has no 'within'; compare a duration with '<=', as in {subject} <= {rest}"
-        " (a date does not compare with a duration: declare the time since the event"
-        " as a 'duration' element)"
-    ),
     "not": "'not' goes before the condition it negates, as in not ({subject} {rest})",
     "is": "compare with '=' or '!=', or test a list with 'in (...)', as in {subject} = {rest}",
     "equals": "compare with '=', as in {subject} = {rest}",
@@ -414,7 +420,9 @@ OPERATOR_WORDS = {
 def _word_hint(error: UnexpectedToken, text: str) -> str | None:
     """An English word where an operator belongs: say which operator means it."""
     word = str(error.token)
-    if word not in OPERATOR_WORDS or not {"MUL_OP", "AND"} & set(error.accepts or ()):
+    # A word the grammar knows elsewhere (`within`) is met where the parser has
+    # already reduced past `and`: `or` is then the operator it could take.
+    if word not in OPERATOR_WORDS or not {"MUL_OP", "AND", "OR"} & set(error.accepts or ()):
         return None
     if word in ("x", "times") and "MUL_OP" not in (error.accepts or ()):
         return None
@@ -423,6 +431,19 @@ def _word_hint(error: UnexpectedToken, text: str) -> str | None:
     end = text.find("\n", error.token.end_pos or 0)
     rest = text[error.token.end_pos : end if end >= 0 else len(text)].split("#")[0].strip()
     return OPERATOR_WORDS[word].format(subject=subject or "...", rest=rest or "...")
+
+
+def _calendar_hint(error: UnexpectedToken) -> str | None:
+    """A UCUM unit of time where a window needs calendar units (`within 6 'mo'`)."""
+    if error.token.type != "UNIT" or "CALENDAR_UNIT" not in (error.accepts or ()):
+        return None
+    word = {"'a'": "years", "'mo'": "months", "'wk'": "weeks", "'d'": "days"}.get(
+        str(error.token), "months"
+    )
+    return (
+        f"a window is measured in calendar units: write {word} "
+        "(years, months, weeks or days keep the day of the month; UCUM's 'mo' is 30.4375 days)"
+    )
 
 
 def _empty_list_hint(error: UnexpectedToken, text: str) -> str | None:
@@ -527,7 +548,8 @@ def _character_hint(character: str) -> str | None:
 
 
 def _words(terminals: set[str]) -> str:
-    remaining = set(terminals)
+    # Lark names the keyword "number" anonymously (NUMBER is the numeral): by its text here.
+    remaining = {"'number'" if _terminal_words(t) == ("'number'",) else t for t in terminals}
     names: set[str] = set()
     for group, word in TERMINAL_GROUPS:
         if len(group & remaining) >= 3:
@@ -596,6 +618,26 @@ def _token_span(file: str, token: Token) -> s.Span:
     )
 
 
+# `its WORD [limit]` -> the entry field it reads.
+ENTRY_FIELDS = {
+    ("value", False): "value",
+    ("date", False): "date",
+    ("code", False): "code",
+    ("dose", False): "dose",
+    ("start", False): "start",
+    ("end", False): "end",
+    ("upper", True): "high",
+    ("lower", True): "low",
+}
+ENTRY_FIELD_WORDS = ("value", "date", "code", "dose", "start", "end", "upper limit", "lower limit")
+_Selection = tuple[s.EntryWindow | None, s.Expr | None]  # a selector's window and where
+
+
+def _calendar_unit(token: Token) -> str:
+    """The vocab.CalendarUnit value of a calendar word: `months` -> `month`."""
+    return str(token).removesuffix("s")
+
+
 ESCAPES = {'"': '"', "\\": "\\", "n": "\n", "r": "\r", "t": "\t"}
 _ESCAPE = re.compile(r"\\(u[0-9a-fA-F]{4}|.)", re.DOTALL)
 
@@ -642,6 +684,7 @@ class AstBuilder(Transformer[Token, Any]):
             s.Definition: [],
             s.Criterion: [],
             s.Example: [],
+            s.CodeList: [],
         }
         for part in parts:
             if isinstance(part, _Option):
@@ -659,6 +702,7 @@ class AstBuilder(Transformer[Token, Any]):
             criteria=tuple(kinds[s.Criterion]),
             examples=tuple(kinds[s.Example]),
             span=_span(self.file, meta),
+            code_lists=tuple(kinds[s.CodeList]),
         )
 
     def title(self, meta: Meta, value: Token) -> _Option:
@@ -682,6 +726,9 @@ class AstBuilder(Transformer[Token, Any]):
     def summary(self, meta: Meta, value: Token) -> _Option:
         return _Option("summary", _string(value, self.file), _span(self.file, meta))
 
+    def as_of(self, meta: Meta, name: Token) -> _Option:
+        return _Option("as_of", self._name(name), _span(self.file, meta))
+
     def string_list(self, meta: Meta, *values: Token) -> tuple[str, ...]:
         return tuple(_string(v, self.file) for v in values)
 
@@ -695,6 +742,7 @@ class AstBuilder(Transformer[Token, Any]):
     ) -> s.DataElement:
         conversions = tuple(o.value for o in options if o.key == "convert")
         found = _unique(o for o in options if o.key != "convert")
+        complete = bool(found.get("complete"))
         return s.DataElement(
             name=self._name(name),
             type=type_,
@@ -704,6 +752,7 @@ class AstBuilder(Transformer[Token, Any]):
             span=_span(self.file, meta),
             accepts=found.get("accepts", ()),
             conversions=conversions,
+            complete=complete,
         )
 
     def boolean_type(self, meta: Meta) -> s.BooleanType:
@@ -735,6 +784,36 @@ class AstBuilder(Transformer[Token, Any]):
 
     def ordinal_type(self, meta: Meta, names: tuple[s.Name, ...]) -> s.OrdinalType:
         return s.OrdinalType(names, _span(self.file, meta))
+
+    def code_type(self, meta: Meta) -> s.CodeType:
+        return s.CodeType(_span(self.file, meta))
+
+    def measurement_history_type(self, meta: Meta, unit: Token) -> s.HistoryType:
+        return s.HistoryType("measurement", _unit(unit), _span(self.file, meta))
+
+    def code_history_type(self, meta: Meta) -> s.HistoryType:
+        return s.HistoryType("code", None, _span(self.file, meta))
+
+    def medication_history_type(self, meta: Meta, unit: Token | None) -> s.HistoryType:
+        return s.HistoryType(
+            "medication", None if unit is None else _unit(unit), _span(self.file, meta)
+        )
+
+    def complete(self, meta: Meta) -> _Option:
+        return _Option("complete", True, _span(self.file, meta))
+
+    def code_list(self, meta: Meta, name: Token, *rest: Token) -> s.CodeList:
+        label: str | None = None
+        if rest[0].type == "STRING":
+            label, rest = _string(rest[0], self.file), rest[1:]
+        system, *codes = rest
+        return s.CodeList(
+            self._name(name),
+            label,
+            self._name(system),
+            tuple(s.CodeText(_string(c, self.file), _token_span(self.file, c)) for c in codes),
+            _span(self.file, meta),
+        )
 
     def attester_list(self, meta: Meta, *values: Token) -> tuple[str, ...]:
         return tuple(_string(v, self.file) for v in values)
@@ -873,6 +952,64 @@ class AstBuilder(Transformer[Token, Any]):
     def includes_all(self, meta: Meta, subject: s.Expr, names: tuple[s.Name, ...]) -> s.Includes:
         return s.Includes(subject, "all", names, _span(self.file, meta))
 
+    def in_codes(self, meta: Meta, subject: s.Expr, name: Token) -> s.InCodes:
+        return s.InCodes(subject, self._name(name), _span(self.file, meta))
+
+    def entry_field(self, meta: Meta, name: Token, limit: Token | None) -> s.EntryField:
+        field = ENTRY_FIELDS.get((str(name), limit is not None))
+        span = _span(self.file, meta)
+        if field is None:
+            message = f"'its {name}{' limit' if limit else ''}' is not a field of an entry"
+            hint = "the fields are: " + ", ".join(f"its {words}" for words in ENTRY_FIELD_WORDS)
+            raise _Invalid(Diagnostic("CRIT001", "error", span, message, hint))
+        return s.EntryField(field, span)
+
+    def any_selector(self, meta: Meta, name: Token, selection: _Selection) -> s.Selector:
+        return self._selector(meta, "any", name, None, selection)
+
+    def no_selector(self, meta: Meta, name: Token, selection: _Selection) -> s.Selector:
+        return self._selector(meta, "no", name, None, selection)
+
+    def count_selector(self, meta: Meta, name: Token, selection: _Selection) -> s.Selector:
+        return self._selector(meta, "count", name, None, selection)
+
+    def value_selector(
+        self, meta: Meta, word: str, name: Token, selection: _Selection
+    ) -> s.Selector:
+        return self._selector(meta, word, name, None, selection)
+
+    def value_selector_of(
+        self, meta: Meta, word: str, of: s.Expr, name: Token, selection: _Selection
+    ) -> s.Selector:
+        return self._selector(meta, word, name, of, selection)
+
+    def selector_word(self, meta: Meta, token: Token) -> str:
+        return str(token)
+
+    def _selector(
+        self, meta: Meta, op: str, name: Token, of: s.Expr | None, selection: _Selection
+    ) -> s.Selector:
+        history = s.Ref(str(name), _token_span(self.file, name))
+        window, where = selection
+        return s.Selector(op, history, of, where, window, _span(self.file, meta))
+
+    def selection(
+        self, meta: Meta, first: s.EntryWindow | None, where: s.Expr | None
+    ) -> _Selection:
+        return first, where
+
+    def selection_after(self, meta: Meta, where: s.Expr, last: s.EntryWindow) -> _Selection:
+        return last, where
+
+    def entry_window(
+        self,
+        meta: Meta,
+        duration: s.CalendarDuration,
+        anchor: tuple[str, s.Expr | None] | None,
+    ) -> s.EntryWindow:
+        direction, reference = anchor if anchor is not None else ("before", None)
+        return s.EntryWindow(duration, direction, reference, _span(self.file, meta))
+
     def arithmetic(self, meta: Meta, left: s.Expr, op: Token, right: s.Expr) -> s.Arithmetic:
         return s.Arithmetic(str(op), left, right, _span(self.file, meta))
 
@@ -939,6 +1076,38 @@ class AstBuilder(Transformer[Token, Any]):
 
     def applicability(self, meta: Meta, expr: s.Expr) -> _Option:
         return _Option("applies when", expr, _span(self.file, meta))
+
+    # ---- dates and calendar durations ----
+
+    def duration(self, meta: Meta, amount: Decimal, unit: Token) -> s.CalendarDuration:
+        span = _span(self.file, meta)
+        if amount != amount.to_integral_value():
+            message = f"a calendar duration is a whole number of {_calendar_unit(unit)}s"
+            hint = "write 6 months or 26 weeks; for a fraction of a unit use a UCUM duration"
+            raise _Invalid(Diagnostic("CRIT001", "error", span, message, hint))
+        return s.CalendarDuration(int(amount), _calendar_unit(unit), span)
+
+    def date_diff(self, meta: Meta, unit: Token, start: s.Expr, end: s.Expr) -> s.DateDifference:
+        return s.DateDifference(_calendar_unit(unit), start, end, _span(self.file, meta))
+
+    def date_since(self, meta: Meta, unit: Token, start: s.Expr) -> s.DateDifference:
+        return s.DateDifference(_calendar_unit(unit), start, None, _span(self.file, meta))
+
+    def window(
+        self,
+        meta: Meta,
+        subject: s.Expr,
+        duration: s.CalendarDuration,
+        anchor: tuple[str, s.Expr | None] | None,
+    ) -> s.Window:
+        direction, reference = anchor if anchor is not None else ("before", None)
+        return s.Window(subject, duration, direction, reference, _span(self.file, meta))
+
+    def window_before(self, meta: Meta, anchor: s.Expr | None = None) -> tuple[str, s.Expr | None]:
+        return "before", anchor
+
+    def window_after(self, meta: Meta, anchor: s.Expr | None = None) -> tuple[str, s.Expr | None]:
+        return "after", anchor
 
     # ---- literals ----
 

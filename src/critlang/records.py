@@ -14,6 +14,7 @@ twice) raises `InputError` before any record is read.
 
 from __future__ import annotations
 
+import calendar
 import codecs
 import csv
 import datetime
@@ -32,9 +33,10 @@ from fractions import Fraction
 from pathlib import Path
 from typing import IO, Any
 
+from critlang import codes, units
 from critlang import syntax as s
-from critlang import units
 from critlang.check import Checked, Type
+from critlang.vocab import ENTRY_LAYOUT, EntryKind
 
 Converter = Callable[[Any], Any]
 ID_FIELD = "id"
@@ -53,6 +55,7 @@ TRUE_TEXTS = frozenset({"true", "yes", "1"})  # compared lower-cased
 FALSE_TEXTS = frozenset({"false", "no", "0"})
 NUMBER_TEXT = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 DATE_TEXT = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+PARTIAL_DATE = re.compile(r"([0-9]{4})(?:-([0-9]{2})(?:-([0-9]{2}))?)?")
 SET_SEPARATOR = re.compile(r"[;|]")
 FORMATS = ("jsonl", "json", "csv", "parquet")
 
@@ -139,16 +142,33 @@ class Intake:
     """
 
     def __init__(
-        self, checked: Checked, id_field: str = ID_FIELD, strict_fields: bool = False
+        self,
+        checked: Checked,
+        id_field: str = ID_FIELD,
+        strict_fields: bool = False,
+        as_of: datetime.date | None = None,
     ) -> None:
         self.names = tuple(checked.elements)
         self.converters: dict[str, Converter] = {
             name: _converter(element, checked.element_types[name])
             for name, element in checked.elements.items()
         }
+        self.dates = frozenset(
+            name for name, kind in checked.element_types.items() if kind.kind == "date"
+        )
+        # Each history with the field its entries are dated by (a medication's start).
+        self.histories = tuple(
+            (name, ENTRY_LAYOUT[EntryKind(kind.entry)][0])
+            for name, kind in checked.element_types.items()
+            if kind.kind == "history"
+        )
         self.id_field = id_field
         self.strict_fields = strict_fields
         self.unknown: dict[str, int] = {}
+        # The reference date (`as of`) for records that do not give it; never the wall clock.
+        as_of_name = checked.protocol.header.as_of
+        self.reference = as_of_name.text if as_of_name is not None else None
+        self.as_of = as_of
 
     def __call__(self, record: Mapping[str, Any], position: int) -> tuple[str, dict[str, Any]]:
         """(record id, environment); raise RecordError for anything that does not fit."""
@@ -169,12 +189,58 @@ class Intake:
                 continue
             try:
                 env[field] = convert(value)
+            except _EntryInvalid as error:
+                where = (
+                    f"{field}[{error.index}].{error.key}"
+                    if error.key
+                    else f"{field}[{error.index}]"
+                )
+                raise RecordError(record_id, where, error.value, str(error)) from None
             except _Invalid as error:
                 raise RecordError(record_id, field, value, str(error)) from None
             except (ArithmeticError, ValueError, TypeError, RecursionError) as error:
                 problem = f"cannot be read ({type(error).__name__})"
                 raise RecordError(record_id, field, value, problem) from None
+        if self.dates:
+            self.date_pairs(env)
+        if self.histories and self.reference is not None:
+            self.no_future_entries(record_id, env)
         return record_id, env
+
+    def no_future_entries(self, record_id: str, env: dict[str, Any]) -> None:
+        """An entry dated (a medication started) after the reference date is a record error:
+        a history says what happened, so it cannot be ahead of the day it is read on."""
+        assert self.reference is not None
+        reference = env.get(f"{self.reference} latest")
+        if reference is None:
+            return
+        for name, key in self.histories:
+            for index, entry in enumerate(env.get(name) or ()):
+                if entry[0] > reference:
+                    raise RecordError(
+                        record_id,
+                        f"{name}[{index}].{key}",
+                        entry[0].isoformat(),
+                        f"the entry is after the reference date {reference} ({self.reference})",
+                    )
+
+    def date_pairs(self, env: dict[str, Any]) -> None:
+        """Each date as its first day under its name and its last under 'name latest'
+        (ir.Element.key); the reference date from `as_of` when the record lacks it."""
+        if self.reference is not None and self.as_of is not None and self.reference not in env:
+            env[self.reference] = (self.as_of, self.as_of)
+        for name in self.dates:
+            pair = env.get(name)
+            if pair is not None:
+                env[name], env[f"{name} latest"] = pair
+
+    def dated(self, as_of: datetime.date | str | None) -> Intake:
+        """This intake with another reference date for records that lack one."""
+        copy = Intake.__new__(Intake)
+        copy.__dict__.update(self.__dict__)
+        copy.unknown = {}
+        copy.as_of = reference_date(as_of)
+        return copy
 
     def record_id(self, record: Mapping[str, Any], position: int) -> str:
         """The record's id as text: a string or a whole number; else its position."""
@@ -242,6 +308,10 @@ def _converter(element: s.DataElement, kind: Type) -> Converter:
             return functools.partial(_set, frozenset(kind.values))
         case "date":
             return _date
+        case "code":
+            return _code
+        case "history":
+            return _history_converter(element, kind)
     raise AssertionError(f"no intake for {kind}")
 
 
@@ -420,17 +490,254 @@ def _set(allowed: frozenset[str], value: Any) -> frozenset[str]:
     return frozenset(str(item) for item in value)
 
 
-def _date(value: Any) -> datetime.date:
+def _date(value: Any) -> tuple[datetime.date, datetime.date]:
+    """A date as (first day, last day): the same day twice unless it is partial."""
     if isinstance(value, datetime.datetime):  # pandas' Timestamp too
-        return value.date()
+        return value.date(), value.date()
     if isinstance(value, datetime.date):
+        return value, value
+    if isinstance(value, str):
+        found = partial_date(value.strip())
+        if found is not None:
+            return found
+        if PARTIAL_DATE.fullmatch(value.strip()):
+            raise _Invalid("not a date of the calendar (a month is 01 to 12, a day one it has)")
+    raise _Invalid("expected a date as YYYY-MM-DD, or a year and month (YYYY-MM) or year (YYYY)")
+
+
+def partial_date(text: str) -> tuple[datetime.date, datetime.date] | None:
+    """`2019-05-02`, `2019-05` or `2019` as its first and last possible day; None if it
+    names no day of the calendar (`2019-13`, `2019-02-30`)."""
+    match = PARTIAL_DATE.fullmatch(text)
+    if match is None:
+        return None
+    year, month, day = (int(part) if part else None for part in match.groups())
+    assert year is not None
+    try:
+        if month is None:
+            return datetime.date(year, 1, 1), datetime.date(year, 12, 31)
+        if day is None:
+            last = calendar.monthrange(year, month)[1]
+            return datetime.date(year, month, 1), datetime.date(year, month, last)
+        return datetime.date(year, month, day), datetime.date(year, month, day)
+    except (ValueError, calendar.IllegalMonthError):
+        return None
+
+
+def reference_date(value: datetime.date | str | None) -> datetime.date | None:
+    """An `--as-of` / `as_of=` date: a full calendar date (YYYY-MM-DD); ValueError if not."""
+    if value is None:
+        return None
+    if isinstance(value, datetime.date) and not isinstance(value, datetime.datetime):
         return value
-    if isinstance(value, str) and DATE_TEXT.fullmatch(value):
+    if isinstance(value, str) and DATE_TEXT.fullmatch(value.strip()):
         try:
-            return datetime.date.fromisoformat(value)
+            return datetime.date.fromisoformat(value.strip())
         except ValueError:
             pass
-    raise _Invalid("expected a date as YYYY-MM-DD")
+    raise ValueError(f"the reference date must be a day as YYYY-MM-DD, not {_show(value)}")
+
+
+# ---- codes and histories ----------------------------------------------------------
+#
+# A coded element's value is `system:code` (codes.coded_value). A history is a
+# list of entries, each an object (JSON/JSONL, or gathered from an events file):
+#
+#   measurement  {"date": "2026-05-02", "value": 1.6, "unit": "mg/dL",
+#                 "low": 0.6, "high": 1.2, "source": "Observation/123"}
+#   code         {"date": "2019-05-02", "code": "icd10cm:M34.81", "source": "Condition/9"}
+#                (or "system": "icd10cm", "code": "M34.81"; the system may be its FHIR URI)
+#   medication   {"start": "2025-01-01", "end": null, "code": "atc:L04AA06",
+#                 "dose": 2000, "unit": "mg/d", "source": "MedicationStatement/4"}
+#
+# Intake turns a history into a tuple of entry tuples laid out as
+# vocab.ENTRY_LAYOUT says, every engine's Python representation:
+#
+#   measurement  (date, value, low, high, source)
+#   code         (date, code, source)
+#   medication   (start, end, code, dose, source)
+#
+# dates are `datetime.date` (full dates only), value/low/high/dose Decimals in
+# the history's declared unit (converted exactly; another kind is refused),
+# codes `system:code` strings, `end` None while ongoing, `source` a string or
+# None; low, high and dose may be None. Entries keep the record's order.
+
+ENTRY_KEYS = {
+    "measurement": frozenset({"date", "value", "unit", "low", "high", "source"}),
+    "code": frozenset({"date", "code", "system", "source"}),
+    "medication": frozenset({"start", "end", "code", "system", "dose", "unit", "source"}),
+}
+
+
+class _EntryInvalid(_Invalid):
+    """A history entry that does not fit: which entry (from 0), which key, what value."""
+
+    def __init__(self, index: int, key: str | None, value: Any, problem: str) -> None:
+        super().__init__(problem)
+        self.index = index
+        self.key = key
+        self.value = value
+
+
+def _code(value: Any) -> str:
+    if isinstance(value, Mapping) and set(value) == {"system", "code"}:
+        system, code = value["system"], value["code"]
+        if not isinstance(system, str) or not isinstance(code, str):
+            raise _Invalid("a code and its system are text")
+        return _coded(code, system)
+    if not isinstance(value, str):
+        raise _Invalid('expected a code as text, "system:code" (icd10cm:M34.81)')
+    return _coded(value, None)
+
+
+def _coded(value: str, system: str | None) -> str:
+    try:
+        return codes.coded_value(value, system)
+    except ValueError as error:
+        raise _Invalid(str(error)) from None
+
+
+def _history_converter(element: s.DataElement, kind: Type) -> Converter:
+    unit = None if kind.unit == units.DIMENSIONLESS and kind.entry != "measurement" else kind.unit
+    quantity = None
+    if unit is not None:
+        convert = functools.partial(_quantity, unit, None, _record_units(element, unit))
+        quantity = functools.partial(_checked_range, convert, None, unit)
+    return functools.partial(_history, kind.entry, unit, quantity)
+
+
+def _history(
+    entry: str, unit: str | None, quantity: Converter | None, value: Any
+) -> tuple[tuple[Any, ...], ...]:
+    if hasattr(value, "tolist") and not isinstance(value, str):  # a numpy array
+        value = value.tolist()
+    if isinstance(value, str | Mapping) or not isinstance(value, list | tuple):
+        raise _Invalid("a history is a list of entries, each an object")
+    read = _ENTRY_READERS[entry]
+    return tuple([read(index, item, unit, quantity) for index, item in enumerate(value)])
+
+
+def _entry_fields(index: int, item: Any, entry: str) -> Mapping[str, Any]:
+    if not isinstance(item, Mapping):
+        raise _EntryInvalid(index, None, item, "an entry is an object of fields")
+    for key in item:
+        if key not in ENTRY_KEYS[entry]:
+            known = ", ".join(sorted(ENTRY_KEYS[entry]))
+            raise _EntryInvalid(
+                index, str(key), item[key], f"not a field of a {entry} entry (they are: {known})"
+            )
+    return item
+
+
+def _given(item: Mapping[str, Any], key: str) -> Any:
+    value = item.get(key)
+    return None if value is None or _is_missing(value) else value
+
+
+def _entry_date(index: int, item: Mapping[str, Any], key: str, required: bool = True) -> Any:
+    value = _given(item, key)
+    if value is None:
+        if required:
+            raise _EntryInvalid(index, key, None, f"the entry has no {key}")
+        return None
+    try:
+        first, last = _date(value)
+    except _Invalid:
+        first, last = None, datetime.date.min
+    if first is None or first != last:
+        raise _EntryInvalid(
+            index, key, value, "expected a full date as YYYY-MM-DD (an entry needs the day)"
+        )
+    return first
+
+
+def _entry_quantity(
+    index: int,
+    item: Mapping[str, Any],
+    key: str,
+    unit: str | None,
+    quantity: Converter | None,
+) -> Decimal | None:
+    value = _given(item, key)
+    if value is None:
+        return None
+    given_unit = _given(item, "unit")
+    if quantity is None or unit is None:
+        raise _EntryInvalid(index, key, value, "the history declares no unit for it")
+    if given_unit is None:
+        if unit != units.DIMENSIONLESS:
+            raise _EntryInvalid(index, "unit", None, f"the entry gives no unit (expected '{unit}')")
+        given_unit = unit
+    try:
+        number: Decimal = quantity({"value": value, "unit": given_unit})
+        return number
+    except _Invalid as error:
+        raise _EntryInvalid(index, key, value, str(error)) from None
+    except (ArithmeticError, ValueError, TypeError) as error:
+        raise _EntryInvalid(index, key, value, f"cannot be read ({type(error).__name__})") from None
+
+
+def _entry_code(index: int, item: Mapping[str, Any]) -> str:
+    code = _given(item, "code")
+    if code is None:
+        raise _EntryInvalid(index, "code", None, "the entry has no code")
+    system = _given(item, "system")
+    if not isinstance(code, str) or not (system is None or isinstance(system, str)):
+        raise _EntryInvalid(index, "code", code, "a code and its system are text")
+    try:
+        return codes.coded_value(code, system)
+    except ValueError as error:
+        raise _EntryInvalid(index, "code", code, str(error)) from None
+
+
+def _entry_source(index: int, item: Mapping[str, Any]) -> str | None:
+    source = _given(item, "source")
+    if source is not None and not isinstance(source, str):
+        raise _EntryInvalid(index, "source", source, "a source is text, as in Observation/123")
+    return source
+
+
+def _measurement_entry(
+    index: int, raw: Any, unit: str | None, quantity: Converter | None
+) -> tuple[Any, ...]:
+    item = _entry_fields(index, raw, "measurement")
+    day = _entry_date(index, item, "date")
+    value = _entry_quantity(index, item, "value", unit, quantity)
+    if value is None:
+        raise _EntryInvalid(index, "value", None, "the entry has no value")
+    low = _entry_quantity(index, item, "low", unit, quantity)
+    high = _entry_quantity(index, item, "high", unit, quantity)
+    return (day, value, low, high, _entry_source(index, item))
+
+
+def _code_entry(
+    index: int, raw: Any, unit: str | None, quantity: Converter | None
+) -> tuple[Any, ...]:
+    item = _entry_fields(index, raw, "code")
+    day = _entry_date(index, item, "date")
+    return (day, _entry_code(index, item), _entry_source(index, item))
+
+
+def _medication_entry(
+    index: int, raw: Any, unit: str | None, quantity: Converter | None
+) -> tuple[Any, ...]:
+    item = _entry_fields(index, raw, "medication")
+    start = _entry_date(index, item, "start")
+    end = _entry_date(index, item, "end", required=False)
+    if end is not None and end < start:
+        raise _EntryInvalid(
+            index, "end", _given(item, "end"), f"the end is before the start ({start})"
+        )
+    code = _entry_code(index, item)
+    dose = _entry_quantity(index, item, "dose", unit, quantity)
+    return (start, end, code, dose, _entry_source(index, item))
+
+
+_ENTRY_READERS: dict[str, Callable[[int, Any, str | None, Converter | None], tuple[Any, ...]]] = {
+    "measurement": _measurement_entry,
+    "code": _code_entry,
+    "medication": _medication_entry,
+}
 
 
 # ---- files --------------------------------------------------------------------
@@ -822,3 +1129,202 @@ def _parquet_rows(
 def records_from(values: Iterable[Mapping[str, Any]]) -> Iterator[Row]:
     """Number in-memory records from 1, as the file readers do."""
     return enumerate(values, start=1)
+
+
+# ---- events files: histories as one row per entry -----------------------------------
+#
+# `critlang eval RECORDS --events EVENTS` reads the histories from a long file
+# (.csv or .parquet) with the columns
+#
+#   id, element, date, value, unit, low, high, code, start, end, dose, source
+#
+# one row per entry, unused cells empty: `id` names the record, `element` the
+# history. Each row becomes the entry object of the JSON format (docs/records.md)
+# and is checked when the file is read, so a bad row is reported with its line
+# and its record is an error, while the other records go on. Rows naming an
+# element that is not a history of the protocol are counted and left out. A
+# record then has every history of the protocol, with no entries when the file
+# has none for it. The file is held in memory, grouped by record id.
+
+EVENT_COLUMNS = (
+    "id",
+    "element",
+    "date",
+    "value",
+    "unit",
+    "low",
+    "high",
+    "code",
+    "start",
+    "end",
+    "dose",
+    "source",
+)
+_EVENT_TEXT = frozenset({"id", "element", "unit", "code", "source", "date", "start", "end"})
+
+
+class Events:
+    """The entries of an events file, by record id and history, checked as they were read."""
+
+    def __init__(self, histories: tuple[str, ...]) -> None:
+        self.histories = histories
+        self.entries: dict[str, dict[str, list[dict[str, Any]]]] = {}
+        self.errors: dict[str, RecordError] = {}  # the first bad row of each record
+        self.ignored: dict[str, int] = {}  # rows of elements that are not histories
+        self.bad_lines: list[str] = []  # rows that could not be read at all (no record known)
+
+    def merged(self, record: Mapping[str, Any], record_id: str) -> Mapping[str, Any]:
+        """The record with its histories from the file; raise the record's first bad row."""
+        if record_id in self.errors:
+            raise self.errors[record_id]
+        found = self.entries.get(record_id, {})
+        merged = dict(record)
+        for name in self.histories:
+            if merged.get(name) is not None:
+                raise RecordError(
+                    record_id,
+                    name,
+                    None,
+                    "the history is given both in the record and in the events file; give it once",
+                )
+            merged[name] = found.get(name, [])
+        return merged
+
+
+def read_events(source: Path | str, checked: Checked) -> Events:
+    """An events file (.csv or .parquet), every row checked; InputError if it cannot be read."""
+    kinds = {name: kind for name, kind in checked.element_types.items() if kind.kind == "history"}
+    if not kinds:
+        raise InputError(f"{source}: the protocol has no history to read events for")
+    events = Events(tuple(kinds))
+    checkers = {
+        name: _history_converter(checked.elements[name], kind) for name, kind in kinds.items()
+    }
+    kind = record_format(source)
+    if kind not in ("csv", "parquet"):
+        raise InputError(f"{source}: an events file is .csv or .parquet, not .{kind}")
+    rows = _event_rows_parquet(Path(source)) if kind == "parquet" else _event_rows_csv(source)
+    for line, row in rows:
+        if isinstance(row, RecordError):
+            events.bad_lines.append(row.problem)
+            continue
+        _add_event(events, checkers, line, row, str(source))
+    return events
+
+
+def _add_event(
+    events: Events,
+    checkers: Mapping[str, Converter],
+    line: int,
+    row: Mapping[str, Any],
+    source: str,
+) -> None:
+    record_id, element = row.get("id"), row.get("element")
+    if record_id is None or element is None:
+        missing = "id" if record_id is None else "element"
+        error = RecordError(
+            str(record_id or f"line {line}"), missing, None, f"{source} line {line}: no {missing}"
+        )
+        events.errors.setdefault(error.record_id, error)
+        return
+    record_id, element = str(record_id), str(element)
+    if element not in checkers:
+        if len(events.ignored) < MAX_UNKNOWN_FIELDS or element in events.ignored:
+            events.ignored[element] = events.ignored.get(element, 0) + 1
+        return
+    entry = {key: value for key, value in row.items() if key not in ("id", "element")}
+    entry = {key: value for key, value in entry.items() if value is not None}
+    try:
+        checkers[element]([entry])
+    except _EntryInvalid as error:
+        field = f"{element} ({source} line {line})" + (f".{error.key}" if error.key else "")
+        problem = RecordError(record_id, field, error.value, str(error))
+        events.errors.setdefault(record_id, problem)
+        return
+    except (_Invalid, ArithmeticError, ValueError, TypeError) as error:
+        problem = RecordError(record_id, f"{element} ({source} line {line})", None, str(error))
+        events.errors.setdefault(record_id, problem)
+        return
+    events.entries.setdefault(record_id, {}).setdefault(element, []).append(entry)
+
+
+def _event_value(column: str, value: Any) -> Any:
+    """A cell of an events file as the entry object holds it: text, or an exact number."""
+    if value is None or _is_missing(value):
+        return None
+    if isinstance(value, str):
+        text = value.strip()
+        if text.upper() in NA_TEXTS:
+            return None
+        if column not in _EVENT_TEXT and NUMBER_TEXT.fullmatch(text):
+            return Decimal(text)
+        return text
+    if column in ("id",) and isinstance(value, numbers.Integral):
+        return str(int(value))
+    return value
+
+
+def _event_rows_csv(source: Path | str) -> Iterator[tuple[int, Mapping[str, Any] | RecordError]]:
+    handle = _open(source)
+    try:
+        lines = _Pushback(_lines(handle))
+        header = _csv_header(lines, str(source))
+        if header is None:
+            return
+        columns = [title.strip() for title in header]
+        _check_event_columns(columns, str(source))
+        readers: list[tuple[str, Callable[[str], Any]] | None] = [
+            (c, functools.partial(_event_value, c)) for c in columns
+        ]
+        for number, row in _csv_rows(lines, readers):
+            if isinstance(row, RecordError):
+                yield number, RecordError(row.record_id, None, None, f"{source}: {row.problem}")
+            else:
+                yield number, row
+    finally:
+        _close(handle)
+
+
+def _event_rows_parquet(path: Path) -> Iterator[tuple[int, Mapping[str, Any] | RecordError]]:
+    try:
+        pq = importlib.import_module("pyarrow.parquet")
+    except ImportError:
+        raise InputError("reading Parquet needs pyarrow: pip install 'critlang[sql]'") from None
+    try:
+        table = pq.ParquetFile(path)
+    except (OSError, ValueError) as error:
+        raise InputError(f"{path}: cannot read the Parquet file ({error})") from None
+    columns = list(table.schema_arrow.names)
+    _check_event_columns(columns, str(path))
+    position = 0
+    for batch in table.iter_batches(batch_size=4096):
+        for row in batch.to_pylist():
+            position += 1
+            yield position, {column: _event_value(column, row[column]) for column in columns}
+
+
+def _check_event_columns(columns: list[str], source: str) -> None:
+    unknown = [c for c in columns if c not in EVENT_COLUMNS]
+    if unknown:
+        raise InputError(
+            f"{source}: '{printable(shorten(unknown[0]))}' is not a column of an events file "
+            f"(they are: {', '.join(EVENT_COLUMNS)})"
+        )
+    for needed in ("id", "element"):
+        if needed not in columns:
+            raise InputError(f"{source}: an events file needs the column '{needed}'")
+    if len(set(columns)) != len(columns):
+        raise InputError(f"{source}: a column is named twice")
+
+
+def with_events(rows: Iterable[Row], events: Events, intake: Intake) -> Iterator[Row]:
+    """Records with their histories from an events file, for `Protocol.screen`."""
+    for position, row in rows:
+        if isinstance(row, RecordError) or not isinstance(row, Mapping):
+            yield position, row
+            continue
+        try:
+            record_id = intake.record_id(row, position)
+            yield position, events.merged(row, record_id)
+        except RecordError as error:
+            yield position, error

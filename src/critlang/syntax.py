@@ -95,10 +95,30 @@ class IntegerType:
 
 
 @attrs.frozen(cache_hash=True)
+class CodeType:
+    """One coded value (`system:code`), tested with `x in CODELIST`."""
+
+    span: Span
+
+
+@attrs.frozen(cache_hash=True)
 class OrdinalType:
     """An ordered scale, lowest value first: `ordinal (i, ii, iii, iv)`."""
 
     values: tuple[Name, ...]
+    span: Span
+
+
+@attrs.frozen(cache_hash=True)
+class HistoryType:
+    """`history of quantity 'U'`, `history of codes`, `history of medications ['U']`.
+
+    `entry` is a `vocab.EntryKind` value; `unit` the unit of a measurement's
+    value or a medication's dose (None for codes, or a medication without dose).
+    """
+
+    entry: str
+    unit: str | None
     span: Span
 
 
@@ -113,6 +133,8 @@ DeclaredType = (
     | AttestationType
     | IntegerType
     | OrdinalType
+    | CodeType
+    | HistoryType
 )
 
 
@@ -302,6 +324,91 @@ class Quantified:
     span: Span
 
 
+# ---- dates and calendar durations (docs/language.md, "Dates and time") ----------
+
+
+@attrs.frozen(cache_hash=True)
+class CalendarDuration:
+    """`6 months`: a whole number of calendar units, only for date arithmetic and windows.
+
+    Not a UCUM quantity: a month here is a calendar month, not 'mo' (30.4375 days).
+    """
+
+    amount: int
+    unit: str  # a vocab.CalendarUnit value
+    span: Span
+
+
+@attrs.frozen(cache_hash=True)
+class DateDifference:
+    """`years between a and b` (whole units); `years since a` has no `end`: the reference date."""
+
+    unit: str  # a vocab.CalendarUnit value
+    start: Expr
+    end: Expr | None
+    span: Span
+
+
+@attrs.frozen(cache_hash=True)
+class Window:
+    """`d within 6 months before r` / `after r`; no `anchor`: the reference date."""
+
+    subject: Expr
+    duration: CalendarDuration
+    direction: str  # "before" | "after"
+    anchor: Expr | None
+    span: Span
+
+
+# ---- histories and code lists (docs/language.md, "Histories, medications and code lists")
+
+
+@attrs.frozen(cache_hash=True)
+class EntryField:
+    """`its value`, `its date`, `its upper limit`...: a field of the entry a selector looks at."""
+
+    field: str  # value | date | code | dose | start | end | high | low
+    span: Span
+
+
+@attrs.frozen(cache_hash=True)
+class InCodes:
+    """`subject in CODELIST`: a coded value is in a code list."""
+
+    subject: Expr
+    codes: Name
+    span: Span
+
+
+@attrs.frozen(cache_hash=True)
+class EntryWindow:
+    """`within 90 days [before|after DATE]`: entries dated (medications: taken) in the window.
+
+    No `anchor`: the reference date (`as of`).
+    """
+
+    duration: CalendarDuration
+    direction: str  # "before" | "after"
+    anchor: Expr | None
+    span: Span
+
+
+@attrs.frozen(cache_hash=True)
+class Selector:
+    """`any H`, `no H`, `number of H`, `latest H`, `latest (EXPR) of H`, ... with `where` and window.
+
+    `op` is any, no, count, latest, earliest, highest, lowest or total; `of`
+    is the expression written in `latest (EXPR) of H` (None: the entry's value).
+    """
+
+    op: str
+    history: Ref
+    of: Expr | None
+    where: Expr | None
+    window: EntryWindow | None
+    span: Span
+
+
 Literal = NumberLit | QuantityLit | DateLit
 Expr = (
     NumberLit
@@ -321,6 +428,12 @@ Expr = (
     | RelativeChange
     | Quantified
     | Score
+    | CalendarDuration
+    | DateDifference
+    | Window
+    | EntryField
+    | InCodes
+    | Selector
 )
 
 
@@ -358,6 +471,26 @@ class DataElement:
     # Units of another kind that records may use, converted by their UCUM factor.
     accepts: tuple[UnitRef, ...] = ()
     conversions: tuple[UnitConversion, ...] = ()
+    complete: bool = False  # a history with every entry: no entry means never
+
+
+@attrs.frozen(cache_hash=True)
+class CodeText:
+    """One code of a code list as written, e.g. "J84.*"."""
+
+    text: str
+    span: Span
+
+
+@attrs.frozen(cache_hash=True)
+class CodeList:
+    """`codes ild "Interstitial lung disease" icd10cm ("J84.*", "J99.1")`."""
+
+    name: Name
+    label: str | None
+    system: Name
+    codes: tuple[CodeText, ...]
+    span: Span
 
 
 @attrs.frozen(cache_hash=True)
@@ -419,6 +552,7 @@ class Header:
     sites: tuple[str, ...] = ()
     status: str | None = None
     summary: str | None = None
+    as_of: Name | None = None  # the date element that is the evaluation's reference date
 
 
 @attrs.frozen(cache_hash=True)
@@ -431,6 +565,7 @@ class Protocol:
     criteria: tuple[Criterion, ...]
     examples: tuple[Example, ...]
     span: Span
+    code_lists: tuple[CodeList, ...] = ()
 
 
 def children(node: object) -> tuple[object, ...]:
@@ -454,6 +589,19 @@ def children(node: object) -> tuple[object, ...]:
             return items
         case Score():
             return tuple(item.condition for item in node.items())
+        case DateDifference(start=a, end=None):
+            return (a,)
+        case DateDifference(start=a, end=b):
+            return (a, b)
+        case Window(subject=d, duration=u, anchor=None):
+            return (d, u)
+        case Window(subject=d, duration=u, anchor=r):
+            return (d, u, r)
+        case InCodes(subject=subject):
+            return (subject,)
+        case Selector(history=h, of=of, where=where, window=window):
+            anchor = None if window is None else window.anchor
+            return tuple(x for x in (h, of, where, anchor) if x is not None)
         case SubCriterion(applies_when=None, condition=c):
             return (c,)
         case SubCriterion(applies_when=w, condition=c):

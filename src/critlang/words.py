@@ -73,7 +73,7 @@ def unit_suffix(unit: str, one: bool) -> str:
     """What follows a number in `unit`: '%', ' year' (one) or ' years', ' mg/dL', ''."""
     if unit == "%":
         return "%"
-    if unit == "1":
+    if unit in ("1", ""):
         return ""
     if unit in UNIT_WORDS:
         singular, plural = UNIT_WORDS[unit]
@@ -113,3 +113,15 @@ def reading(subject: str, given: Decimal, code: str, value: Decimal, unit: str, 
     if how:
         return f"{held} by the protocol's conversion {how}"
     return f"{held}: the protocol accepts{unit_suffix(code, False)}"
+
+
+def calendar_duration(amount: int, unit: str) -> str:
+    """`6 months`, `1 year`: a calendar duration (vocab.CalendarUnit) in words."""
+    return f"{amount} {unit}" + ("" if abs(amount) == 1 else "s")
+
+
+def date_difference(unit: str, start: str, end: str | None, reference: str) -> str:
+    """'years since birth date', 'months between diagnosis and screening date'."""
+    if end is None:
+        return f"{unit}s since {start}"
+    return f"{unit}s between {start} and {end}"

@@ -175,6 +175,49 @@ const critlangRuntime = (() => {
     return possible < threshold ? false : null;
   }
 
+  // ---- histories: ir.Aggregate's Kleene rules, word for word ----
+
+  // Two values of one kind: decimals by value, dates (ISO text) and codes as text.
+  function order(a, b) {
+    if (typeof a === "object") return compare(a, b);
+    return a < b ? -1 : a > b ? 1 : 0;
+  }
+
+  // `entries`: the history (null when not on record), each an object of its fields;
+  // `where`, `of`: functions of an entry (null when absent); `field`: the entry's date.
+  function aggregate(op, entries, where, of, field) {
+    if (entries === null || entries === undefined) return null;
+    const selected = [];
+    let open = false;
+    for (const entry of entries) {
+      const test = where === null ? true : where(entry);
+      if (test === true) selected.push(entry);
+      else if (test === null) open = true;
+    }
+    if (op === "exists") return selected.length > 0 ? true : open ? null : false;
+    if (open) return null;
+    if (op === "count") return parse(String(selected.length));
+    let chosen = selected;
+    if (op === "latest" || op === "earliest") {
+      if (selected.length === 0) return null;
+      const sign = op === "latest" ? 1 : -1;
+      let day = selected[0][field];
+      for (const entry of selected) {
+        if (order(entry[field], day) * sign > 0) day = entry[field];
+      }
+      chosen = selected.filter((entry) => entry[field] === day);
+    }
+    const values = chosen.map(of);
+    if (values.includes(null)) return null;
+    if (op === "sum") return values.reduce((total, value) => add(total, value), parse("0"));
+    if (values.length === 0) return null;
+    if (op === "latest" || op === "earliest") {
+      return values.every((value) => order(value, values[0]) === 0) ? values[0] : null;
+    }
+    const sign = op === "max" ? 1 : -1;
+    return values.reduce((best, value) => (order(value, best) * sign > 0 ? value : best));
+  }
+
   // ---- status and missing data, from a protocol's description ----
 
   function status(protocol, trace) {
@@ -211,7 +254,109 @@ const critlangRuntime = (() => {
     return [...new Set(found)];
   }
 
-  return { parse, add, sub, mul, div, compare, isZero, text, and, or, atLeast, score, status, missing };
+  // ---- calendar arithmetic (ir.DateShift, ir.DateDiff), as CQL does it ----
+  // Dates are ISO text, YYYY-MM-DD, which compares as the calendar does. A partial date
+  // (YYYY or YYYY-MM, as a form may give) is read as its first or last possible day.
+
+  function monthLength(year, month) {
+    if (month === 2) return year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0) ? 29 : 28;
+    return [4, 6, 9, 11].includes(month) ? 30 : 31;
+  }
+
+  function iso(year, month, day) {
+    if (year < 1 || year > 9999) return null;
+    const pad = (n, width) => String(n).padStart(width, "0");
+    return `${pad(year, 4)}-${pad(month, 2)}-${pad(day, 2)}`;
+  }
+
+  function parts(date) {
+    return [Number(date.slice(0, 4)), Number(date.slice(5, 7)), Number(date.slice(8, 10))];
+  }
+
+  function day(value, bound) {
+    if (value === null || value === undefined) return null;
+    if (value.length === 10) return value;
+    const year = Number(value.slice(0, 4));
+    const month = value.length === 7 ? Number(value.slice(5, 7)) : bound === "latest" ? 12 : 1;
+    const last = bound === "latest" ? monthLength(year, month) : 1;
+    return iso(year, month, last);
+  }
+
+  // Days since 0000-03-01 (the year counted from March, so a leap day ends it).
+  function dayNumber(date) {
+    const [y0, m, d] = parts(date);
+    const y = m > 2 ? y0 : y0 - 1;
+    const doy = Math.floor((153 * (m > 2 ? m - 3 : m + 9) + 2) / 5) + d - 1;
+    return y * 365 + Math.floor(y / 4) - Math.floor(y / 100) + Math.floor(y / 400) + doy;
+  }
+
+  function fromDayNumber(n) {
+    const era = Math.floor(n / 146097);
+    const doe = n - era * 146097;
+    const yoe = Math.floor((doe - Math.floor(doe / 1460) + Math.floor(doe / 36524) - Math.floor(doe / 146096)) / 365);
+    const doy = doe - (365 * yoe + Math.floor(yoe / 4) - Math.floor(yoe / 100));
+    const mp = Math.floor((5 * doy + 2) / 153);
+    const d = doy - Math.floor((153 * mp + 2) / 5) + 1;
+    const m = mp < 10 ? mp + 3 : mp - 9;
+    return iso(yoe + era * 400 + (m <= 2 ? 1 : 0), m, d);
+  }
+
+  function shiftMonths(date, months) {
+    const [y, m, d] = parts(date);
+    const total = y * 12 + (m - 1) + months;
+    const year = Math.floor(total / 12);
+    const month = total - year * 12 + 1;
+    if (year < 1 || year > 9999) return null;
+    return iso(year, month, Math.min(d, monthLength(year, month)));
+  }
+
+  function shiftDate(date, amount, unit) {
+    if (unit === "day" || unit === "week") {
+      return fromDayNumber(dayNumber(date) + amount * (unit === "week" ? 7 : 1));
+    }
+    return shiftMonths(date, amount * (unit === "year" ? 12 : 1));
+  }
+
+  // Whole units from start to end: the most n with start + n units <= end; negative
+  // (the same count the other way) when end is before start.
+  function unitsBetween(unit, start, end) {
+    if (end < start) return -unitsBetween(unit, end, start);
+    if (unit === "day" || unit === "week") {
+      return Math.floor((dayNumber(end) - dayNumber(start)) / (unit === "week" ? 7 : 1));
+    }
+    const [sy, sm] = parts(start);
+    const [ey, em] = parts(end);
+    const months = (ey - sy) * 12 + (em - sm);
+    let count = unit === "month" ? months : Math.floor(months / 12);
+    const moved = shiftMonths(start, count * (unit === "year" ? 12 : 1));
+    if (moved === null || moved > end) count -= 1;
+    return count;
+  }
+
+  function dateDiff(unit, start, end) {
+    return parse(String(unitsBetween(unit, start, end)));
+  }
+
+  return {
+    parse,
+    add,
+    sub,
+    mul,
+    div,
+    compare,
+    isZero,
+    text,
+    and,
+    or,
+    atLeast,
+    score,
+    aggregate,
+    status,
+    missing,
+    day,
+    shiftDate,
+    dateDiff,
+  };
 })();
 
 if (typeof module !== "undefined") {

@@ -31,7 +31,7 @@ from sqlglot.errors import ParseError
 from critlang import units
 from critlang.check import Checked, Type
 from critlang.engines.sql import build as b
-from critlang.engines.sql import exact
+from critlang.engines.sql import dates, exact
 from critlang.records import HEADER_UNIT, ID_FIELD, unit_reading
 
 SCALE = 10  # decimal places kept from numbers whose type does not say (DOUBLE, text)
@@ -40,6 +40,7 @@ NA_TEXTS = ("", "NA", "NULL")  # CSV cells read as missing, as records.py reads 
 TRUE_TEXTS = ("true", "yes", "1")
 FALSE_TEXTS = ("false", "no", "0")
 RECORD_ERROR = "record error"  # internal names hold a space: no data element can clash
+PATIENT_KEY = "patient key"  # what an events row's `id` is matched with
 
 
 class SchemaError(ValueError):
@@ -68,6 +69,8 @@ class Column:
     storage: str = "typed"
     unit: str | None = None
     scale: int = SCALE
+    digits: int | None = None  # integer digits of a typed DECIMAL column (events table)
+    latest: str | None = None  # a typed date's last possible day, 'name latest', when given
 
 
 @attrs.frozen
@@ -76,14 +79,25 @@ class Layout:
 
     columns: tuple[Column, ...]
     id_column: str | None = ID_FIELD
+    events: Events | None = None  # the histories' entries, joined to the patients by id
+    events_key: str | None = None  # the column events' `id` names, when not `id_column`
 
     def column(self, element: str) -> Column | None:
         return next((c for c in self.columns if c.element == element), None)
 
 
-def default_layout(checked: Checked) -> Layout:
-    """Every data element in a typed column of its own name, and an `id` column."""
-    return Layout(tuple(Column(name, name) for name in checked.elements))
+def default_layout(checked: Checked, events: str = "events") -> Layout:
+    """Every data element in a typed column of its own name, and an `id` column.
+
+    A protocol with histories reads their entries from the table `events`, every
+    event field in a typed column of its own name.
+    """
+    kinds = checked.element_types
+    columns = tuple(Column(n, n) for n in checked.elements if kinds[n].kind != "history")
+    if not any(kind.kind == "history" for kind in kinds.values()):
+        return Layout(columns)
+    fields = tuple(Column(f, f) for f in EVENT_COLUMNS)
+    return Layout(columns, events=Events(events, fields))
 
 
 def layout_from_schema(
@@ -97,10 +111,15 @@ def layout_from_schema(
     """
     columns: list[Column] = []
     given: dict[str, str] = {}
+    latest: dict[str, str] = {}
     id_column = None
     for name, type_text in schema:
         if name == ID_FIELD:
             id_column = name
+            continue
+        date = _latest_of(checked, name)
+        if date is not None:
+            latest[date] = name
             continue
         match = HEADER_UNIT.match(name)
         element, unit = (
@@ -121,7 +140,24 @@ def layout_from_schema(
         column = _column(name, element, unit, kind, type_text, dialect, text)
         if column is not None:
             columns.append(column)
+    for date, name in latest.items():
+        found = next((c for c in columns if c.element == date and c.storage == "typed"), None)
+        if found is None:
+            raise SchemaError(f"column '{name}': '{date}' needs a DATE column of its own")
+        columns[columns.index(found)] = attrs.evolve(found, latest=name)
     return Layout(tuple(columns), id_column)
+
+
+LATEST = " latest"  # 'name latest': a date's last possible day (ir.Element.key)
+
+
+def _latest_of(checked: Checked, column: str) -> str | None:
+    """The date element whose last possible day the column holds, or None."""
+    if not column.endswith(LATEST):
+        return None
+    element = column.removesuffix(LATEST)
+    kind = checked.element_types.get(element)
+    return element if kind is not None and kind.kind == "date" else None
 
 
 def _check_unit(name: str, unit: str, kind: Type) -> None:
@@ -135,6 +171,8 @@ def _column(
     name: str, element: str, unit: str | None, kind: Type, type_text: str, dialect: str, text: bool
 ) -> Column | None:
     """The Column for one table column, or None when its type says it is always empty."""
+    if kind.kind == "history":
+        raise SchemaError(f"column '{name}': a history's entries go in the events table")
     if text:
         return Column(element, name, "text", unit)
     if type_text.strip().strip('"').lower() in ("null", "void"):
@@ -145,6 +183,8 @@ def _column(
         raise SchemaError(f"column '{name}': unsupported type {type_text}") from None
     wanted = kind.describe()
     is_text = declared.this in exp.DataType.TEXT_TYPES
+    if kind.kind == "history":
+        raise SchemaError(f"column '{name}': a history's entries go in the events table")
     if kind.numeric:
         if is_text:
             return Column(element, name, "text", unit)
@@ -158,6 +198,7 @@ def _column(
         "boolean": declared.this == exp.DType.BOOLEAN,
         "enum": is_text,
         "ordinal": is_text,
+        "code": is_text,
         "date": declared.this == exp.DType.DATE,
         "set": declared.this == exp.DType.ARRAY
         and all(
@@ -250,6 +291,39 @@ def _parse_date(raw: exp.Expr) -> exp.Expr:
     shaped = _regexp(raw.copy(), _DATE_PATTERN)
     checked = b.when(shaped, b.when(valid, exp.true(), exp.false()))
     return b.when(checked, b.cast(raw.copy(), exp.DataType.build("DATE")))
+
+
+def _parse_partial_date(raw: exp.Expr) -> tuple[exp.Expr, exp.Expr]:
+    """A date as text, `2019-05-02`, `2019-05` or `2019`, as its first and last possible
+    day (the same for a full date); both NULL unless it names a day, month or year of
+    the calendar, as records.py reads it."""
+    full = _parse_date(raw)
+
+    def number(start: int, length: int) -> exp.Expr:
+        piece = exp.Substring(
+            this=raw.copy(), start=exp.Literal.number(start), length=exp.Literal.number(length)
+        )
+        return b.cast(piece, exp.DataType.build("INT"))
+
+    def make(year: exp.Expr, month: exp.Expr, day: exp.Expr) -> exp.Expr:
+        return exp.Anonymous(this="MAKE_DATE", expressions=[year, month, day])
+
+    def one(value: int) -> exp.Expr:
+        return exp.Literal.number(value)
+
+    year, month = number(1, 4), number(6, 2)
+    real_year = exp.GTE(this=year, expression=one(1))
+    real_month = b.and_(real_year.copy(), exp.Between(this=month, low=one(1), high=one(12)))
+    # Each shape is tested before its parts are read, so no CAST sees other text.
+    shapes = (_regexp(raw.copy(), r"^[0-9]{4}$"), _regexp(raw.copy(), r"^[0-9]{4}-[0-9]{2}$"))
+
+    def read(day_of_year: exp.Expr, day_of_month: exp.Expr, month_of_year: int) -> exp.Expr:
+        by_year = b.when(real_year.copy(), make(year.copy(), one(month_of_year), day_of_year))
+        by_month = b.when(real_month.copy(), make(year.copy(), month.copy(), day_of_month))
+        return b.case([(shapes[0].copy(), by_year), (shapes[1].copy(), by_month)], full.copy())
+
+    last = dates.month_length(year.copy(), month.copy())
+    return read(one(1), one(1), 1), read(one(31), last, 12)
 
 
 class Input:
@@ -366,15 +440,25 @@ class Input:
         if self.layout.id_column is not None:
             identity = b.cast(b.col(self.layout.id_column), exp.DataType.build("VARCHAR"))
             columns.append(b.alias(identity, ID_FIELD))
-        for name in self.checked.elements:
+        key = self.layout.events_key or self.layout.id_column
+        if self.layout.events is not None and key is not None:
+            columns.append(b.alias(b.cast(b.col(key), exp.DataType.build("VARCHAR")), PATIENT_KEY))
+        for name in self.elements():
             columns += self.source_columns(name)
         return b.select(columns, table)
+
+    def elements(self) -> list[str]:
+        """The elements read from the patient table: all but histories (in the events table)."""
+        return [n for n in self.checked.elements if self.checked.element_types[n].kind != "history"]
 
     def source_columns(self, name: str) -> list[exp.Expr]:
         kind = self.checked.element_types[name]
         column = self.columns.get(name)
         if column is None:
-            return [b.alias(b.cast(exp.null(), self.null_type(name, kind)), name)]
+            absent = [b.alias(b.cast(exp.null(), self.null_type(name, kind)), name)]
+            if kind.kind == "date":  # a date is read as its first and last day (ir.Element.key)
+                absent.append(b.alias(b.cast(exp.null(), "DATE"), f"{name} latest"))
+            return absent
         raw = b.col(column.name)
         text = column.storage == "text"
         if text:
@@ -394,7 +478,11 @@ class Input:
                 parsed = b.case([(yes, exp.true()), (no, exp.false())])
                 return [b.alias(parsed, name), given]
             case "date" if text:
-                return [b.alias(_parse_date(raw), name), given]
+                earliest, latest = _parse_partial_date(raw)
+                return [b.alias(earliest, name), b.alias(latest, f"{name} latest"), given]
+            case "date":
+                last = b.col(column.latest) if column.latest is not None else raw.copy()
+                return [b.alias(raw, name), b.alias(last, f"{name} latest")]
             case "set" if text:
                 pieces = exp.RegexpSplit(this=raw, expression=b.text(r"\s*[;|]\s*"))
                 kept = exp.ArrayFilter(
@@ -402,7 +490,7 @@ class Input:
                     expression=b.lambda_(exp.NEQ(this=b.x(), expression=b.text(""))),
                 )
                 return [b.alias(kept, name), given]
-            case "enum" | "ordinal" | "set":
+            case "enum" | "ordinal" | "set" | "code":
                 return [b.alias(raw, name), given]
         return [b.alias(raw, name)]
 
@@ -414,6 +502,7 @@ class Input:
                 "boolean": "BOOLEAN",
                 "enum": "VARCHAR",
                 "ordinal": "VARCHAR",
+                "code": "VARCHAR",
                 "set": "VARCHAR[]",
                 "date": "DATE",
             }[kind.kind],
@@ -425,17 +514,26 @@ class Input:
         columns: list[exp.Expr] = []
         if self.layout.id_column is not None:
             columns.append(b.col(ID_FIELD))
+        if self.layout.events is not None and (self.layout.events_key or self.layout.id_column):
+            columns.append(b.col(PATIENT_KEY))
         self.problems = []
-        for name in self.checked.elements:
+        for name in self.elements():
             value, problem = self.validated(name)
             columns.append(b.alias(value, name))
+            if self.checked.element_types[name].kind == "date":
+                columns.append(b.col(f"{name} latest"))
             if problem is not None:
                 columns.append(b.col(f"{name} given"))
                 self.problems.append((name, problem))
         return b.select(columns, "screen_source")
 
-    def record_errors(self) -> exp.Select:
-        """The first value that did not fit: given, yet NULL once validated."""
+    def record_errors(
+        self, source: str = "screen_input", more: exp.Expr | None = None
+    ) -> exp.Select:
+        """The first value that did not fit: given, yet NULL once validated.
+
+        `more` is a further error column read when every value fits (an entry's).
+        """
         failures = [(b.and_(b.col(f"{n} given"), b.is_null(b.col(n))), m) for n, m in self.problems]
         error: exp.Expr = b.cast(exp.null(), exp.DataType.build("VARCHAR"))
         if failures:
@@ -445,7 +543,9 @@ class Input:
             whens: list[tuple[exp.Expr, exp.Expr]] = [(valid, b.cast(exp.null(), "VARCHAR"))]
             whens += [(failed.copy(), b.text(message)) for failed, message in failures]
             error = b.case(whens)
-        return b.select([exp.Star(), b.alias(error, RECORD_ERROR)], "screen_input")
+        if more is not None:
+            error = exp.Coalesce(this=error, expressions=[more])
+        return b.select([exp.Star(), b.alias(error, RECORD_ERROR)], source)
 
     def validated(self, name: str) -> tuple[exp.Expr, str | None]:
         """(value or NULL, what is wrong when it is NULL though given)."""
@@ -489,8 +589,14 @@ class Input:
                     b.when(fits, b.col(name)),
                     f"{where}: expected a list of values from {values}",
                 )
+            case "code":
+                systems = ", ".join(CODE_PATTERNS)
+                return normalized_code(held), f"{where}: expected a code as system:code ({systems})"
         if column.storage == "text":
-            word = {"boolean": "true or false", "date": "a date as YYYY-MM-DD"}[kind.kind]
+            word = {
+                "boolean": "true or false",
+                "date": "a date as YYYY-MM-DD, or a year and month (YYYY-MM) or year (YYYY)",
+            }[kind.kind]
             return held, f"{where}: expected {word}"
         return held, None
 
@@ -537,3 +643,342 @@ class Input:
             b.when(inside, b.col(name)),
             f"{where}: expected a number from {limits[0]} to {limits[1]}{shown}, {exactly}",
         )
+
+
+# ---- the events table: histories, one row per entry ----------------------------------
+
+EVENT_ID = "entry id"  # internal names of the events stage hold a space, as RECORD_ERROR
+EVENT_ELEMENT = "entry element"
+EVENT_ERROR = "entry error"
+EVENT_MARKER = "entry marker"
+EVENT_COLUMNS: tuple[str, ...] = (
+    *("id", "element", "date", "value", "unit", "low", "high", "code"),
+    *("start", "end", "dose", "source"),
+)
+EVENT_NUMBERS = ("value", "low", "high", "dose")
+EVENT_DATES = ("date", "start", "end")
+EVENT_DIGITS = UNBOUNDED_DIGITS  # integer digits of an entry's numbers
+# Where each kind of entry keeps its date, and the fields it must have.
+ENTRY_DATE = {"measurement": "date", "code": "date", "medication": "start"}
+ENTRY_REQUIRED = {
+    "measurement": ("date", "value"),
+    "code": ("date", "code"),
+    "medication": ("start", "code"),
+}
+# A coded value is `system:code`; the code's shape per system (ICD-10-CM with or without its dot).
+CODE_PATTERNS = {
+    "snomed": r"[0-9]{6,18}",
+    "icd10cm": r"[A-Z][0-9][0-9A-Z](\.?[0-9A-Z]{1,4})?",
+    "loinc": r"[0-9]{1,7}-[0-9]",
+    "rxnorm": r"[0-9]{1,9}",
+    "atc": r"[A-Z]([0-9]{2}([A-Z]([A-Z]([0-9]{2})?)?)?)?",
+}
+
+
+def entry_field(name: str) -> str:
+    """The events stage's column for an entry field: 'entry value'."""
+    return f"entry {name}"
+
+
+@attrs.frozen
+class Events:
+    """The events table (docs/sql.md): where it is and how each of its columns is stored.
+
+    `columns` maps an event field (`EVENT_COLUMNS`) to its Column (`element`
+    holds the field's name); an absent field is empty in every row.
+    """
+
+    table: str
+    columns: tuple[Column, ...]
+
+    def column(self, field: str) -> Column | None:
+        return next((c for c in self.columns if c.element == field), None)
+
+
+def events_from_schema(
+    table: str, schema: Sequence[tuple[str, str]], dialect: str, text: bool = False
+) -> Events:
+    """The layout of an events table from its (column name, SQL type) pairs.
+
+    Raise SchemaError, naming the column, for a column that is not an event
+    field, for a type that cannot hold the field, or when `id` or `element` is
+    missing.
+    """
+    columns: list[Column] = []
+    for name, type_text in schema:
+        if name not in EVENT_COLUMNS:
+            close = difflib.get_close_matches(name, list(EVENT_COLUMNS), n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else ""
+            raise SchemaError(f"events column '{name}': not a field of an entry{hint}")
+        column = _event_column(name, type_text, dialect, text)
+        if column is not None:
+            columns.append(column)
+    given = {c.element for c in columns}
+    for needed in ("id", "element"):
+        if needed not in given:
+            raise SchemaError(f"the events table needs a column '{needed}'")
+    return Events(table, tuple(columns))
+
+
+def check_event_elements(checked: Checked, elements: Sequence[str]) -> None:
+    """Raise SchemaError for an events table naming an element that is not a history."""
+    histories = [n for n, t in checked.element_types.items() if t.kind == "history"]
+    for element in elements:
+        if element not in histories:
+            close = difflib.get_close_matches(element, histories, n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else ""
+            raise SchemaError(
+                f"events table: element '{element}' is not a history of the protocol{hint}"
+            )
+
+
+def _event_column(name: str, type_text: str, dialect: str, text: bool) -> Column | None:
+    if text:
+        return Column(name, name, "text")
+    if type_text.strip().strip('"').lower() in ("null", "void"):
+        return None
+    try:
+        declared = exp.DataType.build(type_text, dialect=dialect)
+    except (ParseError, ValueError):
+        raise SchemaError(f"events column '{name}': unsupported type {type_text}") from None
+    is_text = declared.this in exp.DataType.TEXT_TYPES
+    if name in EVENT_NUMBERS:
+        if is_text:
+            return Column(name, name, "text")
+        number = _number_storage(declared)
+        if number is None:
+            raise SchemaError(f"events column '{name}': expected a number, found {type_text}")
+        digits = None
+        if declared.this == exp.DType.DECIMAL and number[0] == "typed":
+            params = [
+                p.this if isinstance(p, exp.DataTypeParam) else p for p in declared.expressions
+            ]
+            precision = int(params[0].name) if params else 18
+            digits = max(1, precision - number[1])
+        return Column(name, name, number[0], scale=number[1], digits=digits)
+    if name in EVENT_DATES:
+        if is_text:
+            return Column(name, name, "text")
+        if declared.this not in (exp.DType.DATE, exp.DType.TIMESTAMP, exp.DType.DATETIME):
+            raise SchemaError(f"events column '{name}': expected a date, found {type_text}")
+        return Column(name, name)
+    if name == "id" or is_text:
+        return Column(name, name)
+    raise SchemaError(f"events column '{name}': expected text, found {type_text}")
+
+
+def parse_decimal(raw: exp.Expr, storage: str, dec: exact.Dec) -> exp.Expr:
+    """`raw` as the exact DECIMAL of `dec`'s type; NULL if it is not one or not exact."""
+    typed = dec.type
+    if storage == "wide":
+        raw = b.cast(raw, exp.DataType.build("VARCHAR"))
+    if storage in ("text", "wide"):
+        pattern = _number_pattern(dec.digits, dec.scale)
+        shaped = b.and_(_regexp(raw, pattern), _regexp(raw.copy(), "[0-9]"))
+        return b.when(shaped, b.cast(raw.copy(), typed))
+    inside = _within(raw, dec.digits)
+    value = b.when(inside, b.cast(raw.copy(), typed))
+    if storage == "float":
+        back = b.cast(value.copy(), exp.DataType.build("DOUBLE"))
+        return b.when(exp.EQ(this=back, expression=raw.copy()), value)
+    return value
+
+
+def entry_number(field: str, events: Events | None = None) -> exact.Dec:
+    """An entry's number as the events stage holds it (no plausible range: any 18 digits).
+
+    A typed DECIMAL(p, s) column keeps its own type, so that DuckDB computes
+    in 64 bits when p <= 18; every other column is read into DECIMAL(28, 10).
+    """
+    column = None if events is None else events.column(field)
+    digits, scale = EVENT_DIGITS, SCALE
+    if column is not None and column.storage == "typed" and column.digits is not None:
+        digits, scale = column.digits, column.scale
+    bound = Fraction(10**digits) - Fraction(1, 10**scale)
+    return exact.Dec(b.col(entry_field(field)), -bound, bound, scale)
+
+
+def code_pattern() -> str:
+    """A coded value `system:code` of any system critlang knows."""
+    systems = "|".join(f"{system}:{pattern}" for system, pattern in CODE_PATTERNS.items())
+    return f"^({systems})$"
+
+
+def normalized_code(raw: exp.Expr) -> exp.Expr:
+    """A valid `system:code` with an ICD-10-CM code's dot removed; NULL when not valid."""
+    valid = _regexp(raw, code_pattern())
+    icd = exp.EQ(
+        this=exp.Substring(
+            this=raw.copy(), start=exp.Literal.number(1), length=exp.Literal.number(8)
+        ),
+        expression=b.text("icd10cm:"),
+    )
+    undotted = exp.Anonymous(this="REPLACE", expressions=[raw.copy(), b.text("."), b.text("")])
+    return b.when(valid, b.when(icd, undotted, raw.copy()))
+
+
+class EventsInput:
+    """The stages that read and validate the events table: one row per entry.
+
+    `screen_events_raw` reads each field (text trimmed, `NA` missing) of the
+    rows of the protocol's histories, `screen_events_parsed` parses them
+    ('entry date', 'entry value', ..., and 'entry marker': a row that gives
+    only its id and element puts the history on record with no entries), and
+    `screen_events` adds 'entry error', what is wrong with the row (NULL when
+    it fits). Rows of elements that are not histories of the protocol are
+    left out.
+    """
+
+    def __init__(self, checked: Checked, events: Events) -> None:
+        self.checked = checked
+        self.events = events
+        self.histories = {
+            name: kind for name, kind in checked.element_types.items() if kind.kind == "history"
+        }
+
+    def source(self, field: str) -> exp.Expr:
+        """A field as read from the events table; NULL when missing."""
+        column = self.events.column(field)
+        if column is None:
+            return exp.null()
+        raw = b.col(column.name)
+        if column.storage == "text":
+            trimmed = exp.Trim(this=b.cast(raw, exp.DataType.build("VARCHAR")))
+            na = exp.In(this=exp.Upper(this=trimmed), expressions=[b.text(t) for t in NA_TEXTS])
+            return b.when(na, exp.null(), trimmed.copy())
+        return raw
+
+    def raw(self, field: str) -> exp.Expr:
+        """A field as the raw stage holds it, for the later stages."""
+        if self.events.column(field) is None:
+            return exp.null()
+        return b.col(f"raw {field}")
+
+    def parsed(self, field: str) -> exp.Expr:
+        column = self.events.column(field)
+        raw = self.raw(field)
+        if column is None:
+            kind = "DATE" if field in EVENT_DATES else "VARCHAR"
+            if field in EVENT_NUMBERS:
+                return b.cast(exp.null(), entry_number(field, self.events).type)
+            return b.cast(exp.null(), exp.DataType.build(kind))
+        if field in EVENT_NUMBERS:
+            return parse_decimal(raw, column.storage, entry_number(field, self.events))
+        if field in EVENT_DATES:
+            if column.storage == "text":
+                return _parse_date(raw)
+            return b.cast(raw, exp.DataType.build("DATE"))
+        if field == "code":
+            return normalized_code(raw)
+        return b.cast(raw, exp.DataType.build("VARCHAR"))
+
+    def stages(self) -> list[tuple[str, exp.Select]]:
+        """Read, parse, then validate the events of the protocol's histories."""
+        read = [
+            b.alias(self.source(c.element), f"raw {c.element}")
+            for c in self.events.columns
+            if c.element not in ("id", "element")
+        ]
+        read.insert(0, b.alias(b.cast(self.source("id"), exp.DataType.build("VARCHAR")), EVENT_ID))
+        read.insert(1, b.alias(self.source("element"), EVENT_ELEMENT))
+        names = [b.text(n) for n in sorted(self.histories)] or [b.text("")]
+        wanted = exp.In(this=self.source("element"), expressions=names)
+        raw = b.select(read, exp.to_table(self.events.table)).where(wanted, copy=False)
+        parsed: list[exp.Expr] = [exp.Star()]
+        for field in EVENT_COLUMNS[2:]:
+            if field != "unit":
+                parsed.append(b.alias(self.parsed(field), entry_field(field)))
+        entry_fields = [f for f in EVENT_COLUMNS[2:] if f not in ("unit", "source")]
+        marker = b.and_(*(b.is_null(self.raw(f)) for f in entry_fields))
+        parsed.append(b.alias(marker, EVENT_MARKER))
+        checked = [exp.Star(), b.alias(self.error(), EVENT_ERROR)]
+        return [
+            ("screen_events_raw", raw),
+            ("screen_events_parsed", b.select(parsed, "screen_events_raw")),
+            ("screen_events", b.select(checked, "screen_events_parsed")),
+        ]
+
+    def error(self) -> exp.Expr:
+        """The first field of the row that does not fit its history, as a message.
+
+        Each row is tested against its own history's rules only, and nearly
+        every row fits: one test settles those, the rest name the field.
+        """
+        none = b.cast(exp.null(), exp.DataType.build("VARCHAR"))
+        per_history: list[tuple[exp.Expr, exp.Expr]] = []
+        for name, kind in sorted(self.histories.items()):
+            whens = self.problems(name, kind)
+            if not whens:
+                continue
+            fits = b.not_(b.paren(b.or_(*(problem.copy() for problem, _ in whens))))
+            here = exp.EQ(this=b.col(EVENT_ELEMENT), expression=b.text(name))
+            per_history.append((here, b.case([(fits, none.copy()), *whens])))
+        if not per_history:
+            return none
+        return b.when(b.not_(b.col(EVENT_MARKER)), b.case(per_history))
+
+    def problems(self, name: str, kind: Type) -> list[tuple[exp.Expr, exp.Expr]]:
+        out: list[tuple[exp.Expr, exp.Expr]] = []
+
+        def message(field: str, what: str) -> exp.Expr:
+            shown = b.cast(self.raw(field), exp.DataType.build("VARCHAR"))
+            return exp.Concat(
+                expressions=[
+                    b.text(f"history '{name}', entry field '{field}' "),
+                    shown,
+                    b.text(f": {what}"),
+                ]
+            )
+
+        def given(field: str) -> exp.Expr:
+            return b.not_(b.is_null(self.raw(field)))
+
+        for field in ENTRY_REQUIRED.get(kind.entry, ()):
+            out.append(
+                (
+                    b.is_null(self.raw(field)),
+                    b.text(f"history '{name}': an entry needs its '{field}'"),
+                )
+            )
+        fields = {
+            "measurement": ("date", "value", "low", "high"),
+            "code": ("date", "code"),
+            "medication": ("start", "end", "code", "dose"),
+        }.get(kind.entry, ())
+        for field in fields:
+            if self.events.column(field) is None:
+                continue
+            bad = b.and_(given(field), b.is_null(b.col(entry_field(field))))
+            if field in EVENT_DATES:
+                what = "expected a full date as YYYY-MM-DD"
+            elif field == "code":
+                what = "expected a code as system:code (" + ", ".join(CODE_PATTERNS) + ")"
+            else:
+                what = (
+                    f"expected a number of at most {EVENT_DIGITS} digits, "
+                    f"exactly in {SCALE} decimal places"
+                )
+            out.append((bad, message(field, what)))
+        if kind.entry == "medication":
+            before = exp.LT(this=b.col(entry_field("end")), expression=b.col(entry_field("start")))
+            out.append((b.is_(before, True), message("end", "the end is before the start")))
+        if self.events.column("unit") is not None and kind.unit != "1":
+            number = {"measurement": "value", "medication": "dose"}.get(kind.entry)
+            if number is not None:
+                unit = self.raw("unit")
+                missing = b.and_(given(number), b.is_null(unit))
+                out.append(
+                    (
+                        missing,
+                        b.text(
+                            f"history '{name}': an entry with its '{number}' needs its unit "
+                            f"('{kind.unit}')"
+                        ),
+                    )
+                )
+                other = b.and_(
+                    given("unit"), exp.NEQ(this=unit.copy(), expression=b.text(kind.unit))
+                )
+                what = f"the values must be in the declared unit '{kind.unit}'"
+                out.append((other, message("unit", what)))
+        return out

@@ -22,14 +22,23 @@ from sqlglot import exp
 from critlang import ir
 from critlang.check import Checked
 from critlang.engines.sql import build as b
-from critlang.engines.sql import exact
+from critlang.engines.sql import dates, exact
+from critlang.engines.sql.histories import HISTORY_ERROR, Histories
 from critlang.engines.sql.layout import RECORD_ERROR, Input, Layout, SqlError
 from critlang.records import ID_FIELD
-from critlang.vocab import Outcome
+from critlang.vocab import CalendarUnit, Outcome
 
 STATUS, MISSING, ERROR_COLUMN = "status", "missing", "error"
 
 Value = exact.Ratio | exp.Expr
+
+# The most calendar units between two dates of the years 1 to 9999.
+DIFF_LIMITS = {
+    CalendarUnit.DAY: dates.MAX_DAYS,
+    CalendarUnit.WEEK: dates.MAX_DAYS // 7 + 1,
+    CalendarUnit.MONTH: 10_000 * 12,
+    CalendarUnit.YEAR: 10_000,
+}
 
 
 def applies_column(ident: str) -> str:
@@ -67,9 +76,12 @@ class Query:
         self.definitions = dict(program.definitions)
         self.columns: dict[int, Value] = {}  # node id -> the column(s) of an earlier stage
         self.pending: dict[int, Value] = {}  # the same for the stage being built
+        self.histories = Histories(checked, program, layout, self.value)
 
     def query(self, table: exp.Table) -> exp.Select:
         stages = self.input.stages(table)
+        if self.histories.active:
+            stages = stages[:2] + self.history_stages()
         previous = stages[-1][0]
         for number, names in enumerate(self.definition_levels(), start=1):
             name = f"screen_definitions_{number}"
@@ -85,6 +97,22 @@ class Query:
         for name, stage in stages:
             select = select.with_(name, as_=stage, copy=False)
         return select
+
+    def history_stages(self) -> list[tuple[str, exp.Select]]:
+        """The events, the passes over them, the aggregates' values; then the record errors."""
+        stages = self.histories.stages("screen_input")
+        columns: list[exp.Expr] = []
+        for history in self.histories.histories:
+            columns.append(b.alias(self.histories.on_record(history), history))
+        for node in self.histories.aggregates:
+            with self.histories.exactly(node):
+                columns += self.materialize(node, f"aggregate {node.id}")
+        source = self.histories.source("screen_input")
+        self.columns.update(self.pending)
+        self.pending = {}
+        stages.append(("screen_histories", source.select(*columns, copy=False)))
+        checked = self.input.record_errors("screen_histories", b.col(HISTORY_ERROR))
+        return [*stages, ("screen_checked", checked)]
 
     @contextlib.contextmanager
     def exactly(self, where: object) -> Iterator[None]:
@@ -231,7 +259,7 @@ class Query:
                     if isinstance(node, ir.Element):
                         reasons.setdefault(node.name, []).append(unknown.copy())
         entries = [
-            b.when(b.and_(b.is_null(b.col(name)), b.paren(b.or_(*because))), b.text(name))
+            b.when(b.and_(self.absent(name), b.paren(b.or_(*because))), b.text(name))
             for name, because in reasons.items()
         ]
         listed = exp.Array(expressions=entries or [b.cast(exp.null(), "VARCHAR")])
@@ -242,6 +270,14 @@ class Query:
         )
         none = b.cast(exp.Array(expressions=[]), exp.DataType.build("VARCHAR[]", dialect="duckdb"))
         return b.when(undetermined, found, none)
+
+    def absent(self, name: str) -> exp.Expr:
+        """The element has no value; a history, that it is not on record."""
+        if self.checked.element_types[name].kind != "history":
+            return b.is_null(b.col(name))
+        if self.histories.active and name in self.histories.histories:
+            return b.is_null(b.col(name))
+        return exp.true()
 
     # ---- one method per IR node ----
 
@@ -276,6 +312,18 @@ class Query:
                 return self.member(node)
             case ir.Includes():
                 return self.includes(node)
+            case ir.InCodes():
+                return self.in_codes(node)
+            case ir.DateShift():
+                return self.date_shift(node)
+            case ir.DateDiff():
+                return self.date_diff(node)
+            case ir.Entry():
+                return self.histories.entry(node)
+            case ir.Aggregate():
+                if self.histories.active:
+                    return self.histories.value(node)
+                return self.histories.unknown(node)
         raise AssertionError(f"the SQL engine has no rule for {node!r}")
 
     def boolean(self, node: ir.Node) -> exp.Expr:
@@ -290,6 +338,8 @@ class Query:
 
     def const(self, node: ir.Const) -> Value:
         match node.value:
+            case None:  # unknown, in the Kleene bounds lowering makes
+                return b.cast(exp.null(), exp.DataType.build("BOOLEAN"))
             case bool(truth):
                 return exp.true() if truth else exp.false()
             case Fraction() as number:
@@ -305,7 +355,7 @@ class Query:
     def element(self, node: ir.Element) -> Value:
         if node.type.numeric:
             return self.times(self.input.read(node.name), self.input.into_declared(node.name))
-        return self.input.value(node.name)
+        return self.input.value(node.key)
 
     def not_(self, node: ir.Not) -> exp.Expr:
         return b.not_(b.paren(self.boolean(node.operand)))
@@ -402,6 +452,21 @@ class Query:
                         return exact.ratio_div(x, y), f / g
         return self.number(node), Fraction(1)
 
+    def date_shift(self, node: ir.DateShift) -> exp.Expr:
+        date = self.boolean(node.operand)  # a DATE: not a number
+        match node.unit:
+            case CalendarUnit.DAY | CalendarUnit.WEEK:
+                days = node.amount * (7 if node.unit is CalendarUnit.WEEK else 1)
+                return dates.shift_days(date, days)
+        months = node.amount * (12 if node.unit is CalendarUnit.YEAR else 1)
+        return dates.shift_months(date, months)
+
+    def date_diff(self, node: ir.DateDiff) -> exact.Ratio:
+        start, end = self.boolean(node.start), self.boolean(node.end)
+        limit = Fraction(DIFF_LIMITS[node.unit])
+        count = dates.between(node.unit.value, start, end)
+        return exact.Ratio(exact.typed(count, -limit, limit, 0, nullable=True))
+
     def member(self, node: ir.Member) -> exp.Expr:
         if not node.values:  # `nyha < i`: false, unknown when the value is
             held = self.boolean(node.operand)
@@ -420,3 +485,20 @@ class Query:
         combined = b.and_(*tests) if node.every else b.or_(*tests)
         # Postgres reads `= ANY` of a NULL array as FALSE: keep it unknown.
         return exp.Case(ifs=[exp.If(this=b.is_null(held), true=exp.null())], default=combined)
+
+    def in_codes(self, node: ir.InCodes) -> exp.Expr:
+        """Exact codes with IN, prefixes by their first characters (never LIKE: `_` is a code's)."""
+        held = self.boolean(node.operand)
+        tests: list[exp.Expr] = []
+        codes = sorted(node.codes.codes)
+        if codes:
+            tests.append(exp.In(this=held.copy(), expressions=[b.text(c) for c in codes]))
+        for prefix in node.codes.prefixes:
+            start = exp.Substring(
+                this=held.copy(),
+                start=exp.Literal.number(1),
+                length=exp.Literal.number(len(prefix)),
+            )
+            tests.append(exp.EQ(this=start, expression=b.text(prefix)))
+        found = b.or_(*tests)
+        return exp.Case(ifs=[exp.If(this=b.is_null(held), true=exp.null())], default=found)
