@@ -2,8 +2,18 @@
 
 Every value is validated and converted here, once, into what the compiled
 evaluator expects: Decimals in the data element's declared unit, enum values
-as strings, sets as frozensets, dates as `datetime.date`. Unit factors are
-exact and cached per (unit, element); the evaluator never converts.
+as strings, sets as frozensets, dates as `datetime.date`, a coded value as
+`system:code` (ICD-10-CM without its dot), and a history as a tuple of entry
+tuples laid out as `vocab.ENTRY_LAYOUT` says:
+
+    measurement  (date, value, low, high, source)
+    code         (date, code, source)
+    medication   (start, end, code, dose, source)
+
+from entry objects such as `{"date": "2026-05-02", "value": 1.6, "unit":
+"mg/dL", "high": 1.2, "source": "Observation/123"}` (see "codes and histories"
+below and docs/records.md), or from an events file (`read_events`). Unit
+factors are exact and cached per (unit, element); the evaluator never converts.
 
 The file readers never stop on a bad record: a line that is not UTF-8, not
 JSON, a ragged CSV row, an unterminated quote or an oversized field becomes a
