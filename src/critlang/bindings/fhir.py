@@ -308,6 +308,7 @@ class Reader:
         self.exact: dict[str, dict[str, list[str]]] = {}
         self.prefixes: dict[str, list[tuple[str, str]]] = {}
         self.patient_fields: list[tuple[str, str]] = []
+        self.reads_dose = {name: e.read == "dose" for name, e in section.elements.items()}
         for name, element in section.elements.items():
             source = element.source
             if source == "patient":
@@ -398,6 +399,10 @@ class Reader:
     def _patient(self, resource: dict[str, Any], source: str) -> list[Entry]:
         patient = str(resource["id"])
         out: list[Entry] = [(patient, "", source, None, None, None, None, None, None, None, None)]
+        deceased = resource.get("deceasedDateTime") or resource.get("deceasedBoolean")
+        if deceased:
+            when = f" ({_short(deceased)})" if isinstance(deceased, str) else ""
+            out.append(problem(patient, source, f"the patient is deceased{when}"))
         for name, field in self.patient_fields:
             value = resource.get(field)
             if value is None:
@@ -535,8 +540,15 @@ class Reader:
         if isinstance(period, dict) and period.get("end") is not None:
             end, end_problem = _date_text(period.get("end"), "end")
             problem = problem or end_problem
-        if kind == "MedicationAdministration" and end is None and not problem:
-            end = start  # one administration: given on that day
+        if (
+            end is None
+            and not problem
+            and (
+                kind == "MedicationAdministration"
+                or resource.get("status") in ("completed", "stopped")
+            )
+        ):
+            end = start  # given that day, or over with no end date said: taken as that day
         dose, unit, dose_problem = _daily_dose(dosage, kind)
         return [
             (
@@ -550,7 +562,7 @@ class Reader:
                 None,
                 code,
                 end,
-                problem or (dose_problem if dose_problem and name else None),
+                problem or (dose_problem if self.reads_dose.get(name) else None),
             )
             for name, code in matched
         ]

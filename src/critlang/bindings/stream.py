@@ -15,8 +15,9 @@ Memory is therefore bounded by one partition (about `partition_bytes` of
 input, of which only the bound resources' entries are kept), whatever the
 input size. Whole files of a resource type the binding does not read are
 skipped unopened, and a line of a type it does read is parsed only if it
-holds one of the binding's codes as text (or holds no `"code"` at all, to
-report it); other lines cannot feed an element and are not parsed.
+holds one of the binding's codes as text, or does not hold `"code":{"coding":[`
+as FHIR servers write it (so that a resource without a code is reported);
+other lines cannot feed an element and are not parsed.
 
 Bundles (`.json`: a Bundle or a single resource) are read whole, one file at a
 time; their `urn:uuid:` references are resolved through the Bundle's fullUrls.
@@ -34,7 +35,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import IO, Any
 
-from critlang.bindings.fhir import R4_TYPES, Entry, Reader
+from critlang.bindings.fhir import MEDICATION_TYPES, R4_TYPES, Entry, Reader
 from critlang.records import MAX_LINE_BYTES, printable
 
 PARTITION_BYTES = 256 * 2**20  # input bytes per partition
@@ -84,8 +85,10 @@ class Source:
             return [path]
         if not path.is_dir():
             raise FhirInputError(f"{path}: no such file or folder")
+        # Patient files first: patients come out in the order they name them.
         found = sorted(
-            p for p in path.iterdir() if p.is_file() and p.name.endswith((".ndjson", ".json"))
+            (p for p in path.iterdir() if p.is_file() and p.name.endswith((".ndjson", ".json"))),
+            key=lambda p: (_file_type(p) != "Patient", p.name),
         )
         if not found:
             raise FhirInputError(
@@ -153,6 +156,8 @@ class Source:
         # A line of a type the binding reads, holding none of its codes, feeds no element.
         needles = self.reader.needles() if kind in self.reader.types and kind != "Patient" else ()
         type_mark = f'"{kind}"'.encode() if kind else b""
+        field = "medicationCodeableConcept" if kind in MEDICATION_TYPES else "code"
+        coded = (f'"{field}":{{"coding":['.encode(), f'"{field}": {{"coding": ['.encode())
         entries = self.reader.entries
         with file.open("rb") as handle:
             for number, line in enumerate(_lines(handle), start=1):
@@ -162,7 +167,7 @@ class Source:
                         f"{file}:{number}: a line longer than {MAX_LINE_BYTES} bytes"
                     )
                     continue
-                if needles and type_mark in line and b'"code"' in line:
+                if needles and type_mark in line and (coded[0] in line or coded[1] in line):
                     for needle in needles:
                         if needle in line:
                             break
@@ -252,5 +257,5 @@ def _batches(handle: IO[bytes]) -> Iterator[list[Entry]]:
 
 
 def _named(groups: dict[str, list[Entry]]) -> Iterator[tuple[str, list[Entry]]]:
-    # Patients with a Patient resource first, in the order the files name them.
+    # In the order patients were first named: the Patient files are read first.
     yield from groups.items()
