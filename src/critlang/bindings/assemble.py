@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import calendar
 import datetime
+import re
 from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from typing import Any
@@ -39,20 +40,46 @@ from critlang.records import Intake
 from critlang.vocab import CalendarUnit
 
 _MISSING = object()
+_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+class Shown:
+    """A quantity put into words only when shown: most results are never read in full."""
+
+    __slots__ = ("number", "unit")
+
+    def __init__(self, number: Decimal, unit: str) -> None:
+        self.number = number
+        self.unit = unit
+
+    def __str__(self) -> str:
+        return format_quantity(self.number, self.unit)
+
+    def __eq__(self, other: object) -> bool:
+        return str(self) == other if isinstance(other, str) else NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
 
 
 @attrs.frozen
 class Cited:
     """Where an element's value came from: the source record and its date, or why there is none."""
 
-    value: str | None  # the value as text; None when unknown
+    value: str | Shown | None  # the value as text; None when unknown
     source: str | None = None  # 'Observation/123'
     date: str | None = None
     rule: str | None = None
     why: str | None = None
 
     def to_dict(self) -> dict[str, str]:
-        return {k: v for k, v in attrs.asdict(self).items() if v is not None}
+        fields = {
+            "value": self.value,
+            "source": self.source,
+            "date": self.date,
+            "rule": self.rule,
+            "why": self.why,
+        }
+        return {k: str(v) for k, v in fields.items() if v is not None}
 
     def words(self) -> str:
         if self.value is None:
@@ -64,10 +91,22 @@ class Cited:
 
 @attrs.frozen
 class Assembled:
+    """A patient's record (as any record file would say it) and each value's source."""
+
     patient: str
     record: dict[str, Any]
     sources: dict[str, Cited]
     problems: tuple[str, ...]
+
+    def env(self) -> dict[str, Any]:
+        """The record as the evaluator takes it: every value here is already converted."""
+        env = {k: v for k, v in self.record.items() if k != "id"}
+        for name, value in env.items():
+            if isinstance(value, list):
+                env[name] = frozenset(value)
+            elif isinstance(value, str) and _DAY.fullmatch(value):
+                env[name] = datetime.date.fromisoformat(value)
+        return env
 
 
 def shift(date: datetime.date, amount: int, unit: CalendarUnit) -> datetime.date:
@@ -97,6 +136,14 @@ class Assembler:
         self.section = section
         self.as_of = as_of
         self.converters = Intake(checked).converters
+        self.rules = {name: e.rule.describe() for name, e in section.elements.items()}
+        self.lows: dict[str, datetime.date | None] = {}
+        for name, element in section.elements.items():
+            within = element.rule.within
+            low = None if within is None or as_of is None else shift(as_of, -within[0], within[1])
+            self.lows[name] = low
+        # What an element is when no entry feeds it: the same for every such patient.
+        self.empty = {name: self._element(e, [], []) for name, e in section.elements.items()}
 
     def assemble(self, patient: str, entries: Iterable[Entry]) -> Assembled:
         by_element: dict[str, list[Entry]] = {}
@@ -117,8 +164,11 @@ class Assembler:
         record: dict[str, Any] = {"id": patient}
         sources: dict[str, Cited] = {}
         for name, element in self.section.elements.items():
-            found = by_element.get(name, [])
-            value, cited = self._element(element, found, problems)
+            found = by_element.get(name)
+            if found is None:
+                value, cited = self.empty[name]
+            else:
+                value, cited = self._element(element, found, problems)
             sources[name] = cited
             if value is not _MISSING:
                 record[name] = value
@@ -131,14 +181,11 @@ class Assembler:
     ) -> tuple[Any, Cited]:
         if element.source == "patient":
             return self._patient(element, found, problems)
-        rule = element.rule.describe()
+        rule = self.rules[element.name]
         as_of = self.as_of
         usable: list[Entry] = []
         poison: Entry | None = None
-        low = None
-        if element.rule.within is not None and as_of is not None:
-            amount, unit = element.rule.within
-            low = shift(as_of, -amount, unit)
+        low = self.lows[element.name]
         for entry in found:
             date, end, note = _day(entry[3]), _day(entry[9]), entry[10]
             if date is not None and as_of is not None and date > as_of:
@@ -256,16 +303,17 @@ class Assembler:
             chosen = [(v, e) for v, e, d in values if d == pick_day]
             distinct = {_key(v) for v, _ in chosen}
             if len(distinct) > 1:
-                shown = "; ".join(f"{e[2]} says {_text(v)}" for v, e in chosen)
-                problem = f"conflicting values for '{element.name}' on {pick_day}: {shown}"
+                said = "; ".join(f"{e[2]} says {_text(v)}" for v, e in chosen)
+                problem = f"conflicting values for '{element.name}' on {pick_day}: {said}"
                 problems.append(problem)
                 return _MISSING, Cited(None, rule=rule, why=problem)
             value, entry = chosen[0]
         else:
             best = (max if select == "highest" else min)(values, key=lambda x: x[0])
             value, entry = best[0], best[1]
+        shown: str | Shown
         if element.type.kind == "quantity" and isinstance(value, Decimal):
-            shown = format_quantity(value, element.type.unit)
+            shown = Shown(value, element.type.unit)
         else:
             shown = _text(value)
         return value, Cited(shown, entry[2], entry[3], rule)
@@ -317,6 +365,10 @@ class Assembler:
                 return _MISSING, Cited(None, e[2], rule=rule, why=why)
             return text, Cited(text, e[2], rule=rule)
         if element.type.kind == "date":
+            if not _DAY.fullmatch(text):
+                why = f"Patient.birthDate '{text}' is not a full date"
+                problems.append(why)
+                return _MISSING, Cited(None, e[2], rule=rule, why=why)
             return text, Cited(text, e[2], rule=rule)
         if self.as_of is None:
             return _MISSING, Cited(None, e[2], rule=rule, why="the age needs a reference date")

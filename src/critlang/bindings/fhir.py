@@ -325,15 +325,18 @@ class Reader:
             {"Patient"} | {t for t, source in SOURCE_OF.items() if source in self.exact}
         )
 
-    def needles(self) -> tuple[bytes, ...]:
-        """Byte strings one of which a line must hold to feed an element (a fast prefilter)."""
-        found: set[bytes] = set()
-        for source in self.exact:
-            for code in self.exact[source]:
-                found.add(b'"' + _written(code).encode() + b'"')
-            for prefix, _ in self.prefixes.get(source, ()):
-                found.add(b'"' + _written(prefix).encode())
-        return tuple(sorted(found))
+    def wanted(self, kind: str) -> tuple[frozenset[bytes], tuple[bytes, ...]]:
+        """The codes and code prefixes, as a file writes them, that a resource of `kind` may feed.
+
+        A line holding none of them feeds no element.
+        """
+        source = SOURCE_OF.get(kind)
+        codes = self.exact.get(source, {}) if source is not None else {}
+        prefixes = self.prefixes.get(source, []) if source is not None else []
+        return (
+            frozenset(_written(code).encode() for code in codes),
+            tuple(sorted({_written(p).encode() for p, _ in prefixes})),
+        )
 
     def elements_for(self, source: str, code: str) -> list[str]:
         names = list(self.exact.get(source, {}).get(code, ()))

@@ -14,7 +14,7 @@ from critlang.bindings.assemble import Assembled, Assembler, Cited
 from critlang.bindings.binding import Section
 from critlang.bindings.fhir import Reader
 from critlang.bindings.stream import PARTITION_BYTES, Source
-from critlang.evaluate import Protocol, Result
+from critlang.evaluate import Protocol, Result, failed
 from critlang.records import printable
 from critlang.report import WRITERS, TextWriter, Writer
 
@@ -60,8 +60,17 @@ class FhirScreen:
 
     def results(self) -> Iterator[SourcedResult]:
         protocol = self.protocol
+        # Values come out of the binding converted and checked; a history goes through
+        # record intake, which owns how entries are held.
+        direct = all(t.kind != "history" for t in protocol.checked.element_types.values())
         for assembled in self.records():
-            (result,) = protocol.screen([(1, assembled.record)])
+            if direct:
+                try:
+                    result = protocol.explain(assembled.patient, assembled.env())
+                except (ArithmeticError, ValueError, RecursionError) as error:
+                    result = failed(assembled.patient, error)
+            else:
+                (result,) = protocol.screen([(1, assembled.record)])
             yield SourcedResult(
                 result.id,
                 result.status,

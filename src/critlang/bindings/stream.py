@@ -40,6 +40,7 @@ from critlang.records import MAX_LINE_BYTES, printable
 
 PARTITION_BYTES = 256 * 2**20  # input bytes per partition
 _FLUSH = 20_000  # entries buffered per partition before a spill
+_CHUNK = 2**20  # bytes of NDJSON scanned at once
 _TYPE_OF_FILE = re.compile(r"^([A-Z][A-Za-z]+)(?:[.\-_][0-9A-Za-z_\-]*)?\.ndjson$")
 
 
@@ -74,7 +75,7 @@ class Source:
         self.problems: list[str] = []  # problems that name no patient: file:line and why
         self.skipped_files: list[str] = []
         self.resources = 0  # resources read (parsed)
-        self.lines = 0  # NDJSON lines seen
+        self.files_read = 0
         self.decode = _decoder()
         self.errors = _decode_errors()
         self.files = self._files()
@@ -152,42 +153,48 @@ class Source:
                 self.problems.append(f"{file}: cannot be read ({error.strerror or error})")
 
     def _ndjson(self, file: Path) -> Iterator[Entry]:
-        kind = _file_type(file)
-        # A line of a type the binding reads, holding none of its codes, feeds no element.
-        needles = self.reader.needles() if kind in self.reader.types and kind != "Patient" else ()
-        type_mark = f'"{kind}"'.encode() if kind else b""
-        field = "medicationCodeableConcept" if kind in MEDICATION_TYPES else "code"
-        coded = (f'"{field}":{{"coding":['.encode(), f'"{field}": {{"coding": ['.encode())
-        entries = self.reader.entries
+        kind = _file_type(file) or ""
+        self.files_read += 1
+        scan = _Scan.of(self.reader, kind) if kind in self.reader.types else None
+        number = 0  # lines before the chunk
         with file.open("rb") as handle:
-            for number, line in enumerate(_lines(handle), start=1):
-                self.lines += 1
-                if line is None:
-                    self.problems.append(
-                        f"{file}:{number}: a line longer than {MAX_LINE_BYTES} bytes"
-                    )
-                    continue
-                if needles and type_mark in line and (coded[0] in line or coded[1] in line):
-                    for needle in needles:
-                        if needle in line:
-                            break
-                    else:
-                        continue
-                if not line.strip():
-                    continue
-                try:
-                    resource = self.decode(line)
-                except self.errors as error:
-                    self.problems.append(
-                        f"{file}:{number}: not JSON ({printable(str(error))[:80]})"
-                    )
-                    continue
-                self.resources += 1
-                for entry in entries(resource):
-                    if entry[0]:
-                        yield entry
-                    else:
-                        self.problems.append(f"{file}:{number}: {entry[10] or 'no patient'}")
+            while True:
+                chunk = handle.read(_CHUNK)
+                if not chunk:
+                    return
+                if not chunk.endswith(b"\n"):
+                    chunk += handle.readline()
+                if scan is not None and scan.uniform(chunk):
+                    for offset, line in scan.matching(chunk):
+                        # Line numbers are counted only when a problem names one.
+                        where = _Where(number, chunk, offset)
+                        yield from self._line(file, where, line, None)
+                else:
+                    for offset, line in _numbered(chunk):
+                        yield from self._line(file, number + offset, line, scan)
+                number += chunk.count(b"\n") + (0 if chunk.endswith(b"\n") else 1)
+
+    def _line(
+        self, file: Path, number: int | _Where, line: bytes, scan: _Scan | None
+    ) -> Iterator[Entry]:
+        if scan is not None and scan.skippable(line):
+            return
+        if len(line) > MAX_LINE_BYTES:
+            self.problems.append(f"{file}:{number}: longer than {MAX_LINE_BYTES} bytes")
+            return
+        if not line.strip():
+            return
+        try:
+            resource = self.decode(line)
+        except self.errors as error:
+            self.problems.append(f"{file}:{number}: not JSON ({printable(str(error))[:80]})")
+            return
+        self.resources += 1
+        for entry in self.reader.entries(resource):
+            if entry[0]:
+                yield entry
+            else:
+                self.problems.append(f"{file}:{number}: {entry[10] or 'no patient'}")
 
     def _bundle(self, file: Path) -> Iterator[Entry]:
         data = file.read_bytes()
@@ -232,20 +239,84 @@ def _file_type(file: Path) -> str | None:
     return match.group(1) if match else None
 
 
-def _lines(handle: IO[bytes]) -> Iterator[bytes | None]:
-    """Lines, None for one longer than the limit (the rest of it skipped)."""
-    while True:
-        line = handle.readline(MAX_LINE_BYTES + 1)
-        if not line:
-            return
-        if len(line) > MAX_LINE_BYTES and not line.endswith(b"\n"):
-            while True:
-                rest = handle.readline(MAX_LINE_BYTES)
-                if not rest or rest.endswith(b"\n"):
-                    break
-            yield None
-            continue
-        yield line
+class _Scan:
+    """Finds the lines of an NDJSON chunk that hold one of the binding's codes, without parsing.
+
+    A line of the file's type that holds `"code":{"coding":[` and none of the
+    binding's codes as `"code":"..."` feeds no element and is skipped. When a
+    whole chunk is uniform (every line starts with the file's type, as servers
+    write it, and holds a coding, and no `\\u` escape), only the lines one
+    regular-expression pass finds are even split out; otherwise each line is
+    checked alone, and anything unusual is parsed (and reported).
+    """
+
+    def __init__(self, kind: str, codes: frozenset[bytes], prefixes: tuple[bytes, ...]) -> None:
+        field = "medicationCodeableConcept" if kind in MEDICATION_TYPES else "code"
+        self.start = f'{{"resourceType":"{kind}"'.encode()
+        self.coded = f'"{field}":{{"coding":['.encode()
+        self.coded_spaced = f'"{field}": {{"coding": ['.encode()
+        self.mark = f'"{kind}"'.encode()
+        words = [re.escape(c) + b'"' for c in sorted(codes)] + [re.escape(p) for p in prefixes]
+        # Nothing to find: a pattern that never matches.
+        alternatives = b"|".join(words) or b"(?!)"
+        self.pattern = re.compile(rb'"code"\s*:\s*"(?:' + alternatives + rb")")
+
+    @classmethod
+    def of(cls, reader: Reader, kind: str) -> _Scan | None:
+        if kind == "Patient":
+            return None
+        codes, prefixes = reader.wanted(kind)
+        return cls(kind, codes, prefixes)
+
+    def uniform(self, chunk: bytes) -> bool:
+        lines = chunk.count(b"\n") + (0 if chunk.endswith(b"\n") else 1)
+        starts = chunk.count(b"\n" + self.start) + chunk.startswith(self.start)
+        return starts == lines and chunk.count(self.coded) >= lines and b"\\u" not in chunk
+
+    def matching(self, chunk: bytes) -> Iterator[tuple[int, bytes]]:
+        """(offset in the chunk, line) of each line with a match, in order."""
+        last = -1
+        for match in self.pattern.finditer(chunk):
+            start = chunk.rfind(b"\n", 0, match.start()) + 1
+            if start <= last:
+                continue
+            end = chunk.find(b"\n", match.end())
+            end = len(chunk) if end < 0 else end + 1
+            last = start
+            yield start, chunk[start:end]
+
+    def skippable(self, line: bytes) -> bool:
+        """A line of this type, coded, and holding none of the codes: it feeds nothing."""
+        return (
+            self.mark in line
+            and (self.coded in line or self.coded_spaced in line)
+            and b"\\u" not in line
+            and self.pattern.search(line) is None
+        )
+
+
+class _Where:
+    """A line's number, counted when shown."""
+
+    __slots__ = ("before", "chunk", "offset")
+
+    def __init__(self, before: int, chunk: bytes, offset: int) -> None:
+        self.before, self.chunk, self.offset = before, chunk, offset
+
+    def __str__(self) -> str:
+        return str(self.before + self.chunk.count(b"\n", 0, self.offset) + 1)
+
+
+def _numbered(chunk: bytes) -> Iterator[tuple[int, bytes]]:
+    """Each line with its number; only \\n ends a line, as in NDJSON."""
+    start = 0
+    number = 0
+    while start < len(chunk):
+        end = chunk.find(b"\n", start)
+        end = len(chunk) if end < 0 else end + 1
+        number += 1
+        yield number, chunk[start:end]
+        start = end
 
 
 def _batches(handle: IO[bytes]) -> Iterator[list[Entry]]:
