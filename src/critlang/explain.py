@@ -21,11 +21,15 @@ from decimal import Decimal
 from fractions import Fraction
 from typing import Any
 
-from critlang import ir, units, words
+import attrs
+
+from critlang import fmt, ir, units, words
 from critlang import syntax as s
 from critlang.check import Checked
 from critlang.decimals import to_decimal
 from critlang.lower import Lowered, chain
+from critlang.records import printable
+from critlang.vocab import ENTRY_LAYOUT, EntryKind
 
 Trace = Sequence[Any]
 Getter = Callable[[Trace], Any]
@@ -43,6 +47,8 @@ class Explanations:
         self.types = {id(node): kind for node, kind in self.checked.types.items()}
         self.builders: dict[int, Builder] = {}
         self.getters: dict[int, Getter] = {}
+        # The Python engine's trace has one slot more: the entry each aggregate used.
+        self.used_slot = lowered.program.size
 
     # ---- values ----
 
@@ -108,6 +114,14 @@ class Explanations:
             case s.BoolLit(value=truth):
                 always = [f"always {'true' if truth else 'false'}"]
                 return lambda _trace: always
+            case (
+                s.Compare(left=s.Selector() as selector) | s.Compare(right=s.Selector() as selector)
+            ) if selector.op not in ("any", "no"):
+                return self.selector_comparison(node, selector)
+            case s.Selector():
+                return self.selector_condition(node)
+            case s.InCodes():
+                return self.in_codes(node)
             case s.Compare():
                 return self.comparison(node)
             case s.Between():
@@ -282,12 +296,129 @@ class Explanations:
 
         return words
 
+    # ---- histories and code lists ----
+
+    def selection(self, node: s.Selector) -> _Selection:
+        """What the explanations of one selector need, worked out once."""
+        top = self.origin[id(node)]
+        aggregate = next(n for n in ir.walk(top) if isinstance(n, ir.Aggregate))
+        kind = self.checked.element_types[node.history.name]
+        label = self.subject(node.history)
+        said = []
+        if node.where is not None:
+            said.append(f"where {' '.join(fmt.expression_text(node.where).split())}")
+        if node.window is not None:
+            window = node.window
+            unit = window.unit if window.amount == 1 else f"{window.unit}s"
+            end = "" if window.end is None else f" before {self.subject(window.end)}"
+            said.append(f"within {window.amount} {unit}{end}")
+        return _Selection(
+            label=label,
+            entry=kind.entry,
+            unit=kind.unit,
+            complete=kind.complete,
+            history=self.getter(node.history),
+            value=operator.itemgetter(aggregate.id),
+            used=lambda t: t[self.used_slot].get(aggregate.id),
+            words=" ".join(said),
+        )
+
+    def selector_condition(self, node: s.Selector) -> Builder:
+        """`any H ...` / `no H ...`: the entry found, or why none is."""
+        value = self.getter(node)
+        sel = self.selection(node)
+        asked = f" {sel.words}" if sel.words else ""
+
+        def words(t: Trace) -> list[str]:
+            entries = sel.history(t)
+            if entries is None:
+                return [f"{sel.label}: not on record"]
+            found = sel.value(t)
+            if found is True:
+                return [f"{sel.label}: {sel.entry_words(sel.used(t))}, an entry{asked}"]
+            if found is None:
+                return [f"{sel.label}: unknown whether an entry{asked} (an entry lacks a value)"]
+            outcome = value(t)
+            if outcome is None:
+                return [
+                    f"{sel.label}: no entry{asked} on record, and the history may be incomplete"
+                ]
+            return [f"{sel.label}: no entry{asked}; the history is complete"]
+
+        return words
+
+    def selector_comparison(self, node: s.Compare, selector: s.Selector) -> Builder:
+        """`latest H ... > x`: the value with the entry it comes from, and the limit."""
+        value = self.getter(node)
+        sel = self.selection(selector)
+        left_side = selector is node.left
+        other = self.shown(node.right if left_side else node.left)
+        shown = self.shown(selector, like=node.right if left_side else None)
+        op = node.op if left_side else words.FLIPPED[node.op]
+        kind = self.types[id(selector)]
+        wording = (words.DATE_COMPARISONS if kind.kind == "date" else words.COMPARISONS)[op]
+        word = SELECTOR_NAMES[selector.op]
+        asked = f" {sel.words}" if sel.words else ""
+        what = f"the {word}" + ("" if selector.of is None else " value")
+
+        def phrases(t: Trace) -> list[str]:
+            outcome = value(t)
+            entries = sel.history(t)
+            if entries is None:
+                return [f"{sel.label}: not on record (the criterion asks for {wording} {other(t)})"]
+            if sel.value(t) is None:
+                if selector.op == "count":
+                    why = "an entry lacks a value it needs"
+                elif not entries or sel.used(t) is None:
+                    why = f"no entry{asked}"
+                else:
+                    when = sel.entry_words(sel.used(t))
+                    why = f"entries on the same date disagree, or a value is missing ({when})"
+                return [
+                    f"{sel.label}: unknown, {why} (the criterion asks for {wording} {other(t)})"
+                ]
+            verb = "is" if outcome else ("is not" if outcome is False else "may not be")
+            if selector.op == "count":
+                counted = f"{sel.label}: {shown(t)} entries{asked}"
+                if outcome is None:
+                    counted += " on record, and the history may be incomplete"
+                return [f"{counted}; the criterion asks for {wording} {other(t)}"]
+            if selector.op == "total":
+                return [f"{sel.label}: total {shown(t)}{asked}, {verb} {wording} {other(t)}"]
+            entry = sel.entry_words(sel.used(t))
+            lead = f"{shown(t)} from {entry}" if selector.of is not None else entry
+            return [f"{sel.label} {lead}, {what}{asked}, {verb} {wording} {other(t)}"]
+
+        return phrases
+
+    def in_codes(self, node: s.InCodes) -> Builder:
+        value, held = self.getter(node), self.getter(node.subject)
+        name = self.subject(node.subject) if isinstance(node.subject, s.Ref) else "its code"
+        declared = self.checked.code_lists.get(node.codes.text)
+        listed = declared.label if declared is not None and declared.label else node.codes.text
+
+        def phrases(t: Trace) -> list[str]:
+            outcome = value(t)
+            if outcome is None:
+                return [f"{name}: unknown"]
+            verb = "is" if outcome else "is not"
+            return [f"{name} {held(t)} {verb} in {listed}"]
+
+        return phrases
+
     # ---- missing data ----
 
     def missing(self, node: object, trace: Trace, env: dict[str, Any]) -> list[str]:
         """Elements with no value under the unknown parts of `node`."""
         if self.getter(node)(trace) is not None:
             return []
+        if isinstance(node, s.Selector):
+            name = node.history.name
+            if env.get(name) is None:
+                return [name]
+            found = [n for child in self.kids(node)[1:] for n in self.missing(child, trace, env)]
+            # An incomplete history may lack the entry that would settle it.
+            return found or ([] if self.checked.element_types[name].complete else [name])
         if isinstance(node, s.Ref):
             if node.name in self.checked.elements:
                 return [node.name] if env.get(node.name) is None else []
@@ -349,3 +480,42 @@ def format_quantity(value: Decimal, unit: str, limit: Decimal | None = None) -> 
         return number + words.unit_suffix(unit, number == "1")
     # A long or endless fraction (150 umol/L of creatinine in mg/dL): round for reading.
     return "about " + words.quantity(words.rounded(value, limit), unit)
+
+
+# How explanations name each selector's pick.
+SELECTOR_NAMES = {
+    "count": "number",
+    "latest": "latest",
+    "earliest": "earliest",
+    "highest": "highest",
+    "lowest": "lowest",
+    "total": "total",
+}
+
+
+@attrs.frozen
+class _Selection:
+    """One selector, as its explanations read it from a trace."""
+
+    label: str
+    entry: str  # vocab.EntryKind
+    unit: str
+    complete: bool
+    history: Getter
+    value: Getter
+    used: Getter
+    words: str  # its where and window, as written
+
+    def entry_words(self, entry: tuple[Any, ...] | None) -> str:
+        """'1.6 mg/dL on 2026-05-02 (Observation/123)': an entry with its date and source."""
+        if entry is None:
+            return "an entry"
+        fields = dict(zip(ENTRY_LAYOUT[EntryKind(self.entry)], entry, strict=True))
+        source = f" ({printable(fields['source'])})" if fields["source"] else ""
+        if self.entry == EntryKind.MEASUREMENT:
+            return f"{format_quantity(fields['value'], self.unit)} on {fields['date']}{source}"
+        if self.entry == EntryKind.CODE:
+            return f"{fields['code']} on {fields['date']}{source}"
+        taken = "ongoing" if fields["end"] is None else f"to {fields['end']}"
+        dose = "" if fields["dose"] is None else f", {format_quantity(fields['dose'], self.unit)}"
+        return f"{fields['code']} from {fields['start']} {taken}{dose}{source}"

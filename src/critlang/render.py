@@ -23,7 +23,7 @@ import markupsafe
 
 from critlang import syntax as s
 from critlang import units
-from critlang.check import Checked, conversion_words
+from critlang.check import FIELD_WORDS, SELECTOR_WORDS, Checked, conversion_words
 from critlang.words import (
     ALL,
     ANY,
@@ -56,6 +56,13 @@ TYPE_WORDS = {
     s.EnumType: "one of",
     s.SetType: "set of",
     s.AttestationType: "attestation",
+    s.CodeType: "code",
+    s.HistoryType: "history",
+}
+HISTORY_WORDS = {
+    "measurement": "history of measurements",
+    "code": "history of codes",
+    "medication": "history of medications",
 }
 # A phrase with any of these cannot be joined to another by and/or without brackets.
 _CONNECTIVE = re.compile(r"\b(and|or|not|unless)\b|[,:;]")
@@ -300,8 +307,45 @@ class _Words:
                     f"the percentage {direction} from {self.phrase(baseline)} "
                     f"to {self.phrase(current)}"
                 )
+            case s.EntryField(field=field):
+                return f"its {FIELD_WORDS[field]}"
+            case s.InCodes(subject=subject, codes=codes):
+                return f"{self.phrase(subject)} is in {self.code_list_name(codes.text)}"
+            case s.Selector():
+                return self.selector(expr)
         # and/or/not used as a value, as in `(a and b) = c`
         return f"({one_line(self.reading(expr))})"
+
+    def code_list_name(self, name: str) -> str:
+        """A code list as documents name it: its label, and its name to find it in the table."""
+        declared = self.checked.code_lists.get(name)
+        label = declared.label if declared is not None and declared.label else _humanized(name)
+        return f"{_inline(label)} (code list {name})"
+
+    def selector(self, expr: s.Selector) -> str:
+        """`latest creatinine within 90 days before screening` in words."""
+        history = self.name(expr.history)
+        word = SELECTOR_WORDS[expr.op]
+        if expr.op in ("any", "no"):
+            text = f"{word} {history} entry"
+        elif expr.op == "count":
+            text = f"the number of {history} entries"
+        elif expr.of is None:
+            text = f"the {word} {history}"
+        elif isinstance(expr.of, s.EntryField):
+            text = f"the {word} {FIELD_WORDS[expr.of.field]} of {history}"
+        else:
+            text = f"the {word} ({self.phrase(expr.of)}) of {history}"
+        if expr.where is not None:
+            text += f" where {one_line(self.reading(expr.where))}"
+        if expr.window is not None:
+            text += " " + self.window(expr.window)
+        return text
+
+    def window(self, window: s.Window) -> str:
+        unit = window.unit if window.amount == 1 else f"{window.unit}s"
+        end = "" if window.end is None else f" before {self.phrase(window.end)}"
+        return f"within {window.amount} {unit}{end}"
 
     def label(self, ref: s.Ref) -> str:
         """The name of a data element or definition as its author wrote the label."""
@@ -341,6 +385,8 @@ class _Words:
         if self.is_value(left) and not self.is_value(right):
             op, left, right = FLIPPED[op], right, left
         subject, value = self.phrase(left), self.phrase(right)
+        if isinstance(left, s.Selector) and left.where is not None:
+            subject = f"({subject})"  # what follows is not part of its `where`
         kind = self.checked.types.get(left)
         if kind is not None and kind.kind in ("enum", "boolean", "set"):
             return f"{subject} {'is' if op == '=' else 'is not'} {value}"
@@ -392,6 +438,17 @@ class ElementView:
     choices: tuple[str, ...]
     used_by: tuple[str, ...]
     attesters: tuple[str, ...] = ()
+
+
+@attrs.frozen
+class CodeListView:
+    """A code list as the documents show it: a table of its codes."""
+
+    name: str
+    label: str
+    system: str
+    codes: tuple[str, ...]
+    used_by: tuple[str, ...]
 
 
 @attrs.frozen
@@ -476,6 +533,7 @@ class Document:
     constants: tuple[NamedView, ...]
     definitions: tuple[NamedView, ...]
     flowchart: Flowchart
+    code_lists: tuple[CodeListView, ...] = ()
 
 
 def render_document(
@@ -533,7 +591,38 @@ def document(checked: Checked) -> Document:
             for d in checked.definitions.values()
         ),
         flowchart=_flowchart(protocol, words),
+        code_lists=tuple(
+            CodeListView(
+                c.name.text,
+                c.label or _sentence(_humanized(c.name.text)),
+                c.system.text,
+                tuple(code.text for code in c.codes),
+                tuple(
+                    ident
+                    for ident, criterion in ((c.id.text, c) for c in ordered)
+                    if c.name.text in _code_lists_of(criterion, checked)
+                ),
+            )
+            for c in protocol.code_lists
+        ),
     )
+
+
+def _code_lists_of(criterion: s.Criterion, checked: Checked) -> set[str]:
+    """The code lists a criterion tests codes against, through definitions."""
+    roots: list[object] = [criterion.condition, criterion.applies_when]
+    roots += [
+        checked.definitions[n].expr
+        for n in _uses_of_criterion(criterion, checked)
+        if n in checked.definitions
+    ]
+    return {
+        node.codes.text
+        for root in roots
+        if root is not None
+        for node in s.walk(root)
+        if isinstance(node, s.InCodes)
+    }
 
 
 def _uses(expr: object, checked: Checked) -> set[str]:
@@ -575,6 +664,14 @@ def _element_view(element: s.DataElement, used_by: tuple[str, ...]) -> ElementVi
         case s.AttestationType(attesters=attesters):
             choices = ("yes", "no")
             allowed = "confirmed by " + " and ".join(attesters)
+        case s.HistoryType(unit=code):
+            if code is not None:
+                words = units.display(code)
+                unit = code if words == code else f"{code} ({words})"
+                unit_words = words
+            allowed = "every entry on record" if element.complete else "the entries on record"
+        case s.CodeType():
+            allowed = "a code, as system:code"
     if element.plausible_range is not None:
         low, high = element.plausible_range
         allowed = f"{format_number(low)} to {format_number(high)}"
@@ -589,7 +686,9 @@ def _element_view(element: s.DataElement, used_by: tuple[str, ...]) -> ElementVi
         name=element.name.text,
         label=element.label or _sentence(_humanized(element.name.text)),
         kind=type(declared).__name__.removesuffix("Type").lower(),
-        type=TYPE_WORDS[type(declared)],
+        type=HISTORY_WORDS[declared.entry]
+        if isinstance(declared, s.HistoryType)
+        else TYPE_WORDS[type(declared)],
         unit=unit,
         unit_words=unit_words,
         allowed=allowed,

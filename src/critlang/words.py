@@ -61,7 +61,7 @@ def unit_suffix(unit: str, one: bool) -> str:
     """What follows a number in `unit`: '%', ' year' (one) or ' years', ' mg/dL', ''."""
     if unit == "%":
         return "%"
-    if unit == "1":
+    if unit in ("1", ""):
         return ""
     if unit in UNIT_WORDS:
         singular, plural = UNIT_WORDS[unit]

@@ -18,6 +18,7 @@ import functools
 import itertools
 from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import critlang
@@ -322,9 +323,31 @@ _DISAGREEMENTS: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...] = (
 )
 
 
+# Histories and code lists (ir.Aggregate, ir.Entry, ir.InCodes, ir.DateShift) run on the
+# Python engine first; the other engines learn them on the branch `histengines`, which
+# removes this entry.
+_NOT_YET = "not implemented yet in this engine: histories and code lists (branch histengines)"
+_NOT_YET_ENGINES = ("duckdb", "spark", "postgres", "z3", "javascript", "elm")
+_NOT_YET_SUITES = ("histories*.yaml", "codes*.yaml")
+
+
+def _cases_of(patterns: tuple[str, ...]) -> tuple[str, ...]:
+    """`<suite>/<case>` of every case in the data files matching `patterns`."""
+    import yaml
+
+    here = Path(__file__).resolve().parent
+    found = []
+    for pattern in patterns:
+        for path in sorted(here.glob(pattern)):
+            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+            found += [f"{path.stem}/{case['name']}" for case in data["cases"]]
+    return tuple(found)
+
+
 def _known_bugs() -> dict[tuple[str, str], str]:
     bugs: dict[tuple[str, str], str] = {}
-    for reason, names, cases in _DISAGREEMENTS:
+    disagreements = (*_DISAGREEMENTS, (_NOT_YET, _NOT_YET_ENGINES, _cases_of(_NOT_YET_SUITES)))
+    for reason, names, cases in disagreements:
         for engine in names:
             for case in cases:
                 key = (engine, case)

@@ -17,6 +17,8 @@ wrote is ever spliced in as code.
 
 from __future__ import annotations
 
+import calendar
+import datetime
 from collections.abc import Callable
 from decimal import Decimal
 from fractions import Fraction
@@ -26,7 +28,7 @@ import attrs
 
 from critlang import ir
 from critlang.decimals import to_decimal
-from critlang.vocab import Outcome
+from critlang.vocab import ENTRY_LAYOUT, CalendarUnit, EntryKind, Outcome
 
 _COMPARE = {"<": "<", "<=": "<=", ">": ">", ">=": ">=", "=": "==", "!=": "!="}
 
@@ -43,6 +45,7 @@ def compile_program(program: ir.Program) -> Compiled:
     generator = _Generator(program)
     source = generator.module()
     namespace: dict[str, Any] = dict(generator.constants)
+    namespace.update(shift_date=shift_date, Decimal=Decimal)
     code = compile(source, f"<critlang {program.name}>", "exec")
     exec(code, namespace)  # generated from the IR only; see the module docstring
     return Compiled(status=namespace["status"], trace=namespace["trace"], source=source)
@@ -56,6 +59,9 @@ class _Generator:
         self.tracing = False
         self.names: dict[int, str] = {}  # node id -> the local holding its value, in scope
         self.definitions = dict(program.definitions)
+        # The aggregates whose loops enclose the code being generated, innermost last.
+        self.loops: list[ir.Aggregate] = []
+        self.known: set[str] = set()  # expressions never None: entry fields intake requires
 
     def module(self) -> str:
         lines: list[str] = []
@@ -69,7 +75,9 @@ class _Generator:
         name = "trace" if self.tracing else "status"
         body: list[str] = ["get = env.get"]
         if self.tracing:
-            body.append(f"trace = [None] * {self.program.size}")
+            # One more slot: the entry each aggregate used, by aggregate id (see `aggregate`).
+            body.append(f"trace = [None] * {self.program.size + 1}")
+            body.append(f"used = trace[{self.program.size}] = {{}}")
         settled: list[str] = []
         for criterion in self.program.criteria:
             roots = [criterion.value, *(part.value for part in criterion.parts)]
@@ -133,6 +141,8 @@ class _Generator:
             return self.names[node.id]
         if isinstance(node, ir.Const):
             local = self.constant(node.value)
+        elif isinstance(node, ir.Entry):
+            return self.entry(node)
         else:
             local = f"n{node.id}"
             self.emit(node, local, out)
@@ -140,7 +150,7 @@ class _Generator:
         return self.traced(node, local, out)
 
     def constant(self, value: ir.Value) -> str:
-        if isinstance(value, bool):
+        if value is None or isinstance(value, bool):
             return repr(value)
         if isinstance(value, Fraction):
             return self.const(to_decimal(value))
@@ -166,7 +176,7 @@ class _Generator:
                 )
             case ir.Compare(op=op, left=a, right=b):
                 x, y = self.value(a, out), self.value(b, out)
-                self.guarded(local, [x, y], f"{x} {_COMPARE[op]} {y}", out)
+                self.guarded(local, [x, y], f"{x} {_COMPARE[op]} {y}", out, boolean=True)
             case ir.Arith(op=op, left=a, right=b):
                 x, y = self.value(a, out), self.value(b, out)
                 zero = (f"{y} == 0",) if op == "/" else ()
@@ -184,22 +194,42 @@ class _Generator:
                 x, wanted = self.value(a, out), self.const(values)
                 test = f"{wanted} <= {x}" if every else f"not {x}.isdisjoint({wanted})"
                 self.guarded(local, [x], test, out)
+            case ir.InCodes(operand=a, codes=codes):
+                x = self.value(a, out)
+                exact, prefixes = self.const(codes.codes), self.const(codes.prefixes)
+                test = f"{x} in {exact} or {x}.startswith({prefixes})"
+                self.guarded(local, [x], test, out, boolean=True)
+            case ir.DateShift(operand=a, amount=amount, unit=unit):
+                x = self.value(a, out)
+                test = f"shift_date({x}, {amount}, {self.const(unit)})"
+                self.guarded(local, [x], test, out)
+            case ir.Aggregate():
+                self.aggregate(node, local, out)
             case _:
                 raise AssertionError(f"the Python engine has no rule for {node!r}")
 
     def guarded(
-        self, local: str, values: list[str], test: str, out: list[str], extra: tuple[str, ...] = ()
+        self,
+        local: str,
+        values: list[str],
+        test: str,
+        out: list[str],
+        extra: tuple[str, ...] = (),
+        boolean: bool = False,
     ) -> None:
         """`test`, or None when any of `values` is unknown (or an `extra` condition holds)."""
-        checks = [f"{v} is None" for v in values if v not in self.constants]
+        checks = [f"{v} is None" for v in values if v not in self.constants and v not in self.known]
         unknown = " or ".join([*checks, *extra])
         out.append(f"{local} = None if {unknown} else ({test})" if unknown else f"{local} = {test}")
+        if not unknown and boolean:
+            self.known.add(local)  # a test of known values is true or false, never unknown
 
     def junction(
         self, local: str, operands: tuple[ir.Node, ...], disjunction: bool, out: list[str]
     ) -> None:
         """Kleene and/or: the deciding value wins, else unknown if any operand is unknown."""
         decisive, other = (True, False) if disjunction else (False, True)
+        junction = "or" if disjunction else "and"
         unknown = f"{local}_unknown"
         if self.tracing:
             # Explanations need the value of every operand: no short cut.
@@ -215,6 +245,11 @@ class _Generator:
         if all(not isinstance(x, ir.And | ir.Or | ir.AtLeast) for x in operands):
             # Operands that are single tests cost less to compute than to skip.
             values = [self.value(x, out) for x in operands]
+            if values and all(v in self.known for v in values):
+                # Two-valued: Python's own and/or, on values that are never unknown.
+                out.append(f"{local} = {f' {junction} '.join(values)}")
+                self.known.add(local)
+                return
             decided = " or ".join(f"{v} is {decisive}" for v in values)
             open_ = " or ".join(f"{v} is None" for v in values)
             out.append(
@@ -238,3 +273,164 @@ class _Generator:
         out += ["    " + line for line in block]
         self.names = saved  # values computed inside the loop may not exist after it
         out.append(f"if {unknown} and {local} is {other}: {local} = None")
+
+    # ---- histories ----
+
+    def entry(self, node: ir.Entry) -> str:
+        """The loop variable holding a field of the innermost aggregate's entry."""
+        loop = self.loops[-1]
+        if node.field == "ongoing":
+            return f"(e{loop.id}_end is None)"
+        return f"e{loop.id}_{node.field}"
+
+    def invariants(self, roots: list[ir.Node]) -> list[ir.Node]:
+        """The largest parts of `roots` that read no entry of the loop (nor of any other)."""
+        reads: dict[int, bool] = {}
+
+        def reads_entry(node: ir.Node) -> bool:
+            if node.id not in reads:
+                kids = ir.children(node)
+                reads[node.id] = isinstance(node, ir.Entry) or any(reads_entry(k) for k in kids)
+            return reads[node.id]
+
+        found: list[ir.Node] = []
+        stack = list(reversed(roots))
+        while stack:
+            node = stack.pop()
+            if not reads_entry(node):
+                if not isinstance(node, ir.Const | ir.Element | ir.Definition):
+                    found.append(node)
+            else:
+                stack.extend(reversed(ir.children(node)))
+        return found
+
+    def aggregate(self, node: ir.Aggregate, local: str, out: list[str]) -> None:
+        """One loop over the history's entries (Kleene, as `ir.Aggregate` says).
+
+        In a trace, `used[node.id]` is the entry the value comes from: the
+        first that matched for `exists`, the chosen one for the other ops.
+        """
+        history = self.value(node.history, out)
+        kind = EntryKind(node.history.type.entry)
+        fields = ENTRY_LAYOUT[kind]
+        prefix = f"e{node.id}_"
+        names = ", ".join(prefix + field for field in fields)
+        entry = f"e{node.id}"
+        self.known.update(prefix + field for field in REQUIRED[kind])
+        self.known.add(f"({prefix}end is None)")
+        # What does not depend on the entry is computed once, before the loop.
+        for invariant in self.invariants([x for x in (node.where, node.of) if x is not None]):
+            self.value(invariant, out)
+        saved = dict(self.names)
+        self.loops.append(node)
+        body: list[str] = []
+        where = self.value(node.where, body) if node.where is not None else None
+        selected: list[str] = []  # statements for a selected entry
+        op = node.op
+        unknown = f"{local}_unknown"
+        if where is not None and where not in self.known:
+            body.append(f"if {where} is None:")
+            if op == "exists":
+                body.append(f"    {unknown} = True")
+                body.append("    continue")
+            else:
+                body.append(f"    {unknown} = True")
+                body.append("    break")
+            body.append(f"if {where}:")
+        elif where is not None:
+            body.append(f"if {where}:")
+        else:
+            body.append("if True:")
+        keep = f"used[{node.id}] = {entry}" if self.tracing else None
+        if op == "exists":
+            selected += [f"{local} = True", *([keep] if keep else []), "break"]
+            start = [f"{local} = False", f"{unknown} = False"]
+            finish = [f"if {unknown} and {local} is False: {local} = None"]
+        elif op == "count":
+            selected += [f"{local} += 1"]
+            start = [f"{local} = 0", f"{unknown} = False"]
+            finish = [f"{local} = None if {unknown} else Decimal({local})"]
+        else:
+            assert node.of is not None
+            date = prefix + ("start" if kind is EntryKind.MEDICATION else "date")
+            best, best_date, conflict = f"{local}_best", f"{local}_date", f"{local}_conflict"
+            start = [f"{best} = None", f"{best_date} = None", f"{conflict} = False"]
+            start += [f"{unknown} = False"]
+            of_lines: list[str] = []
+            of = self.value(node.of, of_lines)
+            if op in ("latest", "earliest"):
+                later = ">" if op == "latest" else "<"
+                selected += [
+                    f"if {best_date} is None or {date} {later} {best_date}:",
+                    *("    " + line for line in of_lines),
+                    f"    {best_date} = {date}",
+                    f"    {best} = {of}",
+                    f"    {conflict} = {of} is None",
+                    *([f"    {keep}"] if keep else []),
+                    f"elif {date} == {best_date}:",
+                    *("    " + line for line in of_lines),
+                    f"    if {of} is None or {of} != {best}: {conflict} = True",
+                ]
+                finish = [f"{local} = None if {unknown} or {conflict} else {best}"]
+            elif op in ("max", "min"):
+                better = ">" if op == "max" else "<"
+                selected += [
+                    *of_lines,
+                    f"if {of} is None:",
+                    f"    {unknown} = True",
+                    "    break",
+                    f"if {best} is None or {of} {better} {best}:",
+                    f"    {best} = {of}",
+                    *([f"    {keep}"] if keep else []),
+                ]
+                finish = [f"{local} = None if {unknown} else {best}"]
+            else:  # sum
+                start[0] = f"{best} = {self.const(Decimal(0))}"
+                selected += [
+                    *of_lines,
+                    f"if {of} is None:",
+                    f"    {unknown} = True",
+                    "    break",
+                    f"{best} = {best} + {of}",
+                ]
+                finish = [f"{local} = None if {unknown} else {best}"]
+        body += ["    " + line for line in selected]
+        self.loops.pop()
+        self.names = saved  # values computed inside the loop are per entry
+        loop = (
+            [f"for {entry} in {history}:", f"    {names}, = {entry}"]
+            if self.tracing
+            else [f"for {names}, in {history}:"]
+        )
+        out.append(f"if {history} is None:")
+        out.append(f"    {local} = None")
+        out.append("else:")
+        out += ["    " + line for line in [*start, *loop, *("    " + b for b in body), *finish]]
+
+
+# The entry fields intake never leaves unknown, by entry kind (vocab.ENTRY_LAYOUT).
+REQUIRED = {
+    EntryKind.MEASUREMENT: ("date", "value"),
+    EntryKind.CODE: ("date", "code"),
+    EntryKind.MEDICATION: ("start", "code"),
+}
+
+
+def shift_date(day: datetime.date, amount: int, unit: str) -> datetime.date | None:
+    """`day` moved by `amount` calendar units, as CQL adds durations (see `ir.DateShift`).
+
+    None when the result falls outside the years Python's dates hold.
+    """
+    try:
+        if unit == CalendarUnit.DAY:
+            return day + datetime.timedelta(days=amount)
+        if unit == CalendarUnit.WEEK:
+            return day + datetime.timedelta(days=7 * amount)
+        months = (
+            day.year * 12 + day.month - 1 + (amount * 12 if unit == CalendarUnit.YEAR else amount)
+        )
+        year, month = divmod(months, 12)
+        last = calendar.monthrange(year, month + 1)[1]
+        return datetime.date(year, month + 1, min(day.day, last))
+    except (OverflowError, ValueError):
+        return None
