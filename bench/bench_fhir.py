@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import os
 import random
 import resource
@@ -44,7 +43,7 @@ sys.path.insert(0, str(ROOT / "src"))
 from critlang.bindings import load_binding  # noqa: E402
 from critlang.bindings.run import FhirScreen  # noqa: E402
 from critlang.pipeline import load  # noqa: E402
-from critlang.synth import Generator, Synthetic, dumps  # noqa: E402
+from critlang.synth import Generator, dumps  # noqa: E402
 
 PROTOCOL = ROOT / "protocols" / "ctd_ild.crit"
 BINDING = ROOT / "protocols" / "ctd_ild.fhir.bind.yaml"
@@ -128,7 +127,11 @@ def generate(folder: Path, patients: int, seed: int = 1) -> int:
 
 LOINC = {"29463-7": "body_weight", "1920-8": "got", "1742-6": "gpt", "2160-0": "creatinine",
          "38483-4": "creatinine"}  # fmt: skip
-FACTORS = {("L", "mL"): Decimal(1000), ("mg/dL", "g/L"): Decimal("0.01"), ("kg", "g"): Decimal(1000)}
+FACTORS = {
+    ("L", "mL"): Decimal(1000),
+    ("mg/dL", "g/L"): Decimal("0.01"),
+    ("kg", "g"): Decimal(1000),
+}
 CTD_SNOMED = {"396230008": "dermatomyositis", "31384009": "polymyositis", "89155008": "systemic_sclerosis",
               "55464009": "systemic_lupus_erythematosus", "69896004": "rheumatoid_arthritis",
               "83901003": "sjogren_syndrome"}  # fmt: skip
@@ -178,14 +181,15 @@ def _record(data: dict[str, list[Any]]) -> dict[str, Any]:
             continue
         code = o["code"]["coding"][0]["code"]
         day = o["effectiveDateTime"][:10]
+        if code in ("2106-3", "82810-3"):
+            if month <= day <= AS_OF.isoformat() and (code not in coded or day > coded[code][0]):
+                coded[code] = (day, o["valueCodeableConcept"]["coding"][0]["code"])
+            continue
         quantity = o.get("valueQuantity")
         if quantity is None:
             continue
         value = Decimal(quantity["value"])
-        if code in ("2106-3", "82810-3"):
-            if month <= day <= AS_OF.isoformat() and (code not in coded or day > coded[code][0]):
-                coded[code] = (day, o["valueCodeableConcept"]["coding"][0]["code"])
-        elif code == "19870-5":
+        if code == "19870-5":
             fvc.append((day, value / 1000 if quantity["code"] == "mL" else value))
         elif code == "19911-7":
             dlco.append((day, value))
@@ -214,7 +218,7 @@ def _record(data: dict[str, list[Any]]) -> dict[str, Any]:
         code = c["code"]["coding"][0]["code"]
         if code in CTD_SNOMED:
             diagnoses.add(CTD_SNOMED[code])
-        if code == "86406008":
+        if code in ("86406008", "B20", "Z21"):
             hiv = True
     if diagnoses:
         env["ctd_diagnoses"] = frozenset(diagnoses)

@@ -155,6 +155,25 @@ def test_spilled_partitions_give_the_same_results(
         assert values(result) == values(flat[result.id]), result.id
 
 
+def test_a_protocol_with_histories_screens_the_same_flat_and_from_fhir(tmp_path: Path) -> None:
+    protocol = load(ROOT / "tests" / "data" / "fhir" / "histories.crit")
+    binding, diagnostics = load_binding(
+        ROOT / "tests" / "data" / "fhir" / "histories.fhir.bind.yaml", protocol.checked
+    )
+    assert binding is not None and diagnostics == []
+    section = binding.sections["fhir"]
+    patients = list(Generator(protocol.checked, section, AS_OF, seed=4).patients(200))
+    assert any(p.record["creatinine"] for p in patients)
+    flat, results, _ = screen_both(protocol, section, patients, tmp_path)
+    for result in results:
+        assert flat[result.id].error is None and result.error is None, result.problems
+        assert values(result) == values(flat[result.id]), result.id
+    assert {"eligible", "ineligible", "undetermined"} <= {r.status for r in results}
+    # The history's entries cite their resources: the explanation names the entry used.
+    reasons = " ".join(c.reason for r in results for c in r.criteria)
+    assert "Observation/" in reasons
+
+
 @pytest.mark.z3
 def test_boundary_patients_from_analyze_screen_the_same(
     ctd: tuple[Protocol, Section], tmp_path: Path

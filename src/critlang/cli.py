@@ -230,6 +230,7 @@ def _needs_date(section: Any) -> bool:
         e.rule.within is not None
         or e.read == "time since"
         or (e.type.kind == "quantity" and e.source == "patient")
+        or e.source == "reference"
         for e in section.elements.values()
     )
 

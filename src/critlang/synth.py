@@ -65,7 +65,11 @@ class Generator:
         rng = self.rng
         record: dict[str, Any] = {}
         for name, element in self.section.elements.items():
-            if element.absent == "unknown" and rng.random() < 0.15:
+            if (
+                element.absent == "unknown"
+                and element.source != "reference"
+                and rng.random() < 0.15
+            ):
                 continue
             record[name] = self._random_value(element)
         return record
@@ -73,6 +77,10 @@ class Generator:
     def _random_value(self, element: ElementBinding) -> Any:
         rng = self.rng
         kind = element.type
+        if kind.kind == "history":
+            return self._random_history(element)
+        if element.source == "reference":
+            return self.as_of.isoformat()
         if kind.kind == "boolean":
             return rng.random() < 0.3
         if kind.kind == "enum":
@@ -88,6 +96,40 @@ class Generator:
         low, high = self._range(element)
         value = Decimal(rng.uniform(float(low), float(high))).quantize(Decimal("0.01"))
         return value if element.source != "patient" else value.to_integral_value()
+
+    def _random_history(self, element: ElementBinding) -> list[dict[str, Any]]:
+        """Up to four entries, some inside the protocol's usual windows, some long before."""
+        rng = self.rng
+        entries: list[dict[str, Any]] = []
+        entry = element.type.entry
+        codes = sorted(element.codes.codes) + [
+            _first_code(CodeSet(prefixes=(p,))) for p in element.codes.prefixes
+        ]
+        for _ in range(rng.randrange(0, 5)):
+            back = rng.choice((rng.randrange(0, 30), rng.randrange(0, 120), rng.randrange(0, 900)))
+            day = (self.as_of - datetime.timedelta(days=back)).isoformat()
+            if entry == "measurement":
+                # Around the usual limits: creatinine near 1.5 mg/dL, enzymes near 100 U/L.
+                scale = 60 if element.type.unit == "U/L" else 1
+                value = Decimal(rng.uniform(0.3, 3.0) * scale).quantize(Decimal("0.1"))
+                item: dict[str, Any] = {"date": day, "value": value, "unit": element.type.unit}
+                if rng.random() < 0.7:
+                    item["low"] = Decimal("0.5")
+                    item["high"] = Decimal(rng.randrange(1, 3)) * scale * Decimal("0.6")
+            elif entry == "code":
+                item = {"date": day, "code": rng.choice(codes)}
+            else:
+                end = None
+                if rng.random() < 0.5:
+                    end = (
+                        self.as_of - datetime.timedelta(days=rng.randrange(0, back + 1))
+                    ).isoformat()
+                item = {"start": day, "end": end, "code": rng.choice(codes)}
+                if rng.random() < 0.8:
+                    item["dose"] = Decimal(rng.randrange(1, 60))
+                    item["unit"] = element.type.unit
+            entries.append(item)
+        return entries
 
     def _range(self, element: ElementBinding) -> tuple[Decimal, Decimal]:
         limits = self.checked.elements[element.name].plausible_range
@@ -113,6 +155,8 @@ class Generator:
             elif element.read == "time since":
                 days = round(Fraction(Decimal(value)) * units.factor(element.type.unit, "d"))
                 value = {"value": int(days), "unit": "d"}
+            elif kind == "history":
+                value = [dict(item) for item in value]
             elif kind == "set":
                 value = sorted(value)
                 if not value and element.absent != "empty":
@@ -125,6 +169,10 @@ class Generator:
                 if value != value.quantize(Decimal("0.0001")):
                     value = value.quantize(Decimal("0.0001"))
             out[name] = value
+        # A history is always there from FHIR: no resource is an empty history, never unknown.
+        for name, element in self.section.elements.items():
+            if element.type.kind == "history":
+                out.setdefault(name, [])
         # Elements read from the same resources: the earliest of them exists whenever a later one does.
         for members in self.groups.values():
             earliest = [e for e in members if e.rule.select == "earliest"]
@@ -143,8 +191,22 @@ class Generator:
         self.patient_serial += 1
         pid = patient_id or f"p{self.patient_serial:07d}"
         resources: list[dict[str, Any]] = [self._patient_resource(pid, record)]
+        histories = {
+            name: e for name, e in self.section.elements.items() if e.type.kind == "history"
+        }
         for members in self.groups.values():
-            resources.extend(self._group(pid, members, record))
+            flat_members = [e for e in members if e.name not in histories]
+            if flat_members:
+                resources.extend(self._group(pid, flat_members, record))
+        record = dict(record)
+        for name, element in histories.items():
+            entries = []
+            for item in record.get(name, ()):
+                resource = self._history_resource(pid, element, item)
+                resources.append(resource)
+                entries.append({**item, "source": f"{resource['resourceType']}/{resource['id']}"})
+            if name in record:
+                record[name] = entries
         resources.extend(self._decoys(pid))
         flat = {"id": pid, **record}
         return Synthetic(pid, flat, tuple(resources))
@@ -318,6 +380,36 @@ class Generator:
             ]
         return resource
 
+    def _history_resource(
+        self, pid: str, element: ElementBinding, item: dict[str, Any]
+    ) -> dict[str, Any]:
+        entry = element.type.entry
+        if entry == "measurement":
+            resource = self._resource(
+                pid, element, _first_code(element.codes), item["value"],
+                datetime.date.fromisoformat(item["date"]),
+            )  # fmt: skip
+            if "low" in item:
+                unit = resource["valueQuantity"]["code"]
+                factor = _integer(units.factor(element.type.unit, unit))
+                resource["referenceRange"] = [
+                    {
+                        "low": {"value": item["low"] * factor, "unit": unit, "code": unit},
+                        "high": {"value": item["high"] * factor, "unit": unit, "code": unit},
+                    }
+                ]
+            return resource
+        if entry == "code":
+            return self._resource(
+                pid, element, item["code"], None, datetime.date.fromisoformat(item["date"])
+            )
+        resource = self._resource(
+            pid, element, item["code"], item.get("dose"), datetime.date.fromisoformat(item["start"])
+        )
+        if item.get("end") is not None:
+            resource["effectivePeriod"]["end"] = item["end"]
+        return resource
+
     def _decoys(self, pid: str) -> list[dict[str, Any]]:
         """Resources no bound element reads: another type, another code."""
         subject = {"reference": f"Patient/{pid}"}
@@ -345,7 +437,7 @@ def _groups(section: Section) -> dict[tuple[str, CodeSet], list[ElementBinding]]
     """Elements read from the same resources (same source and codes), earliest first."""
     groups: dict[tuple[str, CodeSet], list[ElementBinding]] = {}
     for element in section.elements.values():
-        if element.source == "patient":
+        if element.source in ("patient", "reference"):
             continue
         key = (element.source, element.codes)
         groups.setdefault(key, []).append(element)

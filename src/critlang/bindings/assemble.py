@@ -167,6 +167,8 @@ class Assembler:
             found = by_element.get(name)
             if found is None:
                 value, cited = self.empty[name]
+                if isinstance(value, list):
+                    value = []  # each record its own (empty) history
             else:
                 value, cited = self._element(element, found, problems)
             sources[name] = cited
@@ -181,6 +183,11 @@ class Assembler:
     ) -> tuple[Any, Cited]:
         if element.source == "patient":
             return self._patient(element, found, problems)
+        if element.source == "reference":
+            if self.as_of is None:
+                return _MISSING, Cited(None, rule="the reference date", why="no --as-of given")
+            day = self.as_of.isoformat()
+            return day, Cited(day, rule="the reference date (--as-of)")
         rule = self.rules[element.name]
         as_of = self.as_of
         usable: list[Entry] = []

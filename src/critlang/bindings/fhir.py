@@ -14,7 +14,9 @@ Source keys (see docs/fhir-omop.md):
   (start) or `time since` (the start);
 - `procedure: CODES`: Procedures (SNOMED CT), status completed;
 - `pregnancy: status`: the pregnancy status observation (LOINC 82810-3) as
-  a yes/no value (pregnant, not pregnant).
+  a yes/no value (pregnant, not pregnant);
+- `reference: date`: the run's reference date (`--as-of`), for a protocol's
+  screening date.
 
 CODES is a list of `system:code` or, for a set or one-of element, a mapping
 from each value to the codes that mean it.
@@ -47,13 +49,14 @@ SOURCES = {
     "medication": SourceKind(reads=("value", "dose", "date", "time since")),
     "procedure": SourceKind(reads=("value", "date", "time since")),
     "pregnancy": SourceKind(codes=False, fields=("status",)),
+    "reference": SourceKind(codes=False, fields=("date",)),
 }
 
 # What a `read:` gives, by the kinds of element it can fill.
 _READ_KINDS = {
     "date": ("date",),
     "time since": ("quantity",),
-    "dose": ("quantity", "number"),
+    "dose": ("quantity", "number", "history"),
 }
 
 
@@ -82,6 +85,11 @@ def _fits(element: ElementBinding, node: yaml.Node, context: Context) -> bool:
         elif element.field == "gender" and not set(kind.values) <= _GENDERS:
             problem = f"Patient.gender is one of {', '.join(sorted(_GENDERS))}"
             hint = "name the element's values as FHIR does"
+    elif element.source == "reference" and kind.kind != "date":
+        problem = "the reference date is a date; bind it to a date element"
+    elif kind.kind == "history" and not _HISTORY_SOURCES[kind.entry] & {element.source}:
+        fits = " or ".join(sorted(_HISTORY_SOURCES[kind.entry]))
+        problem = f"a history of {kind.entry}s is read from {fits}, not {element.source}"
     elif element.source == "pregnancy" and kind.kind != "boolean":
         problem = "the pregnancy status gives yes or no; bind it to a boolean element"
     elif element.read in _READ_KINDS and kind.kind not in _READ_KINDS[element.read]:
@@ -102,6 +110,11 @@ def _fits(element: ElementBinding, node: yaml.Node, context: Context) -> bool:
     return False
 
 
+_HISTORY_SOURCES = {
+    "measurement": frozenset({"observation"}),
+    "code": frozenset({"condition", "procedure", "observation"}),
+    "medication": frozenset({"medication"}),
+}
 _GENDERS = frozenset({"female", "male", "other", "unknown"})
 _TIME_UNITS = frozenset({"a", "mo", "wk", "d", "h", "min", "s"})
 
@@ -311,6 +324,8 @@ class Reader:
         self.reads_dose = {name: e.read == "dose" for name, e in section.elements.items()}
         for name, element in section.elements.items():
             source = element.source
+            if source == "reference":
+                continue
             if source == "patient":
                 self.patient_fields.append((name, element.field or ""))
                 continue
