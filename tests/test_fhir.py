@@ -7,6 +7,7 @@ import json
 import re
 import subprocess
 import sys
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -532,3 +533,54 @@ def test_bundles_with_urn_references_read_like_a_bulk_export(
     assert sorted(r.id for r in results) == sorted(flat)
     for result in results:
         assert values(result) == values(flat[result.id])
+
+
+# ---- the same patients as OMOP tables ------------------------------------------------------
+
+
+def test_the_generator_writes_the_same_patients_as_omop_tables(
+    ctd: tuple[Protocol, Section], tmp_path: Path
+) -> None:
+    duckdb = pytest.importorskip("duckdb")
+    from critlang.synth import OMOP_TABLES, write_omop
+
+    protocol, section = ctd
+    patients = list(Generator(protocol.checked, section, AS_OF, seed=8).patients(60))
+    write_omop(patients, tmp_path / "omop.duckdb")
+    with duckdb.connect(str(tmp_path / "omop.duckdb"), read_only=True) as db:
+        tables = {row[0] for row in db.execute("SHOW TABLES").fetchall()}
+        assert tables == set(OMOP_TABLES)
+        assert db.execute("SELECT count(*) FROM person").fetchone() == (60,)
+        # Creatinine: the latest measurement within 90 days is the flat record's value.
+        latest = dict(
+            db.execute(
+                """
+                SELECT p.person_source_value, arg_max(m.value_as_number, m.measurement_date)
+                FROM measurement m JOIN person p USING (person_id)
+                JOIN concept c ON c.concept_id = m.measurement_concept_id
+                WHERE c.vocabulary_id = 'LOINC' AND c.concept_code IN ('2160-0', '38483-4')
+                  AND m.measurement_date BETWEEN DATE '2026-08-31' AND DATE '2026-11-29'
+                GROUP BY 1
+                """
+            ).fetchall()
+        )
+        # Diagnoses by ICD-10-CM or SNOMED code, with the concept table saying which.
+        lupus = {
+            row[0]
+            for row in db.execute(
+                """
+                SELECT DISTINCT p.person_source_value FROM condition_occurrence o
+                JOIN person p USING (person_id) JOIN concept c ON c.concept_id = o.condition_concept_id
+                WHERE (c.vocabulary_id = 'SNOMED' AND c.concept_code = '55464009')
+                   OR (c.vocabulary_id = 'ICD10CM' AND c.concept_code LIKE 'M32%')
+                """
+            ).fetchall()
+        }
+    for patient in patients:
+        record = patient.record
+        if "creatinine" in record:
+            assert latest[patient.id] == Decimal(str(record["creatinine"])), patient.id
+        else:
+            assert patient.id not in latest
+        has_lupus = "systemic_lupus_erythematosus" in record.get("ctd_diagnoses", [])
+        assert (patient.id in lupus) == has_lupus
