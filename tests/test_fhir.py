@@ -584,3 +584,22 @@ def test_the_generator_writes_the_same_patients_as_omop_tables(
             assert patient.id not in latest
         has_lupus = "systemic_lupus_erythematosus" in record.get("ctd_diagnoses", [])
         assert (patient.id in lupus) == has_lupus
+
+
+def test_the_synth_command_writes_three_forms_that_screen_alike(tmp_path: Path) -> None:
+    out = tmp_path / "synthetic"
+    ran = critlang(
+        "synth", str(CTD), "--bindings", str(CTD_FHIR), "--as-of", "2026-11-29",
+        "--patients", "25", "--seed", "3", "-o", str(out),
+    )  # fmt: skip
+    assert ran.returncode == 0, ran.stderr
+    assert "25 patient(s) written" in ran.stderr
+    assert (out / "omop.duckdb").is_file()
+    flat = critlang("eval", str(CTD), str(out / "flat.jsonl"), "--format", "csv")
+    fhir = critlang(
+        "eval", str(CTD), "--bindings", str(CTD_FHIR), "--fhir", str(out / "fhir"),
+        "--as-of", "2026-11-29", "--format", "csv",
+    )  # fmt: skip
+    assert flat.returncode == fhir.returncode == 0, fhir.stderr
+    assert flat.stdout == fhir.stdout
+    assert len(flat.stdout.splitlines()) == 26

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import importlib
+import importlib.util
 import json
 import os
 import re
@@ -233,6 +234,61 @@ def _needs_date(section: Any) -> bool:
         or e.source == "reference"
         for e in section.elements.values()
     )
+
+
+@main.command("synth")
+@click.argument(
+    "protocol_file", metavar="PROTOCOL", type=click.Path(path_type=Path, dir_okay=False)
+)
+@click.option(
+    "--bindings", required=True, type=click.Path(path_type=Path, dir_okay=False),
+    help="The binding file whose fhir section says how each element is written.",
+)  # fmt: skip
+@click.option("--as-of", "as_of", required=True, type=click.DateTime(formats=["%Y-%m-%d"]))
+@click.option("--patients", default=100, show_default=True, type=click.IntRange(min=1))
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option(
+    "--boundary", is_flag=True, help="Begin with the boundary patients of `critlang analyze`."
+)
+@click.option(
+    "-o", "--output", required=True, type=click.Path(path_type=Path, file_okay=False),
+    help="A folder: flat.jsonl, fhir/ (NDJSON) and omop.duckdb are written there.",
+)  # fmt: skip
+def synth_command(
+    protocol_file: Path,
+    bindings: Path,
+    as_of: datetime.datetime,
+    patients: int,
+    seed: int,
+    boundary: bool,
+    output: Path,
+) -> None:
+    """Synthetic patients for PROTOCOL, written flat, as FHIR and as OMOP tables (docs/fhir-omop.md)."""
+    optional("yaml", "bindings")
+    from critlang.bindings import load_binding
+    from critlang.synth import Generator, write_fhir, write_flat, write_omop
+
+    protocol = load_protocol(protocol_file)
+    binding, diagnostics = load_binding(bindings, protocol.checked)
+    text = bindings.read_text(encoding="utf-8", errors="replace") if bindings.is_file() else None
+    for diagnostic in diagnostics:
+        click.echo(render(diagnostic, text), err=True)
+    if binding is None or "fhir" not in binding.sections:
+        raise _Usage(f"{bindings}: the synthetic patients need a binding with a fhir section")
+    witnesses: list[dict[str, Any]] = []
+    if boundary:
+        optional("z3", "analyze")
+        from critlang.analyze.questions import boundary_examples
+
+        witnesses = [p.witness.record for p in boundary_examples(protocol)]
+    generator = Generator(protocol.checked, binding.sections["fhir"], as_of.date(), seed)
+    made = list(generator.patients(patients, witnesses))
+    output.mkdir(parents=True, exist_ok=True)
+    write_flat(made, output / "flat.jsonl")
+    write_fhir(made, output / "fhir")
+    if importlib.util.find_spec("duckdb") is not None:
+        write_omop(made, output / "omop.duckdb")
+    click.echo(f"{len(made)} patient(s) written to {output}", err=True)
 
 
 @main.command("eval")
