@@ -603,3 +603,73 @@ def test_the_synth_command_writes_three_forms_that_screen_alike(tmp_path: Path) 
     assert flat.returncode == fhir.returncode == 0, fhir.stderr
     assert flat.stdout == fhir.stdout
     assert len(flat.stdout.splitlines()) == 26
+
+
+# ---- procedures, requests, administrations, pregnancy ------------------------------------
+
+MEDS = """\
+protocol meds
+data
+  biopsy: boolean
+  biopsy_date: date
+  prednisone: quantity 'mg/d' range 0 to 2000
+  on_mmf: boolean
+  pregnant: boolean
+inclusion I1 "Biopsy"
+  met when biopsy
+"""
+MEDS_BINDING = """\
+protocol: meds
+fhir:
+  biopsy: {procedure: [snomed:432231006], absent: false}
+  biopsy_date: {procedure: [snomed:432231006], select: latest, read: date}
+  prednisone: {medication: [rxnorm:312617], select: latest within 30 days, read: dose}
+  on_mmf: {medication: [atc:L04AA06], select: any within 30 days, absent: false}
+  pregnant: {pregnancy: status, select: latest within 9 months}
+"""
+
+
+def test_procedures_requests_administrations_and_pregnancy_status(tmp_path: Path) -> None:
+    subject = {"reference": "Patient/a"}
+    resources = [
+        {"resourceType": "Patient", "id": "a", "gender": "female"},
+        {"resourceType": "Procedure", "id": "p1", "status": "completed", "subject": subject,
+         "code": {"coding": [{"system": "http://snomed.info/sct", "code": "432231006"}]},
+         "performedDateTime": "2026-01-10T09:00:00+02:00"},
+        {"resourceType": "Procedure", "id": "p2", "status": "not-done", "subject": subject,
+         "code": {"coding": [{"system": "http://snomed.info/sct", "code": "432231006"}]},
+         "performedDateTime": "2026-06-10"},
+        {"resourceType": "MedicationRequest", "id": "r1", "status": "active", "intent": "order",
+         "subject": subject, "authoredOn": "2026-10-30",
+         "medicationCodeableConcept": {"coding": [{"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": "312617"}]},
+         "dosageInstruction": [{"timing": {"repeat": {"frequency": 2, "period": 1, "periodUnit": "d",
+                                                       "boundsPeriod": {"start": "2026-11-01"}}},
+                                "doseAndRate": [{"doseQuantity": {"value": 5, "unit": "mg", "system": "http://unitsofmeasure.org", "code": "mg"}}]}]},
+        {"resourceType": "MedicationAdministration", "id": "m1", "status": "completed", "subject": subject,
+         "medicationCodeableConcept": {"coding": [{"system": "http://www.whocc.no/atc", "code": "L04AA06"}]},
+         "effectiveDateTime": "2026-11-20T08:00:00Z"},
+        {"resourceType": "Observation", "id": "o1", "status": "final", "subject": subject,
+         "code": {"coding": [{"system": "http://loinc.org", "code": "82810-3"}]},
+         "effectiveDateTime": "2026-11-02",
+         "valueCodeableConcept": {"coding": [{"system": "http://snomed.info/sct", "code": "60001007"}]}},
+    ]  # fmt: skip
+    folder = tmp_path / "export"
+    folder.mkdir()
+    for resource in resources:
+        with (folder / f"{resource['resourceType']}.ndjson").open("a", encoding="utf-8") as out:
+            out.write(json.dumps(resource) + "\n")
+    protocol = compile_source(MEDS)
+    binding, diagnostics = check_binding(MEDS_BINDING, "meds.bind.yaml", protocol.checked)
+    assert binding is not None and diagnostics == []
+    (result,) = FhirScreen(protocol, binding.sections["fhir"], folder, AS_OF).results()
+    cited = {name: c.words() for name, c in result.sources.items()}
+    assert cited["biopsy"] == "true (Procedure/p1, 2026-01-10), any"
+    assert cited["biopsy_date"] == "2026-01-10 (Procedure/p1, 2026-01-10), latest"
+    # 5 mg twice a day from the request's bounds
+    assert (
+        cited["prednisone"] == "10 mg/d (MedicationRequest/r1, 2026-11-01), latest within 30 days"
+    )
+    assert cited["on_mmf"] == "true (MedicationAdministration/m1, 2026-11-20), any within 30 days"
+    assert cited["pregnant"] == "false (Observation/o1, 2026-11-02), latest within 9 months"
+    assert result.problems == ("Procedure/p2: status 'not-done' (only completed are used)",)
+    assert result.status == "eligible"

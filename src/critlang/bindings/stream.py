@@ -75,7 +75,6 @@ class Source:
         self.problems: list[str] = []  # problems that name no patient: file:line and why
         self.skipped_files: list[str] = []
         self.resources = 0  # resources read (parsed)
-        self.files_read = 0
         self.decode = _decoder()
         self.errors = _decode_errors()
         self.files = self._files()
@@ -154,7 +153,6 @@ class Source:
 
     def _ndjson(self, file: Path) -> Iterator[Entry]:
         kind = _file_type(file) or ""
-        self.files_read += 1
         scan = _Scan.of(self.reader, kind) if kind in self.reader.types else None
         number = 0  # lines before the chunk
         with file.open("rb") as handle:
