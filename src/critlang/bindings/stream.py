@@ -30,7 +30,7 @@ import marshal
 import re
 import tempfile
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from decimal import Decimal
 from pathlib import Path
 from typing import IO, Any
@@ -39,7 +39,7 @@ from critlang.bindings.fhir import MEDICATION_TYPES, R4_TYPES, Entry, Reader
 from critlang.records import MAX_LINE_BYTES, printable
 
 PARTITION_BYTES = 256 * 2**20  # input bytes per partition
-_FLUSH = 20_000  # entries buffered per partition before a spill
+_FLUSH = 50_000  # entries buffered (over all partitions) before they are spilled
 _CHUNK = 2**20  # bytes of NDJSON scanned at once
 _TYPE_OF_FILE = re.compile(r"^([A-Z][A-Za-z]+)(?:[.\-_][0-9A-Za-z_\-]*)?\.ndjson$")
 
@@ -117,18 +117,17 @@ class Source:
             spills = [Path(folder) / f"part{i}" for i in range(count)]
             buffers: list[list[Entry]] = [[] for _ in range(count)]
             handles = [p.open("wb") for p in spills]
+            buffered = 0
             try:
                 for entry in self._entries(wanted):
                     index = zlib.crc32(entry[0].encode("utf-8", "surrogatepass")) % count
-                    buffer = buffers[index]
-                    buffer.append(entry)
-                    if len(buffer) >= _FLUSH:
-                        marshal.dump(buffer, handles[index])
-                        buffer.clear()
-                for index, buffer in enumerate(buffers):
-                    if buffer:
-                        marshal.dump(buffer, handles[index])
-                    buffer.clear()
+                    buffers[index].append(entry)
+                    buffered += 1
+                    if buffered >= _FLUSH:
+                        # However many partitions, no more than _FLUSH entries wait.
+                        _spill(buffers, handles)
+                        buffered = 0
+                _spill(buffers, handles)
             finally:
                 for handle in handles:
                     handle.close()
@@ -315,6 +314,13 @@ def _numbered(chunk: bytes) -> Iterator[tuple[int, bytes]]:
         number += 1
         yield number, chunk[start:end]
         start = end
+
+
+def _spill(buffers: list[list[Entry]], handles: Sequence[IO[bytes]]) -> None:
+    for buffer, handle in zip(buffers, handles, strict=True):
+        if buffer:
+            marshal.dump(buffer, handle)
+            buffer.clear()
 
 
 def _batches(handle: IO[bytes]) -> Iterator[list[Entry]]:
