@@ -1,0 +1,732 @@
+"""OMOP CDM 5.4 bindings: where each data element is in the OMOP tables, and the SQL that reads it.
+
+A binding says, for one data element, which OMOP table holds it, which
+records count (by concept id, or by source code through `concept`:
+vocabulary_id + concept_code, optionally with every descendant through
+`concept_ancestor`), and how one value is selected from a patient's records
+(the latest within 90 days before the reference date, any, none, ...).
+
+From the bindings and a protocol, `PatientTable` writes one sqlglot query
+that turns the OMOP tables into critlang's patient table: one row per
+`person`, a column per bound data element, in the element's declared unit,
+as exact DECIMALs, so the screening query of `engines/sql` reads it as it
+reads any typed table. The same query runs on DuckDB, PostgreSQL and Spark.
+
+Data that cannot be read faithfully never changes a result silently: a value
+whose unit is not UCUM or not of the element's kind, a value that is not a
+number, or records on the selected date that disagree make the selected
+value unknown, and `ProblemsQuery` counts them, with records dated after the
+reference date and records whose concept is 0 (not mapped), element by element.
+"""
+
+from __future__ import annotations
+
+import calendar
+import datetime
+from collections.abc import Mapping, Sequence
+from fractions import Fraction
+
+import attrs
+from sqlglot import exp
+
+from critlang import units
+from critlang.check import Checked, Type
+from critlang.engines.sql import build as b
+from critlang.vocab import CalendarUnit
+
+# ---- the binding of one element ----------------------------------------------------
+
+
+@attrs.frozen
+class Table:
+    """The columns of an OMOP CDM 5.4 clinical table that a binding reads."""
+
+    name: str
+    concept: str
+    source_concept: str
+    date: str
+    end: str | None = None  # drug_exposure: the exposure's last day
+    value: str | None = None  # value_as_number, where the table has one
+    value_concept: str | None = None
+    unit_concept: str | None = None
+    unit_source: str | None = None
+
+
+TABLES = {
+    t.name: t
+    for t in (
+        Table(
+            "measurement",
+            "measurement_concept_id",
+            "measurement_source_concept_id",
+            "measurement_date",
+            value="value_as_number",
+            value_concept="value_as_concept_id",
+            unit_concept="unit_concept_id",
+            unit_source="unit_source_value",
+        ),
+        Table(
+            "observation",
+            "observation_concept_id",
+            "observation_source_concept_id",
+            "observation_date",
+            value="value_as_number",
+            value_concept="value_as_concept_id",
+            unit_concept="unit_concept_id",
+            unit_source="unit_source_value",
+        ),
+        Table(
+            "condition_occurrence",
+            "condition_concept_id",
+            "condition_source_concept_id",
+            "condition_start_date",
+        ),
+        Table(
+            "drug_exposure",
+            "drug_concept_id",
+            "drug_source_concept_id",
+            "drug_exposure_start_date",
+            end="drug_exposure_end_date",
+        ),
+        Table(
+            "procedure_occurrence",
+            "procedure_concept_id",
+            "procedure_source_concept_id",
+            "procedure_date",
+        ),
+    )
+}
+
+PERSON_FIELDS = ("age", "birth_date", "gender")
+SELECTIONS = ("latest", "earliest", "highest", "lowest", "any", "none", "count")
+# What each selection gives, by the element kinds it may bind.
+SELECTION_KINDS = {
+    "latest": ("number", "quantity", "enum", "date"),
+    "earliest": ("number", "quantity", "enum", "date"),
+    "highest": ("number", "quantity"),
+    "lowest": ("number", "quantity"),
+    "any": ("boolean",),
+    "none": ("boolean",),
+    "count": ("number",),
+}
+
+
+@attrs.frozen
+class Window:
+    """Records dated within `amount` calendar `unit`s before the reference date (inclusive)."""
+
+    amount: int
+    unit: CalendarUnit
+
+    def start(self, reference: datetime.date) -> datetime.date:
+        """The window's first day, as CQL subtracts a duration from a date (ir.DateShift)."""
+        return shift_date(reference, -self.amount, self.unit)
+
+    def __str__(self) -> str:
+        return f"{self.amount} {self.unit}{'' if self.amount == 1 else 's'}"
+
+
+@attrs.frozen
+class OmopSource:
+    """Where one data element is in the OMOP tables, and how its value is selected.
+
+    `table` is `person` (with `field`: age, birth_date or gender) or a
+    clinical table of `TABLES`. Records count when their concept (or source
+    concept) is one of `concepts` or of the concepts `codes` name
+    ((vocabulary_id, concept_code) pairs, looked up in `concept`), with their
+    descendants when `descendants`. `values` maps an enum element's values to
+    concept ids (gender_concept_id, value_as_concept_id). `absent` says what
+    no record means for `any`/`none`/`count`: "unknown" (the default) or
+    "false" (the site's records are complete for this element).
+    """
+
+    element: str
+    table: str
+    field: str | None = None
+    concepts: tuple[int, ...] = ()
+    codes: tuple[tuple[str, str], ...] = ()
+    descendants: bool = False
+    select: str = "latest"
+    window: Window | None = None
+    values: tuple[tuple[str, tuple[int, ...]], ...] = ()
+    absent: str = "unknown"
+
+
+def shift_date(day: datetime.date, amount: int, unit: CalendarUnit) -> datetime.date:
+    """`day` moved by whole calendar units; a month keeps its day or takes the month's last."""
+    if unit is CalendarUnit.DAY:
+        return day + datetime.timedelta(days=amount)
+    if unit is CalendarUnit.WEEK:
+        return day + datetime.timedelta(weeks=amount)
+    months = amount * (12 if unit is CalendarUnit.YEAR else 1)
+    index = day.year * 12 + day.month - 1 + months
+    year, month = divmod(index, 12)
+    last = calendar.monthrange(year, month + 1)[1]
+    return datetime.date(year, month + 1, min(day.day, last))
+
+
+class BindingError(ValueError):
+    """A binding that does not fit its protocol; the message names the element."""
+
+
+def validate(checked: Checked, sources: Sequence[OmopSource]) -> list[str]:
+    """What is wrong with each binding against the protocol's data elements, as messages."""
+    problems: list[str] = []
+    for source in sources:
+        kind = checked.element_types.get(source.element)
+        where = f"element '{source.element}'"
+        if kind is None:
+            problems.append(f"{where}: not a data element of the protocol")
+            continue
+        if source.table == "person":
+            wanted = {"age": ("number", "quantity"), "birth_date": ("date",), "gender": ("enum",)}
+            if source.field not in wanted:
+                problems.append(f"{where}: person gives {', '.join(PERSON_FIELDS)}")
+            elif kind.kind not in wanted[source.field]:
+                problems.append(f"{where}: person's {source.field} cannot be {kind.describe()}")
+            elif (
+                source.field == "age"
+                and kind.kind == "quantity"
+                and not units.compatible("a", kind.unit)
+            ):
+                problems.append(f"{where}: an age is in years, not '{kind.unit}'")
+        elif source.table not in TABLES:
+            tables = ", ".join(["person", *TABLES])
+            problems.append(f"{where}: unknown OMOP table '{source.table}' (one of {tables})")
+        else:
+            problems += _validate_clinical(source, kind, where)
+        if kind.kind == "enum":
+            problems += _validate_values(source, kind, where)
+    return problems
+
+
+def _validate_clinical(source: OmopSource, kind: Type, where: str) -> list[str]:
+    table = TABLES[source.table]
+    problems: list[str] = []
+    if not source.concepts and not source.codes:
+        problems.append(f"{where}: name the records by concepts or codes")
+    if source.select not in SELECTIONS:
+        problems.append(f"{where}: unknown selection '{source.select}'")
+    elif kind.kind not in SELECTION_KINDS[source.select]:
+        problems.append(f"{where}: '{source.select}' cannot give {kind.describe()}")
+    elif kind.numeric and source.select not in ("count",) and table.value is None:
+        problems.append(f"{where}: {table.name} has no values; use any, none or count")
+    elif kind.kind == "enum" and table.value_concept is None:
+        problems.append(f"{where}: {table.name} has no coded values for {kind.describe()}")
+    if source.absent not in ("unknown", "false"):
+        problems.append(f"{where}: absent is 'unknown' or 'false'")
+    return problems
+
+
+def _validate_values(source: OmopSource, kind: Type, where: str) -> list[str]:
+    given = dict(source.values)
+    problems = [
+        f"{where}: '{v}' is not one of {kind.describe()}" for v in given if v not in kind.values
+    ]
+    if not given:
+        problems.append(f"{where}: map each value to concept ids under values")
+    seen: dict[int, str] = {}
+    for value, ids in source.values:
+        for concept in ids:
+            if concept in seen and seen[concept] != value:
+                problems.append(
+                    f"{where}: concept {concept} maps to both {seen[concept]} and {value}"
+                )
+            seen[concept] = value
+    return problems
+
+
+# ---- what the query needs to know about the data -----------------------------------
+
+EXACT_PLACES = 10  # the places of the patient table's numbers: SQL's SCALE
+VALUE_DIGITS = 14  # integer digits of a value read from OMOP
+FACTOR_PLACES = 6  # a unit factor must be exact in this many places
+FACTOR_DIGITS = 6
+
+
+@attrs.frozen
+class UnitRead:
+    """How the values of one (unit_concept_id, unit_source_value) pair become the element's unit."""
+
+    unit_concept: int | None
+    unit_source: str | None
+    unit: str | None  # the UCUM code read (from the concept, else the source value)
+    factor: Fraction | None  # None: the unit cannot be used; `problem` says why
+    problem: str | None = None
+
+
+def read_unit(
+    kind: Type, unit_concept: int | None, unit_source: str | None, ucum: Mapping[int, str]
+) -> UnitRead:
+    """The factor into the element's unit for values recorded with this unit, or why not."""
+    code = ucum.get(unit_concept) if unit_concept else None
+    unit = code if code is not None else (unit_source.strip() if unit_source else None)
+    if kind.kind == "number":
+        return UnitRead(unit_concept, unit_source, unit, Fraction(1))
+    if unit is None or unit == "":
+        return UnitRead(unit_concept, unit_source, None, None, "no unit")
+    if not units.is_valid(unit):
+        return UnitRead(unit_concept, unit_source, unit, None, f"'{unit}' is not a UCUM unit")
+    if not units.compatible(unit, kind.unit, kind.molar_mass):
+        return UnitRead(
+            unit_concept, unit_source, unit, None, f"'{unit}' does not convert to '{kind.unit}'"
+        )
+    factor = units.factor(unit, kind.unit, kind.molar_mass)
+    places = _places(factor)
+    if places is None or places > FACTOR_PLACES or abs(factor) >= 10**FACTOR_DIGITS:
+        return UnitRead(
+            unit_concept,
+            unit_source,
+            unit,
+            None,
+            f"'{unit}' converts to '{kind.unit}' by {factor}, not exact in SQL decimals",
+        )
+    return UnitRead(unit_concept, unit_source, unit, factor)
+
+
+def _places(value: Fraction) -> int | None:
+    rest, twos, fives = value.denominator, 0, 0
+    while rest % 2 == 0:
+        rest, twos = rest // 2, twos + 1
+    while rest % 5 == 0:
+        rest, fives = rest // 5, fives + 1
+    return max(twos, fives) if rest == 1 else None
+
+
+@attrs.frozen
+class Resolved:
+    """A binding with its codes looked up: the concept ids its records may carry."""
+
+    source: OmopSource
+    kind: Type
+    concepts: tuple[int, ...]
+    units: tuple[UnitRead, ...] = ()
+    missing_codes: tuple[str, ...] = ()  # codes not in the concept table
+
+
+# ---- the patient table ---------------------------------------------------------------
+
+PERSON_ID = "person_id"
+FLAGS = {
+    "none": "patients with no data at all",
+    "unreadable": "patients whose selected value could not be read (unit, number or concept)",
+    "conflict": "patients with disagreeing values on the selected day",
+    "future": "records dated after the reference date, not read",
+}
+
+
+def flag_column(element: str, flag: str) -> str:
+    """The patient table's column counting one kind of problem of an element's data."""
+    return f"omop {element} {flag}"
+
+
+ROW = "critlang row"
+RECORD_ID = "critlang id"
+RECORD_ERROR = "critlang error"
+
+
+def _id(name: str) -> exp.Identifier:
+    return exp.to_identifier(name)
+
+
+def _c(name: str, table: str | None = None) -> exp.Column:
+    """An OMOP column, unquoted, so that every engine folds its case as its tables do."""
+    return exp.column(name, table=table)
+
+
+def _num(value: int) -> exp.Expr:
+    return exp.Literal.number(value)
+
+
+def _date(day: datetime.date) -> exp.Expr:
+    return b.cast(b.text(day.isoformat()), exp.DataType.build("DATE"))
+
+
+def _dec(precision: int, scale: int) -> exp.DataType:
+    return exp.DataType.build(f"DECIMAL({precision}, {scale})")
+
+
+def _in(column: exp.Expr, values: Sequence[int]) -> exp.Expr:
+    if not values:
+        return exp.false()
+    return exp.In(this=column, expressions=[_num(v) for v in values])
+
+
+def _count_if(condition: exp.Expr) -> exp.Expr:
+    return exp.Sum(this=b.when(condition, _num(1), _num(0)))
+
+
+class PatientTable:
+    """The query from the OMOP tables to critlang's patient table, and the problem counts.
+
+    `reference` is the reference date: windows end on it, ages are counted at
+    it, and records dated after it are not read (they are counted).
+    """
+
+    def __init__(
+        self, checked: Checked, resolved: Sequence[Resolved], reference: datetime.date | None
+    ) -> None:
+        self.checked = checked
+        self.resolved = list(resolved)
+        self.reference = reference
+
+    # ---- one element's records ----
+
+    def matched(self, item: Resolved) -> exp.Select:
+        """The element's records: person, date, value (or NULL, with `bad`), future."""
+        table = TABLES[item.source.table]
+        match = b.or_(
+            _in(_c(table.concept), item.concepts), _in(_c(table.source_concept), item.concepts)
+        )
+        date: exp.Expr = _c(table.date)
+        columns: list[exp.Expr] = [
+            b.alias(_c(PERSON_ID), "pid"),
+            b.alias(b.cast(date, exp.DataType.build("DATE")), "d"),
+        ]
+        if table.end is not None:
+            columns.append(b.alias(b.cast(_c(table.end), exp.DataType.build("DATE")), "e"))
+        kind = item.kind
+        if kind.numeric and item.source.select != "count":
+            value, bad = self.number(item, table)
+            columns += [b.alias(value, "v"), b.alias(bad, "bad")]
+        elif kind.kind == "enum":
+            value, bad = self.coded(item, table)
+            columns += [b.alias(value, "v"), b.alias(bad, "bad")]
+        elif kind.kind == "date":
+            columns += [b.alias(_c(table.date), "v"), b.alias(exp.false(), "bad")]
+        return b.select(columns, exp.to_table(table.name)).where(match, copy=False)
+
+    def number(self, item: Resolved, table: Table) -> tuple[exp.Expr, exp.Expr]:
+        """(the value in the element's unit as an exact DECIMAL or NULL, whether it was unusable)."""
+        assert table.value is not None
+        raw = exp.Trim(this=b.cast(_c(table.value), exp.DataType.build("VARCHAR")))
+        pattern = rf"^[+-]?[0-9]{{1,{VALUE_DIGITS}}}(\.[0-9]{{0,{EXACT_PLACES}}}0*)?$"
+        shaped = exp.RegexpLike(this=raw, expression=b.text(pattern))
+        # The text is checked before the cast: every engine then casts it alike.
+        read = b.when(shaped, b.cast(raw.copy(), _dec(VALUE_DIGITS + EXACT_PLACES, EXACT_PLACES)))
+        whens: list[tuple[exp.Expr, exp.Expr]] = []
+        for unit in item.units:
+            if unit.factor is None:
+                continue
+            converted: exp.Expr = read.copy()
+            if unit.factor != 1:
+                factor = b.cast(
+                    b.text(_decimal_text(unit.factor)),
+                    _dec(FACTOR_DIGITS + FACTOR_PLACES, FACTOR_PLACES),
+                )
+                converted = exp.Mul(this=read.copy(), expression=factor)
+            whens.append((self.unit_is(unit, table), converted))
+        wide = b.case(whens) if whens else b.cast(exp.null(), _dec(38, EXACT_PLACES))
+        # Kept only when it is exact in the patient table's places.
+        narrow = b.cast(wide.copy(), _dec(38, EXACT_PLACES))
+        exact_enough = exp.EQ(this=narrow, expression=wide)
+        value = b.when(exact_enough, narrow.copy())
+        return value, b.is_null(value.copy())
+
+    def unit_is(self, unit: UnitRead, table: Table) -> exp.Expr:
+        assert table.unit_concept is not None and table.unit_source is not None
+        concept = _c(table.unit_concept)
+        if unit.unit_concept is None:
+            same_concept: exp.Expr = b.is_null(concept)
+        else:
+            same_concept = exp.EQ(this=concept, expression=_num(unit.unit_concept))
+        source = _c(table.unit_source)
+        if unit.unit_source is None:
+            same_source: exp.Expr = b.is_null(source)
+        else:
+            same_source = exp.EQ(this=source, expression=b.text(unit.unit_source))
+        return b.and_(same_concept, same_source)
+
+    def coded(self, item: Resolved, table: Table) -> tuple[exp.Expr, exp.Expr]:
+        assert table.value_concept is not None
+        column = _c(table.value_concept)
+        whens = [(_in(column.copy(), ids), b.text(value)) for value, ids in item.source.values]
+        value = b.case(whens)
+        return value, b.is_null(value.copy())
+
+    # ---- one element per patient ----
+
+    def in_window(self, item: Resolved) -> exp.Expr:
+        """Is a record (d, e) within the element's window: not after the reference date, and
+        (a drug exposure: ending) not before the window's start."""
+        if self.reference is None:
+            return exp.true()
+        upto = exp.LTE(this=b.col("d"), expression=_date(self.reference))
+        window = item.source.window
+        if window is None:
+            return upto
+        start = _date(window.start(self.reference))
+        if TABLES[item.source.table].end is not None:
+            ends = exp.Coalesce(this=b.col("e"), expressions=[b.col("d")])
+            return b.and_(upto, exp.GTE(this=ends, expression=start))
+        return b.and_(upto, exp.GTE(this=b.col("d"), expression=start))
+
+    def future(self) -> exp.Expr:
+        if self.reference is None:
+            return exp.false()
+        return exp.GT(this=b.col("d"), expression=_date(self.reference))
+
+    def cte(self, item: Resolved, suffix: str = "") -> str:
+        """The name of one of the element's CTEs: by position, as every engine accepts it."""
+        return f"omop_{self.resolved.index(item)}{suffix}"
+
+    def selected(self, item: Resolved) -> list[tuple[str, exp.Select]]:
+        """CTEs giving, per person with any record of the element: `n` (records at all),
+        `hits` (records in the window) and, for a value, `v`, `conflict` and `bad` (the
+        selected value could not be read)."""
+        records, per = self.cte(item, "_records"), self.cte(item)
+        ctes: list[tuple[str, exp.Select]] = [(records, self.matched(item))]
+        select = item.source.select
+
+        def n() -> exp.Expr:
+            return b.alias(exp.Count(this=exp.Star()), "n")
+
+        def hits() -> exp.Expr:
+            return b.alias(_count_if(self.in_window(item)), "hits")
+
+        def future() -> exp.Expr:
+            return b.alias(_count_if(self.future()), "future")
+
+        pid = b.col("pid")
+        if select in ("any", "none", "count"):
+            columns = [pid, n(), hits(), future()]
+            grouped = b.select(columns, records).group_by(b.col("pid"), copy=False)
+            return [*ctes, (per, grouped)]
+        if select in ("highest", "lowest"):
+            extreme = exp.Max if select == "highest" else exp.Min
+            value = extreme(this=b.when(self.in_window(item), b.col("v")))
+            unreadable = _count_if(b.and_(self.in_window(item), b.col("bad")))
+            # Any unreadable value in the window makes the highest (lowest) unknown.
+            kept = b.when(exp.EQ(this=unreadable, expression=_num(0)), value)
+            columns = [pid, n(), hits(), future(), b.alias(kept, "v")]
+            columns += [b.alias(_count_if(b.and_(self.in_window(item), b.col("bad"))), "bad")]
+            columns += [b.alias(_num(0), "conflict")]
+            grouped = b.select(columns, records).group_by(b.col("pid"), copy=False)
+            return [*ctes, (per, grouped)]
+        # latest / earliest: the records of the last (first) day in the window, which must agree.
+        days, chosen = self.cte(item, "_days"), self.cte(item, "_chosen")
+        per_day = b.select(
+            [
+                pid,
+                b.col("d"),
+                b.alias(exp.Min(this=b.col("v")), "low"),
+                b.alias(exp.Max(this=b.col("v")), "high"),
+                b.alias(_count_if(b.col("bad")), "bad"),
+            ],
+            records,
+        )
+        per_day = per_day.where(self.in_window(item), copy=False)
+        per_day = per_day.group_by(b.col("pid"), b.col("d"), copy=False)
+        last = exp.Max if select == "latest" else exp.Min
+        day = b.alias(last(this=b.when(self.in_window(item), b.col("d"))), "chosen")
+        picked = b.select([b.col("pid"), n(), hits(), future(), day], records)
+        picked = picked.group_by(b.col("pid"), copy=False)
+
+        def x(name: str) -> exp.Expr:
+            return exp.column(name, "x", quoted=True)
+
+        def c(name: str) -> exp.Expr:
+            return exp.column(name, "c", quoted=True)
+
+        def conflict() -> exp.Expr:
+            return exp.NEQ(this=x("low"), expression=x("high"))
+
+        def bad() -> exp.Expr:
+            return exp.GT(this=x("bad"), expression=_num(0))
+
+        agreed = b.when(b.and_(b.not_(b.paren(bad())), b.not_(b.paren(conflict()))), x("low"))
+        joined = (
+            exp.select(
+                b.alias(c("pid"), "pid"),
+                b.alias(c("n"), "n"),
+                b.alias(c("hits"), "hits"),
+                b.alias(c("future"), "future"),
+                b.alias(agreed, "v"),
+                b.alias(b.when(conflict(), _num(1), _num(0)), "conflict"),
+                b.alias(b.when(bad(), _num(1), _num(0)), "bad"),
+                copy=False,
+            )
+            .from_(exp.alias_(exp.to_table(chosen), "c", quoted=True), copy=False)
+            .join(
+                exp.alias_(exp.to_table(days), "x", quoted=True),
+                on=b.and_(
+                    exp.EQ(this=x("pid"), expression=c("pid")),
+                    exp.EQ(this=x("d"), expression=c("chosen")),
+                ),
+                join_type="left",
+                copy=False,
+            )
+        )
+        return [*ctes, (days, per_day), (chosen, picked), (per, joined)]
+
+    def element_value(self, item: Resolved) -> exp.Expr:
+        """The element's value from its per-person CTE."""
+        name = self.cte(item)
+        select = item.source.select
+        known_absent = item.source.absent == "false"
+
+        def hits() -> exp.Expr:
+            return exp.Coalesce(this=exp.column("hits", name, quoted=True), expressions=[_num(0)])
+
+        def some() -> exp.Expr:
+            return exp.GT(this=hits(), expression=_num(0))
+
+        if select in ("any", "none"):
+            found = exp.true() if select == "any" else exp.false()
+            if known_absent:
+                return b.when(some(), found, exp.not_(found))
+            return b.when(some(), found)
+        if select == "count":
+            counted = b.cast(hits(), _dec(18, 0))
+            return counted if known_absent else b.when(some(), counted)
+        return exp.column("v", name, quoted=True)
+
+    def person_value(self, source: OmopSource) -> exp.Expr:
+        year, month, day = (_c(f"{p}_of_birth", "person") for p in ("year", "month", "day"))
+        if source.field == "gender":
+            column = _c("gender_concept_id", "person")
+            return b.case([(_in(column.copy(), ids), b.text(v)) for v, ids in source.values])
+        if source.field == "birth_date":
+            # Only a full date of birth; a partial one is unknown (and counted).
+            return b.when(
+                b.and_(*(b.not_(b.is_null(p.copy())) for p in (year, month, day))),
+                exp.DateFromParts(year=year, month=month, day=day),
+            )
+        # age: complete years at the reference date; unknown when the birthday is unsure.
+        assert self.reference is not None
+        ref = self.reference
+        years = exp.Sub(this=_num(ref.year), expression=year.copy())
+        before = b.or_(
+            exp.GT(this=month.copy(), expression=_num(ref.month)),
+            b.and_(
+                exp.EQ(this=month.copy(), expression=_num(ref.month)),
+                exp.GT(this=day.copy(), expression=_num(ref.day)),
+            ),
+        )
+        age = b.case(
+            [
+                (b.is_null(month.copy()), exp.null()),
+                (
+                    b.and_(
+                        exp.EQ(this=month.copy(), expression=_num(ref.month)),
+                        b.is_null(day.copy()),
+                    ),
+                    exp.null(),
+                ),
+                (b.paren(before), exp.Sub(this=years.copy(), expression=_num(1))),
+            ],
+            years,
+        )
+        return b.cast(age, _dec(18, 0))
+
+    def query(self) -> exp.Select:
+        """The patient table: row, id, error (always NULL here), a column per bound element,
+        and per element the flags that `problems` counts (see `flag_column`)."""
+        ctes: list[tuple[str, exp.Select]] = []
+        person_id = _c(PERSON_ID, "person")
+        columns: list[exp.Expr] = [
+            b.alias(person_id, ROW),
+            b.alias(b.cast(person_id.copy(), exp.DataType.build("VARCHAR")), RECORD_ID),
+            b.alias(b.cast(exp.null(), exp.DataType.build("VARCHAR")), RECORD_ERROR),
+        ]
+        select = exp.select(*columns, copy=False).from_("person", copy=False)
+        reference = self.checked_reference()
+        if reference is not None and self.reference is not None:
+            select = select.select(b.alias(_date(self.reference), reference), copy=False)
+        for item in self.resolved:
+            source = item.source
+            if source.table == "person":
+                value = self.person_value(source)
+                flags = self.person_flags(source)
+            else:
+                ctes += self.selected(item)
+                name = self.cte(item)
+                on = exp.EQ(this=exp.column("pid", name, quoted=True), expression=person_id.copy())
+                select = select.join(exp.to_table(name), on=on, join_type="left", copy=False)
+                value = self.element_value(item)
+                flags = self.record_flags(item)
+            select = select.select(
+                b.alias(self.typed(value, item.kind), source.element), copy=False
+            )
+            for flag, sql in flags.items():
+                select = select.select(b.alias(sql, flag_column(source.element, flag)), copy=False)
+        for name, cte in ctes:
+            select = select.with_(name, as_=cte, copy=False)
+        return select
+
+    def record_flags(self, item: Resolved) -> dict[str, exp.Expr]:
+        name = self.cte(item)
+
+        def zero(column: str) -> exp.Expr:
+            return exp.Coalesce(this=exp.column(column, name, quoted=True), expressions=[_num(0)])
+
+        flags = {
+            "none": b.when(b.is_null(exp.column("n", name, quoted=True)), _num(1), _num(0)),
+            "future": zero("future"),
+        }
+        if item.source.select not in ("any", "none", "count"):
+            flags["unreadable"] = b.when(
+                exp.GT(this=zero("bad"), expression=_num(0)), _num(1), _num(0)
+            )
+            flags["conflict"] = zero("conflict")
+        return flags
+
+    def person_flags(self, source: OmopSource) -> dict[str, exp.Expr]:
+        if source.field == "gender":
+            given = _c("gender_concept_id", "person")
+            value = self.person_value(source)
+            unread = b.and_(b.not_(b.is_null(given.copy())), b.is_null(value))
+            return {
+                "none": b.when(b.is_null(given), _num(1), _num(0)),
+                "unreadable": b.when(unread, _num(1), _num(0)),
+            }
+        year = _c("year_of_birth", "person")
+        value = self.person_value(source)
+        unread = b.and_(b.not_(b.is_null(year.copy())), b.is_null(value))
+        return {
+            "none": b.when(b.is_null(year), _num(1), _num(0)),
+            "unreadable": b.when(unread, _num(1), _num(0)),
+        }
+
+    def problems(self, table: str) -> exp.Select:
+        """One row: per element and flag, how many patients of `table` have it (`future`: records)."""
+        columns: list[exp.Expr] = []
+        for item in self.resolved:
+            flags = (
+                self.person_flags(item.source)
+                if item.source.table == "person"
+                else self.record_flags(item)
+            )
+            for flag in flags:
+                column = flag_column(item.source.element, flag)
+                columns.append(b.alias(exp.Sum(this=b.col(column)), column))
+        if not columns:
+            columns = [b.alias(exp.Count(this=exp.Star()), "total")]
+        return b.select(columns, exp.to_table(table, quoted=True))
+
+    def typed(self, value: exp.Expr, kind: Type) -> exp.Expr:
+        if kind.numeric:
+            return b.cast(value, _dec(38, EXACT_PLACES))
+        if kind.kind == "date":
+            return b.cast(value, exp.DataType.build("DATE"))
+        if kind.kind == "enum":
+            return b.cast(value, exp.DataType.build("VARCHAR"))
+        return value
+
+    def checked_reference(self) -> str | None:
+        from critlang.lower import lower
+
+        name = lower(self.checked).program.reference
+        if name is None or any(item.source.element == name for item in self.resolved):
+            return None
+        return name
+
+
+def _decimal_text(value: Fraction) -> str:
+    places = _places(value)
+    assert places is not None
+    scaled = value * 10**places
+    assert scaled.denominator == 1
+    digits = str(abs(scaled.numerator)).rjust(places + 1, "0")
+    text = digits if places == 0 else f"{digits[:-places]}.{digits[-places:]}"
+    return ("-" if value < 0 else "") + text

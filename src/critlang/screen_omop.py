@@ -1,0 +1,514 @@
+"""Screening straight from an OMOP CDM 5.4 database: DuckDB, Parquet, PostgreSQL or Spark.
+
+The OMOP tables are read where they are. A few small queries look the
+binding's codes up in `concept` (and `concept_ancestor`) and list the units
+the element's records carry; then one query (bindings/omop.py) makes
+critlang's patient table, the screening query of `engines/sql` screens it as
+`critlang screen` screens any table, and the attrition is counted as there.
+Each backend runs the same sqlglot trees in its own dialect.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import attrs
+from sqlglot import exp
+
+from critlang import screen, sql
+from critlang.bindings.omop import (
+    FLAGS,
+    PERSON_ID,
+    RECORD_ERROR,
+    RECORD_ID,
+    ROW,
+    TABLES,
+    BindingError,
+    OmopSource,
+    PatientTable,
+    Resolved,
+    UnitRead,
+    flag_column,
+    read_unit,
+    validate,
+)
+from critlang.check import Checked
+
+PATIENTS = "critlang_patients"
+
+
+@attrs.frozen
+class Problem:
+    """A count of one kind of trouble in an element's data."""
+
+    element: str
+    kind: str  # a key of bindings.omop.FLAGS, or "unit", "code", "unmapped", "unbound"
+    count: int
+    detail: str = ""
+
+    def text(self) -> str:
+        what = FLAGS.get(self.kind, "")
+        detail = f" ({self.detail})" if self.detail else ""
+        if self.kind == "unit":
+            return f"{self.element}: {self.count} record(s) with an unusable unit{detail}"
+        if self.kind == "code":
+            return f"{self.element}: {self.detail}"
+        if self.kind == "unmapped":
+            return f"{self.element}: {self.count} record(s) with concept 0 (not mapped){detail}"
+        if self.kind == "unbound":
+            return f"{self.element}: no binding; unknown for every patient"
+        return f"{self.element}: {self.count} {what}{detail}"
+
+
+@attrs.frozen
+class OmopScreen:
+    """The attrition of a screening from OMOP, and what was wrong with the data."""
+
+    attrition: screen.Attrition
+    problems: tuple[Problem, ...]
+    no_data: tuple[tuple[str, int], ...]  # per element: patients with no data at all
+
+    def text(self) -> str:
+        lines = [self.attrition.text(), "", "no data at all, by element:"]
+        width = max((len(name) for name, _ in self.no_data), default=0)
+        lines += [f"  {name.ljust(width)}  {count}" for name, count in self.no_data]
+        shown = [p for p in self.problems if p.count or p.kind in ("code", "unbound")]
+        if shown:
+            lines += ["", "data problems (counted; none changed a result silently):"]
+            lines += [f"  {problem.text()}" for problem in shown]
+        return "\n".join(lines)
+
+
+# ---- a backend: where the OMOP tables are, and how to run a query -------------------
+
+
+class Backend:
+    """A connection to OMOP tables in one engine; queries are sqlglot trees."""
+
+    dialect = "duckdb"
+    error: type[Exception] = Exception  # what the engine raises for a query it cannot run
+
+    def rows(self, query: exp.Expr) -> list[tuple[Any, ...]]:
+        raise NotImplementedError
+
+    def tables(self) -> set[str]:
+        raise NotImplementedError
+
+    def text(self, query: exp.Expr) -> str:
+        return query.sql(dialect=self.dialect)
+
+    def close(self) -> None:
+        pass
+
+
+class DuckDBBackend(Backend):
+    """A DuckDB file (opened read-only) or a directory of Parquet tables, in memory."""
+
+    def __init__(self, location: Path) -> None:
+        import duckdb
+
+        self.error = duckdb.Error
+        self.connection = duckdb.connect()
+        self.found: set[str] = set()
+        if location.is_dir():
+            for path in sorted(location.iterdir()):
+                name = path.name.lower().removesuffix(".parquet")
+                if path.is_dir() or path.suffix.lower() == ".parquet":
+                    pattern = str(path / "*.parquet") if path.is_dir() else str(path)
+                    self.view(name, f"read_parquet({_string(pattern)})")
+        else:
+            self.connection.execute(f"ATTACH {_string(str(location))} AS omop_source (READ_ONLY)")
+            listed = self.connection.execute(
+                "SELECT table_schema, table_name FROM information_schema.tables "
+                "WHERE table_catalog = 'omop_source'"
+            ).fetchall()
+            for schema, table in listed:
+                self.view(table.lower(), f"omop_source.{_quoted(schema)}.{_quoted(table)}")
+
+    def view(self, name: str, source: str) -> None:
+        if name in self.found:
+            return
+        self.connection.execute(f"CREATE VIEW {_quoted(name)} AS SELECT * FROM {source}")
+        self.found.add(name)
+
+    def rows(self, query: exp.Expr) -> list[tuple[Any, ...]]:
+        return self.connection.execute(self.text(query)).fetchall()
+
+    def tables(self) -> set[str]:
+        return self.found
+
+    def close(self) -> None:
+        self.connection.close()
+
+
+class PostgresBackend(Backend):
+    """OMOP tables in a PostgreSQL database, found on its search_path."""
+
+    dialect = "postgres"
+
+    def __init__(self, url: str) -> None:
+        import psycopg
+
+        self.error = psycopg.Error
+        self.connection = psycopg.connect(url, autocommit=True)
+
+    def rows(self, query: exp.Expr) -> list[tuple[Any, ...]]:
+        return self.connection.execute(self.text(query)).fetchall()
+
+    def tables(self) -> set[str]:
+        found = self.connection.execute(
+            "SELECT table_name FROM information_schema.tables "
+            "WHERE table_schema = ANY (current_schemas(false))"
+        ).fetchall()
+        return {str(name).lower() for (name,) in found}
+
+    def close(self) -> None:
+        self.connection.close()
+
+
+class SparkBackend(Backend):
+    """A directory of Parquet tables read by Spark as temporary views."""
+
+    dialect = "spark"
+
+    def __init__(self, location: Path, session: Any = None) -> None:
+        self.spark = session if session is not None else screen.spark_session()
+        self.error = Exception
+        self.found: set[str] = set()
+        if not location.is_dir():
+            raise ValueError(f"{location}: Spark reads OMOP tables from a directory of Parquet")
+        for path in sorted(location.iterdir()):
+            name = path.name.lower().removesuffix(".parquet")
+            if path.is_dir() or path.suffix.lower() == ".parquet":
+                self.spark.read.parquet(str(path)).createOrReplaceTempView(name)
+                self.found.add(name)
+
+    def rows(self, query: exp.Expr) -> list[tuple[Any, ...]]:
+        return [tuple(row) for row in self.spark.sql(self.text(query)).collect()]
+
+    def tables(self) -> set[str]:
+        return self.found
+
+
+def _string(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _quoted(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def connect(database: str, engine: str = "duckdb", session: Any = None) -> Backend:
+    """The backend for `database`: a postgresql:// URL, a DuckDB file or a Parquet directory."""
+    if database.startswith(("postgresql://", "postgres://")):
+        if engine != "duckdb":
+            raise ValueError("a PostgreSQL database is screened by PostgreSQL itself")
+        return PostgresBackend(database)
+    location = Path(database)
+    if not location.exists():
+        raise ValueError(f"{database}: no such OMOP database (a DuckDB file or a directory)")
+    if engine == "spark":
+        return SparkBackend(location, session)
+    return DuckDBBackend(location)
+
+
+# ---- looking the binding up in the data ------------------------------------------------
+
+
+def _select(columns: list[exp.Expr], table: str) -> exp.Select:
+    return exp.select(*columns, copy=False).from_(exp.to_table(table), copy=False)
+
+
+def _ints(values: Sequence[int]) -> list[exp.Expr]:
+    return [exp.Literal.number(v) for v in values]
+
+
+def resolve(
+    checked: Checked, sources: Sequence[OmopSource], backend: Backend
+) -> tuple[list[Resolved], list[Problem]]:
+    """Each binding with its concept ids and units looked up in the data."""
+    tables = backend.tables()
+    needed = {"person"} | {s.table for s in sources}
+    if any(s.codes for s in sources):
+        needed.add("concept")
+    if any(s.descendants for s in sources):
+        needed.add("concept_ancestor")
+    absent = sorted(needed - tables)
+    if absent:
+        raise ValueError(f"the OMOP database has no table {', '.join(absent)}")
+    resolved: list[Resolved] = []
+    problems: list[Problem] = []
+    for source in sources:
+        kind = checked.element_types[source.element]
+        if source.table == "person":
+            resolved.append(Resolved(source, kind, ()))
+            continue
+        concepts, missing = _concepts(source, backend)
+        problems += [
+            Problem(source.element, "code", 0, f"code {code} is not in the concept table")
+            for code in missing
+        ]
+        reads: tuple[UnitRead, ...] = ()
+        table = TABLES[source.table]
+        if kind.numeric and source.select != "count" and table.unit_concept is not None:
+            counted = _units(source, kind, concepts, backend)
+            for read, count in counted:
+                if read.factor is None:
+                    problems.append(Problem(source.element, "unit", count, read.problem or ""))
+            reads = tuple(read for read, _ in counted)
+        resolved.append(Resolved(source, kind, tuple(concepts), reads, tuple(missing)))
+    return resolved, problems
+
+
+def _concepts(source: OmopSource, backend: Backend) -> tuple[list[int], list[str]]:
+    ids = set(source.concepts)
+    missing: list[str] = []
+    if source.codes:
+        pairs = [
+            exp.and_(
+                exp.EQ(this=exp.column("vocabulary_id"), expression=exp.Literal.string(v)),
+                exp.EQ(this=exp.column("concept_code"), expression=exp.Literal.string(c)),
+            )
+            for v, c in source.codes
+        ]
+        query = _select(
+            [exp.column("concept_id"), exp.column("vocabulary_id"), exp.column("concept_code")],
+            "concept",
+        ).where(exp.or_(*pairs), copy=False)
+        found = {(str(v), str(c)): int(i) for i, v, c in backend.rows(query)}
+        for vocabulary, code in source.codes:
+            if (vocabulary, code) in found:
+                ids.add(found[(vocabulary, code)])
+            else:
+                missing.append(f"{vocabulary} {code}")
+    if source.descendants and ids:
+        query = _select([exp.column("descendant_concept_id")], "concept_ancestor").where(
+            exp.In(this=exp.column("ancestor_concept_id"), expressions=_ints(sorted(ids))),
+            copy=False,
+        )
+        ids |= {int(i) for (i,) in backend.rows(query)}
+    ids.discard(0)  # concept 0 means "not mapped": it never names an element's records
+    return sorted(ids), missing
+
+
+def _units(
+    source: OmopSource, kind: Any, concepts: Sequence[int], backend: Backend
+) -> list[tuple[UnitRead, int]]:
+    """Every (unit concept, unit source value) the element's records carry, read."""
+    table = TABLES[source.table]
+    assert table.unit_concept is not None and table.unit_source is not None
+    if not concepts:
+        return []
+    match = exp.or_(
+        exp.In(this=exp.column(table.concept), expressions=_ints(concepts)),
+        exp.In(this=exp.column(table.source_concept), expressions=_ints(concepts)),
+    )
+    query = (
+        _select(
+            [
+                exp.column(table.unit_concept),
+                exp.column(table.unit_source),
+                exp.alias_(exp.Count(this=exp.Star()), "n"),
+            ],
+            table.name,
+        )
+        .where(match, copy=False)
+        .group_by(exp.column(table.unit_concept), exp.column(table.unit_source), copy=False)
+    )
+    pairs = [(_int(c), None if s is None else str(s), int(n)) for c, s, n in backend.rows(query)]
+    unit_ids = sorted({c for c, _, _ in pairs if c})
+    ucum: dict[int, str] = {}
+    if unit_ids and "concept" in backend.tables():
+        lookup = _select([exp.column("concept_id"), exp.column("concept_code")], "concept").where(
+            exp.and_(
+                exp.In(this=exp.column("concept_id"), expressions=_ints(unit_ids)),
+                exp.EQ(this=exp.column("vocabulary_id"), expression=exp.Literal.string("UCUM")),
+            ),
+            copy=False,
+        )
+        ucum = {int(i): str(code) for i, code in backend.rows(lookup)}
+    return [(read_unit(kind, c, s, ucum), n) for c, s, n in pairs]
+
+
+def _int(value: Any) -> int | None:
+    return None if value is None else int(value)
+
+
+def _unmapped(sources: Sequence[OmopSource], backend: Backend) -> list[Problem]:
+    """Records with concept 0 in each table a binding reads: data that no element can see."""
+    problems = []
+    for name in sorted({s.table for s in sources if s.table in TABLES}):
+        table = TABLES[name]
+        query = _select([exp.Count(this=exp.Star())], name).where(
+            exp.EQ(this=exp.column(table.concept), expression=exp.Literal.number(0)), copy=False
+        )
+        (count,) = backend.rows(query)[0]
+        problems.append(Problem(name, "unmapped", int(count), "records no binding can read"))
+    return problems
+
+
+# ---- screening -----------------------------------------------------------------------------
+
+
+def run(
+    checked: Checked,
+    sources: Sequence[OmopSource],
+    database: str,
+    reference: datetime.date | None,
+    engine: str = "duckdb",
+    output: Path | None = None,
+    session: Any = None,
+) -> OmopScreen:
+    """Screen every person of the OMOP `database`; write results to `output`; count problems.
+
+    Raise BindingError for bindings that do not fit the protocol, ValueError
+    for a database that cannot be read.
+    """
+    wrong = validate(checked, sources)
+    if wrong:
+        raise BindingError("\n".join(wrong))
+    if reference is None and _needs_reference(sources):
+        raise BindingError("windows and ages need the reference date: give --as-of")
+    target = screen._output_format(output)
+    backend = connect(database, engine, session)
+    try:
+        try:
+            resolved, problems = resolve(checked, sources, backend)
+            problems += _unmapped(sources, backend)
+            table = PatientTable(checked, resolved, reference)
+            if isinstance(backend, DuckDBBackend):
+                attrition, counts = _screen_duckdb(backend, checked, table, output, target)
+            elif isinstance(backend, PostgresBackend):
+                attrition, counts = _screen_postgres(backend, checked, table, output, target)
+            else:
+                assert isinstance(backend, SparkBackend)
+                attrition, counts = _screen_spark(backend, checked, table, output, target)
+        except backend.error as error:
+            raise ValueError(f"{database}: {_first_line(error)}") from None
+    finally:
+        backend.close()
+    bound = {s.element for s in sources}
+    for item in resolved:
+        for flag in FLAGS:
+            column = flag_column(item.source.element, flag)
+            if column in counts:
+                problems.append(Problem(item.source.element, flag, int(counts[column] or 0)))
+    problems += [Problem(name, "unbound", 0) for name in checked.elements if name not in bound]
+    no_data = tuple(
+        (
+            name,
+            int(counts.get(flag_column(name, "none")) or 0) if name in bound else attrition.total,
+        )
+        for name in checked.elements
+    )
+    kept = tuple(p for p in problems if p.kind != "none")
+    return OmopScreen(attrition, kept, no_data)
+
+
+def _first_line(error: Exception) -> str:
+    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+
+
+def _needs_reference(sources: Sequence[OmopSource]) -> bool:
+    return any(s.window is not None or s.field == "age" for s in sources)
+
+
+def _screen_duckdb(
+    backend: DuckDBBackend,
+    checked: Checked,
+    table: PatientTable,
+    output: Path | None,
+    target: str | None,
+) -> tuple[screen.Attrition, dict[str, Any]]:
+    connection = backend.connection
+    connection.sql(backend.text(table.query())).create(PATIENTS)
+    described = connection.execute(f"DESCRIBE {PATIENTS}").fetchall()
+    schema = [(str(row[0]), str(row[1])) for row in described]
+    connection.execute(f"CREATE VIEW patients AS SELECT * FROM {PATIENTS}")
+    layout = screen._layout(checked, schema, "duckdb")
+    attrition = screen._screen_view(connection, checked, layout, output, target)
+    return attrition, _one_row(backend, table.problems(PATIENTS))
+
+
+def _one_row(backend: Backend, query: exp.Select) -> dict[str, Any]:
+    names = [e.alias_or_name for e in query.expressions]
+    return dict(zip(names, backend.rows(query)[0], strict=True))
+
+
+def _screen_postgres(
+    backend: PostgresBackend,
+    checked: Checked,
+    table: PatientTable,
+    output: Path | None,
+    target: str | None,
+) -> tuple[screen.Attrition, dict[str, Any]]:
+    connection = backend.connection
+    connection.execute(f"DROP TABLE IF EXISTS {PATIENTS}")
+    connection.execute(f"CREATE TEMPORARY TABLE {PATIENTS} AS {backend.text(table.query())}")
+    described = connection.execute(
+        "SELECT column_name, data_type, numeric_precision, numeric_scale "
+        "FROM information_schema.columns WHERE table_name = %s ORDER BY ordinal_position",
+        (PATIENTS,),
+    ).fetchall()
+    schema = [(str(n), _pg_type(str(t), p, s)) for n, t, p, s in described]
+    layout = screen._layout(checked, schema, "postgres")
+    query = sql.to_sql(checked, PATIENTS, "postgres", layout, pretty=False)
+    connection.execute(f"DROP TABLE IF EXISTS {_quoted(screen.SCREENED)}")
+    connection.execute(f"CREATE TEMPORARY TABLE {_quoted(screen.SCREENED)} AS {query}")
+    joined = screen.results_query(checked, screen.SCREENED, PATIENTS)
+    connection.execute(f"DROP TABLE IF EXISTS {screen.RESULTS}")
+    connection.execute(f"CREATE TEMPORARY TABLE {screen.RESULTS} AS {backend.text(joined)}")
+    if output is not None and target is not None:
+        with connection.cursor(name="critlang_results") as cursor:
+            cursor.execute(backend.text(screen.export_query(checked)))
+            screen.write_results_file(checked, _fetched(cursor.fetchmany), output, target)
+    row = _one_row(backend, screen.attrition_query(checked))
+    return screen.attrition_from(checked, row), _one_row(backend, table.problems(PATIENTS))
+
+
+def _fetched(fetch: Callable[[int], list[Any]]) -> Any:
+    while rows := fetch(screen.BATCH):
+        yield from rows
+
+
+def _pg_type(kind: str, precision: Any, scale: Any) -> str:
+    if kind == "numeric" and precision is not None:
+        return f"DECIMAL({precision}, {scale or 0})"
+    return kind.upper()
+
+
+def _screen_spark(
+    backend: SparkBackend,
+    checked: Checked,
+    table: PatientTable,
+    output: Path | None,
+    target: str | None,
+) -> tuple[screen.Attrition, dict[str, Any]]:
+    spark = backend.spark
+    frame = spark.sql(backend.text(table.query())).cache()
+    try:
+        frame.createOrReplaceTempView(PATIENTS)
+        schema = [(f.name, f.dataType.simpleString()) for f in frame.schema.fields]
+        layout = screen._layout(checked, schema, "spark")
+        screened = spark.sql(sql.to_sql(checked, PATIENTS, "spark", layout, pretty=False))
+        name = screen.SCREENED.replace(" ", "_")
+        screened.createOrReplaceTempView(name)
+        joined = screen.results_query(checked, name, PATIENTS).sql("spark")
+        results = spark.sql(joined).cache()
+        results.createOrReplaceTempView(screen.RESULTS)
+        try:
+            if output is not None and target is not None:
+                rows = spark.sql(screen.export_query(checked).sql("spark")).toLocalIterator()
+                screen.write_results_file(checked, (tuple(r) for r in rows), output, target)
+            row = spark.sql(screen.attrition_query(checked).sql("spark")).collect()[0].asDict()
+        finally:
+            results.unpersist()
+        return screen.attrition_from(checked, row), _one_row(backend, table.problems(PATIENTS))
+    finally:
+        frame.unpersist()
+
+
+__all__ = ["PERSON_ID", "RECORD_ERROR", "RECORD_ID", "ROW", "OmopScreen", "Problem", "run"]
