@@ -19,23 +19,26 @@ import attrs
 from sqlglot import exp
 
 from critlang import screen, sql
+from critlang.bindings.binding import Binding, CodeSet, normal_code
 from critlang.bindings.omop import (
+    CONCEPT_SYSTEM,
     FLAGS,
     PERSON_ID,
     RECORD_ERROR,
     RECORD_ID,
     ROW,
     TABLES,
-    BindingError,
+    VOCABULARIES,
     OmopSource,
     PatientTable,
     Resolved,
     UnitRead,
     flag_column,
     read_unit,
-    validate,
+    source_of,
 )
 from critlang.check import Checked
+from critlang.vocab import CodeSystem
 
 PATIENTS = "critlang_patients"
 
@@ -232,64 +235,119 @@ def resolve(
     """Each binding with its concept ids and units looked up in the data."""
     tables = backend.tables()
     needed = {"person"} | {s.table for s in sources}
-    if any(s.codes for s in sources):
+    coded = [s for s in sources if _named(s)]
+    if coded:
         needed.add("concept")
-    if any(s.descendants for s in sources):
-        needed.add("concept_ancestor")
     absent = sorted(needed - tables)
     if absent:
         raise ValueError(f"the OMOP database has no table {', '.join(absent)}")
+    catalog = _catalog(
+        [*(s.codes for s in coded), *(c for s in coded for _, c in s.values)], backend
+    )
     resolved: list[Resolved] = []
     problems: list[Problem] = []
     for source in sources:
         kind = checked.element_types[source.element]
-        if source.table == "person":
-            resolved.append(Resolved(source, kind, ()))
-            continue
-        concepts, missing = _concepts(source, backend)
+        concepts, missing = _concepts(source.codes, catalog)
+        values = []
+        for value, codes in source.values:
+            ids, lost = _concepts(codes, catalog)
+            values.append((value, tuple(ids)))
+            missing += lost
         problems += [
-            Problem(source.element, "code", 0, f"code {code} is not in the concept table")
+            Problem(source.element, "code", 0, f"{code} is not in the concept table")
             for code in missing
         ]
         reads: tuple[UnitRead, ...] = ()
-        table = TABLES[source.table]
-        if kind.numeric and source.select != "count" and table.unit_concept is not None:
+        table = TABLES.get(source.table)
+        if kind.numeric and source.read == "value" and table is not None and table.unit_concept:
             counted = _units(source, kind, concepts, backend)
             for read, count in counted:
                 if read.factor is None:
                     problems.append(Problem(source.element, "unit", count, read.problem or ""))
             reads = tuple(read for read, _ in counted)
-        resolved.append(Resolved(source, kind, tuple(concepts), reads, tuple(missing)))
+        resolved.append(Resolved(source, kind, tuple(concepts), tuple(values), reads))
     return resolved, problems
 
 
-def _concepts(source: OmopSource, backend: Backend) -> tuple[list[int], list[str]]:
-    ids = set(source.concepts)
-    missing: list[str] = []
-    if source.codes:
-        pairs = [
-            exp.and_(
-                exp.EQ(this=exp.column("vocabulary_id"), expression=exp.Literal.string(v)),
-                exp.EQ(this=exp.column("concept_code"), expression=exp.Literal.string(c)),
-            )
-            for v, c in source.codes
-        ]
-        query = _select(
-            [exp.column("concept_id"), exp.column("vocabulary_id"), exp.column("concept_code")],
-            "concept",
-        ).where(exp.or_(*pairs), copy=False)
-        found = {(str(v), str(c)): int(i) for i, v, c in backend.rows(query)}
-        for vocabulary, code in source.codes:
-            if (vocabulary, code) in found:
-                ids.add(found[(vocabulary, code)])
+def _named(source: OmopSource) -> bool:
+    """Does the binding name codes that need looking up in `concept`?"""
+    every = [source.codes, *(codes for _, codes in source.values)]
+    return any(
+        not code.startswith(f"{CONCEPT_SYSTEM}:")
+        for codes in every
+        for code in (*codes.codes, *codes.prefixes)
+    )
+
+
+def _catalog(sets: Sequence[CodeSet], backend: Backend) -> dict[str, int]:
+    """`system:code` -> concept_id for the concepts the binding's codes may name.
+
+    One query fetches every concept of the vocabularies named whose code
+    (ICD-10-CM without its dot) is one of the codes or starts with a prefix;
+    CodeSet.matches then decides exactly which.
+    """
+    wanted: dict[str, list[exp.Expr]] = {}
+    for codes in sets:
+        for code in (*codes.codes, *codes.prefixes):
+            system, _, bare = code.partition(":")
+            if system == CONCEPT_SYSTEM:
+                continue
+            vocabulary = VOCABULARIES[CodeSystem(system)]
+            column: exp.Expr = exp.column("concept_code")
+            if system == CodeSystem.ICD10CM:
+                column = exp.Anonymous(
+                    this="REPLACE",
+                    expressions=[column, exp.Literal.string("."), exp.Literal.string("")],
+                )
+            if code in codes.prefixes:
+                # A prefix compared as the code's first characters: no LIKE, whose escapes differ.
+                start = exp.Substring(
+                    this=column, start=exp.Literal.number(1), length=exp.Literal.number(len(bare))
+                )
+                test: exp.Expr = exp.EQ(this=start, expression=exp.Literal.string(bare))
             else:
-                missing.append(f"{vocabulary} {code}")
-    if source.descendants and ids:
-        query = _select([exp.column("descendant_concept_id")], "concept_ancestor").where(
-            exp.In(this=exp.column("ancestor_concept_id"), expressions=_ints(sorted(ids))),
-            copy=False,
+                test = exp.EQ(this=column, expression=exp.Literal.string(bare))
+            wanted.setdefault(vocabulary, []).append(test)
+    if not wanted:
+        return {}
+    tests = [
+        exp.and_(
+            exp.EQ(this=exp.column("vocabulary_id"), expression=exp.Literal.string(vocabulary)),
+            exp.paren(exp.or_(*codes)),
         )
-        ids |= {int(i) for (i,) in backend.rows(query)}
+        for vocabulary, codes in wanted.items()
+    ]
+    query = _select(
+        [exp.column("concept_id"), exp.column("vocabulary_id"), exp.column("concept_code")],
+        "concept",
+    ).where(exp.or_(*tests), copy=False)
+    systems = {vocabulary: system for system, vocabulary in VOCABULARIES.items()}
+    found: dict[str, int] = {}
+    for concept, vocabulary, code in backend.rows(query):
+        named = systems.get(str(vocabulary))
+        if named is not None:
+            found[normal_code(named, str(code))] = int(concept)
+    return found
+
+
+def _concepts(codes: CodeSet, catalog: dict[str, int]) -> tuple[list[int], list[str]]:
+    """The concept ids `codes` name, and the codes not found in the concept table."""
+    ids: set[int] = set()
+    missing: list[str] = []
+    for code in sorted(codes.codes):
+        system, _, bare = code.partition(":")
+        if system == CONCEPT_SYSTEM:
+            ids.add(int(bare))
+        elif code in catalog:
+            ids.add(catalog[code])
+        else:
+            missing.append(code)
+    for prefix in codes.prefixes:
+        hits = [concept for code, concept in catalog.items() if code.startswith(prefix)]
+        if not hits:
+            missing.append(prefix + "*")
+        ids.update(hits)
     ids.discard(0)  # concept 0 means "not mapped": it never names an element's records
     return sorted(ids), missing
 
@@ -355,7 +413,7 @@ def _unmapped(sources: Sequence[OmopSource], backend: Backend) -> list[Problem]:
 
 def run(
     checked: Checked,
-    sources: Sequence[OmopSource],
+    binding: Binding,
     database: str,
     reference: datetime.date | None,
     engine: str = "duckdb",
@@ -364,14 +422,16 @@ def run(
 ) -> OmopScreen:
     """Screen every person of the OMOP `database`; write results to `output`; count problems.
 
-    Raise BindingError for bindings that do not fit the protocol, ValueError
-    for a database that cannot be read.
+    `binding` is checked (bindings.load_binding) and has an `omop` section.
+    Raise ValueError for a database that cannot be read or a binding without
+    an OMOP section.
     """
-    wrong = validate(checked, sources)
-    if wrong:
-        raise BindingError("\n".join(wrong))
-    if reference is None and _needs_reference(sources):
-        raise BindingError("windows and ages need the reference date: give --as-of")
+    section = binding.sections.get("omop")
+    if section is None:
+        raise ValueError(f"{binding.file}: the binding has no omop section")
+    sources = [source_of(element) for element in section.elements.values()]
+    if reference is None and _needs_reference(checked, sources):
+        raise ValueError("the bindings' windows and ages need the reference date: give --as-of")
     target = screen._output_format(output)
     backend = connect(database, engine, session)
     try:
@@ -412,8 +472,11 @@ def _first_line(error: Exception) -> str:
     return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
 
 
-def _needs_reference(sources: Sequence[OmopSource]) -> bool:
-    return any(s.window is not None or s.field == "age" for s in sources)
+def _needs_reference(checked: Checked, sources: Sequence[OmopSource]) -> bool:
+    def age(source: OmopSource) -> bool:
+        return source.field == "birth_date" and checked.element_types[source.element].numeric
+
+    return any(s.window is not None or s.read == "time since" or age(s) for s in sources)
 
 
 def _screen_duckdb(
@@ -428,9 +491,15 @@ def _screen_duckdb(
     described = connection.execute(f"DESCRIBE {PATIENTS}").fetchall()
     schema = [(str(row[0]), str(row[1])) for row in described]
     connection.execute(f"CREATE VIEW patients AS SELECT * FROM {PATIENTS}")
-    layout = screen._layout(checked, schema, "duckdb")
+    layout = _layout(checked, schema, "duckdb")
     attrition = screen._screen_view(connection, checked, layout, output, target)
     return attrition, _one_row(backend, table.problems(PATIENTS))
+
+
+def _layout(checked: Checked, schema: list[tuple[str, str]], dialect: str) -> sql.Layout:
+    """The patient table's layout: its element columns (a duration's in days), by row number."""
+    elements = [(n, t) for n, t in schema if screen._element_of(checked, n) is not None]
+    return attrs.evolve(sql.layout_from_schema(checked, elements, dialect), id_column=ROW)
 
 
 def _one_row(backend: Backend, query: exp.Select) -> dict[str, Any]:
@@ -454,7 +523,7 @@ def _screen_postgres(
         (PATIENTS,),
     ).fetchall()
     schema = [(str(n), _pg_type(str(t), p, s)) for n, t, p, s in described]
-    layout = screen._layout(checked, schema, "postgres")
+    layout = _layout(checked, schema, "postgres")
     query = sql.to_sql(checked, PATIENTS, "postgres", layout, pretty=False)
     connection.execute(f"DROP TABLE IF EXISTS {_quoted(screen.SCREENED)}")
     connection.execute(f"CREATE TEMPORARY TABLE {_quoted(screen.SCREENED)} AS {query}")
@@ -492,7 +561,7 @@ def _screen_spark(
     try:
         frame.createOrReplaceTempView(PATIENTS)
         schema = [(f.name, f.dataType.simpleString()) for f in frame.schema.fields]
-        layout = screen._layout(checked, schema, "spark")
+        layout = _layout(checked, schema, "spark")
         screened = spark.sql(sql.to_sql(checked, PATIENTS, "spark", layout, pretty=False))
         name = screen.SCREENED.replace(" ", "_")
         screened.createOrReplaceTempView(name)

@@ -27,12 +27,14 @@ from collections.abc import Mapping, Sequence
 from fractions import Fraction
 
 import attrs
+import yaml
 from sqlglot import exp
 
 from critlang import units
+from critlang.bindings.binding import CodeSet, Context, ElementBinding, Section, SourceKind
 from critlang.check import Checked, Type
 from critlang.engines.sql import build as b
-from critlang.vocab import CalendarUnit
+from critlang.vocab import CalendarUnit, CodeSystem
 
 # ---- the binding of one element ----------------------------------------------------
 
@@ -97,18 +99,23 @@ TABLES = {
     )
 }
 
-PERSON_FIELDS = ("age", "birth_date", "gender")
-SELECTIONS = ("latest", "earliest", "highest", "lowest", "any", "none", "count")
-# What each selection gives, by the element kinds it may bind.
-SELECTION_KINDS = {
-    "latest": ("number", "quantity", "enum", "date"),
-    "earliest": ("number", "quantity", "enum", "date"),
-    "highest": ("number", "quantity"),
-    "lowest": ("number", "quantity"),
-    "any": ("boolean",),
-    "none": ("boolean",),
-    "count": ("number",),
+# The section's source keys: `person` fields, or a clinical table by its codes.
+SOURCES = {
+    "person": SourceKind(codes=False, fields=("birth_date", "gender")),
+    **{name: SourceKind(reads=("value", "date", "time since")) for name in TABLES},
 }
+# OMOP's standard gender concepts, read as the FHIR genders are named.
+GENDERS = (("female", 8532), ("male", 8507), ("other", 8521), ("unknown", 8551))
+# A critlang code system and the vocabulary_id OMOP files its concepts under.
+VOCABULARIES = {
+    CodeSystem.SNOMED: "SNOMED",
+    CodeSystem.ICD10CM: "ICD10CM",
+    CodeSystem.LOINC: "LOINC",
+    CodeSystem.RXNORM: "RxNorm",
+    CodeSystem.ATC: "ATC",
+}
+CONCEPT_SYSTEM = "omop"  # `omop:3016723`: a concept id, as the OMOP tables hold it
+DURATION_UNITS = ("a", "mo", "wk", "d")
 
 
 @attrs.frozen
@@ -122,34 +129,135 @@ class Window:
         """The window's first day, as CQL subtracts a duration from a date (ir.DateShift)."""
         return shift_date(reference, -self.amount, self.unit)
 
-    def __str__(self) -> str:
-        return f"{self.amount} {self.unit}{'' if self.amount == 1 else 's'}"
-
 
 @attrs.frozen
 class OmopSource:
     """Where one data element is in the OMOP tables, and how its value is selected.
 
-    `table` is `person` (with `field`: age, birth_date or gender) or a
-    clinical table of `TABLES`. Records count when their concept (or source
-    concept) is one of `concepts` or of the concepts `codes` name
-    ((vocabulary_id, concept_code) pairs, looked up in `concept`), with their
-    descendants when `descendants`. `values` maps an enum element's values to
-    concept ids (gender_concept_id, value_as_concept_id). `absent` says what
-    no record means for `any`/`none`/`count`: "unknown" (the default) or
-    "false" (the site's records are complete for this element).
+    `table` is `person` (with `field`: birth_date or gender) or a clinical
+    table of `TABLES`, whose records count when their concept (or source
+    concept) is one of `codes` (looked up in `concept` by vocabulary_id and
+    concept_code, or `omop:ID` concept ids). `values` maps an element's
+    values to codes: of the records themselves (a set or one-of from
+    conditions) or of a measurement's `value_as_concept_id` (`map`). `read`
+    is what is taken from the selected record: its `value`, its `date` or
+    the `time since` it. `absent` says what no record means: "unknown" (the
+    default), "false" or "empty" (the site's records are complete for it).
     """
 
     element: str
     table: str
     field: str | None = None
-    concepts: tuple[int, ...] = ()
-    codes: tuple[tuple[str, str], ...] = ()
-    descendants: bool = False
+    codes: CodeSet = attrs.field(factory=CodeSet)
     select: str = "latest"
     window: Window | None = None
-    values: tuple[tuple[str, tuple[int, ...]], ...] = ()
+    values: tuple[tuple[str, CodeSet], ...] = ()
+    read: str = "value"
     absent: str = "unknown"
+    mapped: bool = False  # `values` are of the value concept (`map`), not of the records
+
+
+def source_of(element: ElementBinding) -> OmopSource:
+    """The OMOP reading of a checked element binding."""
+    window = Window(*element.rule.within) if element.rule.within is not None else None
+    values = element.values
+    mapped = bool(values) and bool(element.codes) and element.codes != _union(values)
+    if element.source == "person" and element.field == "gender":
+        values = tuple(
+            (name, CodeSet(frozenset({f"{CONCEPT_SYSTEM}:{concept}"})))
+            for name, concept in GENDERS
+            if name in element.type.values
+        )
+    return OmopSource(
+        element=element.name,
+        table=element.source,
+        field=element.field,
+        codes=element.codes,
+        select=element.rule.select,
+        window=window,
+        values=values,
+        read=element.read,
+        absent=element.absent,
+        mapped=mapped,
+    )
+
+
+def _union(values: tuple[tuple[str, CodeSet], ...]) -> CodeSet:
+    found = CodeSet()
+    for _, codes in values:
+        found = found.union(codes)
+    return found
+
+
+def parse_section(node: yaml.Node, context: Context) -> Section | None:
+    """The `omop:` section of a binding; problems go to `context`."""
+    context.extra_systems = (CONCEPT_SYSTEM,)
+    elements, unbound = context.elements(node, "the omop section", SOURCES)
+    fitting = {name: e for name, e in elements.items() if _fits(e, context)}
+    return Section("omop", context.span(node), fitting, unbound)
+
+
+def _fits(element: ElementBinding, context: Context) -> bool:
+    """What each OMOP source can give to which kind of element."""
+    kind = element.type
+    problem: str | None = None
+    hint: str | None = None
+    table = TABLES.get(element.source)
+    if element.source == "person":
+        if element.field == "birth_date" and kind.kind not in ("date", "quantity"):
+            problem = "person's birth date gives a date, or an age for a quantity in 'a'"
+            hint = "bind birth_date to a date element or to an age in 'a'"
+        elif element.field == "birth_date" and kind.kind == "quantity" and kind.unit != "a":
+            problem = f"an age from person's birth date is in 'a', not '{kind.unit}'"
+            hint = "declare the age as quantity 'a'"
+        elif element.field == "gender" and kind.kind != "enum":
+            problem = "person's gender_concept_id gives one of its values"
+            hint = "declare it as one of (female, male, ...)"
+        elif element.field == "gender" and not set(kind.values) <= {g for g, _ in GENDERS}:
+            problem = f"gender is one of {', '.join(g for g, _ in GENDERS)}"
+            hint = "name the element's values as OMOP's gender concepts are named"
+    elif kind.kind == "history":
+        problem = "histories from OMOP are not read yet"
+        hint = "bind a flat element with a selection rule (latest within 90 days)"
+    elif element.read == "date" and kind.kind != "date":
+        problem = f"'read: date' does not give {kind.describe()}"
+    elif element.read == "time since" and (
+        kind.kind != "quantity" or kind.unit not in DURATION_UNITS
+    ):
+        problem = f"'read: time since' gives a duration, not {kind.describe()}"
+        hint = f"declare it as a duration in one of {', '.join(DURATION_UNITS)}"
+    elif element.read == "value" and table is not None:
+        problem, hint = _value_problem(element, kind, table)
+    if problem is None:
+        return True
+    hint = hint or "see docs/fhir-omop.md for what each OMOP table gives"
+    context.error_at(element.span, "BIND041", f"'{element.name}': {problem}", hint)
+    return False
+
+
+def _value_problem(
+    element: ElementBinding, kind: Type, table: Table
+) -> tuple[str | None, str | None]:
+    mapped = bool(element.values) and element.codes != _union(element.values)
+    if kind.numeric and table.value is None:
+        return (
+            f"{table.name} records have no value; '{element.name}' is {kind.describe()}",
+            "read its date or the time since it, or bind a yes/no element",
+        )
+    if kind.numeric and element.rule.select not in ("latest", "earliest", "highest", "lowest"):
+        return f"'{element.rule.select}' does not give {kind.describe()}", None
+    if kind.kind == "boolean" and element.rule.select not in ("any", "none") and not mapped:
+        return (
+            f"a yes/no from {table.name} is whether a record is there: select any or none",
+            "or map the codes of a measurement's value to true and false",
+        )
+    if kind.kind == "set" and mapped:
+        return "a set is read from the codes of the records, not of their values", None
+    if kind.kind == "enum" and not mapped and element.rule.select not in ("latest", "earliest"):
+        return f"'{element.rule.select}' does not give {kind.describe()}", None
+    if mapped and table.value_concept is None:
+        return f"{table.name} records have no coded value to map", None
+    return None, None
 
 
 def shift_date(day: datetime.date, amount: int, unit: CalendarUnit) -> datetime.date:
@@ -163,77 +271,6 @@ def shift_date(day: datetime.date, amount: int, unit: CalendarUnit) -> datetime.
     year, month = divmod(index, 12)
     last = calendar.monthrange(year, month + 1)[1]
     return datetime.date(year, month + 1, min(day.day, last))
-
-
-class BindingError(ValueError):
-    """A binding that does not fit its protocol; the message names the element."""
-
-
-def validate(checked: Checked, sources: Sequence[OmopSource]) -> list[str]:
-    """What is wrong with each binding against the protocol's data elements, as messages."""
-    problems: list[str] = []
-    for source in sources:
-        kind = checked.element_types.get(source.element)
-        where = f"element '{source.element}'"
-        if kind is None:
-            problems.append(f"{where}: not a data element of the protocol")
-            continue
-        if source.table == "person":
-            wanted = {"age": ("number", "quantity"), "birth_date": ("date",), "gender": ("enum",)}
-            if source.field not in wanted:
-                problems.append(f"{where}: person gives {', '.join(PERSON_FIELDS)}")
-            elif kind.kind not in wanted[source.field]:
-                problems.append(f"{where}: person's {source.field} cannot be {kind.describe()}")
-            elif (
-                source.field == "age"
-                and kind.kind == "quantity"
-                and not units.compatible("a", kind.unit)
-            ):
-                problems.append(f"{where}: an age is in years, not '{kind.unit}'")
-        elif source.table not in TABLES:
-            tables = ", ".join(["person", *TABLES])
-            problems.append(f"{where}: unknown OMOP table '{source.table}' (one of {tables})")
-        else:
-            problems += _validate_clinical(source, kind, where)
-        if kind.kind == "enum":
-            problems += _validate_values(source, kind, where)
-    return problems
-
-
-def _validate_clinical(source: OmopSource, kind: Type, where: str) -> list[str]:
-    table = TABLES[source.table]
-    problems: list[str] = []
-    if not source.concepts and not source.codes:
-        problems.append(f"{where}: name the records by concepts or codes")
-    if source.select not in SELECTIONS:
-        problems.append(f"{where}: unknown selection '{source.select}'")
-    elif kind.kind not in SELECTION_KINDS[source.select]:
-        problems.append(f"{where}: '{source.select}' cannot give {kind.describe()}")
-    elif kind.numeric and source.select not in ("count",) and table.value is None:
-        problems.append(f"{where}: {table.name} has no values; use any, none or count")
-    elif kind.kind == "enum" and table.value_concept is None:
-        problems.append(f"{where}: {table.name} has no coded values for {kind.describe()}")
-    if source.absent not in ("unknown", "false"):
-        problems.append(f"{where}: absent is 'unknown' or 'false'")
-    return problems
-
-
-def _validate_values(source: OmopSource, kind: Type, where: str) -> list[str]:
-    given = dict(source.values)
-    problems = [
-        f"{where}: '{v}' is not one of {kind.describe()}" for v in given if v not in kind.values
-    ]
-    if not given:
-        problems.append(f"{where}: map each value to concept ids under values")
-    seen: dict[int, str] = {}
-    for value, ids in source.values:
-        for concept in ids:
-            if concept in seen and seen[concept] != value:
-                problems.append(
-                    f"{where}: concept {concept} maps to both {seen[concept]} and {value}"
-                )
-            seen[concept] = value
-    return problems
 
 
 # ---- what the query needs to know about the data -----------------------------------
@@ -295,13 +332,25 @@ def _places(value: Fraction) -> int | None:
 
 @attrs.frozen
 class Resolved:
-    """A binding with its codes looked up: the concept ids its records may carry."""
+    """A binding with its codes looked up: the concept ids its records (and values) carry."""
 
     source: OmopSource
     kind: Type
-    concepts: tuple[int, ...]
+    concepts: tuple[int, ...] = ()
+    values: tuple[tuple[str, tuple[int, ...]], ...] = ()  # element value -> concept ids
     units: tuple[UnitRead, ...] = ()
-    missing_codes: tuple[str, ...] = ()  # codes not in the concept table
+
+    @property
+    def presence(self) -> bool:
+        """A yes/no that says whether a record is there (any, none)."""
+        return self.source.select in ("any", "none")
+
+    @property
+    def column(self) -> str:
+        """Its patient table column: a duration is given in days, converted by the query."""
+        if self.source.read == "time since":
+            return f"{self.source.element} [d]"
+        return self.source.element
 
 
 # ---- the patient table ---------------------------------------------------------------
@@ -373,27 +422,42 @@ class PatientTable:
     # ---- one element's records ----
 
     def matched(self, item: Resolved) -> exp.Select:
-        """The element's records: person, date, value (or NULL, with `bad`), future."""
+        """The element's records: person `pid`, date `d` (`e`, a drug's end), and for a value
+        `v` (NULL when it cannot be read, with `bad`)."""
         table = TABLES[item.source.table]
         match = b.or_(
             _in(_c(table.concept), item.concepts), _in(_c(table.source_concept), item.concepts)
         )
-        date: exp.Expr = _c(table.date)
         columns: list[exp.Expr] = [
             b.alias(_c(PERSON_ID), "pid"),
-            b.alias(b.cast(date, exp.DataType.build("DATE")), "d"),
+            b.alias(b.cast(_c(table.date), exp.DataType.build("DATE")), "d"),
         ]
         if table.end is not None:
             columns.append(b.alias(b.cast(_c(table.end), exp.DataType.build("DATE")), "e"))
-        kind = item.kind
-        if kind.numeric and item.source.select != "count":
+        source, kind = item.source, item.kind
+        value: exp.Expr | None = None
+        bad: exp.Expr = exp.false()
+        if source.read == "time since":
+            assert self.reference is not None
+            value = exp.DateDiff(
+                this=_date(self.reference), expression=b.col("d"), unit=exp.var("DAY")
+            )
+        elif source.read == "date":
+            value = b.cast(_c(table.date), exp.DataType.build("DATE"))
+        elif kind.numeric:
             value, bad = self.number(item, table)
+        elif source.mapped:
+            assert table.value_concept is not None
+            value, bad = self.coded(item, _c(table.value_concept))
+        elif item.values:
+            # The value a record means, by its own concept (a set, or one of).
+            whens = [
+                (b.or_(_in(_c(table.concept), ids), _in(_c(table.source_concept), ids)), b.text(v))
+                for v, ids in item.values
+            ]
+            value = b.case(whens)
+        if value is not None:
             columns += [b.alias(value, "v"), b.alias(bad, "bad")]
-        elif kind.kind == "enum":
-            value, bad = self.coded(item, table)
-            columns += [b.alias(value, "v"), b.alias(bad, "bad")]
-        elif kind.kind == "date":
-            columns += [b.alias(_c(table.date), "v"), b.alias(exp.false(), "bad")]
         return b.select(columns, exp.to_table(table.name)).where(match, copy=False)
 
     def number(self, item: Resolved, table: Table) -> tuple[exp.Expr, exp.Expr]:
@@ -437,10 +501,9 @@ class PatientTable:
             same_source = exp.EQ(this=source, expression=b.text(unit.unit_source))
         return b.and_(same_concept, same_source)
 
-    def coded(self, item: Resolved, table: Table) -> tuple[exp.Expr, exp.Expr]:
-        assert table.value_concept is not None
-        column = _c(table.value_concept)
-        whens = [(_in(column.copy(), ids), b.text(value)) for value, ids in item.source.values]
+    def coded(self, item: Resolved, column: exp.Expr) -> tuple[exp.Expr, exp.Expr]:
+        """A coded value as the element's value; NULL (and bad) when the map lacks its concept."""
+        whens = [(_in(column.copy(), ids), b.text(value)) for value, ids in item.values]
         value = b.case(whens)
         return value, b.is_null(value.copy())
 
@@ -488,8 +551,14 @@ class PatientTable:
             return b.alias(_count_if(self.future()), "future")
 
         pid = b.col("pid")
-        if select in ("any", "none", "count"):
+        if item.presence or item.kind.kind == "set":
             columns = [pid, n(), hits(), future()]
+            if item.kind.kind == "set":
+                for index, (word, _) in enumerate(item.values):
+                    has = b.and_(
+                        self.in_window(item), exp.EQ(this=b.col("v"), expression=b.text(word))
+                    )
+                    columns.append(b.alias(_count_if(has), f"k{index}"))
             grouped = b.select(columns, records).group_by(b.col("pid"), copy=False)
             return [*ctes, (per, grouped)]
         if select in ("highest", "lowest"):
@@ -562,8 +631,7 @@ class PatientTable:
     def element_value(self, item: Resolved) -> exp.Expr:
         """The element's value from its per-person CTE."""
         name = self.cte(item)
-        select = item.source.select
-        known_absent = item.source.absent == "false"
+        known_absent = item.source.absent in ("false", "empty")
 
         def hits() -> exp.Expr:
             return exp.Coalesce(this=exp.column("hits", name, quoted=True), expressions=[_num(0)])
@@ -571,22 +639,40 @@ class PatientTable:
         def some() -> exp.Expr:
             return exp.GT(this=hits(), expression=_num(0))
 
-        if select in ("any", "none"):
-            found = exp.true() if select == "any" else exp.false()
+        if item.presence:
+            found = exp.true() if item.source.select == "any" else exp.false()
             if known_absent:
                 return b.when(some(), found, exp.not_(found))
             return b.when(some(), found)
-        if select == "count":
-            counted = b.cast(hits(), _dec(18, 0))
-            return counted if known_absent else b.when(some(), counted)
-        return exp.column("v", name, quoted=True)
+        if item.kind.kind == "set":
+            chosen = [
+                b.when(
+                    exp.GT(this=exp.column(f"k{index}", name, quoted=True), expression=_num(0)),
+                    b.text(value),
+                )
+                for index, (value, _) in enumerate(item.values)
+            ]
+            listed = exp.ArrayFilter(
+                this=exp.Array(expressions=chosen),
+                expression=b.lambda_(b.not_(b.is_null(b.x()))),
+            )
+            return listed if known_absent else b.when(some(), listed)
+        value = exp.column("v", name, quoted=True)
+        if item.kind.kind == "boolean":
+            return b.case(
+                [
+                    (exp.EQ(this=value, expression=b.text("true")), exp.true()),
+                    (exp.EQ(this=value.copy(), expression=b.text("false")), exp.false()),
+                ]
+            )
+        return value
 
-    def person_value(self, source: OmopSource) -> exp.Expr:
+    def person_value(self, item: Resolved) -> exp.Expr:
         year, month, day = (_c(f"{p}_of_birth", "person") for p in ("year", "month", "day"))
-        if source.field == "gender":
+        if item.source.field == "gender":
             column = _c("gender_concept_id", "person")
-            return b.case([(_in(column.copy(), ids), b.text(v)) for v, ids in source.values])
-        if source.field == "birth_date":
+            return b.case([(_in(column.copy(), ids), b.text(v)) for v, ids in item.values])
+        if item.kind.kind == "date":
             # Only a full date of birth; a partial one is unknown (and counted).
             return b.when(
                 b.and_(*(b.not_(b.is_null(p.copy())) for p in (year, month, day))),
@@ -636,8 +722,8 @@ class PatientTable:
         for item in self.resolved:
             source = item.source
             if source.table == "person":
-                value = self.person_value(source)
-                flags = self.person_flags(source)
+                value = self.person_value(item)
+                flags = self.person_flags(item)
             else:
                 ctes += self.selected(item)
                 name = self.cte(item)
@@ -645,9 +731,7 @@ class PatientTable:
                 select = select.join(exp.to_table(name), on=on, join_type="left", copy=False)
                 value = self.element_value(item)
                 flags = self.record_flags(item)
-            select = select.select(
-                b.alias(self.typed(value, item.kind), source.element), copy=False
-            )
+            select = select.select(b.alias(self.typed(value, item), item.column), copy=False)
             for flag, sql in flags.items():
                 select = select.select(b.alias(sql, flag_column(source.element, flag)), copy=False)
         for name, cte in ctes:
@@ -664,24 +748,24 @@ class PatientTable:
             "none": b.when(b.is_null(exp.column("n", name, quoted=True)), _num(1), _num(0)),
             "future": zero("future"),
         }
-        if item.source.select not in ("any", "none", "count"):
+        if not item.presence and item.kind.kind != "set":
             flags["unreadable"] = b.when(
                 exp.GT(this=zero("bad"), expression=_num(0)), _num(1), _num(0)
             )
             flags["conflict"] = zero("conflict")
         return flags
 
-    def person_flags(self, source: OmopSource) -> dict[str, exp.Expr]:
-        if source.field == "gender":
+    def person_flags(self, item: Resolved) -> dict[str, exp.Expr]:
+        if item.source.field == "gender":
             given = _c("gender_concept_id", "person")
-            value = self.person_value(source)
+            value = self.person_value(item)
             unread = b.and_(b.not_(b.is_null(given.copy())), b.is_null(value))
             return {
                 "none": b.when(b.is_null(given), _num(1), _num(0)),
                 "unreadable": b.when(unread, _num(1), _num(0)),
             }
         year = _c("year_of_birth", "person")
-        value = self.person_value(source)
+        value = self.person_value(item)
         unread = b.and_(b.not_(b.is_null(year.copy())), b.is_null(value))
         return {
             "none": b.when(b.is_null(year), _num(1), _num(0)),
@@ -693,7 +777,7 @@ class PatientTable:
         columns: list[exp.Expr] = []
         for item in self.resolved:
             flags = (
-                self.person_flags(item.source)
+                self.person_flags(item)
                 if item.source.table == "person"
                 else self.record_flags(item)
             )
@@ -704,7 +788,10 @@ class PatientTable:
             columns = [b.alias(exp.Count(this=exp.Star()), "total")]
         return b.select(columns, exp.to_table(table, quoted=True))
 
-    def typed(self, value: exp.Expr, kind: Type) -> exp.Expr:
+    def typed(self, value: exp.Expr, item: Resolved) -> exp.Expr:
+        kind = item.kind
+        if kind.kind == "set":
+            return b.cast(value, exp.DataType.build("VARCHAR[]", dialect="duckdb"))
         if kind.numeric:
             return b.cast(value, _dec(38, EXACT_PLACES))
         if kind.kind == "date":
