@@ -531,7 +531,8 @@ def _screen_postgres(
     connection.execute(f"DROP TABLE IF EXISTS {screen.RESULTS}")
     connection.execute(f"CREATE TEMPORARY TABLE {screen.RESULTS} AS {backend.text(joined)}")
     if output is not None and target is not None:
-        with connection.cursor(name="critlang_results") as cursor:
+        # A server-side cursor streams the rows; it lives in a transaction.
+        with connection.transaction(), connection.cursor(name="critlang_results") as cursor:
             cursor.execute(backend.text(screen.export_query(checked)))
             screen.write_results_file(checked, _fetched(cursor.fetchmany), output, target)
     row = _one_row(backend, screen.attrition_query(checked))

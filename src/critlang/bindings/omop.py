@@ -439,9 +439,8 @@ class PatientTable:
         bad: exp.Expr = exp.false()
         if source.read == "time since":
             assert self.reference is not None
-            value = exp.DateDiff(
-                this=_date(self.reference), expression=b.col("d"), unit=exp.var("DAY")
-            )
+            day = b.cast(_c(table.date), exp.DataType.build("DATE"))
+            value = exp.DateDiff(this=_date(self.reference), expression=day, unit=exp.var("DAY"))
         elif source.read == "date":
             value = b.cast(_c(table.date), exp.DataType.build("DATE"))
         elif kind.numeric:
