@@ -344,3 +344,77 @@ def test_a_window_starts_as_cql_subtracts_calendar_units() -> None:
     assert shift_date(datetime.date(2019, 7, 1), -2, CalendarUnit.WEEK) == datetime.date(
         2019, 6, 17
     )
+
+
+# ---- the CTD-ILD binding a site copies: every kind of element it reads -------------------
+
+CTD_ILD = critlang.load(ROOT.parent / "protocols" / "ctd_ild.crit")
+CTD_ILD_BINDING = ROOT.parent / "protocols" / "ctd_ild.omop.bind.yaml"
+
+
+def ctd_ild_database(path: Path) -> Path:
+    import duckdb
+
+    with duckdb.connect(str(path)) as connection:
+        connection.execute(
+            "CREATE TABLE person AS SELECT * FROM (VALUES (1, 8532, 1975, 3, 2), "
+            "(2, 8507, 1950, 12, 31)) AS t(person_id, gender_concept_id, year_of_birth, "
+            "month_of_birth, day_of_birth)"
+        )
+        connection.execute(
+            "CREATE TABLE concept AS SELECT * FROM (VALUES "
+            "(10, 'LOINC', '19870-5'), (11, 'LOINC', '2106-3'), (12, 'SNOMED', '260385009'), "
+            "(13, 'ICD10CM', 'M34.81'), (14, 'SNOMED', '69896004'), (15, 'RxNorm', '68149'), "
+            "(8519, 'UCUM', 'L'), (16, 'SNOMED', '10828004')) "
+            "AS t(concept_id, vocabulary_id, concept_code)"
+        )
+        connection.execute(
+            "CREATE TABLE measurement AS SELECT * FROM (VALUES "
+            "(1, 10, 0, DATE '2024-01-10', 3.0, 0, 8519, NULL),"
+            "(1, 10, 0, DATE '2026-10-01', 2.55, 0, 8519, NULL),"
+            "(1, 11, 0, DATE '2026-11-20', NULL, 12, 0, NULL),"
+            "(2, 11, 0, DATE '2026-11-20', NULL, 99, 0, NULL)) "
+            "AS t(person_id, measurement_concept_id, measurement_source_concept_id, "
+            "measurement_date, value_as_number, value_as_concept_id, unit_concept_id, "
+            "unit_source_value)"
+        )
+        connection.execute(
+            "CREATE TABLE condition_occurrence AS SELECT * FROM (VALUES "
+            "(1, 14, 0, DATE '2020-05-01'), (1, 0, 13, DATE '2021-05-01')) "
+            "AS t(person_id, condition_concept_id, condition_source_concept_id, "
+            "condition_start_date)"
+        )
+        connection.execute(
+            "CREATE TABLE drug_exposure AS SELECT * FROM (VALUES "
+            "(1, 15, 0, DATE '2024-05-29', NULL)) AS t(person_id, drug_concept_id, "
+            "drug_source_concept_id, drug_exposure_start_date, drug_exposure_end_date)"
+        )
+    return path
+
+
+def test_the_ctd_ild_binding_reads_every_kind_of_element(tmp_path: Path) -> None:
+    from critlang.bindings.omop import PatientTable, source_of
+    from critlang.screen_omop import DuckDBBackend, resolve
+
+    binding = binding_for(CTD_ILD, CTD_ILD_BINDING)
+    sources = [source_of(e) for e in binding.sections["omop"].elements.values()]
+    backend = DuckDBBackend(ctd_ild_database(tmp_path / "ctd.duckdb"))
+    try:
+        resolved, _ = resolve(CTD_ILD.checked, sources, backend)
+        table = PatientTable(CTD_ILD.checked, resolved, datetime.date(2026, 11, 29))
+        cursor = backend.connection.execute(backend.text(table.query()))
+        names = [d[0] for d in cursor.description]
+        rows = {row[0]: dict(zip(names, row, strict=True)) for row in cursor.fetchall()}
+    finally:
+        backend.close()
+    woman, man = rows[1], rows[2]
+    assert woman["age"] == 51 and man["age"] == 75
+    assert (woman["sex"], man["sex"]) == ("female", "male")
+    # A set from condition codes: a source ICD-10-CM code (M34.81) and a SNOMED concept.
+    assert sorted(woman["ctd_diagnoses"]) == ["rheumatoid_arthritis", "systemic_sclerosis"]
+    assert man["ctd_diagnoses"] == []  # absent: empty
+    assert woman["fvc_baseline"] == Decimal("3.0") and woman["fvc_current"] == Decimal("2.55")
+    assert woman["pregnancy_test"] == "negative"
+    assert man["pregnancy_test"] is None and man["omop pregnancy_test unreadable"] == 1
+    assert woman["treatment_duration [d]"] == 914  # 2024-05-29 to 2026-11-29
+    assert man["hiv"] is False and woman["hiv"] is False
