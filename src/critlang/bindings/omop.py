@@ -401,6 +401,11 @@ def _in(column: exp.Expr, values: Sequence[int]) -> exp.Expr:
     return exp.In(this=column, expressions=[_num(v) for v in values])
 
 
+def _derived(select: exp.Select, alias: str) -> exp.Expr:
+    """`(select) AS alias`: every engine needs a derived table named."""
+    return exp.Subquery(this=select, alias=exp.TableAlias(this=exp.to_identifier(alias)))
+
+
 def _count_if(condition: exp.Expr) -> exp.Expr:
     return exp.Sum(this=b.when(condition, _num(1), _num(0)))
 
@@ -444,7 +449,7 @@ class PatientTable:
         elif source.read == "date":
             value = b.cast(_c(table.date), exp.DataType.build("DATE"))
         elif kind.numeric:
-            value, bad = self.number(item, table)
+            return self.numbers(item, table, columns, match)
         elif source.mapped:
             assert table.value_concept is not None
             value, bad = self.coded(item, _c(table.value_concept))
@@ -459,32 +464,62 @@ class PatientTable:
             columns += [b.alias(value, "v"), b.alias(bad, "bad")]
         return b.select(columns, exp.to_table(table.name)).where(match, copy=False)
 
-    def number(self, item: Resolved, table: Table) -> tuple[exp.Expr, exp.Expr]:
-        """(the value in the element's unit as an exact DECIMAL or NULL, whether it was unusable)."""
+    def numbers(
+        self, item: Resolved, table: Table, columns: list[exp.Expr], match: exp.Expr
+    ) -> exp.Select:
+        """The records with their values in the element's unit as exact DECIMALs (`v`), NULL
+        and `bad` when a value in the window cannot be read.
+
+        In steps, each computing one thing once: the value's text and unit (only in
+        the window: no other value is ever selected), the number the text says, the
+        number in the element's unit, and whether that is exact in the table's places.
+        """
         assert table.value is not None
-        raw = exp.Trim(this=b.cast(_c(table.value), exp.DataType.build("VARCHAR")))
+        kept = ["pid", "d", *(["e"] if table.end is not None else [])]
+
+        def carried(*names: str) -> list[exp.Expr]:
+            return [b.col(name) for name in (*kept, *names)]
+
+        inside = self.in_window(item, raw=True)
+        text = b.when(inside, exp.Trim(this=b.cast(_c(table.value), exp.DataType.build("VARCHAR"))))
+        usable = [unit for unit in item.units if unit.factor is not None]
+        which = b.case([(self.unit_is(unit, table), _num(i)) for i, unit in enumerate(usable)])
+        first = b.select(
+            [
+                *columns,
+                b.alias(self.in_window(item, raw=True), "w"),
+                b.alias(text, "t"),
+                b.alias(which if usable else b.cast(exp.null(), "INT"), "u"),
+            ],
+            exp.to_table(table.name),
+        ).where(match, copy=False)
         pattern = rf"^[+-]?[0-9]{{1,{VALUE_DIGITS}}}(\.[0-9]{{0,{EXACT_PLACES}}}0*)?$"
-        shaped = exp.RegexpLike(this=raw, expression=b.text(pattern))
         # The text is checked before the cast: every engine then casts it alike.
-        read = b.when(shaped, b.cast(raw.copy(), _dec(VALUE_DIGITS + EXACT_PLACES, EXACT_PLACES)))
+        shaped = exp.RegexpLike(this=b.col("t"), expression=b.text(pattern))
+        number = b.when(shaped, b.cast(b.col("t"), _dec(VALUE_DIGITS + EXACT_PLACES, EXACT_PLACES)))
+        second = b.select([*carried("w", "u"), b.alias(number, "r")], _derived(first, "s1"))
         whens: list[tuple[exp.Expr, exp.Expr]] = []
-        for unit in item.units:
-            if unit.factor is None:
-                continue
-            converted: exp.Expr = read.copy()
+        for index, unit in enumerate(usable):
+            converted: exp.Expr = b.col("r")
             if unit.factor != 1:
+                assert unit.factor is not None
                 factor = b.cast(
                     b.text(_decimal_text(unit.factor)),
                     _dec(FACTOR_DIGITS + FACTOR_PLACES, FACTOR_PLACES),
                 )
-                converted = exp.Mul(this=read.copy(), expression=factor)
-            whens.append((self.unit_is(unit, table), converted))
+                converted = exp.Mul(this=b.col("r"), expression=factor)
+            whens.append((exp.EQ(this=b.col("u"), expression=_num(index)), converted))
         wide = b.case(whens) if whens else b.cast(exp.null(), _dec(38, EXACT_PLACES))
+        third = b.select([*carried("w"), b.alias(wide, "x")], _derived(second, "s2"))
         # Kept only when it is exact in the patient table's places.
-        narrow = b.cast(wide.copy(), _dec(38, EXACT_PLACES))
-        exact_enough = exp.EQ(this=narrow, expression=wide)
-        value = b.when(exact_enough, narrow.copy())
-        return value, b.is_null(value.copy())
+        narrow = b.cast(b.col("x"), _dec(38, EXACT_PLACES))
+        exact_enough = exp.EQ(this=narrow, expression=b.col("x"))
+        fourth = b.select(
+            [*carried("w"), b.alias(b.when(exact_enough, narrow.copy()), "v")],
+            _derived(third, "s3"),
+        )
+        bad = b.and_(b.col("w"), b.is_null(b.col("v")))
+        return b.select([*carried("v"), b.alias(bad, "bad")], _derived(fourth, "s4"))
 
     def unit_is(self, unit: UnitRead, table: Table) -> exp.Expr:
         assert table.unit_concept is not None and table.unit_source is not None
@@ -508,20 +543,30 @@ class PatientTable:
 
     # ---- one element per patient ----
 
-    def in_window(self, item: Resolved) -> exp.Expr:
+    def in_window(self, item: Resolved, raw: bool = False) -> exp.Expr:
         """Is a record (d, e) within the element's window: not after the reference date, and
-        (a drug exposure: ending) not before the window's start."""
+        (a drug exposure: ending) not before the window's start. `raw`: read from the
+        table's own columns rather than the records' `d` and `e`."""
         if self.reference is None:
             return exp.true()
-        upto = exp.LTE(this=b.col("d"), expression=_date(self.reference))
+        table = TABLES[item.source.table]
+
+        def d() -> exp.Expr:
+            return b.cast(_c(table.date), exp.DataType.build("DATE")) if raw else b.col("d")
+
+        def e() -> exp.Expr:
+            assert table.end is not None
+            return b.cast(_c(table.end), exp.DataType.build("DATE")) if raw else b.col("e")
+
+        upto = exp.LTE(this=d(), expression=_date(self.reference))
         window = item.source.window
         if window is None:
             return upto
         start = _date(window.start(self.reference))
-        if TABLES[item.source.table].end is not None:
-            ends = exp.Coalesce(this=b.col("e"), expressions=[b.col("d")])
+        if table.end is not None:
+            ends = exp.Coalesce(this=e(), expressions=[d()])
             return b.and_(upto, exp.GTE(this=ends, expression=start))
-        return b.and_(upto, exp.GTE(this=b.col("d"), expression=start))
+        return b.and_(upto, exp.GTE(this=d(), expression=start))
 
     def future(self) -> exp.Expr:
         if self.reference is None:
