@@ -426,19 +426,26 @@ class PatientTable:
 
     # ---- one element's records ----
 
-    def matched(self, item: Resolved) -> exp.Select:
+    def match(self, item: Resolved) -> exp.Expr:
+        """Is a row of the element's table one of its records: its concept or source concept."""
+        table = TABLES[item.source.table]
+        return b.or_(
+            _in(_c(table.concept), item.concepts), _in(_c(table.source_concept), item.concepts)
+        )
+
+    def matched(self, item: Resolved, window_only: bool = False) -> exp.Select:
         """The element's records: person `pid`, date `d` (`e`, a drug's end), and for a value
         `v` (NULL when it cannot be read, with `bad`)."""
         table = TABLES[item.source.table]
-        match = b.or_(
-            _in(_c(table.concept), item.concepts), _in(_c(table.source_concept), item.concepts)
-        )
+        match = self.match(item)
         columns: list[exp.Expr] = [
             b.alias(_c(PERSON_ID), "pid"),
             b.alias(b.cast(_c(table.date), exp.DataType.build("DATE")), "d"),
         ]
         if table.end is not None:
             columns.append(b.alias(b.cast(_c(table.end), exp.DataType.build("DATE")), "e"))
+        if window_only:
+            match = b.and_(b.paren(match), self.in_window(item, raw=True))
         source, kind = item.source, item.kind
         value: exp.Expr | None = None
         bad: exp.Expr = exp.false()
@@ -582,7 +589,6 @@ class PatientTable:
         `hits` (records in the window) and, for a value, `v`, `conflict` and `bad` (the
         selected value could not be read)."""
         records, per = self.cte(item, "_records"), self.cte(item)
-        ctes: list[tuple[str, exp.Select]] = [(records, self.matched(item))]
         select = item.source.select
 
         def n() -> exp.Expr:
@@ -604,18 +610,56 @@ class PatientTable:
                     )
                     columns.append(b.alias(_count_if(has), f"k{index}"))
             grouped = b.select(columns, records).group_by(b.col("pid"), copy=False)
-            return [*ctes, (per, grouped)]
+            return [(records, self.matched(item)), (per, grouped)]
+        # A value: counted over every record, read only from those in the window.
+        table = TABLES[item.source.table]
+        plain = b.select(
+            [b.alias(_c(PERSON_ID), "pid"), b.alias(b.cast(_c(table.date), "DATE"), "d")]
+            + ([b.alias(b.cast(_c(table.end), "DATE"), "e")] if table.end is not None else []),
+            exp.to_table(table.name),
+        ).where(self.match(item), copy=False)
+        counts_name, values = self.cte(item, "_counts"), self.cte(item, "_values")
+        counts = b.select([pid, n(), hits(), future()], _derived(plain, "r"))
+        counts = counts.group_by(b.col("pid"), copy=False)
+        ctes = [(counts_name, counts), (values, self.matched(item, window_only=True))]
+
+        def c(name: str) -> exp.Expr:
+            return exp.column(name, "c", quoted=True)
+
+        def x(name: str) -> exp.Expr:
+            return exp.column(name, "x", quoted=True)
+
+        def left(select: exp.Select, name: str, alias: str, on: exp.Expr) -> exp.Select:
+            target = exp.alias_(exp.to_table(name), alias, quoted=True)
+            return select.join(target, on=on, join_type="left", copy=False)
+
+        def same_person(alias: str) -> exp.Expr:
+            return exp.EQ(this=exp.column("pid", alias, quoted=True), expression=c("pid"))
+
+        def counted(extra: list[exp.Expr]) -> exp.Select:
+            columns = [b.alias(c(name), name) for name in ("pid", "n", "hits", "future")]
+            return exp.select(*columns, *extra, copy=False).from_(
+                exp.alias_(exp.to_table(counts_name), "c", quoted=True), copy=False
+            )
+
         if select in ("highest", "lowest"):
             extreme = exp.Max if select == "highest" else exp.Min
-            value = extreme(this=b.when(self.in_window(item), b.col("v")))
-            unreadable = _count_if(b.and_(self.in_window(item), b.col("bad")))
+            unreadable = _count_if(b.col("bad"))
             # Any unreadable value in the window makes the highest (lowest) unknown.
-            kept = b.when(exp.EQ(this=unreadable, expression=_num(0)), value)
-            columns = [pid, n(), hits(), future(), b.alias(kept, "v")]
-            columns += [b.alias(_count_if(b.and_(self.in_window(item), b.col("bad"))), "bad")]
-            columns += [b.alias(_num(0), "conflict")]
-            grouped = b.select(columns, records).group_by(b.col("pid"), copy=False)
-            return [*ctes, (per, grouped)]
+            kept = b.when(exp.EQ(this=unreadable, expression=_num(0)), extreme(this=b.col("v")))
+            grouped = b.select(
+                [pid, b.alias(kept, "v"), b.alias(_count_if(b.col("bad")), "bad")], values
+            ).group_by(b.col("pid"), copy=False)
+            extremes = self.cte(item, "_extremes")
+            joined = counted(
+                [
+                    b.alias(x("v"), "v"),
+                    b.alias(x("bad"), "bad"),
+                    b.alias(_num(0), "conflict"),
+                ]
+            )
+            joined = left(joined, extremes, "x", same_person("x"))
+            return [*ctes, (extremes, grouped), (per, joined)]
         # latest / earliest: the records of the last (first) day in the window, which must agree.
         days, chosen = self.cte(item, "_days"), self.cte(item, "_chosen")
         per_day = b.select(
@@ -626,20 +670,11 @@ class PatientTable:
                 b.alias(exp.Max(this=b.col("v")), "high"),
                 b.alias(_count_if(b.col("bad")), "bad"),
             ],
-            records,
-        )
-        per_day = per_day.where(self.in_window(item), copy=False)
-        per_day = per_day.group_by(b.col("pid"), b.col("d"), copy=False)
+            values,
+        ).group_by(b.col("pid"), b.col("d"), copy=False)
         last = exp.Max if select == "latest" else exp.Min
-        day = b.alias(last(this=b.when(self.in_window(item), b.col("d"))), "chosen")
-        picked = b.select([b.col("pid"), n(), hits(), future(), day], records)
+        picked = b.select([pid, b.alias(last(this=b.col("d")), "chosen")], days)
         picked = picked.group_by(b.col("pid"), copy=False)
-
-        def x(name: str) -> exp.Expr:
-            return exp.column(name, "x", quoted=True)
-
-        def c(name: str) -> exp.Expr:
-            return exp.column(name, "c", quoted=True)
 
         def conflict() -> exp.Expr:
             return exp.NEQ(this=x("low"), expression=x("high"))
@@ -648,28 +683,19 @@ class PatientTable:
             return exp.GT(this=x("bad"), expression=_num(0))
 
         agreed = b.when(b.and_(b.not_(b.paren(bad())), b.not_(b.paren(conflict()))), x("low"))
-        joined = (
-            exp.select(
-                b.alias(c("pid"), "pid"),
-                b.alias(c("n"), "n"),
-                b.alias(c("hits"), "hits"),
-                b.alias(c("future"), "future"),
+        joined = counted(
+            [
                 b.alias(agreed, "v"),
                 b.alias(b.when(conflict(), _num(1), _num(0)), "conflict"),
                 b.alias(b.when(bad(), _num(1), _num(0)), "bad"),
-                copy=False,
-            )
-            .from_(exp.alias_(exp.to_table(chosen), "c", quoted=True), copy=False)
-            .join(
-                exp.alias_(exp.to_table(days), "x", quoted=True),
-                on=b.and_(
-                    exp.EQ(this=x("pid"), expression=c("pid")),
-                    exp.EQ(this=x("d"), expression=c("chosen")),
-                ),
-                join_type="left",
-                copy=False,
-            )
+            ]
         )
+        joined = left(joined, chosen, "h", same_person("h"))
+        on_day = b.and_(
+            same_person("x"),
+            exp.EQ(this=x("d"), expression=exp.column("chosen", "h", quoted=True)),
+        )
+        joined = left(joined, days, "x", on_day)
         return [*ctes, (days, per_day), (chosen, picked), (per, joined)]
 
     def element_value(self, item: Resolved) -> exp.Expr:
