@@ -11,6 +11,7 @@ Each backend runs the same sqlglot trees in its own dialect.
 from __future__ import annotations
 
 import datetime
+import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from critlang import screen, sql
 from critlang.bindings.binding import Binding, CodeSet, normal_code
 from critlang.bindings.omop import (
     CONCEPT_SYSTEM,
+    EXACT_PLACES,
     FLAGS,
     PERSON_ID,
     RECORD_ERROR,
@@ -100,6 +102,10 @@ class Backend:
     def tables(self) -> set[str]:
         raise NotImplementedError
 
+    def column_type(self, table: str, column: str) -> str:
+        """The SQL type of a column, as the engine names it (lower case); "" if unknown."""
+        raise NotImplementedError
+
     def text(self, query: exp.Expr) -> str:
         return query.sql(dialect=self.dialect)
 
@@ -143,6 +149,11 @@ class DuckDBBackend(Backend):
     def tables(self) -> set[str]:
         return self.found
 
+    def column_type(self, table: str, column: str) -> str:
+        described = self.connection.execute(f"DESCRIBE {_quoted(table)}").fetchall()
+        types = {str(row[0]).lower(): str(row[1]).lower() for row in described}
+        return types.get(column, "")
+
     def close(self) -> None:
         self.connection.close()
 
@@ -167,6 +178,20 @@ class PostgresBackend(Backend):
             "WHERE table_schema = ANY (current_schemas(false))"
         ).fetchall()
         return {str(name).lower() for (name,) in found}
+
+    def column_type(self, table: str, column: str) -> str:
+        found = self.connection.execute(
+            "SELECT data_type, numeric_precision, numeric_scale FROM information_schema.columns "
+            "WHERE table_schema = ANY (current_schemas(false)) AND lower(table_name) = %s "
+            "AND lower(column_name) = %s",
+            (table, column),
+        ).fetchall()
+        if not found:
+            return ""
+        kind, precision, scale = found[0]
+        if str(kind) == "numeric" and precision is not None:
+            return f"decimal({precision},{scale or 0})"
+        return str(kind).lower()
 
     def close(self) -> None:
         self.connection.close()
@@ -194,6 +219,10 @@ class SparkBackend(Backend):
 
     def tables(self) -> set[str]:
         return self.found
+
+    def column_type(self, table: str, column: str) -> str:
+        fields = {f.name.lower(): f.dataType.simpleString() for f in self.spark.table(table).schema}
+        return str(fields.get(column, "")).lower()
 
 
 def _string(text: str) -> str:
@@ -266,8 +295,26 @@ def resolve(
                 if read.factor is None:
                     problems.append(Problem(source.element, "unit", count, read.problem or ""))
             reads = tuple(read for read, _ in counted)
-        resolved.append(Resolved(source, kind, tuple(concepts), tuple(values), reads))
+        storage = "text"
+        if reads and table is not None and table.value is not None:
+            storage = _storage(backend.column_type(table.name, table.value))
+        resolved.append(Resolved(source, kind, tuple(concepts), tuple(values), reads, storage))
     return resolved, problems
+
+
+_DECIMAL = re.compile(r"(?:decimal|numeric)\(\s*(\d+)\s*,\s*(\d+)\s*\)")
+
+
+def _storage(column_type: str) -> str:
+    """How values of a column type are read exactly: as a double, a decimal, or as text."""
+    if column_type in ("double", "double precision", "float", "real", "float8", "float4"):
+        return "float"
+    if column_type in ("bigint", "integer", "int", "smallint", "tinyint", "hugeint"):
+        return "decimal"
+    match = _DECIMAL.fullmatch(column_type)
+    if match and int(match.group(2)) <= EXACT_PLACES:
+        return "decimal"
+    return "text"  # VARCHAR, an unbounded NUMERIC, or what is not known: parsed from its text
 
 
 def _named(source: OmopSource) -> bool:

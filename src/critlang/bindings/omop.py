@@ -339,6 +339,7 @@ class Resolved:
     concepts: tuple[int, ...] = ()
     values: tuple[tuple[str, tuple[int, ...]], ...] = ()  # element value -> concept ids
     units: tuple[UnitRead, ...] = ()
+    storage: str = "text"  # how the table holds its values: "float", "decimal" or "text"
 
     @property
     def presence(self) -> bool:
@@ -488,22 +489,38 @@ class PatientTable:
             return [b.col(name) for name in (*kept, *names)]
 
         inside = self.in_window(item, raw=True)
-        text = b.when(inside, exp.Trim(this=b.cast(_c(table.value), exp.DataType.build("VARCHAR"))))
+        given: exp.Expr = _c(table.value)
+        if item.storage == "text":
+            given = exp.Trim(this=b.cast(given, exp.DataType.build("VARCHAR")))
         usable = [unit for unit in item.units if unit.factor is not None]
         which = b.case([(self.unit_is(unit, table), _num(i)) for i, unit in enumerate(usable)])
         first = b.select(
             [
                 *columns,
                 b.alias(self.in_window(item, raw=True), "w"),
-                b.alias(text, "t"),
+                b.alias(b.when(inside, given), "t"),
                 b.alias(which if usable else b.cast(exp.null(), "INT"), "u"),
             ],
             exp.to_table(table.name),
         ).where(match, copy=False)
-        pattern = rf"^[+-]?[0-9]{{1,{VALUE_DIGITS}}}(\.[0-9]{{0,{EXACT_PLACES}}}0*)?$"
-        # The text is checked before the cast: every engine then casts it alike.
-        shaped = exp.RegexpLike(this=b.col("t"), expression=b.text(pattern))
-        number = b.when(shaped, b.cast(b.col("t"), _dec(VALUE_DIGITS + EXACT_PLACES, EXACT_PLACES)))
+        decimal = _dec(VALUE_DIGITS + EXACT_PLACES, EXACT_PLACES)
+        if item.storage == "text":
+            pattern = rf"^[+-]?[0-9]{{1,{VALUE_DIGITS}}}(\.[0-9]{{0,{EXACT_PLACES}}}0*)?$"
+            # The text is checked before the cast: every engine then casts it alike.
+            shaped = exp.RegexpLike(this=b.col("t"), expression=b.text(pattern))
+            number: exp.Expr = b.when(shaped, b.cast(b.col("t"), decimal))
+        else:
+            bound = _num(10**VALUE_DIGITS)
+            inside_digits = b.and_(
+                exp.GT(this=b.col("t"), expression=exp.Neg(this=bound)),
+                exp.LT(this=b.col("t"), expression=bound.copy()),
+            )
+            number = b.when(inside_digits, b.cast(b.col("t"), decimal))
+            if item.storage == "float":
+                # Kept only when its decimal reads back as the same double: then it is the
+                # double's shortest decimal, as the SQL engine reads a floating-point column.
+                back = b.cast(number.copy(), exp.DataType.build("DOUBLE"))
+                number = b.when(exp.EQ(this=back, expression=b.col("t")), number)
         second = b.select([*carried("w", "u"), b.alias(number, "r")], _derived(first, "s1"))
         whens: list[tuple[exp.Expr, exp.Expr]] = []
         for index, unit in enumerate(usable):
