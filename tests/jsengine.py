@@ -21,6 +21,7 @@ from critlang import ir
 from critlang.decimals import to_decimal
 from critlang.engines import javascript
 from critlang.protocol_tests import example_record
+from critlang.vocab import ENTRY_LAYOUT, EntryKind
 
 NODE = shutil.which("node")
 
@@ -32,6 +33,7 @@ function envOf(record) {
   for (const [name, value] of Object.entries(record)) {
     if (value === null) env[name] = null;
     else if (value.number !== undefined) env[name] = critlangRuntime.parse(value.number);
+    else if (value.history !== undefined) env[name] = value.history.map(envOf);
     else if (value.set !== undefined) env[name] = new Set(value.set);
     else env[name] = value;
   }
@@ -79,9 +81,15 @@ def run_node_batches(
         parts.append(
             f"{{\n{module}\nRESULTS.push(runBatch(critlangProtocol, BATCHES[{number}]));\n}}"
         )
+        kinds = protocol.checked.element_types
         encoded.append(
             [
-                {name: _js_value(value) for name, value in protocol.intake(record, 1)[1].items()}
+                {
+                    name: _js_history(kinds[name].entry, value)
+                    if kinds[name].kind == "history" and value is not None
+                    else _js_value(value)
+                    for name, value in protocol.intake(record, 1)[1].items()
+                }
                 for record in records
             ]
         )
@@ -110,6 +118,17 @@ def run_python(protocol: critlang.Protocol, records: list[dict[str, Any]]) -> li
             {"status": result.status, "criteria": criteria, "missing": sorted(result.missing)}
         )
     return out
+
+
+def _js_history(entry: str, entries: Any) -> dict[str, Any]:
+    """A history from intake (tuples, vocab.ENTRY_LAYOUT) as entry objects for the runner."""
+    fields = ENTRY_LAYOUT[EntryKind(entry)]
+    return {
+        "history": [
+            {f: _js_value(v) for f, v in zip(fields, e, strict=True) if f != "source"}
+            for e in entries
+        ]
+    }
 
 
 def _js_value(value: Any) -> Any:

@@ -17,7 +17,7 @@ import z3
 
 import critlang
 from critlang import units
-from critlang.engines.z3 import Elements, Encoding, truth
+from critlang.engines.z3 import ENTRIES, Elements, Encoding, truth
 from critlang.vocab import Truth
 
 
@@ -25,8 +25,8 @@ def exact_env(protocol: critlang.Protocol, record: Mapping[str, Any]) -> dict[st
     """The record as the engines take it in, with values in other units converted exactly."""
     _, env = protocol.intake(record, 1)
     for name, given in record.items():
-        if isinstance(given, Mapping) and name in env:
-            kind = protocol.checked.element_types[name]
+        kind = protocol.checked.element_types.get(name)
+        if isinstance(given, Mapping) and name in env and kind is not None and kind.numeric:
             number = given["value"]
             exact = Fraction(str(number)) if isinstance(number, float) else Fraction(number)
             env[name] = exact * units.factor(given["unit"], kind.unit, kind.molar_mass)
@@ -36,10 +36,10 @@ def exact_env(protocol: critlang.Protocol, record: Mapping[str, Any]) -> dict[st
 class Z3Engine:
     """A protocol's formulas over elements that may be missing."""
 
-    def __init__(self, protocol: critlang.Protocol) -> None:
+    def __init__(self, protocol: critlang.Protocol, entries: int = ENTRIES) -> None:
         self.protocol = protocol
         self.program = protocol.lowered.program
-        self.elements = Elements(self.program.elements, missing=True)
+        self.elements = Elements(self.program.elements, missing=True, entries=entries)
         self.encoding = Encoding(self.program, self.elements)
         self.status = self.encoding.status()
 

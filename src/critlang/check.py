@@ -12,10 +12,11 @@ from fractions import Fraction
 
 import attrs
 
+from critlang import codes, units
 from critlang import syntax as s
-from critlang import units
 from critlang.diagnostics import CritError, Diagnostic, sort_key
 from critlang.parser import parse
+from critlang.vocab import CodeSystem
 
 OUTCOMES = ("eligible", "ineligible", "undetermined")
 
@@ -57,9 +58,17 @@ class Type:
         if self.kind in ("enum", "set"):
             word = "one of" if self.kind == "enum" else "a set of"
             return f"{word} ({', '.join(self.values)})"
-        return {"boolean": "a yes/no condition", "number": "a number", "date": "a date"}.get(
-            self.kind, self.kind
-        )
+        if self.kind == "history":
+            return f"a history of {ENTRY_WORDS.get(self.entry, self.entry)}"
+        return {
+            "boolean": "a yes/no condition",
+            "number": "a number",
+            "date": "a date",
+            "code": "a code",
+        }.get(self.kind, self.kind)
+
+
+ENTRY_WORDS = {"measurement": "measurements", "code": "codes", "medication": "medications"}
 
 
 BOOLEAN = Type("boolean")
@@ -67,6 +76,8 @@ NUMBER = Type("number")
 DATE = Type("date")
 ERROR = Type("error")
 PERCENT = Type("quantity", "%")
+CODE = Type("code")
+COUNT = Type("number", integer=True)
 
 
 def declared_type(declared: s.DeclaredType, molar_mass: Fraction | None = None) -> Type:
@@ -84,6 +95,10 @@ def declared_type(declared: s.DeclaredType, molar_mass: Fraction | None = None) 
             return Type("enum", values=tuple(v.text for v in values))
         case s.SetType(values=values):
             return Type("set", values=tuple(v.text for v in values))
+        case s.CodeType():
+            return CODE
+        case s.HistoryType(entry=entry, unit=unit):
+            return Type("history", unit or units.DIMENSIONLESS, entry=entry)
 
 
 def literal_type(literal: s.Literal) -> Type:
@@ -115,6 +130,7 @@ class Checked:
     constants: dict[str, s.Constant]
     definitions: dict[str, s.Definition]
     element_types: dict[str, Type]
+    code_lists: dict[str, s.CodeList] = attrs.field(factory=dict)
 
     def type_of(self, node: object) -> Type:
         return self.types[node]
@@ -160,6 +176,7 @@ def check(protocol: s.Protocol) -> tuple[Checked, list[Diagnostic]]:
         constants=checker.constants,
         definitions=checker.definitions,
         element_types=checker.element_types,
+        code_lists=checker.code_lists,
     )
     return checked, checker.diagnostics
 
@@ -178,6 +195,11 @@ class _Checker:
         self.used: set[str] = set()
         # (unit, declared unit) -> the element option that converts records between them
         self.conversions: dict[tuple[str, str], s.UnitConversion] = {}
+        self.code_lists: dict[str, s.CodeList] = {}
+        # The entries the selectors being checked look at, innermost last; None
+        # where no entry may be read (a window's date).
+        self.entries: list[Type | None] = []
+        self.compared: set[int] = set()  # ids of the operands of comparisons being checked
 
     # ---- reporting ----
 
@@ -205,6 +227,8 @@ class _Checker:
 
     def run(self) -> None:
         self.declare_names()
+        for code_list in self.protocol.code_lists:
+            self.check_code_list(code_list)
         for element in self.protocol.elements:
             self.check_element(element)
         for constant in self.protocol.constants:
@@ -225,6 +249,7 @@ class _Checker:
             *((e.name, e) for e in self.protocol.elements),
             *((c.name, c) for c in self.protocol.constants),
             *((d.name, d) for d in self.protocol.definitions),
+            *((c.name, c) for c in self.protocol.code_lists),
         ]
         for name, node in declarations:
             if name.text in seen:
@@ -244,6 +269,8 @@ class _Checker:
                     self.constants[name.text] = node
                 case s.Definition():
                     self.definitions[name.text] = node
+                case s.CodeList():
+                    self.code_lists[name.text] = node
 
     def check_element(self, element: s.DataElement) -> None:
         declared = element.type
@@ -264,6 +291,15 @@ class _Checker:
                 unit_valid = False  # every comparison with it would repeat the error
         if isinstance(declared, s.EnumType | s.SetType):
             self.check_enum_values(declared.values)
+        if isinstance(declared, s.HistoryType):
+            unit_valid = self.check_history_type(declared)
+        elif element.complete:
+            self.error(
+                "CRIT041",
+                element.span,
+                f"'{element.name.text}' is not a history, so it cannot be complete",
+                "'complete' says a history holds every entry: history of codes complete",
+            )
         if element.plausible_range is not None:
             low, high = element.plausible_range
             if not isinstance(declared, s.NumberType | s.QuantityType | s.DurationType):
@@ -285,6 +321,8 @@ class _Checker:
             self.check_record_units(element)
         molar_mass = molar_mass_of(element) if unit_valid else None
         kind = declared_type(declared, molar_mass)
+        if element.complete and kind.kind == "history":
+            kind = attrs.evolve(kind, complete=True)
         self.element_types[element.name.text] = kind if unit_valid else ERROR
 
     def check_molar_mass(self, element: s.DataElement) -> None:
@@ -305,6 +343,8 @@ class _Checker:
     def check_record_units(self, element: s.DataElement) -> None:
         """`accepts` and `convert`: the units of another kind a record may use."""
         declared = element.type
+        if isinstance(declared, s.HistoryType) and declared.unit is not None:
+            declared = s.QuantityType(declared.unit, declared.span)
         if not isinstance(declared, s.QuantityType):
             first = (element.accepts or tuple(c.unit for c in element.conversions))[0]
             self.error("CRIT023", first.span, "only a quantity can accept or convert units")
@@ -449,6 +489,14 @@ class _Checker:
                 actual = self.check_literal(value)
         if actual.kind == "error":
             return
+        if expected.kind in ("history", "code"):
+            self.error(
+                "CRIT041",
+                field.span,
+                f"an example cannot give '{field.name.text}', {expected.describe()}",
+                "give histories and codes in records (docs/records.md), not in examples",
+            )
+            return
         if actual.kind == "number" and expected.kind == "quantity":
             return
         if actual.kind != expected.kind:
@@ -536,13 +584,38 @@ class _Checker:
                 return PERCENT
             case s.Quantified():
                 return self.infer_quantified(expr)
+            case s.EntryField():
+                return self.entry_field(expr)
+            case s.InCodes():
+                return self.in_codes(expr)
+            case s.Selector():
+                return self.selector(expr)
         raise AssertionError(f"unhandled node {expr!r}")
 
     def resolve(self, ref: s.Ref) -> Type:
         name = ref.name
+        if name == "ongoing" and not self.is_symbol(name):
+            return self.ongoing(ref)
         self.used.add(name)
         if name in self.element_types:
-            return self.element_types[name]
+            kind = self.element_types[name]
+            if kind.kind == "history":
+                self.error(
+                    "CRIT041",
+                    ref.span,
+                    f"'{name}' is {kind.describe()}, read only through a selector",
+                    f"write, for example, any {name}, number of {name} or latest {name}",
+                )
+                return ERROR
+            return kind
+        if name in self.code_lists:
+            self.error(
+                "CRIT045",
+                ref.span,
+                f"'{name}' is a code list: it is used only after 'in'",
+                f"write, for example, its code in {name}",
+            )
+            return ERROR
         if name in self.constants:
             return self.types.get(self.constants[name].value, ERROR)
         if name in self.definitions:
@@ -590,6 +663,8 @@ class _Checker:
         return name in self.elements or name in self.constants or name in self.definitions
 
     def infer_compare(self, expr: s.Compare) -> Type:
+        # A count of an incomplete history may be compared, and only compared.
+        self.compared.update((id(expr.left), id(expr.right)))
         if isinstance(expr.right, s.Ref) and not self.is_symbol(expr.right.name):
             left = self.infer(expr.left)
             if self.enum_literal(expr.right, left):
@@ -604,7 +679,8 @@ class _Checker:
             return BOOLEAN
         if left.kind == "enum" and right.kind == "enum" and left.values == right.values:
             return self.enum_comparison(expr, left)
-        if left.kind in ("boolean", "set", "enum") or right.kind in ("boolean", "set", "enum"):
+        others = ("boolean", "set", "enum", "code")
+        if left.kind in others or right.kind in others:
             if expr.op in ("=", "!=") and left.kind == right.kind == "boolean":
                 return BOOLEAN
             self.error(
@@ -748,6 +824,245 @@ class _Checker:
             )
         return BOOLEAN
 
+    # ---- histories and code lists ----
+
+    def check_code_list(self, code_list: s.CodeList) -> None:
+        system = codes.system_named(code_list.system.text)
+        if system is None or system.value != code_list.system.text:
+            names = ", ".join(c.value for c in CodeSystem)
+            close = difflib.get_close_matches(code_list.system.text, list(CodeSystem), n=1)
+            self.error(
+                "CRIT040",
+                code_list.system.span,
+                f"'{code_list.system.text}' is not a code system critlang knows",
+                f"did you mean '{close[0]}'?" if close else f"the systems are: {names}",
+            )
+            return
+        seen: dict[str, s.Span] = {}
+        for written in code_list.codes:
+            text = written.text
+            if text.endswith("*"):
+                problem = codes.prefix_problem(system, text[:-1].removesuffix("."))
+                key = codes.bare(system, text)
+            else:
+                problem = codes.code_problem(system, text)
+                key = codes.bare(system, text)
+            if problem is not None:
+                self.error(
+                    "CRIT040",
+                    written.span,
+                    problem,
+                    f"write {system.value} codes as {codes.EXAMPLES[system]}; "
+                    "a code ending in '*' stands for every code that starts so",
+                )
+            elif key in seen:
+                self.warning(
+                    "CRIT040",
+                    written.span,
+                    f"'{text}' is listed twice in '{code_list.name.text}'",
+                    f"the first is at line {seen[key].line}; keep one",
+                )
+            seen.setdefault(key, written.span)
+
+    def check_history_type(self, declared: s.HistoryType) -> bool:
+        """A history's unit: a valid UCUM code (a medication's dose unit may be left out)."""
+        if declared.unit is None:
+            return True
+        return self.unit_ok(declared.unit, declared.span)
+
+    def entry(self, span: s.Span, what: str) -> Type | None:
+        """The entries of the innermost selector; report `what` read outside one."""
+        if self.entries and self.entries[-1] is not None:
+            return self.entries[-1]
+        if self.entries:
+            self.error(
+                "CRIT042",
+                span,
+                f"{what} cannot be read in a window's date",
+                "a window ends at a date of the record, as in within 90 days before screening_date",
+            )
+        else:
+            self.error(
+                "CRIT042",
+                span,
+                f"{what} is read only inside a selector's 'where' or '(...) of'",
+                "write, for example, any diagnoses where its code in ild",
+            )
+        return None
+
+    def ongoing(self, ref: s.Ref) -> Type:
+        history = self.entry(ref.span, "'ongoing'")
+        if history is None:
+            return ERROR
+        if history.entry != "medication":
+            self.error(
+                "CRIT042",
+                ref.span,
+                f"'ongoing' is said of medications, not of {history.describe()}",
+                "an entry of a history of medications is ongoing when it has no end",
+            )
+            return ERROR
+        return BOOLEAN
+
+    def entry_field(self, expr: s.EntryField) -> Type:
+        words = FIELD_WORDS[expr.field]
+        history = self.entry(expr.span, f"'its {words}'")
+        if history is None:
+            return ERROR
+        kind = FIELD_TYPES[history.entry].get(expr.field)
+        if kind is None:
+            fields = ", ".join(f"its {FIELD_WORDS[f]}" for f in FIELD_TYPES[history.entry])
+            self.error(
+                "CRIT042",
+                expr.span,
+                f"an entry of {history.describe()} has no {words}",
+                f"its fields are: {fields}",
+            )
+            return ERROR
+        if kind == "quantity":
+            if history.unit == units.DIMENSIONLESS and expr.field == "dose":
+                self.error(
+                    "CRIT042",
+                    expr.span,
+                    "the dose of these medications has no declared unit",
+                    "declare it: history of medications 'mg/d'",
+                )
+                return ERROR
+            return Type("quantity", history.unit)
+        return {"date": DATE, "code": CODE}[kind]
+
+    def in_codes(self, expr: s.InCodes) -> Type:
+        subject = self.infer(expr.subject)
+        name = expr.codes.text
+        if name not in self.code_lists:
+            close = difflib.get_close_matches(name, list(self.code_lists), n=1)
+            if name in self.element_types and self.element_types[name].kind == "enum":
+                hint = f"'{name}' is an element: list values in ( ), as in x in (a, b)"
+            elif close:
+                hint = f"did you mean '{close[0]}'?"
+            else:
+                hint = 'declare it: codes NAME "label" icd10cm ("J84.*", ...)'
+            self.error("CRIT045", expr.codes.span, f"'{name}' is not a code list", hint)
+        else:
+            self.used.add(name)
+        if subject.kind not in ("code", "error"):
+            self.error(
+                "CRIT045",
+                expr.subject.span,
+                f"'in {name}' needs a code, but this is {subject.describe()}",
+                "a code is a data element of type code, or its code in a selector",
+            )
+        return BOOLEAN
+
+    def selector(self, expr: s.Selector) -> Type:
+        name = expr.history.name
+        self.used.add(name)
+        history = self.element_types.get(name)
+        if history is None:
+            histories = [n for n, t in self.element_types.items() if t.kind == "history"]
+            self.undefined(name, expr.history.span, histories, "declare it: NAME: history of codes")
+            history = ERROR
+        elif history.kind not in ("history", "error"):
+            self.error(
+                "CRIT043",
+                expr.history.span,
+                f"'{name}' is {history.describe()}, not a history",
+                f"'{SELECTOR_WORDS[expr.op]}' reads a history: history of quantity 'mg/dL', "
+                "history of codes or history of medications",
+            )
+            history = ERROR
+        self.types[expr.history] = history
+        known = history if history.kind == "history" else None
+        if expr.window is not None:
+            self.window(expr.window)
+        self.entries.append(known)
+        try:
+            if expr.where is not None:
+                self.expect_boolean(expr.where, "the condition after 'where'")
+            of = self.infer(expr.of) if expr.of is not None else None
+        finally:
+            self.entries.pop()
+        if known is None:
+            return BOOLEAN if expr.op in ("any", "no") else ERROR
+        return self.selected(expr, known, of)
+
+    def selected(self, expr: s.Selector, history: Type, of: Type | None) -> Type:
+        """The type of what a selector gives, and whether it can give it."""
+        word = SELECTOR_WORDS[expr.op]
+        name = expr.history.name
+        if expr.op in ("any", "no", "count"):
+            if expr.of is not None:
+                self.error("CRIT043", expr.of.span, f"'{word}' takes no '(...) of'")
+            if expr.op == "count" and not history.complete and id(expr) not in self.compared:
+                self.error(
+                    "CRIT046",
+                    expr.span,
+                    f"'{name}' may be incomplete, so this count is only a lower bound",
+                    f"compare the count with a number, as in (number of {name} ...) >= 2, "
+                    f"or declare the history complete: {name}: ... complete",
+                )
+                return ERROR
+            return BOOLEAN if expr.op in ("any", "no") else COUNT
+        if of is None:
+            if history.entry != "measurement":
+                field = "code" if history.entry == "code" else "dose"
+                self.error(
+                    "CRIT043",
+                    expr.span,
+                    f"'{word} {name}' does not say which field of {history.describe()} it means",
+                    f"write {word} (its {field}) of {name}, or (its date) for the date",
+                )
+                return ERROR
+            of = Type("quantity", history.unit)
+        if of.kind == "error":
+            return ERROR
+        if of.kind in ("boolean", "set", "history"):
+            self.error(
+                "CRIT043",
+                expr.of.span if expr.of is not None else expr.span,
+                f"'{word}' gives a value, but this is {of.describe()}",
+                "give a value of the entry, as in (its value) or (its date)",
+            )
+            return ERROR
+        if expr.op in ("highest", "lowest", "total") and not (
+            of.numeric or (of.kind == "date" and expr.op != "total")
+        ):
+            needs = "a number or quantity" if expr.op == "total" else "a number, quantity or date"
+            where = expr.of if expr.of is not None else expr
+            self.not_numeric(where, of, f"'{word}'", needs)
+            return ERROR
+        if expr.op == "total" and not history.complete:
+            self.error(
+                "CRIT043",
+                expr.span,
+                f"the total of '{name}' is unknown unless the history is complete",
+                f"declare it complete ({name}: ... complete) if every entry is on record",
+            )
+            return ERROR
+        return of
+
+    def window(self, window: s.Window) -> None:
+        if window.end is None:
+            self.error(
+                "CRIT044",
+                window.span,
+                "this window needs the date it ends at",
+                "write, for example, within 90 days before screening_date",
+            )
+            return
+        self.entries.append(None)
+        try:
+            end = self.infer(window.end)
+        finally:
+            self.entries.pop()
+        if end.kind not in ("date", "error"):
+            self.error(
+                "CRIT044",
+                window.end.span,
+                f"a window ends at a date, but this is {end.describe()}",
+                "write, for example, within 90 days before screening_date",
+            )
+
     def not_numeric(
         self, expr: s.Expr, kind: Type, word: str, needs: str = "a number or quantity"
     ) -> None:
@@ -840,6 +1155,36 @@ class _Checker:
             else "compare quantities of the same kind; mass and molar concentrations "
             "convert only when the data element declares a molar mass",
         )
+
+
+# The words of a selector, by its `op`.
+SELECTOR_WORDS = {
+    "any": "any",
+    "no": "no",
+    "count": "number of",
+    "latest": "latest",
+    "earliest": "earliest",
+    "highest": "highest",
+    "lowest": "lowest",
+    "total": "total",
+}
+# `its ...` in words, by entry field.
+FIELD_WORDS = {
+    "value": "value",
+    "date": "date",
+    "code": "code",
+    "dose": "dose",
+    "start": "start",
+    "end": "end",
+    "high": "upper limit",
+    "low": "lower limit",
+}
+# The fields of each kind of entry (vocab.EntryKind) and the kind of their values.
+FIELD_TYPES = {
+    "measurement": {"date": "date", "value": "quantity", "high": "quantity", "low": "quantity"},
+    "code": {"date": "date", "code": "code"},
+    "medication": {"start": "date", "end": "date", "code": "code", "dose": "quantity"},
+}
 
 
 def conversion_words(conversion: s.UnitConversion) -> str:

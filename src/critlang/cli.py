@@ -409,6 +409,11 @@ def sql_command(protocol_file: Path, dialect: str, table: str) -> None:
     type=click.Path(path_type=Path, dir_okay=False),
     help="Write the attrition report here as HTML.",
 )
+@click.option(
+    "--events",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    help="The histories' entries, one row per entry (.csv or .parquet; see docs/sql.md).",
+)
 @record_options
 def screen_command(
     protocol_file: Path,
@@ -419,6 +424,7 @@ def screen_command(
     omop_as_of: Any,
     output: Path | None,
     report: Path | None,
+    events: Path | None,
     input_format: str | None,
     id_field: str,
     strict_fields: bool,
@@ -437,7 +443,7 @@ def screen_command(
         as_of = omop_as_of.date() if omop_as_of is not None else None
         _screen_omop(protocol_file, data_file, omop, bindings, as_of, engine, output, report)
         return
-    inputs = (data_file, protocol_file)
+    inputs = (data_file, protocol_file, *((events,) if events is not None else ()))
     try:
         for target in (output, report):
             if target is not None:
@@ -450,7 +456,13 @@ def screen_command(
     intake = Intake(protocol.checked, id_field, strict_fields)
     try:
         attrition = screen.run(
-            protocol.checked, data_file, engine, output, input_format=input_format, intake=intake
+            protocol.checked,
+            data_file,
+            engine,
+            output,
+            input_format=input_format,
+            intake=intake,
+            events=events,
         )
     except (sql.SchemaError, sql.SqlError, ValueError) as error:
         raise click.ClickException(str(error)) from None

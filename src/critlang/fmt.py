@@ -24,6 +24,7 @@ import attrs
 from lark import Lark, Token, Tree
 
 from critlang import syntax as s
+from critlang.check import FIELD_WORDS, SELECTOR_WORDS
 from critlang.diagnostics import CritError, Diagnostic
 from critlang.parser import parse
 
@@ -430,8 +431,13 @@ def _strength(node: s.Expr) -> int:
             return AND
         case s.Not():
             return NOT
-        case s.Compare() | s.Between() | s.Member() | s.Includes():
+        case s.Compare() | s.Between() | s.Member() | s.Includes() | s.InCodes():
             return COMPARISON
+        case s.Selector(where=where, window=window) if where is not None or (
+            window is not None and window.end is not None
+        ):
+            # Its `where` (or the window's date) runs on: bracketed wherever something follows.
+            return UNLESS - 1
         case s.Arithmetic(op="+" | "-"):
             return SUM
         case s.Arithmetic():
@@ -475,6 +481,8 @@ class _Builder:
             self.unit("protocol", start, Concat(Text(f"protocol {protocol.name.text}"))),
             Nest(INDENT, Concat(*header)),
         ]
+        if protocol.code_lists:
+            sections += [Hard(blank=True), _join(map(self.code_list, protocol.code_lists), Hard())]
         if protocol.elements:
             elements = [Concat(Hard(), self.element(e)) for e in protocol.elements]
             data = Concat(Text("data"), Nest(INDENT, Concat(*elements)))
@@ -526,11 +534,24 @@ class _Builder:
                     f"{number(conversion.scale)} * value{shift}"
                 )
             )
+        if element.complete:
+            first.append(Text(" complete"))
         doc: Doc = Concat(*first)
         if element.label is not None:
             doc = Concat(doc, Nest(INDENT, self.label(element.span, element.label)))
         key = ("element", element.span)
         return self.unit(key, (element.span.line, element.span.column), doc)
+
+    def code_list(self, code_list: s.CodeList) -> Doc:
+        head = f"codes {code_list.name.text}"
+        if code_list.label is not None:
+            head += f" {quote(code_list.label)}"
+        head += f" {code_list.system.text} ("
+        listed = [quote(code.text) for code in code_list.codes]
+        body = Concat(Line(""), _join(map(Text, listed), Concat(Text(","), Line())))
+        doc = Group(Concat(Text(head), Nest(INDENT, body), Line(""), Text(")")))
+        span = code_list.span
+        return self.unit(("codes", span), (span.line, span.column), doc)
 
     def label(self, owner: s.Span, value: str) -> Doc:
         doc, can_trail = self.text_clause("label", value)
@@ -553,6 +574,14 @@ class _Builder:
                 return Concat(Text("one of ("), Align(Fill(_texts(values))), Text(")"))
             case s.SetType(values=values):
                 return Concat(Text("set of ("), Align(Fill(_texts(values))), Text(")"))
+            case s.CodeType():
+                return Text("code")
+            case s.HistoryType(entry="measurement", unit=unit):
+                return Text(f"history of quantity {unit_code(unit or '1')}")
+            case s.HistoryType(entry="code"):
+                return Text("history of codes")
+            case s.HistoryType(unit=unit):
+                return Text("history of medications" + (f" {unit_code(unit)}" if unit else ""))
             case s.AttestationType(attesters=attesters):
                 quoted = [quote(a) for a in attesters]
                 listed = quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1])
@@ -712,7 +741,29 @@ class _Builder:
                 )
             case s.Quantified():
                 return self.quantified(node)
+            case s.EntryField(field=field):
+                return Text(f"its {FIELD_WORDS[field]}")
+            case s.InCodes(subject=subject, codes=codes):
+                return Concat(self.operand(subject, SUM), Text(f" in {codes.text}"))
+            case s.Selector():
+                return self.selector(node)
         raise AssertionError(f"cannot format {node!r}")
+
+    def selector(self, node: s.Selector) -> Doc:
+        word = SELECTOR_WORDS[node.op]
+        parts: list[Doc] = [Text(f"{word} ")]
+        if node.of is not None:
+            parts += [Text("("), Align(self.expr(node.of)), Text(") of ")]
+        parts.append(Text(node.history.name))
+        if node.where is not None:
+            parts += [Line(), Text("where "), self.operand(node.where, UNLESS)]
+        if node.window is not None:
+            window = node.window
+            unit = window.unit if window.amount == 1 else f"{window.unit}s"
+            parts += [Line(), Text(f"within {window.amount} {unit}")]
+            if window.end is not None:
+                parts += [Text(" before "), self.operand(window.end, SUM)]
+        return Group(Concat(parts[0], Align(Concat(*parts[1:]))))
 
     def chain(self, node: s.And | s.Or) -> Doc:
         """`a and b and c`: one line, or one operand per line with the operator first."""

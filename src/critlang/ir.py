@@ -42,7 +42,12 @@ class Node:
 
 @attrs.frozen(kw_only=True, eq=False)
 class Const(Node):
-    """A value known when the protocol is compiled."""
+    """A value known when the protocol is compiled.
+
+    Lowering also makes `Const(value=None)`, unknown, in the Kleene bounds of
+    incomplete histories (`Or(exists, unknown)`): engines treat it as any
+    unknown value.
+    """
 
     value: Value
 

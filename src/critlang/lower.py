@@ -29,10 +29,10 @@ from typing import Any, TypeVar
 
 import attrs
 
-from critlang import ir
+from critlang import codes, ir
 from critlang import syntax as s
-from critlang.check import BOOLEAN, Checked, Type
-from critlang.vocab import Kind
+from critlang.check import BOOLEAN, DATE, Checked, Type
+from critlang.vocab import CalendarUnit, CodeSystem, EntryKind, Kind
 
 N = TypeVar("N", bound=ir.Node)
 
@@ -72,6 +72,7 @@ class _Lowering:
         self.elements: dict[str, ir.Element] = {}
         self.references: dict[str, ir.Definition] = {}
         self.definitions: dict[str, ir.Node] = {}  # in dependency order
+        self.code_lists: dict[str, ir.CodeList] = {}
 
     def make(self, cls: type[N], kind: Type, **fields: Any) -> N:
         node = cls(id=self.next_id, type=kind, **fields)
@@ -167,9 +168,10 @@ class _Lowering:
                 return self.make(ir.And, BOOLEAN, operands=(self.expr(rule), excepted))
             case s.Compare(op=op, left=left, right=right):
                 low = self.expr(left)
-                return self.make(
+                compared = self.make(
                     ir.Compare, BOOLEAN, op=op, left=low, right=self.in_unit_of(right, left)
                 )
+                return self.lower_bound(node, compared)
             case s.Between():
                 return self.between(node)
             case s.Member(subject=subject, values=values):
@@ -190,6 +192,14 @@ class _Lowering:
                 return self.make(ir.Arith, kind, op=op, left=first, right=second)
             case s.RelativeChange():
                 return self.relative_change(node, kind)
+            case s.EntryField(field=field):
+                return self.make(ir.Entry, kind, field=field)
+            case s.InCodes(subject=subject, codes=name):
+                return self.make(
+                    ir.InCodes, BOOLEAN, operand=self.expr(subject), codes=self.code_list(name.text)
+                )
+            case s.Selector():
+                return self.selector(node, kind)
             case s.Quantified(quantifier=quantifier, count=count, items=items):
                 conjunctive = quantifier == "all"
                 operands = tuple(self.item(item, conjunctive) for item in items)
@@ -200,6 +210,8 @@ class _Lowering:
 
     def reference(self, name: str, kind: Type) -> ir.Node:
         c = self.checked
+        if name == "ongoing" and name not in c.elements and name not in c.definitions:
+            return self.make(ir.Entry, BOOLEAN, field="ongoing")
         if name in c.elements:
             if name not in self.elements:
                 self.elements[name] = self.make(ir.Element, c.element_types[name], name=name)
@@ -215,6 +227,110 @@ class _Lowering:
             assert isinstance(literal, s.DateLit), "numeric constants are folded"
             return self.const(literal.value, kind)
         return self.const(name, kind)  # an enum value, as in `sex = female`
+
+    # ---- histories ----
+
+    def code_list(self, name: str) -> ir.CodeList:
+        if name not in self.code_lists:
+            self.code_lists[name] = code_list(self.checked.code_lists[name])
+        return self.code_lists[name]
+
+    def selector(self, node: s.Selector, kind: Type) -> ir.Node:
+        """A selector is one `Aggregate`; an incomplete history only bounds what it says.
+
+        `any` over an incomplete history that finds nothing is unknown (the
+        entry may be missing from the record), `no` is then unknown too; counts
+        are bounded in `lower_bound`.
+        """
+        history = self.expr(node.history)
+        assert isinstance(history, ir.Element)
+        conditions = [] if node.where is None else [self.expr(node.where)]
+        if node.window is not None:
+            conditions += self.window(node.window, history.type.entry)
+        where = None
+        if len(conditions) == 1:
+            where = conditions[0]
+        elif conditions:
+            where = self.make(ir.And, BOOLEAN, operands=tuple(conditions))
+        op = AGGREGATES[node.op]
+        of: ir.Node | None = None
+        if node.of is not None:
+            of = self.expr(node.of)
+        elif op not in ("exists", "count"):
+            of = self.make(ir.Entry, kind, field="value")
+        made_type = BOOLEAN if op == "exists" else kind
+        found: ir.Node = self.make(
+            ir.Aggregate, made_type, op=op, history=history, where=where, of=of
+        )
+        if op == "exists" and not history.type.complete:
+            unknown = self.make(ir.Const, BOOLEAN, value=None)
+            found = self.make(ir.Or, BOOLEAN, operands=(found, unknown))
+        if node.op == "no":
+            found = self.make(ir.Not, BOOLEAN, operand=found)
+        return found
+
+    def window(self, window: s.Window, entry: str) -> list[ir.Node]:
+        """`within N units before D`: dated from D - N units to D; a medication taken then."""
+        assert window.end is not None, "the checker requires the window's date"
+        end = self.expr(window.end)
+        start = self.make(
+            ir.DateShift,
+            end.type,
+            operand=end,
+            amount=-window.amount,
+            unit=CalendarUnit(window.unit),
+        )
+
+        def field(name: str, kind: Type) -> ir.Node:
+            return self.make(ir.Entry, kind, field=name)
+
+        def at_most(a: ir.Node, b: ir.Node) -> ir.Node:
+            return self.make(ir.Compare, BOOLEAN, op="<=", left=a, right=b)
+
+        if entry != EntryKind.MEDICATION:
+            return [at_most(start, field("date", DATE)), at_most(field("date", DATE), end)]
+        started = at_most(field("start", DATE), end)
+        not_ended = self.make(
+            ir.Or,
+            BOOLEAN,
+            operands=(field("ongoing", BOOLEAN), at_most(start, field("end", DATE))),
+        )
+        return [started, not_ended]
+
+    def lower_bound(self, node: s.Compare, compared: ir.Compare) -> ir.Node:
+        """A count of an incomplete history is a lower bound: only what it bounds is known.
+
+        The history may hold more entries than the record shows, so with the
+        count c on record and the true count n >= c: `n >= k` is true when
+        c >= k, else unknown; `n < k` and `n = k` are false when c is past k,
+        else unknown; `n != k` is true when c > k, else unknown. Two such counts
+        compared bound nothing: unknown.
+        """
+        on_left, on_right = self.incomplete_count(node.left), self.incomplete_count(node.right)
+        if not on_left and not on_right:
+            return compared
+        unknown = self.make(ir.Const, BOOLEAN, value=None)
+        if on_left and on_right:
+            return unknown
+        count, other = (
+            (compared.left, compared.right) if on_left else (compared.right, compared.left)
+        )
+        op = node.op if on_left else FLIPPED[node.op]
+        if op in (">", ">="):
+            return self.make(ir.Or, BOOLEAN, operands=(compared, unknown))
+        if op == "!=":
+            past = self.make(ir.Compare, BOOLEAN, op=">", left=count, right=other)
+            return self.make(ir.Or, BOOLEAN, operands=(past, unknown))
+        if op == "=":
+            within = self.make(ir.Compare, BOOLEAN, op="<=", left=count, right=other)
+            return self.make(ir.And, BOOLEAN, operands=(within, unknown))
+        return self.make(ir.And, BOOLEAN, operands=(compared, unknown))
+
+    def incomplete_count(self, node: s.Expr) -> bool:
+        if not isinstance(node, s.Selector) or node.op != "count":
+            return False
+        kind = self.checked.element_types.get(node.history.name)
+        return kind is not None and not kind.complete
 
     def in_unit_of(self, node: s.Expr, target: s.Expr) -> ir.Node:
         """`node`'s value in the unit of `target` (syntax nodes keep their own unit)."""
@@ -247,6 +363,39 @@ class _Lowering:
         hundred = self.const(Fraction(100), kind)
         scaled = self.make(ir.Arith, kind, op="*", left=difference, right=hundred)
         return self.make(ir.Arith, kind, op="/", left=scaled, right=baseline)
+
+
+# The Aggregate op of each selector (`no` is `not exists`).
+AGGREGATES = {
+    "any": "exists",
+    "no": "exists",
+    "count": "count",
+    "latest": "latest",
+    "earliest": "earliest",
+    "highest": "max",
+    "lowest": "min",
+    "total": "sum",
+}
+FLIPPED = {">": "<", ">=": "<=", "<": ">", "<=": ">=", "=": "=", "!=": "!="}
+
+
+def code_list(declared: s.CodeList) -> ir.CodeList:
+    """A checked code list as the IR holds it: `system:code`, prefixes without '*'."""
+    system = CodeSystem(declared.system.text)
+    exact: set[str] = set()
+    prefixes: list[str] = []
+    for written in declared.codes:
+        if written.text.endswith("*"):
+            start = codes.bare(system, written.text[:-1].removesuffix("."))
+            prefixes.append(f"{system.value}:{start}")
+        else:
+            exact.add(f"{system.value}:{codes.bare(system, written.text)}")
+    return ir.CodeList(
+        name=declared.name.text,
+        system=system,
+        codes=frozenset(exact),
+        prefixes=tuple(dict.fromkeys(prefixes)),
+    )
 
 
 def chain(node: s.And | s.Or) -> list[s.Expr]:

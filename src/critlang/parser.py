@@ -50,6 +50,7 @@ TERMINAL_GROUPS = (
         frozenset(
             {"NAME", "NUMBER", "DATE", "MINUS", "LPAR", "NOT", "TRUE", "FALSE"}
             | {"ANY", "ALL", "AT", "DECLINE", "CHANGE"}
+            | {"ITS", "NO", "LATEST", "EARLIEST", "HIGHEST", "LOWEST", "TOTAL", "'number'"}
         ),
         "a condition or value (a name, a number, '(', 'not', 'any of', ...)",
     ),
@@ -60,7 +61,7 @@ TERMINAL_GROUPS = (
         "an operator ('and', 'or', '<', '+', ...)",
     ),
     (
-        frozenset({"DATA", "CONSTANT", "DEFINE", "CRITERION_KIND", "EXAMPLE"}),
+        frozenset({"DATA", "CONSTANT", "DEFINE", "CRITERION_KIND", "EXAMPLE", "CODES"}),
         "the next section ('data', 'define', 'inclusion', 'example', ...)",
     ),
 )
@@ -126,7 +127,9 @@ CHARACTER_HINTS = {
 # Words that start a new top-level item. Where only an expression may follow,
 # as after a dangling 'and', the lexer reads them as names, so the parser
 # stops one token later, at the criterion id or the name after them.
-ITEM_KEYWORDS = frozenset({"data", "constant", "define", "inclusion", "exclusion", "example"})
+ITEM_KEYWORDS = frozenset(
+    {"data", "constant", "define", "inclusion", "exclusion", "example", "codes"}
+)
 
 # Tokens after which an expression must follow, and what it is called.
 OPERANDS = {
@@ -145,7 +148,9 @@ OPERANDS = {
 }
 
 # Tokens that cannot be inside brackets: a bracket still open there was never closed.
-SECTION_STARTS = frozenset({"$END", "DATA", "CONSTANT", "DEFINE", "CRITERION_KIND", "EXAMPLE"})
+SECTION_STARTS = frozenset(
+    {"$END", "DATA", "CONSTANT", "DEFINE", "CRITERION_KIND", "EXAMPLE", "CODES"}
+)
 
 # Tokens that may end a condition's context: met there, a dangling operator
 # before them has no right-hand side.
@@ -214,9 +219,11 @@ MAX_SYNTAX_ERRORS = 100
 # Where an item starts: a keyword at the start of a line, and in a data section a
 # line that starts with `name:`. Recovery skips from one of these to the next.
 _ITEM_START = re.compile(
-    r"^[ \t]*(protocol|data|constant|define|inclusion|exclusion|example)\b", re.MULTILINE
+    r"^[ \t]*(protocol|data|constant|define|inclusion|exclusion|example|codes)\b", re.MULTILINE
 )
-_ELEMENT_START = re.compile(r"^[ \t]*(?!(?:label|range|molar)\b)([a-z_][a-z0-9_]*)\b", re.MULTILINE)
+_ELEMENT_START = re.compile(
+    r"^[ \t]*(?!(?:label|range|molar|complete)\b)([a-z_][a-z0-9_]*)\b", re.MULTILINE
+)
 _HEADER = re.compile(r"protocol\s+[a-z_][a-z0-9_]*")
 _HEADER_FIELD = re.compile(
     r"^[ \t]*(title|version|registry|sponsor|sites|status|summary)\b", re.MULTILINE
@@ -413,7 +420,9 @@ OPERATOR_WORDS = {
 def _word_hint(error: UnexpectedToken, text: str) -> str | None:
     """An English word where an operator belongs: say which operator means it."""
     word = str(error.token)
-    if word not in OPERATOR_WORDS or not {"MUL_OP", "AND"} & set(error.accepts or ()):
+    # A word the grammar knows elsewhere (`within`) is met where the parser has
+    # already reduced past `and`: `or` is then the operator it could take.
+    if word not in OPERATOR_WORDS or not {"MUL_OP", "AND", "OR"} & set(error.accepts or ()):
         return None
     if word in ("x", "times") and "MUL_OP" not in (error.accepts or ()):
         return None
@@ -526,7 +535,8 @@ def _character_hint(character: str) -> str | None:
 
 
 def _words(terminals: set[str]) -> str:
-    remaining = set(terminals)
+    # Lark names the keyword "number" anonymously (NUMBER is the numeral): by its text here.
+    remaining = {"'number'" if _terminal_words(t) == ("'number'",) else t for t in terminals}
     names: set[str] = set()
     for group, word in TERMINAL_GROUPS:
         if len(group & remaining) >= 3:
@@ -595,6 +605,26 @@ def _token_span(file: str, token: Token) -> s.Span:
     )
 
 
+# `its WORD [limit]` -> the entry field it reads.
+ENTRY_FIELDS = {
+    ("value", False): "value",
+    ("date", False): "date",
+    ("code", False): "code",
+    ("dose", False): "dose",
+    ("start", False): "start",
+    ("end", False): "end",
+    ("upper", True): "high",
+    ("lower", True): "low",
+}
+ENTRY_FIELD_WORDS = ("value", "date", "code", "dose", "start", "end", "upper limit", "lower limit")
+CALENDAR_WORDS = {
+    **dict.fromkeys(("year", "years"), "year"),
+    **dict.fromkeys(("month", "months"), "month"),
+    **dict.fromkeys(("week", "weeks"), "week"),
+    **dict.fromkeys(("day", "days"), "day"),
+}
+_Selection = tuple[s.Expr | None, s.Window | None]
+
 ESCAPES = {'"': '"', "\\": "\\", "n": "\n", "r": "\r", "t": "\t"}
 _ESCAPE = re.compile(r"\\(u[0-9a-fA-F]{4}|.)", re.DOTALL)
 
@@ -641,6 +671,7 @@ class AstBuilder(Transformer[Token, Any]):
             s.Definition: [],
             s.Criterion: [],
             s.Example: [],
+            s.CodeList: [],
         }
         for part in parts:
             if isinstance(part, _Option):
@@ -658,6 +689,7 @@ class AstBuilder(Transformer[Token, Any]):
             criteria=tuple(kinds[s.Criterion]),
             examples=tuple(kinds[s.Example]),
             span=_span(self.file, meta),
+            code_lists=tuple(kinds[s.CodeList]),
         )
 
     def title(self, meta: Meta, value: Token) -> _Option:
@@ -694,6 +726,7 @@ class AstBuilder(Transformer[Token, Any]):
     ) -> s.DataElement:
         conversions = tuple(o.value for o in options if o.key == "convert")
         found = _unique(o for o in options if o.key != "convert")
+        complete = bool(found.get("complete"))
         return s.DataElement(
             name=self._name(name),
             type=type_,
@@ -703,6 +736,7 @@ class AstBuilder(Transformer[Token, Any]):
             span=_span(self.file, meta),
             accepts=found.get("accepts", ()),
             conversions=conversions,
+            complete=complete,
         )
 
     def boolean_type(self, meta: Meta) -> s.BooleanType:
@@ -728,6 +762,36 @@ class AstBuilder(Transformer[Token, Any]):
 
     def attestation_type(self, meta: Meta, attesters: tuple[str, ...]) -> s.AttestationType:
         return s.AttestationType(attesters, _span(self.file, meta))
+
+    def code_type(self, meta: Meta) -> s.CodeType:
+        return s.CodeType(_span(self.file, meta))
+
+    def measurement_history_type(self, meta: Meta, unit: Token) -> s.HistoryType:
+        return s.HistoryType("measurement", _unit(unit), _span(self.file, meta))
+
+    def code_history_type(self, meta: Meta) -> s.HistoryType:
+        return s.HistoryType("code", None, _span(self.file, meta))
+
+    def medication_history_type(self, meta: Meta, unit: Token | None) -> s.HistoryType:
+        return s.HistoryType(
+            "medication", None if unit is None else _unit(unit), _span(self.file, meta)
+        )
+
+    def complete(self, meta: Meta) -> _Option:
+        return _Option("complete", True, _span(self.file, meta))
+
+    def code_list(self, meta: Meta, name: Token, *rest: Token) -> s.CodeList:
+        label: str | None = None
+        if rest[0].type == "STRING":
+            label, rest = _string(rest[0], self.file), rest[1:]
+        system, *codes = rest
+        return s.CodeList(
+            self._name(name),
+            label,
+            self._name(system),
+            tuple(s.CodeText(_string(c, self.file), _token_span(self.file, c)) for c in codes),
+            _span(self.file, meta),
+        )
 
     def attester_list(self, meta: Meta, *values: Token) -> tuple[str, ...]:
         return tuple(_string(v, self.file) for v in values)
@@ -864,6 +928,66 @@ class AstBuilder(Transformer[Token, Any]):
 
     def includes_all(self, meta: Meta, subject: s.Expr, names: tuple[s.Name, ...]) -> s.Includes:
         return s.Includes(subject, "all", names, _span(self.file, meta))
+
+    def in_codes(self, meta: Meta, subject: s.Expr, name: Token) -> s.InCodes:
+        return s.InCodes(subject, self._name(name), _span(self.file, meta))
+
+    def entry_field(self, meta: Meta, name: Token, limit: Token | None) -> s.EntryField:
+        field = ENTRY_FIELDS.get((str(name), limit is not None))
+        span = _span(self.file, meta)
+        if field is None:
+            message = f"'its {name}{' limit' if limit else ''}' is not a field of an entry"
+            hint = "the fields are: " + ", ".join(f"its {words}" for words in ENTRY_FIELD_WORDS)
+            raise _Invalid(Diagnostic("CRIT001", "error", span, message, hint))
+        return s.EntryField(field, span)
+
+    def any_selector(self, meta: Meta, name: Token, selection: _Selection) -> s.Selector:
+        return self._selector(meta, "any", name, None, selection)
+
+    def no_selector(self, meta: Meta, name: Token, selection: _Selection) -> s.Selector:
+        return self._selector(meta, "no", name, None, selection)
+
+    def count_selector(self, meta: Meta, name: Token, selection: _Selection) -> s.Selector:
+        return self._selector(meta, "count", name, None, selection)
+
+    def value_selector(
+        self, meta: Meta, word: str, name: Token, selection: _Selection
+    ) -> s.Selector:
+        return self._selector(meta, word, name, None, selection)
+
+    def value_selector_of(
+        self, meta: Meta, word: str, of: s.Expr, name: Token, selection: _Selection
+    ) -> s.Selector:
+        return self._selector(meta, word, name, of, selection)
+
+    def selector_word(self, meta: Meta, token: Token) -> str:
+        return str(token)
+
+    def _selector(
+        self, meta: Meta, op: str, name: Token, of: s.Expr | None, selection: _Selection
+    ) -> s.Selector:
+        history = s.Ref(str(name), _token_span(self.file, name))
+        where, window = selection
+        return s.Selector(op, history, of, where, window, _span(self.file, meta))
+
+    def selection(self, meta: Meta, where: s.Expr | None, window: s.Window | None) -> _Selection:
+        return where, window
+
+    def window(self, meta: Meta, duration: tuple[int, str], end: s.Expr | None) -> s.Window:
+        return s.Window(duration[0], duration[1], end, _span(self.file, meta))
+
+    def calendar_duration(self, meta: Meta, number: Token, word: Token) -> tuple[int, str]:
+        unit = CALENDAR_WORDS.get(str(word))
+        span = _span(self.file, meta)
+        if unit is None:
+            message = f"'{word}' is not a calendar unit"
+            hint = "write a whole number of days, weeks, months or years, as in 90 days"
+            raise _Invalid(Diagnostic("CRIT001", "error", span, message, hint))
+        if not str(number).isdigit():
+            message = f"'{number} {word}' is not a whole number of {unit}s"
+            hint = f"write a whole number, as in 3 {unit}s, or use a smaller unit"
+            raise _Invalid(Diagnostic("CRIT001", "error", span, message, hint))
+        return int(str(number)), unit
 
     def arithmetic(self, meta: Meta, left: s.Expr, op: Token, right: s.Expr) -> s.Arithmetic:
         return s.Arithmetic(str(op), left, right, _span(self.file, meta))

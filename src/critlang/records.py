@@ -32,8 +32,8 @@ from fractions import Fraction
 from pathlib import Path
 from typing import IO, Any
 
+from critlang import codes, units
 from critlang import syntax as s
-from critlang import units
 from critlang.check import Checked, Type
 
 Converter = Callable[[Any], Any]
@@ -169,6 +169,13 @@ class Intake:
                 continue
             try:
                 env[field] = convert(value)
+            except _EntryInvalid as error:
+                where = (
+                    f"{field}[{error.index}].{error.key}"
+                    if error.key
+                    else f"{field}[{error.index}]"
+                )
+                raise RecordError(record_id, where, error.value, str(error)) from None
             except _Invalid as error:
                 raise RecordError(record_id, field, value, str(error)) from None
             except (ArithmeticError, ValueError, TypeError, RecursionError) as error:
@@ -238,6 +245,10 @@ def _converter(element: s.DataElement, kind: Type) -> Converter:
             return functools.partial(_set, frozenset(kind.values))
         case "date":
             return _date
+        case "code":
+            return _code
+        case "history":
+            return _history_converter(element, kind)
     raise AssertionError(f"no intake for {kind}")
 
 
@@ -385,6 +396,205 @@ def _date(value: Any) -> datetime.date:
         except ValueError:
             pass
     raise _Invalid("expected a date as YYYY-MM-DD")
+
+
+# ---- codes and histories ----------------------------------------------------------
+#
+# A coded element's value is `system:code` (codes.coded_value). A history is a
+# list of entries, each an object (JSON/JSONL, or gathered from an events file):
+#
+#   measurement  {"date": "2026-05-02", "value": 1.6, "unit": "mg/dL",
+#                 "low": 0.6, "high": 1.2, "source": "Observation/123"}
+#   code         {"date": "2019-05-02", "code": "icd10cm:M34.81", "source": "Condition/9"}
+#                (or "system": "icd10cm", "code": "M34.81"; the system may be its FHIR URI)
+#   medication   {"start": "2025-01-01", "end": null, "code": "atc:L04AA06",
+#                 "dose": 2000, "unit": "mg/d", "source": "MedicationStatement/4"}
+#
+# Intake turns a history into a tuple of entry tuples laid out as
+# vocab.ENTRY_LAYOUT says, every engine's Python representation:
+#
+#   measurement  (date, value, low, high, source)
+#   code         (date, code, source)
+#   medication   (start, end, code, dose, source)
+#
+# dates are `datetime.date` (full dates only), value/low/high/dose Decimals in
+# the history's declared unit (converted exactly; another kind is refused),
+# codes `system:code` strings, `end` None while ongoing, `source` a string or
+# None; low, high and dose may be None. Entries keep the record's order.
+
+ENTRY_KEYS = {
+    "measurement": frozenset({"date", "value", "unit", "low", "high", "source"}),
+    "code": frozenset({"date", "code", "system", "source"}),
+    "medication": frozenset({"start", "end", "code", "system", "dose", "unit", "source"}),
+}
+
+
+class _EntryInvalid(_Invalid):
+    """A history entry that does not fit: which entry (from 0), which key, what value."""
+
+    def __init__(self, index: int, key: str | None, value: Any, problem: str) -> None:
+        super().__init__(problem)
+        self.index = index
+        self.key = key
+        self.value = value
+
+
+def _code(value: Any) -> str:
+    if isinstance(value, Mapping) and set(value) == {"system", "code"}:
+        system, code = value["system"], value["code"]
+        if not isinstance(system, str) or not isinstance(code, str):
+            raise _Invalid("a code and its system are text")
+        return _coded(code, system)
+    if not isinstance(value, str):
+        raise _Invalid('expected a code as text, "system:code" (icd10cm:M34.81)')
+    return _coded(value, None)
+
+
+def _coded(value: str, system: str | None) -> str:
+    try:
+        return codes.coded_value(value, system)
+    except ValueError as error:
+        raise _Invalid(str(error)) from None
+
+
+def _history_converter(element: s.DataElement, kind: Type) -> Converter:
+    unit = None if kind.unit == units.DIMENSIONLESS and kind.entry != "measurement" else kind.unit
+    quantity = None
+    if unit is not None:
+        convert = functools.partial(_quantity, unit, None, _record_units(element, unit))
+        quantity = functools.partial(_checked_range, convert, None, unit)
+    return functools.partial(_history, kind.entry, unit, quantity)
+
+
+def _history(
+    entry: str, unit: str | None, quantity: Converter | None, value: Any
+) -> tuple[tuple[Any, ...], ...]:
+    if hasattr(value, "tolist") and not isinstance(value, str):  # a numpy array
+        value = value.tolist()
+    if isinstance(value, str | Mapping) or not isinstance(value, list | tuple):
+        raise _Invalid("a history is a list of entries, each an object")
+    read = _ENTRY_READERS[entry]
+    return tuple([read(index, item, unit, quantity) for index, item in enumerate(value)])
+
+
+def _entry_fields(index: int, item: Any, entry: str) -> Mapping[str, Any]:
+    if not isinstance(item, Mapping):
+        raise _EntryInvalid(index, None, item, "an entry is an object of fields")
+    for key in item:
+        if key not in ENTRY_KEYS[entry]:
+            known = ", ".join(sorted(ENTRY_KEYS[entry]))
+            raise _EntryInvalid(
+                index, str(key), item[key], f"not a field of a {entry} entry (they are: {known})"
+            )
+    return item
+
+
+def _given(item: Mapping[str, Any], key: str) -> Any:
+    value = item.get(key)
+    return None if value is None or _is_missing(value) else value
+
+
+def _entry_date(index: int, item: Mapping[str, Any], key: str, required: bool = True) -> Any:
+    value = _given(item, key)
+    if value is None:
+        if required:
+            raise _EntryInvalid(index, key, None, f"the entry has no {key}")
+        return None
+    try:
+        return _date(value)
+    except _Invalid:
+        raise _EntryInvalid(
+            index, key, value, "expected a full date as YYYY-MM-DD (an entry needs the day)"
+        ) from None
+
+
+def _entry_quantity(
+    index: int,
+    item: Mapping[str, Any],
+    key: str,
+    unit: str | None,
+    quantity: Converter | None,
+) -> Decimal | None:
+    value = _given(item, key)
+    if value is None:
+        return None
+    given_unit = _given(item, "unit")
+    if quantity is None or unit is None:
+        raise _EntryInvalid(index, key, value, "the history declares no unit for it")
+    if given_unit is None:
+        if unit != units.DIMENSIONLESS:
+            raise _EntryInvalid(index, "unit", None, f"the entry gives no unit (expected '{unit}')")
+        given_unit = unit
+    try:
+        number: Decimal = quantity({"value": value, "unit": given_unit})
+        return number
+    except _Invalid as error:
+        raise _EntryInvalid(index, key, value, str(error)) from None
+    except (ArithmeticError, ValueError, TypeError) as error:
+        raise _EntryInvalid(index, key, value, f"cannot be read ({type(error).__name__})") from None
+
+
+def _entry_code(index: int, item: Mapping[str, Any]) -> str:
+    code = _given(item, "code")
+    if code is None:
+        raise _EntryInvalid(index, "code", None, "the entry has no code")
+    system = _given(item, "system")
+    if not isinstance(code, str) or not (system is None or isinstance(system, str)):
+        raise _EntryInvalid(index, "code", code, "a code and its system are text")
+    try:
+        return codes.coded_value(code, system)
+    except ValueError as error:
+        raise _EntryInvalid(index, "code", code, str(error)) from None
+
+
+def _entry_source(index: int, item: Mapping[str, Any]) -> str | None:
+    source = _given(item, "source")
+    if source is not None and not isinstance(source, str):
+        raise _EntryInvalid(index, "source", source, "a source is text, as in Observation/123")
+    return source
+
+
+def _measurement_entry(
+    index: int, raw: Any, unit: str | None, quantity: Converter | None
+) -> tuple[Any, ...]:
+    item = _entry_fields(index, raw, "measurement")
+    day = _entry_date(index, item, "date")
+    value = _entry_quantity(index, item, "value", unit, quantity)
+    if value is None:
+        raise _EntryInvalid(index, "value", None, "the entry has no value")
+    low = _entry_quantity(index, item, "low", unit, quantity)
+    high = _entry_quantity(index, item, "high", unit, quantity)
+    return (day, value, low, high, _entry_source(index, item))
+
+
+def _code_entry(
+    index: int, raw: Any, unit: str | None, quantity: Converter | None
+) -> tuple[Any, ...]:
+    item = _entry_fields(index, raw, "code")
+    day = _entry_date(index, item, "date")
+    return (day, _entry_code(index, item), _entry_source(index, item))
+
+
+def _medication_entry(
+    index: int, raw: Any, unit: str | None, quantity: Converter | None
+) -> tuple[Any, ...]:
+    item = _entry_fields(index, raw, "medication")
+    start = _entry_date(index, item, "start")
+    end = _entry_date(index, item, "end", required=False)
+    if end is not None and end < start:
+        raise _EntryInvalid(
+            index, "end", _given(item, "end"), f"the end is before the start ({start})"
+        )
+    code = _entry_code(index, item)
+    dose = _entry_quantity(index, item, "dose", unit, quantity)
+    return (start, end, code, dose, _entry_source(index, item))
+
+
+_ENTRY_READERS: dict[str, Callable[[int, Any, str | None, Converter | None], tuple[Any, ...]]] = {
+    "measurement": _measurement_entry,
+    "code": _code_entry,
+    "medication": _medication_entry,
+}
 
 
 # ---- files --------------------------------------------------------------------

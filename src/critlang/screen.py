@@ -215,6 +215,7 @@ def run(
     session: Any = None,
     input_format: str | None = None,
     intake: Intake | None = None,
+    events: Path | None = None,
 ) -> Attrition:
     """Screen every record of `data`; write results to `output`; return the attrition.
 
@@ -222,9 +223,12 @@ def run(
     .parquet, "-" for stdin). Raise sql.SqlError for a protocol SQL cannot
     compute exactly, ValueError (records.InputError) for a file that cannot be
     read at all. `session` is a SparkSession to use instead of a new one.
+    `events` is the histories' events table (.csv or .parquet, docs/sql.md).
     """
     if engine not in ENGINES:
         raise ValueError(f"unknown engine '{engine}' (use {' or '.join(ENGINES)})")
+    if events is not None and engine != "duckdb":
+        raise ValueError("--events: histories are screened on DuckDB (--engine duckdb)")
     target = _output_format(output)
     try:
         importlib.import_module("pyarrow")
@@ -232,7 +236,7 @@ def run(
         raise ValueError("critlang screen needs pyarrow: pip install 'critlang[sql]'") from None
     intake = intake if intake is not None else Intake(checked)
     if engine == "duckdb" and _typed_table(data, input_format, intake):
-        screened = _run_duckdb_on_parquet(checked, Path(data), output, target, intake)
+        screened = _run_duckdb_on_parquet(checked, Path(data), output, target, intake, events)
         if screened is not None:
             return screened
     rows = read_records(data, checked, input_format)
@@ -240,7 +244,7 @@ def run(
         patients = Path(work) / "patients.parquet"
         _normalise(checked, screen_input(rows, intake), patients)
         if engine == "duckdb":
-            return _run_duckdb(checked, patients, output, target)
+            return _run_duckdb(checked, patients, output, target, events)
         return _run_spark(checked, patients, output, target, session)
 
 
@@ -256,7 +260,12 @@ def _typed_table(data: Path | str, input_format: str | None, intake: Intake) -> 
 
 
 def _run_duckdb_on_parquet(
-    checked: Checked, data: Path, output: Path | None, target: str | None, intake: Intake
+    checked: Checked,
+    data: Path,
+    output: Path | None,
+    target: str | None,
+    intake: Intake,
+    events: Path | None = None,
 ) -> Attrition | None:
     """Screen a Parquet file in place: DuckDB reads, checks and screens every row at once.
 
@@ -292,7 +301,7 @@ def _run_duckdb_on_parquet(
             f"{identity} AS {_quoted(RECORD_ID)}, CAST(NULL AS VARCHAR) AS {_quoted(RECORD_ERROR)}"
             f"{', ' + picked if picked else ''} FROM read_parquet({source})"
         )
-        return _screen_view(connection, checked, layout, output, target)
+        return _screen_view(connection, checked, layout, output, target, events)
     finally:
         connection.close()
 
@@ -331,9 +340,12 @@ def _arrow_schema(checked: Checked) -> Any:
         pa.field(RECORD_ERROR, pa.string()),
     ]
     for name, kind in checked.element_types.items():
+        if kind.kind == "history":
+            continue  # in the events table
         arrow_type = {
             "boolean": pa.bool_(),
             "enum": pa.string(),
+            "code": pa.string(),
             "set": pa.list_(pa.string()),
             "date": pa.date32(),
         }.get(kind.kind, pa.decimal128(38, DECIMAL_PLACES))
@@ -363,7 +375,11 @@ def _normalise(
     pa = importlib.import_module("pyarrow")
     pq = importlib.import_module("pyarrow.parquet")
     schema = _arrow_schema(checked)
-    storers = [(name, _storer(kind.kind)) for name, kind in checked.element_types.items()]
+    storers = [
+        (name, _storer(kind.kind))
+        for name, kind in checked.element_types.items()
+        if kind.kind != "history"
+    ]
     with pq.ParquetWriter(str(path), schema) as writer:
         while True:
             batch = list(itertools.islice(records, BATCH))
@@ -437,7 +453,11 @@ def export_query(checked: Checked, table: str = RESULTS) -> exp.Select:
 
 
 def _run_duckdb(
-    checked: Checked, patients: Path, output: Path | None, target: str | None
+    checked: Checked,
+    patients: Path,
+    output: Path | None,
+    target: str | None,
+    events: Path | None = None,
 ) -> Attrition:
     import duckdb
 
@@ -446,15 +466,23 @@ def _run_duckdb(
         relation = connection.read_parquet(str(patients))
         schema = list(zip(relation.columns, (str(t) for t in relation.types), strict=True))
         relation.create_view("patients")
-        return _screen_view(connection, checked, _layout(checked, schema, "duckdb"), output, target)
+        layout = _layout(checked, schema, "duckdb")
+        return _screen_view(connection, checked, layout, output, target, events)
     finally:
         connection.close()
 
 
 def _screen_view(
-    connection: Any, checked: Checked, layout: sql.Layout, output: Path | None, target: str | None
+    connection: Any,
+    checked: Checked,
+    layout: sql.Layout,
+    output: Path | None,
+    target: str | None,
+    events: Path | None = None,
 ) -> Attrition:
     """Screen the view `patients` (row number, id, intake error, element columns)."""
+    if events is not None:
+        layout = _with_events(connection, checked, layout, events)
     query = sql.to_sql(checked, "patients", "duckdb", layout, pretty=False)
     connection.sql(query).create(SCREENED)
     connection.sql(results_query(checked, SCREENED, "patients").sql("duckdb")).create(RESULTS)
@@ -468,6 +496,40 @@ def _screen_view(
     counts = connection.sql(attrition_query(checked).sql("duckdb"))
     row = dict(zip(counts.columns, counts.fetchall()[0], strict=True))
     return attrition_from(checked, row)
+
+
+def _with_events(connection: Any, checked: Checked, layout: sql.Layout, events: Path) -> sql.Layout:
+    """The view `events` over the events file, and the layout that joins it by record id."""
+    import duckdb
+
+    source = "'" + str(events).replace("'", "''") + "'"  # a view takes no parameters
+    suffix = events.suffix.lower()
+    if suffix not in (".csv", ".parquet"):
+        raise ValueError(f"{events}: an events table is read from .csv or .parquet")
+    text = suffix == ".csv"
+    reader = (
+        f"read_csv({source}, all_varchar = true, header = true)"
+        if text
+        else f"read_parquet({source})"
+    )
+    try:
+        connection.execute(f"CREATE VIEW events AS SELECT * FROM {reader}")
+        relation = connection.sql("SELECT * FROM events")
+        schema = list(zip(relation.columns, (str(t) for t in relation.types), strict=True))
+        table = sql.events_from_schema("events", schema, "duckdb", text)
+        named = connection.sql(
+            f"SELECT DISTINCT CAST({_quoted('element')} AS VARCHAR) FROM events "
+            f"WHERE {_quoted('element')} IS NOT NULL ORDER BY 1"
+        ).fetchall()
+    except duckdb.Error as error:
+        raise ValueError(f"{events}: cannot read the events table ({error})") from None
+    except sql.SchemaError as error:
+        raise ValueError(f"{events}: {error}") from None
+    try:
+        sql.check_event_elements(checked, [str(row[0]) for row in named])
+    except sql.SchemaError as error:
+        raise ValueError(f"{events}: {error}") from None
+    return attrs.evolve(layout, events=table, events_key=RECORD_ID)
 
 
 def _flat_sql(checked: Checked, table: str = RESULTS) -> str:

@@ -87,6 +87,26 @@ class AttestationType:
     span: Span
 
 
+@attrs.frozen(cache_hash=True)
+class CodeType:
+    """One coded value (`system:code`), tested with `x in CODELIST`."""
+
+    span: Span
+
+
+@attrs.frozen(cache_hash=True)
+class HistoryType:
+    """`history of quantity 'U'`, `history of codes`, `history of medications ['U']`.
+
+    `entry` is a `vocab.EntryKind` value; `unit` the unit of a measurement's
+    value or a medication's dose (None for codes, or a medication without dose).
+    """
+
+    entry: str
+    unit: str | None
+    span: Span
+
+
 DeclaredType = (
     BooleanType
     | NumberType
@@ -96,6 +116,8 @@ DeclaredType = (
     | EnumType
     | SetType
     | AttestationType
+    | CodeType
+    | HistoryType
 )
 
 
@@ -242,6 +264,49 @@ class Quantified:
     span: Span
 
 
+@attrs.frozen(cache_hash=True)
+class EntryField:
+    """`its value`, `its date`, `its upper limit`...: a field of the entry a selector looks at."""
+
+    field: str  # value | date | code | dose | start | end | high | low
+    span: Span
+
+
+@attrs.frozen(cache_hash=True)
+class InCodes:
+    """`subject in CODELIST`: a coded value is in a code list."""
+
+    subject: Expr
+    codes: Name
+    span: Span
+
+
+@attrs.frozen(cache_hash=True)
+class Window:
+    """`within 90 days [before DATE]`: entries dated (medications: taken) in the window."""
+
+    amount: int
+    unit: str  # a vocab.CalendarUnit value
+    end: Expr | None  # None: the reference date
+    span: Span
+
+
+@attrs.frozen(cache_hash=True)
+class Selector:
+    """`any H`, `no H`, `number of H`, `latest H`, `latest (EXPR) of H`, ... with `where` and window.
+
+    `op` is any, no, count, latest, earliest, highest, lowest or total; `of`
+    is the expression written in `latest (EXPR) of H` (None: the entry's value).
+    """
+
+    op: str
+    history: Ref
+    of: Expr | None
+    where: Expr | None
+    window: Window | None
+    span: Span
+
+
 Literal = NumberLit | QuantityLit | DateLit
 Expr = (
     NumberLit
@@ -260,6 +325,9 @@ Expr = (
     | Arithmetic
     | RelativeChange
     | Quantified
+    | EntryField
+    | InCodes
+    | Selector
 )
 
 
@@ -297,6 +365,26 @@ class DataElement:
     # Units of another kind that records may use, converted by their UCUM factor.
     accepts: tuple[UnitRef, ...] = ()
     conversions: tuple[UnitConversion, ...] = ()
+    complete: bool = False  # a history with every entry: no entry means never
+
+
+@attrs.frozen(cache_hash=True)
+class CodeText:
+    """One code of a code list as written, e.g. "J84.*"."""
+
+    text: str
+    span: Span
+
+
+@attrs.frozen(cache_hash=True)
+class CodeList:
+    """`codes ild "Interstitial lung disease" icd10cm ("J84.*", "J99.1")`."""
+
+    name: Name
+    label: str | None
+    system: Name
+    codes: tuple[CodeText, ...]
+    span: Span
 
 
 @attrs.frozen(cache_hash=True)
@@ -369,6 +457,7 @@ class Protocol:
     criteria: tuple[Criterion, ...]
     examples: tuple[Example, ...]
     span: Span
+    code_lists: tuple[CodeList, ...] = ()
 
 
 def children(node: object) -> tuple[object, ...]:
@@ -390,6 +479,11 @@ def children(node: object) -> tuple[object, ...]:
             return (b, c)
         case Quantified(items=items):
             return items
+        case InCodes(subject=subject):
+            return (subject,)
+        case Selector(history=h, of=of, where=where, window=window):
+            end = None if window is None else window.end
+            return tuple(x for x in (h, of, where, end) if x is not None)
         case SubCriterion(applies_when=None, condition=c):
             return (c,)
         case SubCriterion(applies_when=w, condition=c):

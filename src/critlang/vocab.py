@@ -59,6 +59,16 @@ class EntryKind(enum.StrEnum):
     MEDICATION = "medication"  # start, end (absent while ongoing), code, optional dose
 
 
+# How the Python engine and record intake hold one history entry: a tuple of
+# these fields, in this order (records.py says what each holds). A
+# medication is ongoing when its `end` is None.
+ENTRY_LAYOUT = {
+    EntryKind.MEASUREMENT: ("date", "value", "low", "high", "source"),
+    EntryKind.CODE: ("date", "code", "source"),
+    EntryKind.MEDICATION: ("start", "end", "code", "dose", "source"),
+}
+
+
 class CalendarUnit(enum.StrEnum):
     """Calendar units of date arithmetic (`6 months`), distinct from UCUM's 'mo' and 'a'."""
 

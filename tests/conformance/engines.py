@@ -20,9 +20,12 @@ from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
+import attrs
+
 import critlang
 from critlang import syntax as s
 from critlang.check import Checked
+from critlang.vocab import ENTRY_LAYOUT, EntryKind
 
 Outcome = dict[str, Any]
 Engine = Callable[[str, Sequence[Mapping[str, Any]]], list[Outcome]]
@@ -120,15 +123,18 @@ def column_groups(
     """
     # A missing value goes into the column most records use for its element.
     usual: dict[str, str] = {}
-    for name in checked.elements:
+    flat = [n for n in checked.elements if checked.element_types[n].kind != "history"]
+    for name in flat:
         given = [_column_name(name, r.get(name)) for r in records if r.get(name) is not None]
         usual[name] = max(sorted(set(given)), key=given.count) if given else name
     groups: dict[tuple[str, ...], tuple[list[int], list[dict[str, Any]]]] = {}
     for position, record in enumerate(records):
         row: dict[str, Any] = {"id": str(record.get("id", position))}
         names: list[str] = []
-        for name in checked.elements:
+        for name in flat:
             value = record.get(name)
+            if checked.element_types[name].kind == "code" and isinstance(value, Mapping):
+                value = f"{value['system']}:{value['code']}"
             column = usual[name] if value is None else _column_name(name, value)
             if isinstance(value, Mapping):
                 value = value["value"]
@@ -140,8 +146,70 @@ def column_groups(
     return [(list(names), positions, rows) for names, (positions, rows) in groups.items()]
 
 
+def history_names(checked: Checked) -> list[str]:
+    return [n for n in checked.elements if checked.element_types[n].kind == "history"]
+
+
+def event_rows(source: str, records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The records' histories as rows of an events table, every field as text (docs/sql.md).
+
+    Entries are taken in by the Python engine's intake, so values are in the
+    declared unit; a history on record with no entries is a row with only its
+    `id` and `element`.
+    """
+    protocol = compile_source(source)
+    checked = protocol.checked
+    rows: list[dict[str, Any]] = []
+    for position, record in enumerate(records):
+        record_id = str(record.get("id", position))
+        _, env = protocol.intake(record, position)
+        for name in history_names(checked):
+            entries = env.get(name)
+            if entries is None:
+                continue
+            fields = ENTRY_LAYOUT[EntryKind(checked.element_types[name].entry)]
+            if not entries:
+                rows.append({"id": record_id, "element": name})
+            for entry in entries:
+                row = {"id": record_id, "element": name}
+                for field, value in zip(fields, entry, strict=True):
+                    if value is not None:
+                        row[field] = _text(value)
+                rows.append(row)
+    columns = ("id", "element", "date", "value", "low", "high", "code", "start", "end", "dose")
+    return [{c: row.get(c) for c in columns} for row in rows]
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    if isinstance(value, datetime.date):
+        return value.isoformat()
+    return str(value)
+
+
+EVENT_COLUMNS = ("id", "element", "date", "value", "low", "high", "code", "start", "end", "dose")
+
+
+def events_table(rows: list[dict[str, Any]]) -> Any:
+    import pyarrow as pa
+
+    schema = pa.schema([pa.field(c, pa.string()) for c in EVENT_COLUMNS])
+    return pa.Table.from_pylist(rows, schema)
+
+
+def with_events(layout: Any, dialect: str, rows: list[dict[str, Any]], table: str) -> Any:
+    """The layout with the events table, its fields all text, as a CSV file gives them."""
+    if not rows:
+        return layout
+    from critlang import sql
+
+    events = sql.events_from_schema(table, [(c, "VARCHAR") for c in EVENT_COLUMNS], dialect, True)
+    return attrs.evolve(layout, events=events)
+
+
 def _column_name(name: str, value: Any) -> str:
-    return f"{name} [{value['unit']}]" if isinstance(value, Mapping) else name
+    return f"{name} [{value['unit']}]" if isinstance(value, Mapping) and "unit" in value else name
 
 
 def sql_value(kind: str, value: Any) -> Any:
@@ -175,13 +243,15 @@ def arrow_table(checked: Checked, names: list[str], rows: list[dict[str, Any]]) 
     types = {
         "boolean": pa.bool_(),
         "enum": pa.string(),
+        "code": pa.string(),
         "set": pa.list_(pa.string()),
         "date": pa.date32(),
         "number": pa.decimal128(18, 6),
         "quantity": pa.decimal128(18, 6),
     }
     fields = [pa.field("id", pa.string())]
-    for element, column in zip(checked.elements, names, strict=True):
+    flat = [n for n in checked.elements if checked.element_types[n].kind != "history"]
+    for element, column in zip(flat, names, strict=True):
         fields.append(pa.field(column, types[checked.element_types[element].kind]))
     return pa.Table.from_pylist(rows, pa.schema(fields))
 
@@ -211,6 +281,9 @@ def duckdb(source: str, records: Sequence[Mapping[str, Any]]) -> list[Outcome]:
         relation = connection.sql("SELECT * FROM patients")
         schema = list(zip(relation.columns, map(str, relation.types), strict=True))
         layout = sql.layout_from_schema(checked, schema, "duckdb")
+        events = event_rows(source, records)
+        connection.register("events", events_table(events))
+        layout = with_events(layout, "duckdb", events, "events")
         result = connection.sql(sql.to_sql(checked, "patients", "duckdb", layout))
         return [dict(zip(result.columns, row, strict=True)) for row in result.fetchall()]
 
@@ -225,6 +298,10 @@ def spark(source: str, records: Sequence[Mapping[str, Any]], session: Any) -> li
         frame.createOrReplaceTempView("patients")
         schema = [(f.name, f.dataType.simpleString()) for f in frame.schema.fields]
         layout = sql.layout_from_schema(checked, schema, "spark")
+        events = event_rows(source, records)
+        if events:
+            session.createDataFrame(events_table(events)).createOrReplaceTempView("events")
+        layout = with_events(layout, "spark", events, "events")
         query = sql.to_sql(checked, "patients", "spark", layout)
         return [row.asDict() for row in session.sql(query).collect()]
 
@@ -234,6 +311,7 @@ def spark(source: str, records: Sequence[Mapping[str, Any]], session: Any) -> li
 POSTGRES_TYPES = {
     "boolean": "BOOLEAN",
     "enum": "TEXT",
+    "code": "TEXT",
     "set": "TEXT[]",
     "date": "DATE",
     "number": "NUMERIC(18, 6)",
@@ -250,9 +328,10 @@ def postgres(source: str, records: Sequence[Mapping[str, Any]], url: str) -> lis
 
     def run(checked: Checked, names: list[str], rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         table = f"patients_{next(_tables)}"
+        flat = [n for n in checked.elements if checked.element_types[n].kind != "history"]
         columns = [("id", "TEXT")] + [
             (column, POSTGRES_TYPES[checked.element_types[element].kind])
-            for element, column in zip(checked.elements, names, strict=True)
+            for element, column in zip(flat, names, strict=True)
         ]
         create = pgsql.SQL("CREATE TEMPORARY TABLE {} ({})").format(
             pgsql.Identifier(table),
@@ -265,9 +344,29 @@ def postgres(source: str, records: Sequence[Mapping[str, Any]], url: str) -> lis
             pgsql.Identifier(table), pgsql.SQL(", ").join(pgsql.Placeholder() * len(columns))
         )
         layout = sql.layout_from_schema(checked, columns, "postgres")
+        events = event_rows(source, records)
+        events_name = f"events_{next(_tables)}"
+        layout = with_events(layout, "postgres", events, events_name)
         query = sql.to_sql(checked, table, "postgres", layout)
         with psycopg.connect(url, autocommit=True) as connection:
             connection.execute(create)
+            if events:
+                names_sql = pgsql.SQL(", ").join(
+                    pgsql.SQL("{} TEXT").format(pgsql.Identifier(c)) for c in EVENT_COLUMNS
+                )
+                connection.execute(
+                    pgsql.SQL("CREATE TEMPORARY TABLE {} ({})").format(
+                        pgsql.Identifier(events_name), names_sql
+                    )
+                )
+                with connection.cursor() as cursor:
+                    cursor.executemany(
+                        pgsql.SQL("INSERT INTO {} VALUES ({})").format(
+                            pgsql.Identifier(events_name),
+                            pgsql.SQL(", ").join(pgsql.Placeholder() * len(EVENT_COLUMNS)),
+                        ),
+                        [[row[c] for c in EVENT_COLUMNS] for row in events],
+                    )
             with connection.cursor() as cursor:
                 cursor.executemany(insert, [[row[name] for name, _ in columns] for row in rows])
                 cursor.execute(query.encode())
@@ -296,7 +395,10 @@ def z3(source: str, records: Sequence[Mapping[str, Any]]) -> list[Outcome]:
     """
     from tests.z3engine import Z3Engine
 
-    engine = Z3Engine(compile_source(source))
+    longest = max(
+        (len(v) for record in records for v in record.values() if isinstance(v, list)), default=0
+    )
+    engine = Z3Engine(compile_source(source), entries=max(longest, 1))
     outcomes = []
     for record in records:
         words, status = engine.words(record)

@@ -61,6 +61,8 @@ def _record_value(value: Any) -> Any:
         return value.isoformat()
     if isinstance(value, dict):
         return {k: _record_value(v) for k, v in value.items()}
+    if isinstance(value, list):  # a set's values, or a history's entries
+        return [_record_value(v) for v in value]
     return value
 
 

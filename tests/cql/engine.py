@@ -24,7 +24,7 @@ from critlang import ir
 from critlang.check import Type
 from critlang.engines import elm
 from critlang.records import RecordError
-from critlang.vocab import Outcome, Truth
+from critlang.vocab import ENTRY_LAYOUT, EntryKind, Outcome, Truth
 
 HERE = Path(__file__).resolve().parent
 RUNNER = HERE / "run_elm.js"
@@ -56,7 +56,27 @@ def typed(value: Any, kind: Type) -> dict[str, Any]:
             return {"type": "Date", "value": value.isoformat()}
         case "set":
             return {"type": "List", "value": sorted(value)}
+        case "history":
+            fields = ENTRY_LAYOUT[EntryKind(kind.entry)]
+            return {
+                "type": "History",
+                "value": [
+                    {f: _field(v) for f, v in zip(fields, entry, strict=True) if f != "source"}
+                    for entry in value
+                ],
+            }
     return {"type": kind.kind, "value": value}
+
+
+def _field(value: Any) -> Any:
+    """An entry's field as the runner reads it: a date, a decimal (as text), a code."""
+    if value is None:
+        return None
+    if isinstance(value, datetime.date):
+        return {"date": value.isoformat()}
+    if isinstance(value, str):
+        return value
+    return {"decimal": str(value)}
 
 
 def expressions(program: ir.Program) -> list[str]:

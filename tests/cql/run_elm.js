@@ -16,6 +16,18 @@ function parameter(typed) {
       return new cql.Quantity(parseFloat(typed.value), typed.unit);
     case 'Date':
       return cql.Date.parse(typed.value);
+    case 'History':
+      // A list of entries, each a tuple of its fields: dates, decimals (as text), codes.
+      return typed.value.map((entry) => {
+        const tuple = {};
+        for (const [name, field] of Object.entries(entry)) {
+          if (field === null) tuple[name] = null;
+          else if (field.date !== undefined) tuple[name] = cql.Date.parse(field.date);
+          else if (field.decimal !== undefined) tuple[name] = parseFloat(field.decimal);
+          else tuple[name] = field;
+        }
+        return tuple;
+      });
     default:
       return typed.value; // Boolean, String, List of String
   }

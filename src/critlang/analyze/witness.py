@@ -23,9 +23,20 @@ import z3
 
 from critlang import ir
 from critlang.decimals import ARITHMETIC, to_decimal
-from critlang.engines.z3 import Z3, Elements, Encoding, Status, Tri, fraction, real, truth
+from critlang.engines.z3 import (
+    Z3,
+    Elements,
+    Encoding,
+    History,
+    Status,
+    Tri,
+    fraction,
+    real,
+    truth,
+)
 from critlang.evaluate import Protocol, Result
 from critlang.records import parse_json
+from critlang.units import DIMENSIONLESS
 
 TIMEOUT_MS = 20_000
 ROUNDING_DIGITS = (0, 1, 2, 3, 4, 6)
@@ -117,11 +128,12 @@ class Solver:
         self.encoding = Encoding(program, self.elements)
         self.status: Status = self.encoding.status()
         self.ranges = plausible_ranges(protocol) if ranges is None else ranges
-        self.domain = self.elements.domain(self.ranges)
+        self.domain = self.elements.domain(self.ranges, program)
         # Values on the edge of a plausible range (a creatinine of 0) read badly.
         self.inside = [
             z3.And(self.elements.raw[name] > real(low), self.elements.raw[name] < real(high))
             for name, (low, high) in self.ranges.items()
+            if name in self.elements.raw
         ]
 
     def solver(self, constraints: Iterable[Z3]) -> Z3:
@@ -174,7 +186,20 @@ class Solver:
         model = solver.model()
         for name in self.numbers():
             model = self.round(solver, model, name)
+        for var, limits in self.entry_numbers():
+            model = self.round_var(solver, model, var, limits)
         return model
+
+    def entry_numbers(self) -> list[tuple[Z3, tuple[Fraction, Fraction] | None]]:
+        """The numbers of every history entry (value, limits, dose), to round as well."""
+        out: list[tuple[Z3, tuple[Fraction, Fraction] | None]] = []
+        for name, held in self.elements.values.items():
+            if isinstance(held, History):
+                for slot in held.slots:
+                    for number in slot.values():
+                        if z3.is_real(number.value):
+                            out.append((number.value, self.ranges.get(name)))
+        return out
 
     def numbers(self) -> list[str]:
         return [name for name, kind in self.elements.types.items() if kind.numeric]
@@ -182,10 +207,14 @@ class Solver:
     def round(self, solver: Z3, model: Z3, name: str) -> Z3:
         """Fix a number to a round value the constraints allow: near its model value if
         possible, else a round number (1, 2, 5 times a power of ten) within its range."""
-        var = self.elements.raw[name]
+        return self.round_var(solver, model, self.elements.raw[name], self.ranges.get(name))
+
+    def round_var(
+        self, solver: Z3, model: Z3, var: Z3, limits: tuple[Fraction, Fraction] | None
+    ) -> Z3:
         exact = fraction(model.eval(var, model_completion=True))
         near = [round(exact, digits) for digits in ROUNDING_DIGITS]
-        for candidate in [*near, *_ladder(exact, self.ranges.get(name))]:
+        for candidate in [*near, *_ladder(exact, limits)]:
             if candidate == exact:
                 break
             solver.push()
@@ -202,6 +231,12 @@ class Solver:
             name: _integrator(value, self.elements.types[name].values)
             for name, value in self.elements.read(model).items()
         }
+        for name, kind in self.elements.types.items():
+            if kind.kind == "history" and kind.unit != DIMENSIONLESS and record.get(name):
+                # Each number of an entry is in the history's declared unit.
+                for entry in record[name]:
+                    if "value" in entry or "dose" in entry:
+                        entry["unit"] = kind.unit
         parsed: dict[str, Any] = parse_json(json.dumps(record, default=_json_number))
         return parsed
 
@@ -259,6 +294,8 @@ def _integrator(value: ir.Value | None, declared: tuple[str, ...]) -> Any:
         return [v for v in declared if v in value]
     if isinstance(value, datetime.date):
         return value.isoformat()
+    if isinstance(value, list):  # a history: its entries, each a dict of its fields
+        return [{k: _integrator(v, ()) for k, v in entry.items()} for entry in value]
     return value
 
 

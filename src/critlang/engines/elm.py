@@ -53,6 +53,18 @@ _VALUE_TYPES = {
     "quantity": "Decimal",
     "date": "Date",
     "enum": "String",
+    "code": "String",
+}
+# The fields of a history's entries (a List of Tuples), by entry kind (vocab.EntryKind).
+ENTRY_FIELDS = {
+    "measurement": (
+        ("date", "Date"),
+        ("value", "Decimal"),
+        ("low", "Decimal"),
+        ("high", "Decimal"),
+    ),
+    "code": (("date", "Date"), ("code", "String")),
+    "medication": (("start", "Date"), ("end", "Date"), ("code", "String"), ("dose", "Decimal")),
 }
 _COMPARE = {"<": "Less", "<=": "LessOrEqual", ">": "Greater", ">=": "GreaterOrEqual", "=": "Equal"}
 _ARITH = {"+": "Add", "-": "Subtract", "*": "Multiply", "/": "Divide"}
@@ -81,7 +93,16 @@ def type_name(kind: Type) -> Elm:
         "quantity": "Quantity",
         "date": "Date",
         "enum": "String",
+        "code": "String",
     }
+    if kind.kind == "history":
+        fields = [
+            {"name": name, "elementType": _named(field)} for name, field in ENTRY_FIELDS[kind.entry]
+        ]
+        return {
+            "type": "ListTypeSpecifier",
+            "elementType": {"type": "TupleTypeSpecifier", "element": fields},
+        }
     if kind.kind == "set":
         return {"type": "ListTypeSpecifier", "elementType": _named("String")}
     return _named(named[kind.kind])
@@ -147,6 +168,7 @@ class _Generator:
                 self.name(criterion.applies, applies_name(criterion.id))
                 self.name(criterion.condition, met_name(criterion.id))
         self.types = dict(program.elements)
+        self.alias: str | None = None  # the alias of the entry an `Entry` reads
 
     def name(self, node: ir.Node, name: str) -> None:
         if not isinstance(node, ir.Element | ir.Definition | ir.Const):
@@ -237,7 +259,101 @@ class _Generator:
                 held = [_binary("Contains", x, _string(v)) for v in sorted(values)]
                 test = _junction("And" if every else "Or", held)
                 return _if(_unary("IsNull", x), _null("Boolean"), test)
+            case ir.InCodes(operand=a, codes=codes):
+                x = self.expr(a)
+                tests = [_binary("Equal", x, _string(c)) for c in sorted(codes.codes)]
+                tests += [_binary("StartsWith", x, _string(p)) for p in codes.prefixes]
+                return _if(_unary("IsNull", x), _null("Boolean"), _junction("Or", tests))
+            case ir.Entry(field="ongoing"):
+                assert self.alias is not None, "an entry is read inside its history's query"
+                return _unary("IsNull", {"type": "Property", "path": "end", "scope": self.alias})
+            case ir.DateShift(operand=a, amount=amount, unit=unit):
+                duration = {"type": "Quantity", "value": amount, "unit": unit.value}
+                return _binary("Add", self.expr(a), duration)
+            case ir.Entry(field=field):
+                assert self.alias is not None, "an entry is read inside its history's query"
+                return {"type": "Property", "path": field, "scope": self.alias}
+            case ir.Aggregate():
+                return self.aggregate(node)
         raise AssertionError(f"the ELM engine has no rule for {node!r}")
+
+    # ---- histories: queries over a list of tuples ----
+
+    def within(self, alias: str, node: ir.Node) -> Elm:
+        """`node` with its entry fields read from the query's alias."""
+        outer, self.alias = self.alias, alias
+        try:
+            return self.expr(node)
+        finally:
+            self.alias = outer
+
+    def aggregate(self, node: ir.Aggregate) -> Elm:
+        """An `ir.Aggregate` with its Kleene rules, as queries over the history's list.
+
+        A query's `where` keeps only the entries where it is true; the entries
+        where it is null are asked for by a query of their own (`open`). Every
+        query returns `all`: CQL's default would drop entries that are alike.
+        """
+        alias = f"E{node.id}"
+        history: Elm = {"type": "ParameterRef", "name": node.history.name}
+
+        def query(where: Elm | None, returned: Elm | None = None) -> Elm:
+            found: Elm = {
+                "type": "Query",
+                "source": [{"alias": alias, "expression": history}],
+                "relationship": [],
+                "return": {
+                    "distinct": False,
+                    "expression": returned or {"type": "AliasRef", "name": alias},
+                },
+            }
+            if where is not None:
+                found["where"] = where
+            return found
+
+        where = None if node.where is None else self.within(alias, node.where)
+        unknown = [_unary("IsNull", history)]
+        if where is not None:
+            unknown.append(_unary("Exists", query(_unary("IsNull", where))))
+        kind = _VALUE_TYPES.get(node.type.kind, "Decimal")
+        if node.op == "exists":
+            found = _unary("Exists", query(where))
+            undecided = (
+                _boolean(False)
+                if where is None
+                else _if(unknown[1], _null("Boolean"), _boolean(False))
+            )
+            return _if(unknown[0], _null("Boolean"), _if(found, _boolean(True), undecided))
+        if node.op == "count":
+            count = {"type": "ToDecimal", "operand": {"type": "Count", "source": query(where)}}
+            return _if(_junction("Or", unknown), _null(kind), count)
+        assert node.of is not None
+        of = self.within(alias, node.of)
+        date: Elm = {
+            "type": "Property",
+            "path": "start" if node.history.type.entry == "medication" else "date",
+            "scope": alias,
+        }
+        selected = where
+        if node.op in ("latest", "earliest"):
+            extreme = "Max" if node.op == "latest" else "Min"
+            day = {"type": extreme, "source": query(where, date)}
+            same = _binary("Equal", dict(date), day)
+            selected = same if where is None else _binary("And", where, same)
+        blank = _unary("IsNull", of)
+        missing = blank if selected is None else _binary("And", selected, blank)
+        unknown.append(_unary("Exists", query(missing)))
+        values = query(selected, of)
+        match node.op:
+            case "sum":
+                total = {"type": "Sum", "source": values}
+                value = _round({"type": "Coalesce", "operand": [total, _decimal(Fraction(0))]})
+            case "max" | "min":
+                value = {"type": node.op.capitalize(), "source": values}
+            case _:
+                low, high = {"type": "Min", "source": values}, {"type": "Max", "source": values}
+                value = _if(_binary("Equal", high, low), dict(low), _null(kind))
+        return _if(_junction("Or", unknown), _null(kind), value)
 
     # ---- comparisons kept exact past 8 decimal places ----
 
@@ -371,6 +487,8 @@ def _decimal(value: Fraction) -> Elm:
 
 
 def _constant(value: ir.Value) -> Elm:
+    if value is None:  # unknown, in the Kleene bounds lowering makes
+        return _null("Boolean")
     if isinstance(value, bool):
         return _boolean(value)
     if isinstance(value, Fraction):

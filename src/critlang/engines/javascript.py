@@ -43,7 +43,8 @@ def literal(value: object) -> str:
 def compile_program(program: ir.Program) -> str:
     """The JavaScript module of a lowered protocol."""
     generator = _Generator(dict(program.definitions))
-    body = [generator.statement(node) for node in program.nodes()]
+    local = _per_entry(program)
+    body = [generator.statement(node) for node in program.nodes() if node.id not in local]
     shape = {
         "criteria": [
             {
@@ -88,17 +89,56 @@ def compile_program(program: ir.Program) -> str:
     )
 
 
+def _per_entry(program: ir.Program) -> set[int]:
+    """The nodes whose value depends on a history entry: computed per entry, in `aggregate`."""
+    local: set[int] = set()
+    for node in program.nodes():  # operands first
+        if isinstance(node, ir.Entry) or (
+            not isinstance(node, ir.Aggregate) and any(kid.id in local for kid in ir.children(node))
+        ):
+            local.add(node.id)
+    return local
+
+
 class _Generator:
     def __init__(self, definitions: dict[str, ir.Node]) -> None:
         self.definitions = definitions
         self.constants: list[str] = []
         self.nodes: dict[int, ir.Node] = {}
+        self.local: set[int] = set()  # the per-entry nodes of the aggregate being written
+
+    def r(self, node: ir.Node) -> str:
+        """Where a node's value is: `u[id]` for a per-entry node, else `t[id]`."""
+        return f"u[{node.id}]" if node.id in self.local else f"t[{node.id}]"
+
+    def aggregate(self, node: ir.Aggregate) -> str:
+        """R.aggregate over the history's entries, `where` and `of` as functions of an entry."""
+        functions = []
+        for root in (node.where, node.of):
+            if root is None:
+                functions.append("null")
+                continue
+            local: set[int] = set()
+            for inner in ir.walk(root):
+                if isinstance(inner, ir.Entry):
+                    local.add(inner.id)
+            order = [n for n in _post_order(root) if n.id in local or _uses(n, local)]
+            self.local = {n.id for n in order}
+            lines = [f"u[{n.id}] = {self.expression(n)};" for n in order]
+            result = self.r(root)
+            self.local = set()
+            functions.append(f"(e) => {{ const u = {{}}; {' '.join(lines)} return {result}; }}")
+        date = "start" if node.history.type.entry == "medication" else "date"
+        history = f"env[{literal(node.history.name)}] ?? null"
+        return f"R.aggregate({literal(node.op)}, {history}, {functions[0]}, {functions[1]}, {literal(date)})"
 
     def constant(self, text: str) -> str:
         self.constants.append(text)
         return f"K[{len(self.constants) - 1}]"
 
     def value(self, value: ir.Value) -> str:
+        if value is None:
+            return "null"
         if isinstance(value, bool):
             return "true" if value else "false"
         if isinstance(value, Fraction):
@@ -126,43 +166,81 @@ class _Generator:
         match node:
             case ir.Const(value=value):
                 return self.value(value)
+            case ir.Entry(field="ongoing"):
+                return '(e["end"] ?? null) === null'
+            case ir.Entry(field=field):
+                return f"e[{literal(field)}] ?? null"
+            case ir.DateShift(operand=a, amount=amount, unit=unit):
+                x = self.r(a)
+                return f"{x} === null ? null : R.shiftDate({x}, {amount}, {literal(unit.value)})"
+            case ir.Aggregate():
+                return self.aggregate(node)
+            case ir.InCodes(operand=a, codes=codes):
+                x = self.r(a)
+                listed = self.value(frozenset(codes.codes))
+                prefixes = self.constant(literal(list(codes.prefixes)))
+                return f"{x} === null ? null : {listed}.has({x}) || {prefixes}.some((p) => {x}.startsWith(p))"
             case ir.Element(name=name):
                 return f"env[{literal(name)}] ?? null"
             case ir.Definition(name=name):
                 return f"t[{self.definitions[name].id}]"
             case ir.Not(operand=a):
-                return f"t[{a.id}] === null ? null : !t[{a.id}]"
+                return f"{self.r(a)} === null ? null : !{self.r(a)}"
             case ir.And(operands=ops):
-                return f"R.and([{', '.join(f't[{x.id}]' for x in ops)}])"
+                return f"R.and([{', '.join(self.r(x) for x in ops)}])"
             case ir.Or(operands=ops):
-                return f"R.or([{', '.join(f't[{x.id}]' for x in ops)}])"
+                return f"R.or([{', '.join(self.r(x) for x in ops)}])"
             case ir.AtLeast(count=count, operands=ops):
-                return f"R.atLeast({count}, [{', '.join(f't[{x.id}]' for x in ops)}])"
+                return f"R.atLeast({count}, [{', '.join(self.r(x) for x in ops)}])"
             case ir.Compare(op=op, left=a, right=b):
-                x, y = f"t[{a.id}]", f"t[{b.id}]"
+                x, y = self.r(a), self.r(b)
                 if a.type.numeric:
                     test = f"R.compare({x}, {y}) {_ORDER[op]}"
                 else:
                     test = f"{x} {_SAME[op]} {y}"
                 return f"{x} === null || {y} === null ? null : {test}"
             case ir.Arith(op=op, left=a, right=b):
-                x, y = f"t[{a.id}]", f"t[{b.id}]"
+                x, y = self.r(a), self.r(b)
                 unknown = f"{x} === null || {y} === null"
                 if op == "/":
                     unknown += f" || R.isZero({y})"
                 return f"{unknown} ? null : R.{_ARITHMETIC[op]}({x}, {y})"
             case ir.Scale(operand=a, factor=factor):
-                x = f"t[{a.id}]"
+                x = self.r(a)
                 # As the Python engine: times the numerator, then divided by the denominator.
                 scaled = f"R.mul({x}, {self.integer(factor.numerator)})"
                 if factor.denominator != 1:
                     scaled = f"R.div({scaled}, {self.integer(factor.denominator)})"
                 return f"{x} === null ? null : {scaled}"
             case ir.Member(operand=a, values=values):
-                x = f"t[{a.id}]"
+                x = self.r(a)
                 return f"{x} === null ? null : {self.value(values)}.has({x})"
             case ir.Includes(operand=a, every=every, values=values):
-                x = f"t[{a.id}]"
+                x = self.r(a)
                 test = "every" if every else "some"
                 return f"{x} === null ? null : [...{self.value(values)}].{test}((v) => {x}.has(v))"
         raise AssertionError(f"the JavaScript engine has no rule for {node!r}")
+
+
+def _post_order(root: ir.Node) -> list[ir.Node]:
+    order: list[ir.Node] = []
+    seen: set[int] = set()
+
+    def visit(node: ir.Node) -> None:
+        if node.id in seen:
+            return
+        seen.add(node.id)
+        if not isinstance(node, ir.Aggregate):
+            for kid in ir.children(node):
+                visit(kid)
+        order.append(node)
+
+    visit(root)
+    return order
+
+
+def _uses(node: ir.Node, local: set[int]) -> bool:
+    """Whether `node` reads an entry, below it but not inside another aggregate."""
+    if isinstance(node, ir.Aggregate):
+        return False
+    return any(kid.id in local or _uses(kid, local) for kid in ir.children(node))

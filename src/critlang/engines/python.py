@@ -17,6 +17,8 @@ wrote is ever spliced in as code.
 
 from __future__ import annotations
 
+import calendar
+import datetime
 from collections.abc import Callable
 from decimal import Decimal
 from fractions import Fraction
@@ -26,7 +28,7 @@ import attrs
 
 from critlang import ir
 from critlang.decimals import to_decimal
-from critlang.vocab import Outcome
+from critlang.vocab import ENTRY_LAYOUT, CalendarUnit, EntryKind, Outcome
 
 _COMPARE = {"<": "<", "<=": "<=", ">": ">", ">=": ">=", "=": "==", "!=": "!="}
 
@@ -43,6 +45,7 @@ def compile_program(program: ir.Program) -> Compiled:
     generator = _Generator(program)
     source = generator.module()
     namespace: dict[str, Any] = dict(generator.constants)
+    namespace.update(shift_date=shift_date, Decimal=Decimal)
     code = compile(source, f"<critlang {program.name}>", "exec")
     exec(code, namespace)  # generated from the IR only; see the module docstring
     return Compiled(status=namespace["status"], trace=namespace["trace"], source=source)
@@ -56,6 +59,8 @@ class _Generator:
         self.tracing = False
         self.names: dict[int, str] = {}  # node id -> the local holding its value, in scope
         self.definitions = dict(program.definitions)
+        # The aggregates whose loops enclose the code being generated, innermost last.
+        self.loops: list[ir.Aggregate] = []
 
     def module(self) -> str:
         lines: list[str] = []
@@ -69,7 +74,9 @@ class _Generator:
         name = "trace" if self.tracing else "status"
         body: list[str] = ["get = env.get"]
         if self.tracing:
-            body.append(f"trace = [None] * {self.program.size}")
+            # One more slot: the entry each aggregate used, by aggregate id (see `aggregate`).
+            body.append(f"trace = [None] * {self.program.size + 1}")
+            body.append(f"used = trace[{self.program.size}] = {{}}")
         settled: list[str] = []
         for criterion in self.program.criteria:
             roots = [criterion.value, *(part.value for part in criterion.parts)]
@@ -133,6 +140,8 @@ class _Generator:
             return self.names[node.id]
         if isinstance(node, ir.Const):
             local = self.constant(node.value)
+        elif isinstance(node, ir.Entry):
+            return self.entry(node)
         else:
             local = f"n{node.id}"
             self.emit(node, local, out)
@@ -140,7 +149,7 @@ class _Generator:
         return self.traced(node, local, out)
 
     def constant(self, value: ir.Value) -> str:
-        if isinstance(value, bool):
+        if value is None or isinstance(value, bool):
             return repr(value)
         if isinstance(value, Fraction):
             return self.const(to_decimal(value))
@@ -184,6 +193,17 @@ class _Generator:
                 x, wanted = self.value(a, out), self.const(values)
                 test = f"{wanted} <= {x}" if every else f"not {x}.isdisjoint({wanted})"
                 self.guarded(local, [x], test, out)
+            case ir.InCodes(operand=a, codes=codes):
+                x = self.value(a, out)
+                exact, prefixes = self.const(codes.codes), self.const(codes.prefixes)
+                test = f"{x} in {exact} or {x}.startswith({prefixes})"
+                self.guarded(local, [x], test, out)
+            case ir.DateShift(operand=a, amount=amount, unit=unit):
+                x = self.value(a, out)
+                test = f"shift_date({x}, {amount}, {self.const(unit)})"
+                self.guarded(local, [x], test, out)
+            case ir.Aggregate():
+                self.aggregate(node, local, out)
             case _:
                 raise AssertionError(f"the Python engine has no rule for {node!r}")
 
@@ -238,3 +258,128 @@ class _Generator:
         out += ["    " + line for line in block]
         self.names = saved  # values computed inside the loop may not exist after it
         out.append(f"if {unknown} and {local} is {other}: {local} = None")
+
+    # ---- histories ----
+
+    def entry(self, node: ir.Entry) -> str:
+        """The loop variable holding a field of the innermost aggregate's entry."""
+        loop = self.loops[-1]
+        if node.field == "ongoing":
+            return f"(e{loop.id}_end is None)"
+        return f"e{loop.id}_{node.field}"
+
+    def aggregate(self, node: ir.Aggregate, local: str, out: list[str]) -> None:
+        """One loop over the history's entries (Kleene, as `ir.Aggregate` says).
+
+        In a trace, `used[node.id]` is the entry the value comes from: the
+        first that matched for `exists`, the chosen one for the other ops.
+        """
+        history = self.value(node.history, out)
+        kind = EntryKind(node.history.type.entry)
+        fields = ENTRY_LAYOUT[kind]
+        prefix = f"e{node.id}_"
+        names = ", ".join(prefix + field for field in fields)
+        entry = f"e{node.id}"
+        saved = dict(self.names)
+        self.loops.append(node)
+        body: list[str] = []
+        where = self.value(node.where, body) if node.where is not None else None
+        selected: list[str] = []  # statements for a selected entry
+        op = node.op
+        unknown = f"{local}_unknown"
+        if where is not None:
+            body.append(f"if {where} is None:")
+            if op == "exists":
+                body.append(f"    {unknown} = True")
+                body.append("    continue")
+            else:
+                body.append(f"    {unknown} = True")
+                body.append("    break")
+            body.append(f"if {where}:")
+        else:
+            body.append("if True:")
+        keep = f"used[{node.id}] = {entry}" if self.tracing else None
+        if op == "exists":
+            selected += [f"{local} = True", *([keep] if keep else []), "break"]
+            start = [f"{local} = False", f"{unknown} = False"]
+            finish = [f"if {unknown} and {local} is False: {local} = None"]
+        elif op == "count":
+            selected += [f"{local} += 1"]
+            start = [f"{local} = 0", f"{unknown} = False"]
+            finish = [f"{local} = None if {unknown} else Decimal({local})"]
+        else:
+            assert node.of is not None
+            date = prefix + ("start" if kind is EntryKind.MEDICATION else "date")
+            best, best_date, conflict = f"{local}_best", f"{local}_date", f"{local}_conflict"
+            start = [f"{best} = None", f"{best_date} = None", f"{conflict} = False"]
+            start += [f"{unknown} = False"]
+            of_lines: list[str] = []
+            of = self.value(node.of, of_lines)
+            if op in ("latest", "earliest"):
+                later = ">" if op == "latest" else "<"
+                selected += [
+                    f"if {best_date} is None or {date} {later} {best_date}:",
+                    *("    " + line for line in of_lines),
+                    f"    {best_date} = {date}",
+                    f"    {best} = {of}",
+                    f"    {conflict} = {of} is None",
+                    *([f"    {keep}"] if keep else []),
+                    f"elif {date} == {best_date}:",
+                    *("    " + line for line in of_lines),
+                    f"    if {of} is None or {of} != {best}: {conflict} = True",
+                ]
+                finish = [f"{local} = None if {unknown} or {conflict} else {best}"]
+            elif op in ("max", "min"):
+                better = ">" if op == "max" else "<"
+                selected += [
+                    *of_lines,
+                    f"if {of} is None:",
+                    f"    {unknown} = True",
+                    "    break",
+                    f"if {best} is None or {of} {better} {best}:",
+                    f"    {best} = {of}",
+                    *([f"    {keep}"] if keep else []),
+                ]
+                finish = [f"{local} = None if {unknown} else {best}"]
+            else:  # sum
+                start[0] = f"{best} = {self.const(Decimal(0))}"
+                selected += [
+                    *of_lines,
+                    f"if {of} is None:",
+                    f"    {unknown} = True",
+                    "    break",
+                    f"{best} = {best} + {of}",
+                ]
+                finish = [f"{local} = None if {unknown} else {best}"]
+        body += ["    " + line for line in selected]
+        self.loops.pop()
+        self.names = saved  # values computed inside the loop are per entry
+        loop = (
+            [f"for {entry} in {history}:", f"    {names}, = {entry}"]
+            if self.tracing
+            else [f"for {names}, in {history}:"]
+        )
+        out.append(f"if {history} is None:")
+        out.append(f"    {local} = None")
+        out.append("else:")
+        out += ["    " + line for line in [*start, *loop, *("    " + b for b in body), *finish]]
+
+
+def shift_date(day: datetime.date, amount: int, unit: str) -> datetime.date | None:
+    """`day` moved by `amount` calendar units, as CQL adds durations (see `ir.DateShift`).
+
+    None when the result falls outside the years Python's dates hold.
+    """
+    try:
+        if unit == CalendarUnit.DAY:
+            return day + datetime.timedelta(days=amount)
+        if unit == CalendarUnit.WEEK:
+            return day + datetime.timedelta(days=7 * amount)
+        months = (
+            day.year * 12 + day.month - 1 + (amount * 12 if unit == CalendarUnit.YEAR else amount)
+        )
+        year, month = divmod(months, 12)
+        last = calendar.monthrange(year, month + 1)[1]
+        return datetime.date(year, month + 1, min(day.day, last))
+    except (OverflowError, ValueError):
+        return None

@@ -162,6 +162,70 @@ const critlangRuntime = (() => {
     return met + open < count ? false : null;
   }
 
+  // ---- dates (ISO text), as CQL adds durations: ir.DateShift ----
+
+  function shiftDate(iso, amount, unit) {
+    const [year, month, day] = iso.split("-").map(Number);
+    let moved;
+    if (unit === "day" || unit === "week") {
+      moved = new Date(Date.UTC(year, month - 1, day + amount * (unit === "week" ? 7 : 1)));
+    } else {
+      const months = year * 12 + month - 1 + amount * (unit === "year" ? 12 : 1);
+      const y = Math.floor(months / 12);
+      const m = months - y * 12;
+      const last = new Date(Date.UTC(y, m + 1, 0)).getUTCDate();
+      moved = new Date(Date.UTC(y, m, Math.min(day, last)));
+      moved.setUTCFullYear(y); // Date.UTC reads the years 0 to 99 as 1900 to 1999
+    }
+    const y = moved.getUTCFullYear();
+    if (y < 1 || y > 9999) return null;
+    const pad = (n, width) => String(n).padStart(width, "0");
+    return `${pad(y, 4)}-${pad(moved.getUTCMonth() + 1, 2)}-${pad(moved.getUTCDate(), 2)}`;
+  }
+
+  // ---- histories: ir.Aggregate's Kleene rules, word for word ----
+
+  // Two values of one kind: decimals by value, dates (ISO text) and codes as text.
+  function order(a, b) {
+    if (typeof a === "object") return compare(a, b);
+    return a < b ? -1 : a > b ? 1 : 0;
+  }
+
+  // `entries`: the history (null when not on record), each an object of its fields;
+  // `where`, `of`: functions of an entry (null when absent); `field`: the entry's date.
+  function aggregate(op, entries, where, of, field) {
+    if (entries === null || entries === undefined) return null;
+    const selected = [];
+    let open = false;
+    for (const entry of entries) {
+      const test = where === null ? true : where(entry);
+      if (test === true) selected.push(entry);
+      else if (test === null) open = true;
+    }
+    if (op === "exists") return selected.length > 0 ? true : open ? null : false;
+    if (open) return null;
+    if (op === "count") return parse(String(selected.length));
+    let chosen = selected;
+    if (op === "latest" || op === "earliest") {
+      if (selected.length === 0) return null;
+      const sign = op === "latest" ? 1 : -1;
+      let day = selected[0][field];
+      for (const entry of selected) {
+        if (order(entry[field], day) * sign > 0) day = entry[field];
+      }
+      chosen = selected.filter((entry) => entry[field] === day);
+    }
+    const values = chosen.map(of);
+    if (values.includes(null)) return null;
+    if (op === "sum") return values.reduce((total, value) => add(total, value), parse("0"));
+    if (values.length === 0) return null;
+    if (op === "latest" || op === "earliest") {
+      return values.every((value) => order(value, values[0]) === 0) ? values[0] : null;
+    }
+    const sign = op === "max" ? 1 : -1;
+    return values.reduce((best, value) => (order(value, best) * sign > 0 ? value : best));
+  }
+
   // ---- status and missing data, from a protocol's description ----
 
   function status(protocol, trace) {
@@ -198,7 +262,23 @@ const critlangRuntime = (() => {
     return [...new Set(found)];
   }
 
-  return { parse, add, sub, mul, div, compare, isZero, text, and, or, atLeast, status, missing };
+  return {
+    parse,
+    add,
+    sub,
+    mul,
+    div,
+    compare,
+    isZero,
+    text,
+    and,
+    or,
+    atLeast,
+    aggregate,
+    shiftDate,
+    status,
+    missing,
+  };
 })();
 
 if (typeof module !== "undefined") {

@@ -27,7 +27,7 @@ import z3
 
 from critlang import ir
 from critlang.check import Type
-from critlang.vocab import Kind, Outcome
+from critlang.vocab import ENTRY_LAYOUT, EntryKind, Kind, Outcome
 
 Z3 = Any  # z3 has no type stubs
 TRUE = z3.BoolVal(True)
@@ -65,7 +65,44 @@ class Bits:
     known: Z3
 
 
-Value = Tri | Num | Bits
+@attrs.frozen(eq=False)
+class History:
+    """A history of at most `len(slots)` entries: which slots hold one, and their fields.
+
+    Each slot's fields are `Num`s (a date's ordinal, an exact number, a code as
+    a z3 String) whose `known` says the entry has that field; present slots
+    come first.
+    """
+
+    present: tuple[Z3, ...]
+    slots: tuple[dict[str, Num], ...]
+    known: Z3
+
+
+Value = Tri | Num | Bits | History
+
+ENTRIES = 3  # the most entries a history holds in the z3 engine (docs/analysis.md)
+# An entry's fields by kind (vocab.EntryKind): (name, sort, always present when the entry is).
+ENTRY_FIELDS = {
+    "measurement": (("date", "date", True), ("value", "number", True)),
+    "code": (("date", "date", True), ("code", "code", True)),
+    "medication": (("start", "date", True), ("end", "date", False), ("code", "code", True)),
+}
+ENTRY_FIELDS["measurement"] += (("low", "number", False), ("high", "number", False))
+ENTRY_FIELDS["medication"] += (("dose", "number", False),)
+# Codes a witness may use that are in no code list (each a real code of its system).
+OTHER_CODES = (
+    "snomed:73211009",
+    "snomed:38341003",
+    "icd10cm:Z000",
+    "icd10cm:R05",
+    "loinc:2160-0",
+    "loinc:718-7",
+    "rxnorm:161",
+    "rxnorm:1191",
+    "atc:A01AA01",
+    "atc:N02BE01",
+)
 
 
 def real(value: Fraction | Decimal | int) -> Z3:
@@ -101,8 +138,14 @@ class Elements:
     """
 
     def __init__(
-        self, elements: Iterable[tuple[str, Type]], *, missing: bool = False, prefix: str = ""
+        self,
+        elements: Iterable[tuple[str, Type]],
+        *,
+        missing: bool = False,
+        prefix: str = "",
+        entries: int = ENTRIES,
     ) -> None:
+        self.entries = entries
         self.types: dict[str, Type] = dict(elements)
         self.values: dict[str, Value] = {}
         self.known: dict[str, Z3] = {}
@@ -113,6 +156,12 @@ class Elements:
             self.values[name] = self.variable(f"{prefix}{name}", name, kind, known)
 
     def variable(self, label: str, name: str, kind: Type, known: Z3) -> Value:
+        if kind.kind == "history":
+            return self.history(label, kind, known)
+        if kind.kind == "code":
+            var = z3.String(label)
+            self.raw[name] = var
+            return Num(var, known)
         if kind.kind == "set":
             members = {value: z3.Bool(f"{label}.{value}") for value in kind.values}
             return Bits(members, known)
@@ -124,12 +173,40 @@ class Elements:
         self.raw[name] = var
         return Num(var, known)
 
-    def domain(self, ranges: Mapping[str, tuple[Fraction, Fraction]] | None = None) -> list[Z3]:
-        """Each element within its values: an enum one of its values, a number in `ranges`."""
+    def history(self, label: str, kind: Type, known: Z3) -> History:
+        present = tuple(z3.Bool(f"{label}[{i}]") for i in range(self.entries))
+        slots: list[dict[str, Num]] = []
+        for i, there in enumerate(present):
+            fields: dict[str, Num] = {}
+            for field, sort, required in ENTRY_FIELDS[kind.entry]:
+                name = f"{label}[{i}].{field}"
+                var = {"date": z3.Int, "number": z3.Real, "code": z3.String}[sort](name)
+                given = there if required else z3.And(there, z3.Bool(f"{name}?"))
+                fields[field] = Num(var, given)
+            slots.append(fields)
+        return History(present, tuple(slots), known)
+
+    def domain(
+        self,
+        ranges: Mapping[str, tuple[Fraction, Fraction]] | None = None,
+        program: ir.Program | None = None,
+    ) -> list[Z3]:
+        """Each element within its values: an enum one of its values, a number in `ranges`.
+
+        With `program`: codes are those of its code lists or one of `OTHER_CODES`,
+        and a history's entries are dated on or before the reference date.
+        """
         ranges = ranges or {}
         out: list[Z3] = []
+        codes = _candidate_codes(program)
         for name, kind in self.types.items():
+            held = self.values[name]
+            if isinstance(held, History):
+                out += self.history_domain(held, kind, ranges.get(name), codes, program)
+                continue
             var: Z3 = self.raw.get(name)
+            if kind.kind == "code" and codes:
+                out.append(z3.Or(*(var == z3.StringVal(c) for c in codes)))
             if kind.kind == "enum":
                 out += [var >= 0, var < len(kind.values)]
             elif kind.kind == "date":
@@ -149,17 +226,88 @@ class Elements:
             assert isinstance(value, frozenset)
             bits = [bit if v in value else z3.Not(bit) for v, bit in held.members.items()]
             return z3.And(held.known, *bits)
+        if isinstance(held, History):
+            return self.history_holds(held, kind, value)
         var = self.raw[name]
         return z3.And(self.known[name], var == _term(value, kind))
 
-    def read(self, model: Z3) -> dict[str, ir.Value | None]:
-        """The record a model describes: each element's value, None when unknown."""
-        out: dict[str, ir.Value | None] = {}
+    def history_domain(
+        self,
+        held: History,
+        kind: Type,
+        limits: tuple[Fraction, Fraction] | None,
+        codes: list[str],
+        program: ir.Program | None,
+    ) -> list[Z3]:
+        out: list[Z3] = []
+        for i, fields in enumerate(held.slots):
+            if i > 0:
+                out.append(z3.Implies(held.present[i], held.present[i - 1]))
+            for field, sort, _ in ENTRY_FIELDS[kind.entry]:
+                var = fields[field].value
+                if sort == "date":
+                    out += [var >= FIRST_DAY, var <= LAST_DAY]
+                elif sort == "code" and codes:
+                    out.append(z3.Or(*(var == z3.StringVal(c) for c in codes)))
+            if limits is not None:
+                low, high = limits
+                value = fields["value"].value if "value" in fields else None
+                if value is not None:
+                    out += [value >= real(low), value <= real(high)]
+            if "end" in fields:
+                end = fields["end"]
+                out.append(z3.Implies(end.known, end.value >= fields["start"].value))
+            if program is not None and program.reference in self.types:
+                reference = self.raw[program.reference]
+                day = fields["start" if "start" in fields else "date"].value
+                out.append(
+                    z3.Implies(
+                        z3.And(held.present[i], self.known[program.reference]), day <= reference
+                    )
+                )
+        return out
+
+    def history_holds(self, held: History, kind: Type, value: Any) -> Z3:
+        """The history holds exactly the record's entries: tuples as intake makes them
+        (vocab.ENTRY_LAYOUT), or mappings of their fields."""
+        entries = list(value)
+        if len(entries) > len(held.slots):
+            raise ValueError(
+                f"{len(entries)} entries: the z3 engine holds at most {len(held.slots)} per history"
+            )
+        layout = ENTRY_LAYOUT[EntryKind(kind.entry)]
+        entries = [
+            dict(zip(layout, e, strict=True)) if isinstance(e, tuple) else e for e in entries
+        ]
+        out = [held.known]
+        for i, fields in enumerate(held.slots):
+            if i >= len(entries):
+                out.append(z3.Not(held.present[i]))
+                continue
+            out.append(held.present[i])
+            for field, sort, _ in ENTRY_FIELDS[kind.entry]:
+                given = _entry_field(entries[i], field)
+                slot = fields[field]
+                if given is None:
+                    out.append(z3.Not(slot.known))
+                    continue
+                out += [slot.known, slot.value == _field_term(given, sort)]
+        return z3.And(*out)
+
+    def read(self, model: Z3) -> dict[str, Any]:
+        """The record a model describes: each element's value, None when unknown.
+
+        A history is a list of entries, each a dict of the fields it has.
+        """
+        out: dict[str, Any] = {}
         for name, kind in self.types.items():
             if not z3.is_true(model.eval(self.known[name], model_completion=True)):
                 out[name] = None
                 continue
             held = self.values[name]
+            if isinstance(held, History):
+                out[name] = _read_history(model, held, kind)
+                continue
             if isinstance(held, Bits):
                 out[name] = frozenset(
                     v
@@ -174,9 +322,60 @@ class Elements:
                 out[name] = kind.values[term.as_long()]
             elif kind.kind == "date":
                 out[name] = datetime.date.fromordinal(term.as_long())
+            elif kind.kind == "code":
+                out[name] = term.as_string()
             else:
                 out[name] = fraction(term)
         return out
+
+
+def _read_history(model: Z3, held: History, kind: Type) -> list[dict[str, Any]]:
+    entries: list[dict[str, Any]] = []
+    for there, fields in zip(held.present, held.slots, strict=True):
+        if not z3.is_true(model.eval(there, model_completion=True)):
+            break
+        entry: dict[str, Any] = {}
+        for field, sort, _ in ENTRY_FIELDS[kind.entry]:
+            slot = fields[field]
+            if not z3.is_true(model.eval(slot.known, model_completion=True)):
+                continue
+            term = model.eval(slot.value, model_completion=True)
+            if sort == "date":
+                entry[field] = datetime.date.fromordinal(term.as_long())
+            elif sort == "code":
+                entry[field] = term.as_string()
+            else:
+                entry[field] = fraction(term)
+        entries.append(entry)
+    return entries
+
+
+def _entry_field(entry: Any, field: str) -> Any:
+    if isinstance(entry, Mapping):
+        return entry.get(field)
+    return getattr(entry, field, None)
+
+
+def _field_term(value: Any, sort: str) -> Z3:
+    if sort == "date":
+        day = datetime.date.fromisoformat(value) if isinstance(value, str) else value
+        return z3.IntVal(day.toordinal())
+    if sort == "code":
+        return z3.StringVal(str(value))
+    return real(Fraction(str(value)) if isinstance(value, float) else Fraction(value))
+
+
+def _candidate_codes(program: ir.Program | None) -> list[str]:
+    """The codes a witness may hold: each code list's codes and prefixes, and some in none."""
+    if program is None:
+        return []
+    lists = {n.codes.name: n.codes for n in program.nodes() if isinstance(n, ir.InCodes)}
+    found: set[str] = set()
+    for codes in lists.values():
+        found |= codes.codes
+        found |= set(codes.prefixes)
+    others = [c for c in OTHER_CODES if not any(x.matches(c) for x in lists.values())]
+    return sorted(found) + others
 
 
 FIRST_DAY = datetime.date(1900, 1, 1).toordinal()
@@ -199,6 +398,8 @@ def _term(value: ir.Value | Decimal, kind: Type) -> Z3:
     if isinstance(value, datetime.date):
         return z3.IntVal(value.toordinal())
     if isinstance(value, str):
+        if kind.kind == "code":
+            return z3.StringVal(value)
         return z3.IntVal(kind.values.index(value))
     raise AssertionError(f"no z3 term for {value!r}")
 
@@ -249,7 +450,12 @@ class Encoding:
             ir.Scale: self.scale,
             ir.Member: self.member,
             ir.Includes: self.includes,
+            ir.InCodes: self.in_codes,
+            ir.Entry: self.entry,
+            ir.Aggregate: self.aggregate,
+            ir.DateShift: self.date_shift,
         }
+        self.slot: dict[str, Num] | None = None  # the entry an `Entry` reads
 
     # ---- the program ----
 
@@ -302,6 +508,9 @@ class Encoding:
     def operands(self, node: ir.Node) -> tuple[ir.Node, ...]:
         if isinstance(node, ir.Definition):
             return (self.definitions[node.name],)
+        if isinstance(node, ir.Aggregate):
+            # `where` and `of` are made once per entry, by `aggregate`.
+            return (node.history,)
         return ir.children(node)
 
     def made(self, node: ir.Node) -> Value:
@@ -322,6 +531,8 @@ class Encoding:
 
     def const(self, node: ir.Const) -> Value:
         value = node.value
+        if value is None:  # unknown, in the Kleene bounds lowering makes
+            return Tri(FALSE, FALSE)
         if isinstance(value, bool):
             return Tri(z3.BoolVal(value), z3.BoolVal(not value))
         if isinstance(value, frozenset):
@@ -393,3 +604,132 @@ class Encoding:
         assert isinstance(operand, Bits), node
         wanted = [operand.members[v] for v in sorted(node.values)]
         return guarded([operand.known], z3.And(*wanted) if node.every else z3.Or(*wanted))
+
+    def in_codes(self, node: ir.InCodes) -> Value:
+        operand = self.num(node.operand)
+        held = operand.value
+        tests = [held == z3.StringVal(c) for c in sorted(node.codes.codes)]
+        tests += [z3.PrefixOf(z3.StringVal(p), held) for p in node.codes.prefixes]
+        return guarded([operand.known], z3.Or(*tests) if tests else FALSE)
+
+    def entry(self, node: ir.Entry) -> Value:
+        assert self.slot is not None, "an entry is read inside its history's aggregate"
+        if node.field == "ongoing":  # a medication without an end
+            end = self.slot["end"].known
+            return Tri(z3.Not(end), end)
+        return self.slot[node.field]
+
+    def date_shift(self, node: ir.DateShift) -> Value:
+        """A date's ordinal moved by calendar units: days and weeks add, months and years go
+        through the civil calendar (the day kept, or the month's last day), in integer terms."""
+        operand = self.num(node.operand)
+        if node.unit.value in ("day", "week"):
+            days = node.amount * (7 if node.unit.value == "week" else 1)
+            return Num(operand.value + days, operand.known)
+        months = node.amount * (12 if node.unit.value == "year" else 1)
+        year, month, day = _civil(operand.value)
+        total = year * 12 + (month - 1) + months
+        new_year, new_month = total / 12, total % 12 + 1
+        last = _month_length(new_year, new_month)
+        kept = z3.If(day <= last, day, last)
+        return Num(_ordinal(new_year, new_month, kept), operand.known)
+
+    def per_entry(self, node: ir.Aggregate, slot: dict[str, Num]) -> tuple[Tri | None, Num | None]:
+        """`where` and `of` for one entry: a fresh encoding, with what is known so far."""
+        inner = Encoding(self.program, self.elements)
+        inner.memo = dict(self.memo)
+        inner.slot = slot
+        where = None if node.where is None else inner.condition(node.where)
+        of = None if node.of is None else inner.number(node.of)
+        return where, of
+
+    def aggregate(self, node: ir.Aggregate) -> Value:
+        """`ir.Aggregate`'s Kleene rules over the history's slots."""
+        history = self.made(node.history)
+        assert isinstance(history, History), node
+        chosen: list[Z3] = []  # the entry is there and `where` is true
+        open_: list[Z3] = []  # the entry is there and `where` unknown
+        ofs: list[Num] = []
+        dates: list[Z3] = []
+        day = "start" if node.history.type.entry == "medication" else "date"
+        for there, slot in zip(history.present, history.slots, strict=True):
+            where, of = self.per_entry(node, slot)
+            chosen.append(there if where is None else z3.And(there, where.true))
+            open_.append(FALSE if where is None else z3.And(there, z3.Not(where.known)))
+            if of is not None:
+                ofs.append(of)
+            dates.append(slot[day].value)
+        known = history.known
+        if node.op == "exists":
+            return Tri(
+                z3.And(known, z3.Or(*chosen)),
+                z3.And(known, *(z3.Not(c) for c in chosen), *(z3.Not(o) for o in open_)),
+            )
+        settled = [known, *(z3.Not(o) for o in open_)]
+        if node.op == "count":
+            return Num(z3.ToReal(z3.Sum(*(z3.If(c, 1, 0) for c in chosen))), z3.And(*settled))
+        needed = [z3.Implies(c, of.known) for c, of in zip(chosen, ofs, strict=True)]
+        if node.op == "sum":
+            total = z3.Sum(*(z3.If(c, of.value, 0) for c, of in zip(chosen, ofs, strict=True)))
+            return Num(total, z3.And(*settled, *needed))
+        any_ = z3.Or(*chosen)
+        if node.op in ("max", "min"):
+            best = ofs[0].value
+            seen: Z3 = FALSE
+            for c, of in zip(chosen, ofs, strict=True):
+                better = of.value > best if node.op == "max" else of.value < best
+                best = z3.If(z3.And(c, z3.Or(z3.Not(seen), better)), of.value, best)
+                seen = z3.Or(seen, c)
+            return Num(best, z3.And(*settled, *needed, any_))
+        # latest / earliest: the entries on the latest (earliest) date must agree.
+        extreme = dates[0]
+        seen = FALSE
+        for c, d in zip(chosen, dates, strict=True):
+            later = d > extreme if node.op == "latest" else d < extreme
+            extreme = z3.If(z3.And(c, z3.Or(z3.Not(seen), later)), d, extreme)
+            seen = z3.Or(seen, c)
+        at = [z3.And(c, d == extreme) for c, d in zip(chosen, dates, strict=True)]
+        value = ofs[0].value
+        for a, of in zip(at, ofs, strict=True):
+            value = z3.If(a, of.value, value)
+        agree = [
+            z3.Implies(z3.And(at[i], at[j]), ofs[i].value == ofs[j].value)
+            for i in range(len(at))
+            for j in range(i + 1, len(at))
+        ]
+        present = [z3.Implies(a, of.known) for a, of in zip(at, ofs, strict=True)]
+        return Num(value, z3.And(*settled, any_, *present, *agree))
+
+
+# ---- the civil calendar in integer terms (H. Hinnant's days_from_civil and its inverse) ----
+
+_EPOCH = datetime.date(1970, 1, 1).toordinal()
+
+
+def _civil(ordinal: Z3) -> tuple[Z3, Z3, Z3]:
+    """(year, month, day) of a date's ordinal (dates from 1900 on, so every quotient is >= 0)."""
+    z = ordinal - _EPOCH + 719468
+    era = z / 146097
+    doe = z - era * 146097
+    yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365
+    doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
+    mp = (5 * doy + 2) / 153
+    day = doy - (153 * mp + 2) / 5 + 1
+    month = z3.If(mp < 10, mp + 3, mp - 9)
+    year = yoe + era * 400 + z3.If(month <= 2, 1, 0)
+    return year, month, day
+
+
+def _ordinal(year: Z3, month: Z3, day: Z3) -> Z3:
+    y = year - z3.If(month <= 2, 1, 0)
+    era = y / 400
+    yoe = y - era * 400
+    doy = (153 * (month + z3.If(month > 2, -3, 9)) + 2) / 5 + day - 1
+    doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
+    return era * 146097 + doe - 719468 + _EPOCH
+
+
+def _month_length(year: Z3, month: Z3) -> Z3:
+    leap = z3.And(year % 4 == 0, z3.Or(year % 100 != 0, year % 400 == 0))
+    short = z3.Or(month == 4, month == 6, month == 9, month == 11)
+    return z3.If(month == 2, z3.If(leap, 29, 28), z3.If(short, 30, 31))

@@ -36,6 +36,7 @@ NA_TEXTS = ("", "NA", "NULL")  # CSV cells read as missing, as records.py reads 
 TRUE_TEXTS = ("true", "yes", "1")
 FALSE_TEXTS = ("false", "no", "0")
 RECORD_ERROR = "record error"  # internal names hold a space: no data element can clash
+PATIENT_KEY = "patient key"  # what an events row's `id` is matched with
 
 
 class SchemaError(ValueError):
@@ -72,14 +73,28 @@ class Layout:
 
     columns: tuple[Column, ...]
     id_column: str | None = ID_FIELD
+    events: Events | None = None  # the histories' entries, joined to the patients by id
+    events_key: str | None = None  # the column events' `id` names, when not `id_column`
 
     def column(self, element: str) -> Column | None:
         return next((c for c in self.columns if c.element == element), None)
 
 
-def default_layout(checked: Checked) -> Layout:
-    """Every data element in a typed column of its own name, and an `id` column."""
-    return Layout(tuple(Column(name, name) for name in checked.elements))
+def default_layout(checked: Checked, events: str = "events") -> Layout:
+    """Every data element in a typed column of its own name, and an `id` column.
+
+    A protocol with histories reads their entries from the table `events`, every
+    event field in a typed column of its own name.
+    """
+    kinds = checked.element_types
+    columns = tuple(Column(n, n) for n in checked.elements if kinds[n].kind != "history")
+    if not any(kind.kind == "history" for kind in kinds.values()):
+        return Layout(columns)
+    fields = tuple(
+        Column(f, f, "text" if f in ("id", "element", "unit", "code", "source") else "typed")
+        for f in EVENT_COLUMNS
+    )
+    return Layout(columns, events=Events(events, fields))
 
 
 def layout_from_schema(
@@ -133,6 +148,8 @@ def _column(
     name: str, element: str, unit: str | None, kind: Type, type_text: str, dialect: str, text: bool
 ) -> Column | None:
     """The Column for one table column, or None when its type says it is always empty."""
+    if kind.kind == "history":
+        raise SchemaError(f"column '{name}': a history's entries go in the events table")
     if text:
         return Column(element, name, "text", unit)
     if type_text.strip().strip('"').lower() in ("null", "void"):
@@ -143,6 +160,8 @@ def _column(
         raise SchemaError(f"column '{name}': unsupported type {type_text}") from None
     wanted = kind.describe()
     is_text = declared.this in exp.DataType.TEXT_TYPES
+    if kind.kind == "history":
+        raise SchemaError(f"column '{name}': a history's entries go in the events table")
     if kind.numeric:
         if is_text:
             return Column(element, name, "text", unit)
@@ -155,6 +174,7 @@ def _column(
     fits = {
         "boolean": declared.this == exp.DType.BOOLEAN,
         "enum": is_text,
+        "code": is_text,
         "date": declared.this == exp.DType.DATE,
         "set": declared.this == exp.DType.ARRAY
         and all(
@@ -332,9 +352,16 @@ class Input:
         if self.layout.id_column is not None:
             identity = b.cast(b.col(self.layout.id_column), exp.DataType.build("VARCHAR"))
             columns.append(b.alias(identity, ID_FIELD))
-        for name in self.checked.elements:
+        key = self.layout.events_key or self.layout.id_column
+        if self.layout.events is not None and key is not None:
+            columns.append(b.alias(b.cast(b.col(key), exp.DataType.build("VARCHAR")), PATIENT_KEY))
+        for name in self.elements():
             columns += self.source_columns(name)
         return b.select(columns, table)
+
+    def elements(self) -> list[str]:
+        """The elements read from the patient table: all but histories (in the events table)."""
+        return [n for n in self.checked.elements if self.checked.element_types[n].kind != "history"]
 
     def source_columns(self, name: str) -> list[exp.Expr]:
         kind = self.checked.element_types[name]
@@ -366,7 +393,7 @@ class Input:
                     expression=b.lambda_(exp.NEQ(this=b.x(), expression=b.text(""))),
                 )
                 return [b.alias(kept, name), given]
-            case "enum" | "set":
+            case "enum" | "set" | "code":
                 return [b.alias(raw, name), given]
         return [b.alias(raw, name)]
 
@@ -374,9 +401,13 @@ class Input:
         if kind.numeric:
             return self.reads[name].type
         return exp.DataType.build(
-            {"boolean": "BOOLEAN", "enum": "VARCHAR", "set": "VARCHAR[]", "date": "DATE"}[
-                kind.kind
-            ],
+            {
+                "boolean": "BOOLEAN",
+                "enum": "VARCHAR",
+                "code": "VARCHAR",
+                "set": "VARCHAR[]",
+                "date": "DATE",
+            }[kind.kind],
             dialect="duckdb",
         )
 
@@ -385,8 +416,10 @@ class Input:
         columns: list[exp.Expr] = []
         if self.layout.id_column is not None:
             columns.append(b.col(ID_FIELD))
+        if self.layout.events is not None and (self.layout.events_key or self.layout.id_column):
+            columns.append(b.col(PATIENT_KEY))
         self.problems = []
-        for name in self.checked.elements:
+        for name in self.elements():
             value, problem = self.validated(name)
             columns.append(b.alias(value, name))
             if problem is not None:
@@ -394,8 +427,13 @@ class Input:
                 self.problems.append((name, problem))
         return b.select(columns, "screen_source")
 
-    def record_errors(self) -> exp.Select:
-        """The first value that did not fit: given, yet NULL once validated."""
+    def record_errors(
+        self, source: str = "screen_input", more: exp.Expr | None = None
+    ) -> exp.Select:
+        """The first value that did not fit: given, yet NULL once validated.
+
+        `more` is a further error column read when every value fits (an entry's).
+        """
         failures = [(b.and_(b.col(f"{n} given"), b.is_null(b.col(n))), m) for n, m in self.problems]
         error: exp.Expr = b.cast(exp.null(), exp.DataType.build("VARCHAR"))
         if failures:
@@ -405,7 +443,9 @@ class Input:
             whens: list[tuple[exp.Expr, exp.Expr]] = [(valid, b.cast(exp.null(), "VARCHAR"))]
             whens += [(failed.copy(), b.text(message)) for failed, message in failures]
             error = b.case(whens)
-        return b.select([exp.Star(), b.alias(error, RECORD_ERROR)], "screen_input")
+        if more is not None:
+            error = exp.Coalesce(this=error, expressions=[more])
+        return b.select([exp.Star(), b.alias(error, RECORD_ERROR)], source)
 
     def validated(self, name: str) -> tuple[exp.Expr, str | None]:
         """(value or NULL, what is wrong when it is NULL though given)."""
@@ -442,6 +482,9 @@ class Input:
                     b.when(fits, b.col(name)),
                     f"{where}: expected a list of values from {values}",
                 )
+            case "code":
+                systems = ", ".join(CODE_PATTERNS)
+                return normalized_code(held), f"{where}: expected a code as system:code ({systems})"
         if column.storage == "text":
             word = {"boolean": "true or false", "date": "a date as YYYY-MM-DD"}[kind.kind]
             return held, f"{where}: expected {word}"
@@ -468,3 +511,288 @@ class Input:
             b.when(inside, b.col(name)),
             f"{where}: expected a number from {limits[0]} to {limits[1]}{shown}, {exactly}",
         )
+
+
+# ---- the events table: histories, one row per entry ----------------------------------
+
+EVENT_ID = "entry id"  # internal names of the events stage hold a space, as RECORD_ERROR
+EVENT_ELEMENT = "entry element"
+EVENT_ERROR = "entry error"
+EVENT_MARKER = "entry marker"
+EVENT_COLUMNS: tuple[str, ...] = (
+    *("id", "element", "date", "value", "unit", "low", "high", "code"),
+    *("start", "end", "dose", "source"),
+)
+EVENT_NUMBERS = ("value", "low", "high", "dose")
+EVENT_DATES = ("date", "start", "end")
+EVENT_DIGITS = UNBOUNDED_DIGITS  # integer digits of an entry's numbers
+# Where each kind of entry keeps its date, and the fields it must have.
+ENTRY_DATE = {"measurement": "date", "code": "date", "medication": "start"}
+ENTRY_REQUIRED = {
+    "measurement": ("date", "value"),
+    "code": ("date", "code"),
+    "medication": ("start", "code"),
+}
+# A coded value is `system:code`; the code's shape per system (ICD-10-CM with or without its dot).
+CODE_PATTERNS = {
+    "snomed": r"[0-9]{6,18}",
+    "icd10cm": r"[A-Z][0-9][0-9A-Z](\.?[0-9A-Z]{1,4})?",
+    "loinc": r"[0-9]{1,7}-[0-9]",
+    "rxnorm": r"[0-9]{1,9}",
+    "atc": r"[A-Z]([0-9]{2}([A-Z]([A-Z]([0-9]{2})?)?)?)?",
+}
+
+
+def entry_field(name: str) -> str:
+    """The events stage's column for an entry field: 'entry value'."""
+    return f"entry {name}"
+
+
+@attrs.frozen
+class Events:
+    """The events table (docs/sql.md): where it is and how each of its columns is stored.
+
+    `columns` maps an event field (`EVENT_COLUMNS`) to its Column (`element`
+    holds the field's name); an absent field is empty in every row.
+    """
+
+    table: str
+    columns: tuple[Column, ...]
+
+    def column(self, field: str) -> Column | None:
+        return next((c for c in self.columns if c.element == field), None)
+
+
+def events_from_schema(
+    table: str, schema: Sequence[tuple[str, str]], dialect: str, text: bool = False
+) -> Events:
+    """The layout of an events table from its (column name, SQL type) pairs.
+
+    Raise SchemaError, naming the column, for a column that is not an event
+    field, for a type that cannot hold the field, or when `id` or `element` is
+    missing.
+    """
+    columns: list[Column] = []
+    for name, type_text in schema:
+        if name not in EVENT_COLUMNS:
+            close = difflib.get_close_matches(name, list(EVENT_COLUMNS), n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else ""
+            raise SchemaError(f"events column '{name}': not a field of an entry{hint}")
+        column = _event_column(name, type_text, dialect, text)
+        if column is not None:
+            columns.append(column)
+    given = {c.element for c in columns}
+    for needed in ("id", "element"):
+        if needed not in given:
+            raise SchemaError(f"the events table needs a column '{needed}'")
+    return Events(table, tuple(columns))
+
+
+def check_event_elements(checked: Checked, elements: Sequence[str]) -> None:
+    """Raise SchemaError for an events table naming an element that is not a history."""
+    histories = [n for n, t in checked.element_types.items() if t.kind == "history"]
+    for element in elements:
+        if element not in histories:
+            close = difflib.get_close_matches(element, histories, n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else ""
+            raise SchemaError(
+                f"events table: element '{element}' is not a history of the protocol{hint}"
+            )
+
+
+def _event_column(name: str, type_text: str, dialect: str, text: bool) -> Column | None:
+    if text:
+        return Column(name, name, "text")
+    if type_text.strip().strip('"').lower() in ("null", "void"):
+        return None
+    try:
+        declared = exp.DataType.build(type_text, dialect=dialect)
+    except (ParseError, ValueError):
+        raise SchemaError(f"events column '{name}': unsupported type {type_text}") from None
+    is_text = declared.this in exp.DataType.TEXT_TYPES
+    if name in EVENT_NUMBERS:
+        if is_text:
+            return Column(name, name, "text")
+        number = _number_storage(declared)
+        if number is None:
+            raise SchemaError(f"events column '{name}': expected a number, found {type_text}")
+        return Column(name, name, number[0], scale=number[1])
+    if name in EVENT_DATES:
+        if is_text:
+            return Column(name, name, "text")
+        if declared.this not in (exp.DType.DATE, exp.DType.TIMESTAMP, exp.DType.DATETIME):
+            raise SchemaError(f"events column '{name}': expected a date, found {type_text}")
+        return Column(name, name)
+    if name == "id" or is_text:
+        return Column(name, name, "text")
+    raise SchemaError(f"events column '{name}': expected text, found {type_text}")
+
+
+def parse_decimal(raw: exp.Expr, storage: str, dec: exact.Dec) -> exp.Expr:
+    """`raw` as the exact DECIMAL of `dec`'s type; NULL if it is not one or not exact."""
+    typed = dec.type
+    if storage == "wide":
+        raw = b.cast(raw, exp.DataType.build("VARCHAR"))
+    if storage in ("text", "wide"):
+        pattern = _number_pattern(dec.digits, dec.scale)
+        shaped = b.and_(_regexp(raw, pattern), _regexp(raw.copy(), "[0-9]"))
+        return b.when(shaped, b.cast(raw.copy(), typed))
+    inside = _within(raw, dec.digits)
+    value = b.when(inside, b.cast(raw.copy(), typed))
+    if storage == "float":
+        back = b.cast(value.copy(), exp.DataType.build("DOUBLE"))
+        return b.when(exp.EQ(this=back, expression=raw.copy()), value)
+    return value
+
+
+def entry_number(field: str) -> exact.Dec:
+    """An entry's number as the events stage holds it (no plausible range: any 18 digits)."""
+    bound = Fraction(10**EVENT_DIGITS) - Fraction(1, 10**SCALE)
+    return exact.Dec(b.col(entry_field(field)), -bound, bound, SCALE)
+
+
+def code_pattern() -> str:
+    """A coded value `system:code` of any system critlang knows."""
+    systems = "|".join(f"{system}:{pattern}" for system, pattern in CODE_PATTERNS.items())
+    return f"^({systems})$"
+
+
+def normalized_code(raw: exp.Expr) -> exp.Expr:
+    """A valid `system:code` with an ICD-10-CM code's dot removed; NULL when not valid."""
+    valid = _regexp(raw, code_pattern())
+    icd = exp.EQ(
+        this=exp.Substring(
+            this=raw.copy(), start=exp.Literal.number(1), length=exp.Literal.number(8)
+        ),
+        expression=b.text("icd10cm:"),
+    )
+    undotted = exp.Anonymous(this="REPLACE", expressions=[raw.copy(), b.text("."), b.text("")])
+    return b.when(valid, b.when(icd, undotted, raw.copy()))
+
+
+class EventsInput:
+    """The stage that reads and validates the events table: one row per entry.
+
+    Columns: 'entry id', 'entry element', 'entry marker' (a row that gives
+    only its id and element: the history is on record with no entries),
+    'entry date', 'entry value', ..., and 'entry error', what is wrong with
+    the row (NULL when it fits). Rows of elements that are not histories of
+    the protocol are left out.
+    """
+
+    def __init__(self, checked: Checked, events: Events) -> None:
+        self.checked = checked
+        self.events = events
+        self.histories = {
+            name: kind for name, kind in checked.element_types.items() if kind.kind == "history"
+        }
+
+    def raw(self, field: str) -> exp.Expr:
+        column = self.events.column(field)
+        if column is None:
+            return exp.null()
+        raw = b.col(column.name)
+        if column.storage == "text":
+            trimmed = exp.Trim(this=b.cast(raw, exp.DataType.build("VARCHAR")))
+            na = exp.In(this=exp.Upper(this=trimmed), expressions=[b.text(t) for t in NA_TEXTS])
+            return b.when(na, exp.null(), trimmed.copy())
+        return raw
+
+    def parsed(self, field: str) -> exp.Expr:
+        column = self.events.column(field)
+        raw = self.raw(field)
+        if column is None:
+            kind = "DATE" if field in EVENT_DATES else "VARCHAR"
+            if field in EVENT_NUMBERS:
+                return b.cast(exp.null(), entry_number(field).type)
+            return b.cast(exp.null(), exp.DataType.build(kind))
+        if field in EVENT_NUMBERS:
+            return parse_decimal(raw, column.storage, entry_number(field))
+        if field in EVENT_DATES:
+            if column.storage == "text":
+                return _parse_date(raw)
+            return b.cast(raw, exp.DataType.build("DATE"))
+        if field == "code":
+            return normalized_code(raw)
+        return b.cast(raw, exp.DataType.build("VARCHAR"))
+
+    def stage(self) -> exp.Select:
+        """SELECT the parsed fields and the row's error FROM the events table."""
+        columns: list[exp.Expr] = [
+            b.alias(b.cast(self.raw("id"), exp.DataType.build("VARCHAR")), EVENT_ID),
+            b.alias(self.raw("element"), EVENT_ELEMENT),
+        ]
+        for field in EVENT_COLUMNS[2:]:
+            if field != "unit":
+                columns.append(b.alias(self.parsed(field), entry_field(field)))
+        entry_fields = [f for f in EVENT_COLUMNS[2:] if f not in ("unit", "source")]
+        marker = b.and_(*(b.is_null(self.raw(f)) for f in entry_fields))
+        columns.append(b.alias(marker, EVENT_MARKER))
+        columns.append(b.alias(self.error(marker.copy()), EVENT_ERROR))
+        names = [b.text(n) for n in sorted(self.histories)] or [b.text("")]
+        wanted = exp.In(this=self.raw("element"), expressions=names)
+        return b.select(columns, exp.to_table(self.events.table)).where(wanted, copy=False)
+
+    def error(self, marker: exp.Expr) -> exp.Expr:
+        """The first field of the row that does not fit its history, as a message."""
+        whens: list[tuple[exp.Expr, exp.Expr]] = []
+        for name, kind in sorted(self.histories.items()):
+            here = b.and_(
+                exp.EQ(this=self.raw("element"), expression=b.text(name)), b.not_(marker.copy())
+            )
+            for problem, message in self.problems(name, kind):
+                whens.append((b.and_(here.copy(), problem), message))
+        if not whens:
+            return b.cast(exp.null(), exp.DataType.build("VARCHAR"))
+        return b.case(whens)
+
+    def problems(self, name: str, kind: Type) -> list[tuple[exp.Expr, exp.Expr]]:
+        out: list[tuple[exp.Expr, exp.Expr]] = []
+
+        def message(field: str, what: str) -> exp.Expr:
+            shown = b.cast(self.raw(field), exp.DataType.build("VARCHAR"))
+            return exp.Concat(
+                expressions=[
+                    b.text(f"history '{name}', entry field '{field}' "),
+                    shown,
+                    b.text(f": {what}"),
+                ]
+            )
+
+        required = ENTRY_REQUIRED.get(kind.entry, ())
+        for field in required:
+            out.append(
+                (
+                    b.is_null(self.raw(field)),
+                    b.text(f"history '{name}': an entry needs its '{field}'"),
+                )
+            )
+        fields = {
+            "measurement": ("date", "value", "low", "high"),
+            "code": ("date", "code"),
+            "medication": ("start", "end", "code", "dose"),
+        }.get(kind.entry, ())
+        for field in fields:
+            if self.events.column(field) is None:
+                continue
+            bad = b.and_(b.not_(b.is_null(self.raw(field))), b.is_null(self.parsed(field)))
+            if field in EVENT_DATES:
+                what = "expected a full date as YYYY-MM-DD"
+            elif field == "code":
+                what = "expected a code as system:code (" + ", ".join(CODE_PATTERNS) + ")"
+            else:
+                what = f"expected a number of at most {EVENT_DIGITS} digits, exactly in {SCALE} decimal places"
+            out.append((bad, message(field, what)))
+        unit = self.events.column("unit")
+        if unit is not None and kind.entry in ("measurement", "medication") and kind.unit != "1":
+            given = self.raw("unit")
+            other = b.and_(
+                b.not_(b.is_null(given)), exp.NEQ(this=given.copy(), expression=b.text(kind.unit))
+            )
+            out.append(
+                (
+                    other,
+                    message("unit", f"the values must be in the declared unit '{kind.unit}'"),
+                )
+            )
+        return out

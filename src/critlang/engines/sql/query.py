@@ -22,6 +22,7 @@ from critlang import ir
 from critlang.check import Checked
 from critlang.engines.sql import build as b
 from critlang.engines.sql import exact
+from critlang.engines.sql.histories import HISTORY_ERROR, Histories
 from critlang.engines.sql.layout import RECORD_ERROR, Input, Layout, SqlError
 from critlang.records import ID_FIELD
 from critlang.vocab import Outcome
@@ -66,9 +67,12 @@ class Query:
         self.definitions = dict(program.definitions)
         self.columns: dict[int, Value] = {}  # node id -> the column(s) of an earlier stage
         self.pending: dict[int, Value] = {}  # the same for the stage being built
+        self.histories = Histories(checked, program, layout, self.value)
 
     def query(self, table: exp.Table) -> exp.Select:
         stages = self.input.stages(table)
+        if self.histories.active:
+            stages = stages[:2] + self.history_stages()
         previous = stages[-1][0]
         for number, names in enumerate(self.definition_levels(), start=1):
             name = f"screen_definitions_{number}"
@@ -84,6 +88,22 @@ class Query:
         for name, stage in stages:
             select = select.with_(name, as_=stage, copy=False)
         return select
+
+    def history_stages(self) -> list[tuple[str, exp.Select]]:
+        """The events, the passes over them, the aggregates' values; then the record errors."""
+        stages = self.histories.stages("screen_input")
+        columns: list[exp.Expr] = []
+        for history in self.histories.histories:
+            columns.append(b.alias(self.histories.on_record(history), history))
+        for node in self.histories.aggregates:
+            with self.histories.exactly(node):
+                columns += self.materialize(node, f"aggregate {node.id}")
+        source = self.histories.source("screen_input")
+        self.columns.update(self.pending)
+        self.pending = {}
+        stages.append(("screen_histories", source.select(*columns, copy=False)))
+        checked = self.input.record_errors("screen_histories", b.col(HISTORY_ERROR))
+        return [*stages, ("screen_checked", checked)]
 
     @contextlib.contextmanager
     def exactly(self, where: object) -> Iterator[None]:
@@ -230,7 +250,7 @@ class Query:
                     if isinstance(node, ir.Element):
                         reasons.setdefault(node.name, []).append(unknown.copy())
         entries = [
-            b.when(b.and_(b.is_null(b.col(name)), b.paren(b.or_(*because))), b.text(name))
+            b.when(b.and_(self.absent(name), b.paren(b.or_(*because))), b.text(name))
             for name, because in reasons.items()
         ]
         listed = exp.Array(expressions=entries or [b.cast(exp.null(), "VARCHAR")])
@@ -241,6 +261,14 @@ class Query:
         )
         none = b.cast(exp.Array(expressions=[]), exp.DataType.build("VARCHAR[]", dialect="duckdb"))
         return b.when(undetermined, found, none)
+
+    def absent(self, name: str) -> exp.Expr:
+        """The element has no value; a history, that it is not on record."""
+        if self.checked.element_types[name].kind != "history":
+            return b.is_null(b.col(name))
+        if self.histories.active and name in self.histories.histories:
+            return b.is_null(b.col(name))
+        return exp.true()
 
     # ---- one method per IR node ----
 
@@ -275,6 +303,16 @@ class Query:
                 return self.member(node)
             case ir.Includes():
                 return self.includes(node)
+            case ir.InCodes():
+                return self.in_codes(node)
+            case ir.DateShift():
+                return self.date_shift(node)
+            case ir.Entry():
+                return self.histories.entry(node)
+            case ir.Aggregate():
+                if self.histories.active:
+                    return self.histories.value(node)
+                return self.histories.unknown(node)
         raise AssertionError(f"the SQL engine has no rule for {node!r}")
 
     def boolean(self, node: ir.Node) -> exp.Expr:
@@ -289,6 +327,8 @@ class Query:
 
     def const(self, node: ir.Const) -> Value:
         match node.value:
+            case None:  # unknown, in the Kleene bounds lowering makes
+                return b.cast(exp.null(), exp.DataType.build("BOOLEAN"))
             case bool(truth):
                 return exp.true() if truth else exp.false()
             case Fraction() as number:
@@ -405,3 +445,35 @@ class Query:
         combined = b.and_(*tests) if node.every else b.or_(*tests)
         # Postgres reads `= ANY` of a NULL array as FALSE: keep it unknown.
         return exp.Case(ifs=[exp.If(this=b.is_null(held), true=exp.null())], default=combined)
+
+    def in_codes(self, node: ir.InCodes) -> exp.Expr:
+        """Exact codes with IN, prefixes by their first characters (never LIKE: `_` is a code's)."""
+        held = self.boolean(node.operand)
+        tests: list[exp.Expr] = []
+        codes = sorted(node.codes.codes)
+        if codes:
+            tests.append(exp.In(this=held.copy(), expressions=[b.text(c) for c in codes]))
+        for prefix in node.codes.prefixes:
+            start = exp.Substring(
+                this=held.copy(),
+                start=exp.Literal.number(1),
+                length=exp.Literal.number(len(prefix)),
+            )
+            tests.append(exp.EQ(this=start, expression=b.text(prefix)))
+        found = b.or_(*tests)
+        return exp.Case(ifs=[exp.If(this=b.is_null(held), true=exp.null())], default=found)
+
+    def date_shift(self, node: ir.DateShift) -> exp.Expr:
+        """A date moved by calendar units: months and years as every dialect's month interval
+        (the day kept, or the month's last day), weeks as 7 days."""
+        amount, unit = node.amount, node.unit.value
+        if unit == "year":
+            amount, unit = amount * 12, "month"
+        elif unit == "week":
+            amount, unit = amount * 7, "day"
+        moved = exp.DateAdd(
+            this=self.boolean(node.operand),
+            expression=exp.Literal.number(amount),
+            unit=exp.Var(this=unit.upper()),
+        )
+        return b.cast(moved, exp.DataType.build("DATE"))
