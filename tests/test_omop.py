@@ -160,6 +160,57 @@ def test_eunomia_is_screened_alike_on_spark(tmp_path: Path, spark: Any) -> None:
     on_spark, from_spark = screened(str(parquet), tmp_path, "spark", engine="spark", session=spark)
     assert from_spark == from_file
     assert on_spark.attrition.total == 2694
+    _, histories = screened_histories(str(database), tmp_path, "file")
+    _, histories_on_spark = screened_histories(
+        str(parquet), tmp_path, "spark", engine="spark", session=spark
+    )
+    assert histories_on_spark == histories
+
+
+# ---- histories: every OMOP record an entry of the events table --------------------------
+
+HISTORY = critlang.load(ROOT / "data" / "omop" / "gi_bleed_history.crit")
+HISTORY_BINDING = ROOT / "data" / "omop" / "gi_bleed_history.bind.yaml"
+
+
+def screened_histories(database: str, tmp_path: Path, name: str, **options: Any) -> Any:
+    output = tmp_path / f"{name}-histories.csv"
+    binding = binding_for(HISTORY, HISTORY_BINDING)
+    done = screen_omop.run(HISTORY.checked, binding, database, AS_OF, output=output, **options)
+    return done, results(output)
+
+
+def test_histories_from_eunomia_agree_with_the_flat_bindings(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    """The same questions asked through histories and through flat selection rules agree."""
+    database = eunomia()
+    done, rows = screened_histories(str(database), tmp_path, "duckdb")
+    _, flat = screened(str(database), tmp_path, "flat")
+    assert done.attrition.errors == 0 and len(rows) == 2694
+    for person, row in rows.items():
+        assert row["E1"] == flat[person]["E1"], person  # bleed within 2 years
+        assert row["I2"] == flat[person]["I3"], person  # spirometry within 5 years
+    import duckdb
+
+    with duckdb.connect(str(database), read_only=True) as connection:
+        users = {
+            str(person)
+            for (person,) in connection.execute(
+                "SELECT DISTINCT person_id FROM drug_exposure JOIN concept "
+                "ON concept_id = drug_concept_id WHERE vocabulary_id = 'RxNorm' "
+                "AND concept_code IN ('140587', '3355', '310965', '849574') "
+                "AND drug_exposure_start_date <= DATE '2019-07-01' "
+                "AND COALESCE(drug_exposure_end_date, drug_exposure_start_date) "
+                ">= DATE '2018-07-01'"
+            ).fetchall()
+        }
+    assert {p for p, row in rows.items() if row["I1"] == "true"} == users
+    assert dict(done.no_data)["drugs"] == 0
+    to_postgres(database, postgres_url)
+    in_postgres, from_postgres = screened_histories(postgres_url, tmp_path, "postgres")
+    assert from_postgres == rows
+    assert in_postgres.no_data == done.no_data
 
 
 @pytest.fixture(scope="module")

@@ -43,6 +43,7 @@ from critlang.check import Checked
 from critlang.vocab import CodeSystem
 
 PATIENTS = "critlang_patients"
+EVENTS = "critlang_events"
 
 
 @attrs.frozen
@@ -264,14 +265,14 @@ def resolve(
     """Each binding with its concept ids and units looked up in the data."""
     tables = backend.tables()
     needed = {"person"} | {s.table for s in sources}
-    coded = [s for s in sources if _named(s)]
-    if coded:
+    named = [s for s in sources if _named(s)]
+    if named:
         needed.add("concept")
     absent = sorted(needed - tables)
     if absent:
         raise ValueError(f"the OMOP database has no table {', '.join(absent)}")
     catalog = _catalog(
-        [*(s.codes for s in coded), *(c for s in coded for _, c in s.values)], backend
+        [*(s.codes for s in named), *(c for s in named for _, c in s.values)], backend
     )
     resolved: list[Resolved] = []
     problems: list[Problem] = []
@@ -289,7 +290,8 @@ def resolve(
         ]
         reads: tuple[UnitRead, ...] = ()
         table = TABLES.get(source.table)
-        if kind.numeric and source.read == "value" and table is not None and table.unit_concept:
+        numeric = kind.numeric or (kind.kind == "history" and kind.entry == "measurement")
+        if numeric and source.read == "value" and table is not None and table.unit_concept:
             counted = _units(source, kind, concepts, backend)
             for read, count in counted:
                 if read.factor is None:
@@ -298,7 +300,12 @@ def resolve(
         storage = "text"
         if reads and table is not None and table.value is not None:
             storage = _storage(backend.column_type(table.name, table.value))
-        resolved.append(Resolved(source, kind, tuple(concepts), tuple(values), reads, storage))
+        coded: tuple[tuple[int, str], ...] = ()
+        if kind.kind == "history" and kind.entry in ("code", "medication"):
+            coded = _codes_of(concepts, catalog, backend)
+        resolved.append(
+            Resolved(source, kind, tuple(concepts), tuple(values), reads, storage, coded)
+        )
     return resolved, problems
 
 
@@ -438,6 +445,26 @@ def _units(
     return [(read_unit(kind, c, s, ucum), n) for c, s, n in pairs]
 
 
+def _codes_of(
+    concepts: Sequence[int], catalog: dict[str, int], backend: Backend
+) -> tuple[tuple[int, str], ...]:
+    """Each concept's `system:code`, as a history's entries carry it; concepts of a
+    vocabulary critlang has no code system for are left out (their entries have no code)."""
+    found = {concept: code for code, concept in catalog.items() if concept in concepts}
+    unknown = sorted(set(concepts) - set(found))
+    if unknown:
+        query = _select(
+            [exp.column("concept_id"), exp.column("vocabulary_id"), exp.column("concept_code")],
+            "concept",
+        ).where(exp.In(this=exp.column("concept_id"), expressions=_ints(unknown)), copy=False)
+        systems = {vocabulary: system for system, vocabulary in VOCABULARIES.items()}
+        for concept, vocabulary, code in backend.rows(query):
+            named = systems.get(str(vocabulary))
+            if named is not None:
+                found[int(concept)] = normal_code(named, str(code))
+    return tuple(sorted(found.items()))
+
+
 def _int(value: Any) -> int | None:
     return None if value is None else int(value)
 
@@ -523,7 +550,10 @@ def _needs_reference(checked: Checked, sources: Sequence[OmopSource]) -> bool:
     def age(source: OmopSource) -> bool:
         return source.field == "birth_date" and checked.element_types[source.element].numeric
 
-    return any(s.window is not None or s.read == "time since" or age(s) for s in sources)
+    return any(
+        s.window is not None or s.read == "time since" or s.field == "reference_date" or age(s)
+        for s in sources
+    )
 
 
 def _screen_duckdb(
@@ -539,8 +569,55 @@ def _screen_duckdb(
     schema = [(str(row[0]), str(row[1])) for row in described]
     connection.execute(f"CREATE VIEW patients AS SELECT * FROM {PATIENTS}")
     layout = _layout(checked, schema, "duckdb")
+    events = table.events()
+    if events is not None:
+        connection.sql(backend.text(events)).create(EVENTS)
+        described = connection.execute(f"DESCRIBE {EVENTS}").fetchall()
+        layout = _with_events(layout, [(str(row[0]), str(row[1])) for row in described], "duckdb")
     attrition = screen._screen_view(connection, checked, layout, output, target)
-    return attrition, _one_row(backend, table.problems(PATIENTS))
+    return attrition, _counts(backend, table, attrition.total)
+
+
+def _with_events(layout: sql.Layout, schema: list[tuple[str, str]], dialect: str) -> sql.Layout:
+    """The layout that joins the events table to the patients by person."""
+    events = sql.events_from_schema(EVENTS, schema, dialect)
+    return attrs.evolve(layout, events=events, events_key=RECORD_ID)
+
+
+def _counts(backend: Backend, table: PatientTable, total: int) -> dict[str, Any]:
+    """The problem counts of the patient table and, for histories, of the events table."""
+    counts = _one_row(backend, table.problems(PATIENTS))
+    histories = [item for item in table.resolved if item.history]
+    if not histories:
+        return counts
+    columns: list[exp.Expr] = []
+    for index, item in enumerate(histories):
+        element = exp.EQ(
+            this=exp.column("element"), expression=exp.Literal.string(item.source.element)
+        )
+        field = "value" if item.kind.entry == "measurement" else "code"
+        unread = exp.and_(
+            element.copy(),
+            exp.Is(this=exp.column(field), expression=exp.null()),
+            exp.Not(this=exp.Is(this=exp.column("source"), expression=exp.null())),
+        )
+        entry = exp.or_(
+            exp.Not(this=exp.Is(this=exp.column("date"), expression=exp.null())),
+            exp.Not(this=exp.Is(this=exp.column("start"), expression=exp.null())),
+            wrap=True,
+        )
+        whose = exp.Count(
+            this=exp.Distinct(
+                expressions=[exp.Case().when(exp.and_(element.copy(), entry), exp.column("id"))]
+            )
+        )
+        bad = exp.Count(this=exp.Distinct(expressions=[exp.Case().when(unread, exp.column("id"))]))
+        columns += [exp.alias_(whose, f"h{index}"), exp.alias_(bad, f"u{index}")]
+    row = _one_row(backend, _select(columns, EVENTS))
+    for index, item in enumerate(histories):
+        counts[flag_column(item.source.element, "none")] = total - int(row[f"h{index}"] or 0)
+        counts[flag_column(item.source.element, "unreadable")] = int(row[f"u{index}"] or 0)
+    return counts
 
 
 def _layout(checked: Checked, schema: list[tuple[str, str]], dialect: str) -> sql.Layout:
@@ -571,6 +648,17 @@ def _screen_postgres(
     ).fetchall()
     schema = [(str(n), _pg_type(str(t), p, s)) for n, t, p, s in described]
     layout = _layout(checked, schema, "postgres")
+    events = table.events()
+    if events is not None:
+        connection.execute(f"DROP TABLE IF EXISTS {EVENTS}")
+        connection.execute(f"CREATE TEMPORARY TABLE {EVENTS} AS {backend.text(events)}")
+        described = connection.execute(
+            "SELECT column_name, data_type, numeric_precision, numeric_scale "
+            "FROM information_schema.columns WHERE table_name = %s ORDER BY ordinal_position",
+            (EVENTS,),
+        ).fetchall()
+        listed = [(str(n), _pg_type(str(t), p, s)) for n, t, p, s in described]
+        layout = _with_events(layout, listed, "postgres")
     query = sql.to_sql(checked, PATIENTS, "postgres", layout, pretty=False)
     connection.execute(f"DROP TABLE IF EXISTS {_quoted(screen.SCREENED)}")
     connection.execute(f"CREATE TEMPORARY TABLE {_quoted(screen.SCREENED)} AS {query}")
@@ -583,7 +671,8 @@ def _screen_postgres(
             cursor.execute(backend.text(screen.export_query(checked)))
             screen.write_results_file(checked, _fetched(cursor.fetchmany), output, target)
     row = _one_row(backend, screen.attrition_query(checked))
-    return screen.attrition_from(checked, row), _one_row(backend, table.problems(PATIENTS))
+    attrition = screen.attrition_from(checked, row)
+    return attrition, _counts(backend, table, attrition.total)
 
 
 def _fetched(fetch: Callable[[int], list[Any]]) -> Any:
@@ -610,6 +699,12 @@ def _screen_spark(
         frame.createOrReplaceTempView(PATIENTS)
         schema = [(f.name, f.dataType.simpleString()) for f in frame.schema.fields]
         layout = _layout(checked, schema, "spark")
+        events = table.events()
+        if events is not None:
+            entries = spark.sql(backend.text(events)).cache()
+            entries.createOrReplaceTempView(EVENTS)
+            fields = [(f.name, f.dataType.simpleString()) for f in entries.schema.fields]
+            layout = _with_events(layout, fields, "spark")
         screened = spark.sql(sql.to_sql(checked, PATIENTS, "spark", layout, pretty=False))
         name = screen.SCREENED.replace(" ", "_")
         screened.createOrReplaceTempView(name)
@@ -623,7 +718,8 @@ def _screen_spark(
             row = spark.sql(screen.attrition_query(checked).sql("spark")).collect()[0].asDict()
         finally:
             results.unpersist()
-        return screen.attrition_from(checked, row), _one_row(backend, table.problems(PATIENTS))
+        attrition = screen.attrition_from(checked, row)
+        return attrition, _counts(backend, table, attrition.total)
     finally:
         frame.unpersist()
 

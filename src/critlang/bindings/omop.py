@@ -101,7 +101,7 @@ TABLES = {
 
 # The section's source keys: `person` fields, or a clinical table by its codes.
 SOURCES = {
-    "person": SourceKind(codes=False, fields=("birth_date", "gender")),
+    "person": SourceKind(codes=False, fields=("birth_date", "gender", "reference_date")),
     **{name: SourceKind(reads=("value", "date", "time since")) for name in TABLES},
 }
 # OMOP's standard gender concepts, read as the FHIR genders are named.
@@ -210,15 +210,16 @@ def _fits(element: ElementBinding, context: Context) -> bool:
         elif element.field == "birth_date" and kind.kind == "quantity" and kind.unit != "a":
             problem = f"an age from person's birth date is in 'a', not '{kind.unit}'"
             hint = "declare the age as quantity 'a'"
+        elif element.field == "reference_date" and kind.kind != "date":
+            problem = "the reference date (--omop-as-of) is a date"
         elif element.field == "gender" and kind.kind != "enum":
             problem = "person's gender_concept_id gives one of its values"
             hint = "declare it as one of (female, male, ...)"
         elif element.field == "gender" and not set(kind.values) <= {g for g, _ in GENDERS}:
             problem = f"gender is one of {', '.join(g for g, _ in GENDERS)}"
             hint = "name the element's values as OMOP's gender concepts are named"
-    elif kind.kind == "history":
-        problem = "histories from OMOP are not read yet"
-        hint = "bind a flat element with a selection rule (latest within 90 days)"
+    elif kind.kind == "history" and table is not None:
+        problem, hint = _history_problem(kind, table)
     elif element.read == "date" and kind.kind != "date":
         problem = f"'read: date' does not give {kind.describe()}"
     elif element.read == "time since" and (
@@ -233,6 +234,18 @@ def _fits(element: ElementBinding, context: Context) -> bool:
     hint = hint or "see docs/fhir-omop.md for what each OMOP table gives"
     context.error_at(element.span, "BIND041", f"'{element.name}': {problem}", hint)
     return False
+
+
+def _history_problem(kind: Type, table: Table) -> tuple[str | None, str | None]:
+    """What a table cannot give to a history's entries, if anything."""
+    if kind.entry == "measurement" and table.value is None:
+        return (
+            f"{table.name} records have no value for a history of quantities",
+            "bind it to measurement or observation",
+        )
+    if kind.entry == "medication" and table.end is None:
+        return f"a history of medications is read from drug_exposure, not {table.name}", None
+    return None, None
 
 
 def _value_problem(
@@ -340,6 +353,11 @@ class Resolved:
     values: tuple[tuple[str, tuple[int, ...]], ...] = ()  # element value -> concept ids
     units: tuple[UnitRead, ...] = ()
     storage: str = "text"  # how the table holds its values: "float", "decimal" or "text"
+    coded: tuple[tuple[int, str], ...] = ()  # concept id -> `system:code`, for history entries
+
+    @property
+    def history(self) -> bool:
+        return self.kind.kind == "history"
 
     @property
     def presence(self) -> bool:
@@ -473,7 +491,12 @@ class PatientTable:
         return b.select(columns, exp.to_table(table.name)).where(match, copy=False)
 
     def numbers(
-        self, item: Resolved, table: Table, columns: list[exp.Expr], match: exp.Expr
+        self,
+        item: Resolved,
+        table: Table,
+        columns: list[exp.Expr],
+        match: exp.Expr,
+        every: bool = False,
     ) -> exp.Select:
         """The records with their values in the element's unit as exact DECIMALs (`v`), NULL
         and `bad` when a value in the window cannot be read.
@@ -483,12 +506,16 @@ class PatientTable:
         number in the element's unit, and whether that is exact in the table's places.
         """
         assert table.value is not None
-        kept = ["pid", "d", *(["e"] if table.end is not None else [])]
+        kept = [column.alias_or_name for column in columns]
 
         def carried(*names: str) -> list[exp.Expr]:
             return [b.col(name) for name in (*kept, *names)]
 
-        inside = self.in_window(item, raw=True)
+        def window() -> exp.Expr:
+            # `every`: a history's entries, every record up to the reference date.
+            return exp.true() if every else self.in_window(item, raw=True)
+
+        inside = window()
         given: exp.Expr = _c(table.value)
         if item.storage == "text":
             given = exp.Trim(this=b.cast(given, exp.DataType.build("VARCHAR")))
@@ -497,7 +524,7 @@ class PatientTable:
         first = b.select(
             [
                 *columns,
-                b.alias(self.in_window(item, raw=True), "w"),
+                b.alias(window(), "w"),
                 b.alias(b.when(inside, given), "t"),
                 b.alias(which if usable else b.cast(exp.null(), "INT"), "u"),
             ],
@@ -759,6 +786,9 @@ class PatientTable:
         if item.source.field == "gender":
             column = _c("gender_concept_id", "person")
             return b.case([(_in(column.copy(), ids), b.text(v)) for v, ids in item.values])
+        if item.source.field == "reference_date":
+            assert self.reference is not None
+            return _date(self.reference)
         if item.kind.kind == "date":
             # Only a full date of birth; a partial one is unknown (and counted).
             return b.when(
@@ -808,6 +838,8 @@ class PatientTable:
             select = select.select(b.alias(_date(self.reference), reference), copy=False)
         for item in self.resolved:
             source = item.source
+            if item.history:
+                continue  # in the events table (`events`)
             if source.table == "person":
                 value = self.person_value(item)
                 flags = self.person_flags(item)
@@ -843,6 +875,8 @@ class PatientTable:
         return flags
 
     def person_flags(self, item: Resolved) -> dict[str, exp.Expr]:
+        if item.source.field == "reference_date":
+            return {}
         if item.source.field == "gender":
             given = _c("gender_concept_id", "person")
             value = self.person_value(item)
@@ -863,6 +897,8 @@ class PatientTable:
         """One row: per element and flag, how many patients of `table` have it (`future`: records)."""
         columns: list[exp.Expr] = []
         for item in self.resolved:
+            if item.history:
+                continue
             flags = (
                 self.person_flags(item)
                 if item.source.table == "person"
@@ -874,6 +910,104 @@ class PatientTable:
         if not columns:
             columns = [b.alias(exp.Count(this=exp.Star()), "total")]
         return b.select(columns, exp.to_table(table, quoted=True))
+
+    def events(self) -> exp.Expr | None:
+        """The histories' entries as critlang's events table (docs/sql.md), or None.
+
+        One row per record: `id` (the person), `element`, and by the history's
+        entries `date` and `value` (in the declared unit; NULL when it cannot be
+        read, which makes the patient's record an error that names it), or `code`
+        (`system:code`), or `start`, `end` and `code`; `source` names the table and
+        row. Records dated after the reference date are not read (they are counted).
+        """
+        parts: list[exp.Select] = []
+        for item in self.resolved:
+            if item.history:
+                parts += [self.entries(item), self.present(item)]
+        if not parts:
+            return None
+        union: exp.Expr = parts[0]
+        for part in parts[1:]:
+            union = exp.Union(this=union, expression=part, distinct=False)
+        return union
+
+    def present(self, item: Resolved) -> exp.Select:
+        """A row without fields for every person: the history is there, with the entries
+        the OMOP tables hold (none, for most), so absence is read as the protocol says
+        (`complete` or not), not as a history missing from the record."""
+        varchar, day = exp.DataType.build("VARCHAR"), exp.DataType.build("DATE")
+        columns = [
+            b.alias(b.cast(_c(PERSON_ID), varchar), "id"),
+            b.alias(b.text(item.source.element), "element"),
+            b.alias(b.cast(exp.null(), day), "date"),
+            b.alias(b.cast(exp.null(), _dec(38, EXACT_PLACES)), "value"),
+            b.alias(b.cast(exp.null(), varchar), "code"),
+            b.alias(b.cast(exp.null(), day), "start"),
+            b.alias(b.cast(exp.null(), day), "end"),
+            b.alias(b.cast(exp.null(), varchar), "source"),
+        ]
+        return b.select(columns, exp.to_table("person"))
+
+    def entries(self, item: Resolved) -> exp.Select:
+        table = TABLES[item.source.table]
+        source = item.source
+        entry = item.kind.entry
+        varchar = exp.DataType.build("VARCHAR")
+        day = exp.DataType.build("DATE")
+        ident = _c(f"{table.name}_id")  # measurement_id, condition_occurrence_id, ...
+        named = exp.Concat(
+            expressions=[b.text(f"{table.name}/"), b.cast(b.cast(ident, "BIGINT"), varchar)]
+        )
+
+        def code() -> exp.Expr:
+            whens = [
+                (
+                    b.or_(
+                        exp.EQ(this=_c(table.source_concept), expression=_num(concept)),
+                        exp.EQ(this=_c(table.concept), expression=_num(concept)),
+                    ),
+                    b.text(text),
+                )
+                for concept, text in item.coded
+            ]
+            return b.case(whens) if whens else b.cast(exp.null(), varchar)
+
+        date = b.cast(_c(table.date), day)
+        columns: dict[str, exp.Expr] = {
+            "id": b.cast(_c(PERSON_ID), varchar),
+            "element": b.text(source.element),
+            "date": b.cast(exp.null(), day),
+            "value": b.cast(exp.null(), _dec(38, EXACT_PLACES)),
+            "code": b.cast(exp.null(), varchar),
+            "start": b.cast(exp.null(), day),
+            "end": b.cast(exp.null(), day),
+            "source": named,
+        }
+        if entry == "measurement":
+            columns["date"] = date
+        elif entry == "code":
+            columns["date"] = date
+            columns["code"] = code()
+        else:
+            assert table.end is not None
+            columns["start"] = date
+            columns["end"] = b.cast(_c(table.end), day)
+            columns["code"] = code()
+        match = self.match(item)
+        if self.reference is not None:
+            match = b.and_(
+                b.paren(match), exp.LTE(this=date.copy(), expression=_date(self.reference))
+            )
+        if entry != "measurement":
+            listed = [b.alias(value, name) for name, value in columns.items()]
+            return b.select(listed, exp.to_table(table.name)).where(match, copy=False)
+        # A measurement's value goes through the steps of `numbers`, with the row's source.
+        carried = [b.alias(value, name) for name, value in columns.items() if name != "value"]
+        read = self.numbers(item, table, carried, match, every=True)
+        names = [name for name in columns if name != "value"]
+        listed = [b.col(name) for name in names[:3]]
+        listed += [b.alias(b.col("v"), "value"), *(b.col(name) for name in names[3:])]
+        return b.select(listed, _derived(read, "m"))
 
     def typed(self, value: exp.Expr, item: Resolved) -> exp.Expr:
         kind = item.kind
