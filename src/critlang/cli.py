@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import datetime
 import importlib
 import json
 import os
@@ -159,11 +160,90 @@ def record_options(command: Callable[..., Any]) -> Callable[..., Any]:
     return command
 
 
+def fhir_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """The options of screening from a health record: the binding, the data, the date."""
+    options = (
+        click.option(
+            "--bindings",
+            type=click.Path(path_type=Path, dir_okay=False),
+            help="A binding file (NAME.bind.yaml) saying where each data element is.",
+        ),
+        click.option(
+            "--fhir",
+            type=click.Path(path_type=Path),
+            help="A FHIR R4 bulk export folder (.ndjson) or Bundles (.json).",
+        ),
+        click.option(
+            "--as-of",
+            type=click.DateTime(formats=["%Y-%m-%d"]),
+            help="The reference date (YYYY-MM-DD) for windows, ages and times since.",
+        ),
+    )
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _eval_fhir(
+    protocol: Protocol,
+    protocol_file: Path,
+    bindings: Path,
+    fhir: Path,
+    as_of: datetime.date | None,
+    output_format: str,
+    output: Path | None,
+) -> None:
+    """`eval --bindings --fhir`: every patient's result, each value citing its source."""
+    optional("yaml", "bindings")
+    from critlang.bindings import load_binding
+    from critlang.bindings.run import FhirScreen, writer
+    from critlang.bindings.stream import FhirInputError
+    from critlang.evaluate import ERROR
+    from critlang.report import summary, write_results
+
+    binding, diagnostics = load_binding(bindings, protocol.checked)
+    text = bindings.read_text(encoding="utf-8", errors="replace") if bindings.is_file() else None
+    for diagnostic in diagnostics:
+        click.echo(render(diagnostic, text), err=True)
+    if binding is None:
+        sys.exit(1)
+    section = binding.sections.get("fhir")
+    if section is None:
+        raise _Usage(f"{bindings}: the binding has no fhir section")
+    try:
+        screen = FhirScreen(protocol, section, fhir, as_of)
+    except FhirInputError as error:
+        raise _Input(str(error)) from None
+    if as_of is None and _needs_date(section):
+        raise _Usage("the binding uses windows, ages or times since: give --as-of YYYY-MM-DD")
+    with _safe_output(output, (fhir, bindings, protocol_file)) as out, _progress() as advance:
+        counts = write_results(screen.results(), writer(output_format, out, protocol), advance)
+    for line in screen.report():
+        click.echo(line, err=True)
+    if output_format != "text" or output is not None:
+        click.echo(summary(counts), err=True)
+    sys.exit(2 if counts[ERROR] else 0)
+
+
+def _needs_date(section: Any) -> bool:
+    return any(
+        e.rule.within is not None
+        or e.read == "time since"
+        or (e.type.kind == "quantity" and e.source == "patient")
+        for e in section.elements.values()
+    )
+
+
 @main.command("eval")
 @click.argument(
     "protocol_file", metavar="PROTOCOL", type=click.Path(path_type=Path, dir_okay=False)
 )
-@click.argument("records_file", metavar="RECORDS", type=click.Path(path_type=Path, dir_okay=False))
+@click.argument(
+    "records_file",
+    metavar="[RECORDS]",
+    required=False,
+    type=click.Path(path_type=Path, dir_okay=False),
+)
 @click.option(
     "--format", "output_format", type=click.Choice(FORMATS), default="text", show_default=True
 )
@@ -174,16 +254,23 @@ def record_options(command: Callable[..., Any]) -> Callable[..., Any]:
     help="Write here instead of stdout (replaced only once complete).",
 )
 @record_options
+@fhir_options
 def eval_command(
     protocol_file: Path,
-    records_file: Path,
+    records_file: Path | None,
     output_format: str,
     output: Path | None,
     input_format: str | None,
     id_field: str,
     strict_fields: bool,
+    bindings: Path | None,
+    fhir: Path | None,
+    as_of: datetime.datetime | None,
 ) -> None:
     """Screen RECORDS (.json, .jsonl, .csv, .parquet; - for stdin) against PROTOCOL.
+
+    Or screen the patients of a FHIR R4 bulk export or Bundles (--fhir) through
+    a binding file (--bindings); see docs/fhir-omop.md.
 
     Every record gets one result; a record in error is reported and the rest
     go on. Exits 2 when any record was in error.
@@ -192,6 +279,14 @@ def eval_command(
     from critlang.report import WRITERS, summary, write_results
 
     protocol = load_protocol(protocol_file)
+    if fhir is not None or bindings is not None:
+        if records_file is not None or fhir is None or bindings is None:
+            raise _Usage("give --bindings and --fhir together, and no RECORDS file")
+        day = as_of.date() if as_of is not None else None
+        _eval_fhir(protocol, protocol_file, bindings, fhir, day, output_format, output)
+        return
+    if records_file is None:
+        raise _Usage("give a RECORDS file (- for stdin), or --bindings and --fhir")
     intake = Intake(protocol.checked, id_field, strict_fields)
     with _safe_output(output, (records_file, protocol_file)) as out:
         rows = _read(records_file, protocol, input_format)
