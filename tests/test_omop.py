@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import datetime
+import json
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from critlang.bindings import Binding, load_binding
 from critlang.bindings.binding import check_binding
 from critlang.bindings.omop import shift_date
 from critlang.cli import main
+from critlang.synth import dumps
 from critlang.vocab import CalendarUnit, Truth
 from tests.omop import eunomia, to_parquet, to_postgres
 
@@ -469,3 +471,73 @@ def test_the_ctd_ild_binding_reads_every_kind_of_element(tmp_path: Path) -> None
     assert man["pregnancy_test"] is None and man["omop pregnancy_test unreadable"] == 1
     assert woman["treatment_duration [d]"] == 914  # 2024-05-29 to 2026-11-29
     assert man["hiv"] is False and woman["hiv"] is False
+
+
+# ---- the synthetic patients of synth.py: flat records and OMOP tables -------------------
+
+SYNTHETIC_BINDING = ROOT / "data" / "omop" / "ctd_ild.synthetic.bind.yaml"
+SYNTHETIC_AS_OF = datetime.date(2026, 11, 29)
+
+
+def flat_and_omop(patients: list[Any], folder: Path, **options: Any) -> Any:
+    """Each patient's flat result (without what OMOP does not bind) and its OMOP row."""
+    from critlang.synth_omop import write_omop
+
+    write_omop(patients, folder / "omop")
+    binding = binding_for(CTD_ILD, SYNTHETIC_BINDING)
+    unbound = set(binding.sections["omop"].unbound)
+    records = [
+        {k: v for k, v in json.loads(dumps(p.record)).items() if k not in unbound} for p in patients
+    ]
+    flat = {r.id: r for r in CTD_ILD.evaluate_many(records)}
+    output = folder / "omop.csv"
+    done = screen_omop.run(
+        CTD_ILD.checked, binding, str(folder / "omop"), SYNTHETIC_AS_OF, output=output, **options
+    )
+    by_person = {str(n): p.id for n, p in enumerate(patients, start=1)}
+    rows = {by_person[person]: row for person, row in results(output).items()}
+    return flat, rows, done
+
+
+def same(flat: Any, row: dict[str, str]) -> None:
+    assert row["status"] == flat.status, (flat.id, row)
+    for criterion in flat.criteria:
+        word = Truth.of(criterion.value, criterion.applicable).value
+        assert row[criterion.id] == word, (flat.id, criterion.id, row)
+
+
+def ctd_section() -> Any:
+    from critlang.bindings import load_binding as load
+
+    binding, _ = load(ROOT.parent / "protocols" / "ctd_ild.fhir.bind.yaml", CTD_ILD.checked)
+    assert binding is not None
+    return binding.sections["fhir"]
+
+
+def test_synthetic_patients_screen_the_same_flat_and_from_omop(tmp_path: Path) -> None:
+    from critlang.synth import Generator
+
+    generator = Generator(CTD_ILD.checked, ctd_section(), SYNTHETIC_AS_OF, seed=7)
+    patients = list(generator.patients(300))
+    flat, rows, done = flat_and_omop(patients, tmp_path)
+    assert set(rows) == set(flat) and len(rows) == 300
+    for person, result in flat.items():
+        same(result, rows[person])
+    assert {r.status for r in flat.values()} >= {"ineligible", "undetermined"}
+    # ICD-10-CM conditions arrive as source concepts, unmapped: counted, and still read.
+    problems = {(p.element, p.kind): p.count for p in done.problems}
+    assert problems[("condition_occurrence", "unmapped")] > 0
+
+
+@pytest.mark.z3
+def test_boundary_patients_from_analyze_screen_the_same_from_omop(tmp_path: Path) -> None:
+    from critlang.analyze.questions import boundary_examples
+    from critlang.synth import Generator
+
+    witnesses = [p.witness.record for p in boundary_examples(CTD_ILD)]
+    assert witnesses
+    generator = Generator(CTD_ILD.checked, ctd_section(), SYNTHETIC_AS_OF, seed=3)
+    patients = list(generator.patients(len(witnesses), witnesses))
+    flat, rows, _ = flat_and_omop(patients, tmp_path)
+    for person, result in flat.items():
+        same(result, rows[person])

@@ -478,7 +478,8 @@ def _unmapped(sources: Sequence[OmopSource], backend: Backend) -> list[Problem]:
             exp.EQ(this=exp.column(table.concept), expression=exp.Literal.number(0)), copy=False
         )
         (count,) = backend.rows(query)[0]
-        problems.append(Problem(name, "unmapped", int(count), "records no binding can read"))
+        detail = "read only where a binding names their source concept"
+        problems.append(Problem(name, "unmapped", int(count), detail))
     return problems
 
 
