@@ -122,6 +122,7 @@ class DuckDBBackend(Backend):
 
         self.error = duckdb.Error
         self.connection = duckdb.connect()
+        self.connection.execute("SET enable_progress_bar = false")
         self.found: set[str] = set()
         if location.is_dir():
             for path in sorted(location.iterdir()):
@@ -588,6 +589,11 @@ def _with_events(layout: sql.Layout, schema: list[tuple[str, str]], dialect: str
 def _counts(backend: Backend, table: PatientTable, total: int) -> dict[str, Any]:
     """The problem counts of the patient table and, for histories, of the events table."""
     counts = _one_row(backend, table.problems(PATIENTS))
+    for item in table.resolved:
+        if item.source.table in TABLES and not item.history and not table.counted_per_person(item):
+            row = _one_row(backend, table.record_counts(item))
+            counts[flag_column(item.source.element, "none")] = total - int(row["persons"] or 0)
+            counts[flag_column(item.source.element, "future")] = int(row["future"] or 0)
     histories = [item for item in table.resolved if item.history]
     if not histories:
         return counts

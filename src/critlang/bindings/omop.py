@@ -290,6 +290,7 @@ def shift_date(day: datetime.date, amount: int, unit: CalendarUnit) -> datetime.
 
 EXACT_PLACES = 10  # the places of the patient table's numbers: SQL's SCALE
 VALUE_DIGITS = 14  # integer digits of a value read from OMOP
+NARROW_DIGITS = 8  # ... when its plausible range allows: DECIMAL(18, 10), 64 bits in DuckDB
 FACTOR_PLACES = 6  # a unit factor must be exact in this many places
 FACTOR_DIGITS = 6
 
@@ -425,6 +426,21 @@ def _derived(select: exp.Select, alias: str) -> exp.Expr:
     return exp.Subquery(this=select, alias=exp.TableAlias(this=exp.to_identifier(alias)))
 
 
+def _inside(value: exp.Expr, bound: Fraction) -> exp.Expr:
+    """-bound < value < bound, with the bound rounded towards zero to a whole number."""
+    whole = _num(int(bound))
+    return b.and_(
+        exp.GT(this=value, expression=exp.Neg(this=whole)),
+        exp.LT(this=value.copy(), expression=whole.copy()),
+    )
+
+
+def _factor_type(factor: Fraction) -> exp.DataType:
+    places = _places(factor) or 0
+    digits = max(1, len(str(abs(factor.numerator) // factor.denominator)))
+    return _dec(digits + places, places)
+
+
 def _count_if(condition: exp.Expr) -> exp.Expr:
     return exp.Sum(this=b.when(condition, _num(1), _num(0)))
 
@@ -530,19 +546,15 @@ class PatientTable:
             ],
             exp.to_table(table.name),
         ).where(match, copy=False)
-        decimal = _dec(VALUE_DIGITS + EXACT_PLACES, EXACT_PLACES)
+        digits = self.value_digits(item, usable)
+        decimal = _dec(digits + EXACT_PLACES, EXACT_PLACES)
         if item.storage == "text":
-            pattern = rf"^[+-]?[0-9]{{1,{VALUE_DIGITS}}}(\.[0-9]{{0,{EXACT_PLACES}}}0*)?$"
+            pattern = rf"^[+-]?[0-9]{{1,{digits}}}(\.[0-9]{{0,{EXACT_PLACES}}}0*)?$"
             # The text is checked before the cast: every engine then casts it alike.
             shaped = exp.RegexpLike(this=b.col("t"), expression=b.text(pattern))
             number: exp.Expr = b.when(shaped, b.cast(b.col("t"), decimal))
         else:
-            bound = _num(10**VALUE_DIGITS)
-            inside_digits = b.and_(
-                exp.GT(this=b.col("t"), expression=exp.Neg(this=bound)),
-                exp.LT(this=b.col("t"), expression=bound.copy()),
-            )
-            number = b.when(inside_digits, b.cast(b.col("t"), decimal))
+            number = b.when(_inside(b.col("t"), Fraction(10**digits)), b.cast(b.col("t"), decimal))
             if item.storage == "float":
                 # Kept only when its decimal reads back as the same double: then it is the
                 # double's shortest decimal, as the SQL engine reads a floating-point column.
@@ -551,26 +563,36 @@ class PatientTable:
         second = b.select([*carried("w", "u"), b.alias(number, "r")], _derived(first, "s1"))
         whens: list[tuple[exp.Expr, exp.Expr]] = []
         for index, unit in enumerate(usable):
+            assert unit.factor is not None
             converted: exp.Expr = b.col("r")
             if unit.factor != 1:
-                assert unit.factor is not None
-                factor = b.cast(
-                    b.text(_decimal_text(unit.factor)),
-                    _dec(FACTOR_DIGITS + FACTOR_PLACES, FACTOR_PLACES),
-                )
-                converted = exp.Mul(this=b.col("r"), expression=factor)
+                # r * f, kept when it fits the value's type exactly; each branch of one type,
+                # so that values in the element's own unit stay narrow.
+                factor = b.cast(b.text(_decimal_text(unit.factor)), _factor_type(unit.factor))
+                product = exp.Mul(this=b.col("r"), expression=factor)
+                narrow = b.cast(product.copy(), decimal.copy())
+                exact_enough = exp.EQ(this=narrow, expression=product)
+                fits = _inside(b.col("r"), Fraction(10**digits) / abs(unit.factor))
+                converted = b.when(fits, b.when(exact_enough, narrow.copy()))
             whens.append((exp.EQ(this=b.col("u"), expression=_num(index)), converted))
-        wide = b.case(whens) if whens else b.cast(exp.null(), _dec(38, EXACT_PLACES))
-        third = b.select([*carried("w"), b.alias(wide, "x")], _derived(second, "s2"))
-        # Kept only when it is exact in the patient table's places.
-        narrow = b.cast(b.col("x"), _dec(38, EXACT_PLACES))
-        exact_enough = exp.EQ(this=narrow, expression=b.col("x"))
-        fourth = b.select(
-            [*carried("w"), b.alias(b.when(exact_enough, narrow.copy()), "v")],
-            _derived(third, "s3"),
-        )
+        value = b.case(whens) if whens else b.cast(exp.null(), decimal.copy())
+        third = b.select([*carried("w"), b.alias(value, "v")], _derived(second, "s2"))
         bad = b.and_(b.col("w"), b.is_null(b.col("v")))
-        return b.select([*carried("v"), b.alias(bad, "bad")], _derived(fourth, "s4"))
+        return b.select([*carried("v"), b.alias(bad, "bad")], _derived(third, "s3"))
+
+    def value_digits(self, item: Resolved, usable: Sequence[UnitRead]) -> int:
+        """Integer digits of the values read: NARROW_DIGITS when the element's plausible range
+        says that every value that can be in range fits them in every unit found (DECIMALs
+        an engine computes in 64 bits), VALUE_DIGITS otherwise."""
+        element = self.checked.elements.get(item.source.element)
+        limits = element.plausible_range if element is not None else None
+        if limits is None or not usable:
+            return VALUE_DIGITS
+        largest = max(abs(Fraction(limits[0])), abs(Fraction(limits[1])))
+        for unit in usable:
+            assert unit.factor is not None
+            largest = max(largest, largest / abs(unit.factor))
+        return NARROW_DIGITS if largest < 10**NARROW_DIGITS else VALUE_DIGITS
 
     def unit_is(self, unit: UnitRead, table: Table) -> exp.Expr:
         assert table.unit_concept is not None and table.unit_source is not None
@@ -602,12 +624,14 @@ class PatientTable:
             return exp.true()
         table = TABLES[item.source.table]
 
+        # The table's own date columns are compared as they are, so that an engine can
+        # skip what the window excludes without reading it.
         def d() -> exp.Expr:
-            return b.cast(_c(table.date), exp.DataType.build("DATE")) if raw else b.col("d")
+            return _c(table.date) if raw else b.col("d")
 
         def e() -> exp.Expr:
             assert table.end is not None
-            return b.cast(_c(table.end), exp.DataType.build("DATE")) if raw else b.col("e")
+            return _c(table.end) if raw else b.col("e")
 
         upto = exp.LTE(this=d(), expression=_date(self.reference))
         window = item.source.window
@@ -655,36 +679,15 @@ class PatientTable:
                     columns.append(b.alias(_count_if(has), f"k{index}"))
             grouped = b.select(columns, records).group_by(b.col("pid"), copy=False)
             return [(records, self.matched(item)), (per, grouped)]
-        # A value: counted over every record, read only from those in the window.
-        table = TABLES[item.source.table]
-        plain = b.select(
-            [b.alias(_c(PERSON_ID), "pid"), b.alias(b.cast(_c(table.date), "DATE"), "d")]
-            + ([b.alias(b.cast(_c(table.end), "DATE"), "e")] if table.end is not None else []),
-            exp.to_table(table.name),
-        ).where(self.match(item), copy=False)
-        counts_name, values = self.cte(item, "_counts"), self.cte(item, "_values")
-        counts = b.select([pid, n(), hits(), future()], _derived(plain, "r"))
-        counts = counts.group_by(b.col("pid"), copy=False)
-        ctes = [(counts_name, counts), (values, self.matched(item, window_only=True))]
-
-        def c(name: str) -> exp.Expr:
-            return exp.column(name, "c", quoted=True)
+        # A value: read only from the records in the window (`record_counts` counts the rest).
+        values = self.cte(item, "_values")
+        ctes = [(values, self.matched(item, window_only=True))]
 
         def x(name: str) -> exp.Expr:
             return exp.column(name, "x", quoted=True)
 
-        def left(select: exp.Select, name: str, alias: str, on: exp.Expr) -> exp.Select:
-            target = exp.alias_(exp.to_table(name), alias, quoted=True)
-            return select.join(target, on=on, join_type="left", copy=False)
-
-        def same_person(alias: str) -> exp.Expr:
-            return exp.EQ(this=exp.column("pid", alias, quoted=True), expression=c("pid"))
-
-        def counted(extra: list[exp.Expr]) -> exp.Select:
-            columns = [b.alias(c(name), name) for name in ("pid", "n", "hits", "future")]
-            return exp.select(*columns, *extra, copy=False).from_(
-                exp.alias_(exp.to_table(counts_name), "c", quoted=True), copy=False
-            )
+        def h(name: str) -> exp.Expr:
+            return exp.column(name, "h", quoted=True)
 
         if select in ("highest", "lowest"):
             extreme = exp.Max if select == "highest" else exp.Min
@@ -692,18 +695,15 @@ class PatientTable:
             # Any unreadable value in the window makes the highest (lowest) unknown.
             kept = b.when(exp.EQ(this=unreadable, expression=_num(0)), extreme(this=b.col("v")))
             grouped = b.select(
-                [pid, b.alias(kept, "v"), b.alias(_count_if(b.col("bad")), "bad")], values
-            ).group_by(b.col("pid"), copy=False)
-            extremes = self.cte(item, "_extremes")
-            joined = counted(
                 [
-                    b.alias(x("v"), "v"),
-                    b.alias(x("bad"), "bad"),
+                    pid,
+                    b.alias(kept, "v"),
+                    b.alias(_count_if(b.col("bad")), "bad"),
                     b.alias(_num(0), "conflict"),
-                ]
-            )
-            joined = left(joined, extremes, "x", same_person("x"))
-            return [*ctes, (extremes, grouped), (per, joined)]
+                ],
+                values,
+            ).group_by(b.col("pid"), copy=False)
+            return [*ctes, (per, grouped)]
         # latest / earliest: the records of the last (first) day in the window, which must agree.
         days, chosen = self.cte(item, "_days"), self.cte(item, "_chosen")
         per_day = b.select(
@@ -727,20 +727,45 @@ class PatientTable:
             return exp.GT(this=x("bad"), expression=_num(0))
 
         agreed = b.when(b.and_(b.not_(b.paren(bad())), b.not_(b.paren(conflict()))), x("low"))
-        joined = counted(
-            [
+        joined = (
+            exp.select(
+                b.alias(h("pid"), "pid"),
                 b.alias(agreed, "v"),
                 b.alias(b.when(conflict(), _num(1), _num(0)), "conflict"),
                 b.alias(b.when(bad(), _num(1), _num(0)), "bad"),
-            ]
+                copy=False,
+            )
+            .from_(exp.alias_(exp.to_table(chosen), "h", quoted=True), copy=False)
+            .join(
+                exp.alias_(exp.to_table(days), "x", quoted=True),
+                on=b.and_(
+                    exp.EQ(this=x("pid"), expression=h("pid")),
+                    exp.EQ(this=x("d"), expression=h("chosen")),
+                ),
+                join_type="left",
+                copy=False,
+            )
         )
-        joined = left(joined, chosen, "h", same_person("h"))
-        on_day = b.and_(
-            same_person("x"),
-            exp.EQ(this=x("d"), expression=exp.column("chosen", "h", quoted=True)),
-        )
-        joined = left(joined, days, "x", on_day)
         return [*ctes, (days, per_day), (chosen, picked), (per, joined)]
+
+    @staticmethod
+    def counted_per_person(item: Resolved) -> bool:
+        """Are the element's records counted per person in the patient table (`n`, `future`)?
+        A value's are counted by `record_counts` instead, in one pass without grouping."""
+        return item.presence or item.kind.kind == "set"
+
+    def record_counts(self, item: Resolved) -> exp.Select:
+        """One row: how many persons have any record of the element (`persons`), and how many
+        records are dated after the reference date (`future`)."""
+        table = TABLES[item.source.table]
+        future: exp.Expr = exp.false()
+        if self.reference is not None:
+            future = exp.GT(this=_c(table.date), expression=_date(self.reference))
+        columns = [
+            b.alias(exp.Count(this=exp.Distinct(expressions=[_c(PERSON_ID)])), "persons"),
+            b.alias(_count_if(future), "future"),
+        ]
+        return b.select(columns, exp.to_table(table.name)).where(self.match(item), copy=False)
 
     def element_value(self, item: Resolved) -> exp.Expr:
         """The element's value from its per-person CTE."""
@@ -863,16 +888,15 @@ class PatientTable:
         def zero(column: str) -> exp.Expr:
             return exp.Coalesce(this=exp.column(column, name, quoted=True), expressions=[_num(0)])
 
-        flags = {
-            "none": b.when(b.is_null(exp.column("n", name, quoted=True)), _num(1), _num(0)),
-            "future": zero("future"),
+        if self.counted_per_person(item):
+            return {
+                "none": b.when(b.is_null(exp.column("n", name, quoted=True)), _num(1), _num(0)),
+                "future": zero("future"),
+            }
+        return {
+            "unreadable": b.when(exp.GT(this=zero("bad"), expression=_num(0)), _num(1), _num(0)),
+            "conflict": zero("conflict"),
         }
-        if not item.presence and item.kind.kind != "set":
-            flags["unreadable"] = b.when(
-                exp.GT(this=zero("bad"), expression=_num(0)), _num(1), _num(0)
-            )
-            flags["conflict"] = zero("conflict")
-        return flags
 
     def person_flags(self, item: Resolved) -> dict[str, exp.Expr]:
         if item.source.field == "reference_date":
