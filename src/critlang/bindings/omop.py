@@ -705,28 +705,24 @@ class PatientTable:
             ).group_by(b.col("pid"), copy=False)
             return [*ctes, (per, grouped)]
         # latest / earliest: the records of the last (first) day in the window, which must agree.
-        days, chosen = self.cte(item, "_days"), self.cte(item, "_chosen")
-        per_day = b.select(
-            [
-                pid,
-                b.col("d"),
-                b.alias(exp.Min(this=b.col("v")), "low"),
-                b.alias(exp.Max(this=b.col("v")), "high"),
-                b.alias(_count_if(b.col("bad")), "bad"),
-            ],
-            values,
-        ).group_by(b.col("pid"), b.col("d"), copy=False)
+        chosen = self.cte(item, "_chosen")
         last = exp.Max if select == "latest" else exp.Min
-        picked = b.select([pid, b.alias(last(this=b.col("d")), "chosen")], days)
+        picked = b.select([pid, b.alias(last(this=b.col("d")), "chosen")], values)
         picked = picked.group_by(b.col("pid"), copy=False)
 
+        def low() -> exp.Expr:
+            return exp.Min(this=x("v"))
+
+        def high() -> exp.Expr:
+            return exp.Max(this=x("v"))
+
         def conflict() -> exp.Expr:
-            return exp.NEQ(this=x("low"), expression=x("high"))
+            return exp.NEQ(this=low(), expression=high())
 
         def bad() -> exp.Expr:
-            return exp.GT(this=x("bad"), expression=_num(0))
+            return exp.GT(this=_count_if(x("bad")), expression=_num(0))
 
-        agreed = b.when(b.and_(b.not_(b.paren(bad())), b.not_(b.paren(conflict()))), x("low"))
+        agreed = b.when(b.and_(b.not_(b.paren(bad())), b.not_(b.paren(conflict()))), low())
         joined = (
             exp.select(
                 b.alias(h("pid"), "pid"),
@@ -737,16 +733,16 @@ class PatientTable:
             )
             .from_(exp.alias_(exp.to_table(chosen), "h", quoted=True), copy=False)
             .join(
-                exp.alias_(exp.to_table(days), "x", quoted=True),
+                exp.alias_(exp.to_table(values), "x", quoted=True),
                 on=b.and_(
                     exp.EQ(this=x("pid"), expression=h("pid")),
                     exp.EQ(this=x("d"), expression=h("chosen")),
                 ),
-                join_type="left",
                 copy=False,
             )
+            .group_by(h("pid"), copy=False)
         )
-        return [*ctes, (days, per_day), (chosen, picked), (per, joined)]
+        return [*ctes, (chosen, picked), (per, joined)]
 
     @staticmethod
     def counted_per_person(item: Resolved) -> bool:
