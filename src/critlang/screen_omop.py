@@ -261,9 +261,13 @@ def _ints(values: Sequence[int]) -> list[exp.Expr]:
 
 
 def resolve(
-    checked: Checked, sources: Sequence[OmopSource], backend: Backend
+    checked: Checked,
+    sources: Sequence[OmopSource],
+    backend: Backend,
+    reference: datetime.date | None = None,
 ) -> tuple[list[Resolved], list[Problem]]:
-    """Each binding with its concept ids and units looked up in the data."""
+    """Each binding with its concept ids and units looked up in the data (the units of the
+    records that can be read: up to `reference`, within the element's window)."""
     tables = backend.tables()
     needed = {"person"} | {s.table for s in sources}
     named = [s for s in sources if _named(s)]
@@ -293,7 +297,7 @@ def resolve(
         table = TABLES.get(source.table)
         numeric = kind.numeric or (kind.kind == "history" and kind.entry == "measurement")
         if numeric and source.read == "value" and table is not None and table.unit_concept:
-            counted = _units(source, kind, concepts, backend)
+            counted = _units(source, kind, concepts, backend, reference)
             for read, count in counted:
                 if read.factor is None:
                     problems.append(Problem(source.element, "unit", count, read.problem or ""))
@@ -408,9 +412,13 @@ def _concepts(codes: CodeSet, catalog: dict[str, int]) -> tuple[list[int], list[
 
 
 def _units(
-    source: OmopSource, kind: Any, concepts: Sequence[int], backend: Backend
+    source: OmopSource,
+    kind: Any,
+    concepts: Sequence[int],
+    backend: Backend,
+    reference: datetime.date | None,
 ) -> list[tuple[UnitRead, int]]:
-    """Every (unit concept, unit source value) the element's records carry, read."""
+    """Every (unit concept, unit source value) the element's records that can be read carry."""
     table = TABLES[source.table]
     assert table.unit_concept is not None and table.unit_source is not None
     if not concepts:
@@ -418,7 +426,15 @@ def _units(
     match = exp.or_(
         exp.In(this=exp.column(table.concept), expressions=_ints(concepts)),
         exp.In(this=exp.column(table.source_concept), expressions=_ints(concepts)),
+        wrap=True,
     )
+    if reference is not None:
+        date = exp.column(table.date)
+        day = exp.cast(exp.Literal.string(reference.isoformat()), "DATE")
+        match = exp.and_(match, exp.LTE(this=date, expression=day))
+        if source.window is not None:
+            start = exp.Literal.string(source.window.start(reference).isoformat())
+            match = exp.and_(match, exp.GTE(this=date.copy(), expression=exp.cast(start, "DATE")))
     query = (
         _select(
             [
@@ -512,7 +528,7 @@ def run(
     backend = connect(database, engine, session)
     try:
         try:
-            resolved, problems = resolve(checked, sources, backend)
+            resolved, problems = resolve(checked, sources, backend, reference)
             problems += _unmapped(sources, backend)
             table = PatientTable(checked, resolved, reference)
             if isinstance(backend, DuckDBBackend):
