@@ -128,14 +128,16 @@ def timed_handwritten(path: Path, repeats: int) -> tuple[float, dict[str, int]]:
     return best, counts
 
 
-def timed_critlang(path: Path, repeats: int) -> tuple[float, dict[str, int]]:
+def timed_critlang(
+    path: Path, repeats: int, count_absent: bool = True
+) -> tuple[float, dict[str, int]]:
     protocol = compile_source(PROTOCOL, "bench_omop.crit")
     binding, diagnostics = check_binding(BINDING, "bench_omop.bind.yaml", protocol.checked)
     assert binding is not None, diagnostics
     best, counts = float("inf"), {}
     for _ in range(repeats):
         started = time.perf_counter()
-        done = run(protocol.checked, binding, str(path), AS_OF)
+        done = run(protocol.checked, binding, str(path), AS_OF, count_absent=count_absent)
         best = min(best, time.perf_counter() - started)
         counts = {str(s): n for s, n in done.attrition.statuses.items() if n}
     return best, counts
@@ -155,19 +157,23 @@ def main() -> None:
         made = time.perf_counter() - started
         hand, hand_counts = timed_handwritten(path, args.repeats)
         ours, our_counts = timed_critlang(path, args.repeats)
-    assert hand_counts == our_counts, (hand_counts, our_counts)
-    ratio = ours / hand
+        lean, lean_counts = timed_critlang(path, args.repeats, count_absent=False)
+    assert hand_counts == our_counts == lean_counts, (hand_counts, our_counts, lean_counts)
     body = (
         f"`bench/bench_omop.py --persons {args.persons} --rows {args.rows}`: a synthetic OMOP "
         f"database of {args.persons:,} persons and {args.rows:,} measurement rows (half of them "
         f"creatinine, a tenth of those in umol/L), made in {made:.1f} s. Screening it for "
         '"adult, and the latest creatinine within 90 days below 1.4 mg/dL" on DuckDB, best of '
         f"{args.repeats}, both sides in one process on the same file:\n\n"
-        "| | seconds |\n| --- | ---: |\n"
+        "| | seconds (ratio) |\n| --- | ---: |\n"
         f"| hand-written OMOP query (status per person, counts) | {hand:.2f} |\n"
-        f"| `critlang screen --omop` (codes and units looked up, patient table, "
-        f"screening query, attrition, problem counts) | {ours:.2f} |\n"
-        f"| ratio | {ratio:.2f}x |\n\n"
+        "| `critlang screen --omop` without the count of patients with no data at all "
+        f"(`count_absent=False`) | {lean:.2f} ({lean / hand:.2f}x) |\n"
+        "| `critlang screen --omop`: codes and units looked up, patient table, screening "
+        f"query, attrition, every problem count | {ours:.2f} ({ours / hand:.2f}x) |\n\n"
+        "Finding the patients with no creatinine at all reads every creatinine record "
+        "once more (the window reads an eighth of them); the hand-written query does not "
+        "count them.\n\n"
         f"Both found {', '.join(f'{n:,} {s}' for s, n in sorted(our_counts.items()))}."
     )
     print(body)

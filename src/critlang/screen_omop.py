@@ -511,12 +511,15 @@ def run(
     engine: str = "duckdb",
     output: Path | None = None,
     session: Any = None,
+    count_absent: bool = True,
 ) -> OmopScreen:
     """Screen every person of the OMOP `database`; write results to `output`; count problems.
 
     `binding` is checked (bindings.load_binding) and has an `omop` section.
-    Raise ValueError for a database that cannot be read or a binding without
-    an OMOP section.
+    `count_absent=False` leaves out the patients with no data at all (and the
+    records after the reference date) of elements with a value: counting them
+    costs one more pass over all their records. Raise ValueError for a
+    database that cannot be read or a binding without an OMOP section.
     """
     section = binding.sections.get("omop")
     if section is None:
@@ -531,6 +534,7 @@ def run(
             resolved, problems = resolve(checked, sources, backend, reference)
             problems += _unmapped(sources, backend)
             table = PatientTable(checked, resolved, reference)
+            table.count_absent = count_absent
             if isinstance(backend, DuckDBBackend):
                 attrition, counts = _screen_duckdb(backend, checked, table, output, target)
             elif isinstance(backend, PostgresBackend):
@@ -550,11 +554,9 @@ def run(
                 problems.append(Problem(item.source.element, flag, int(counts[column] or 0)))
     problems += [Problem(name, "unbound", 0) for name in checked.elements if name not in bound]
     no_data = tuple(
-        (
-            name,
-            int(counts.get(flag_column(name, "none")) or 0) if name in bound else attrition.total,
-        )
+        (name, int(counts[flag_column(name, "none")] or 0) if name in bound else attrition.total)
         for name in checked.elements
+        if name not in bound or flag_column(name, "none") in counts
     )
     kept = tuple(p for p in problems if p.kind != "none")
     return OmopScreen(attrition, kept, no_data)
@@ -606,6 +608,8 @@ def _counts(backend: Backend, table: PatientTable, total: int) -> dict[str, Any]
     """The problem counts of the patient table and, for histories, of the events table."""
     counts = _one_row(backend, table.problems(PATIENTS))
     for item in table.resolved:
+        if not table.count_absent:
+            break
         if item.source.table in TABLES and not item.history and not table.counted_per_person(item):
             row = _one_row(backend, table.record_counts(item))
             counts[flag_column(item.source.element, "none")] = total - int(row["persons"] or 0)

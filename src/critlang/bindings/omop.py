@@ -458,6 +458,7 @@ class PatientTable:
         self.checked = checked
         self.resolved = list(resolved)
         self.reference = reference
+        self.count_absent = True  # count, per element with a value, the patients with no data
 
     # ---- one element's records ----
 
