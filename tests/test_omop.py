@@ -22,10 +22,9 @@ import critlang
 from critlang import screen, screen_omop
 from critlang.bindings import Binding, load_binding
 from critlang.bindings.binding import check_binding
-from critlang.bindings.omop import shift_date
 from critlang.cli import main
 from critlang.synth import dumps
-from critlang.vocab import CalendarUnit, Truth
+from critlang.vocab import Truth
 from tests.omop import eunomia, to_parquet, to_postgres
 
 ROOT = Path(__file__).resolve().parent
@@ -387,16 +386,6 @@ def test_cli_screens_omop_and_reports_without_a_traceback(tmp_path: Path) -> Non
     missing = runner.invoke(main, [*elsewhere, "--omop-as-of", "2019-07-01"])
     assert missing.exit_code != 0 and "no such OMOP database" in missing.output
     assert "Traceback" not in undated.output + missing.output
-
-
-def test_a_window_starts_as_cql_subtracts_calendar_units() -> None:
-    assert shift_date(datetime.date(2024, 3, 31), -1, CalendarUnit.MONTH) == datetime.date(
-        2024, 2, 29
-    )
-    assert shift_date(datetime.date(2019, 7, 1), -1, CalendarUnit.YEAR) == datetime.date(2018, 7, 1)
-    assert shift_date(datetime.date(2019, 7, 1), -2, CalendarUnit.WEEK) == datetime.date(
-        2019, 6, 17
-    )
 
 
 # ---- the CTD-ILD binding a site copies: every kind of element it reads -------------------

@@ -21,7 +21,6 @@ reference date and records whose concept is 0 (not mapped), element by element.
 
 from __future__ import annotations
 
-import calendar
 import datetime
 from collections.abc import Mapping, Sequence
 from fractions import Fraction
@@ -31,9 +30,11 @@ import yaml
 from sqlglot import exp
 
 from critlang import units
+from critlang.bindings.assemble import shift
 from critlang.bindings.binding import CodeSet, Context, ElementBinding, Section, SourceKind
 from critlang.check import Checked, Type
 from critlang.engines.sql import build as b
+from critlang.engines.sql import exact
 from critlang.vocab import CalendarUnit, CodeSystem
 
 # ---- the binding of one element ----------------------------------------------------
@@ -127,7 +128,7 @@ class Window:
 
     def start(self, reference: datetime.date) -> datetime.date:
         """The window's first day, as CQL subtracts a duration from a date (ir.DateShift)."""
-        return shift_date(reference, -self.amount, self.unit)
+        return shift(reference, -self.amount, self.unit)
 
 
 @attrs.frozen
@@ -273,19 +274,6 @@ def _value_problem(
     return None, None
 
 
-def shift_date(day: datetime.date, amount: int, unit: CalendarUnit) -> datetime.date:
-    """`day` moved by whole calendar units; a month keeps its day or takes the month's last."""
-    if unit is CalendarUnit.DAY:
-        return day + datetime.timedelta(days=amount)
-    if unit is CalendarUnit.WEEK:
-        return day + datetime.timedelta(weeks=amount)
-    months = amount * (12 if unit is CalendarUnit.YEAR else 1)
-    index = day.year * 12 + day.month - 1 + months
-    year, month = divmod(index, 12)
-    last = calendar.monthrange(year, month + 1)[1]
-    return datetime.date(year, month + 1, min(day.day, last))
-
-
 # ---- what the query needs to know about the data -----------------------------------
 
 EXACT_PLACES = 10  # the places of the patient table's numbers: SQL's SCALE
@@ -323,7 +311,7 @@ def read_unit(
             unit_concept, unit_source, unit, None, f"'{unit}' does not convert to '{kind.unit}'"
         )
     factor = units.factor(unit, kind.unit, kind.molar_mass)
-    places = _places(factor)
+    places = exact.places(factor)
     if places is None or places > FACTOR_PLACES or abs(factor) >= 10**FACTOR_DIGITS:
         return UnitRead(
             unit_concept,
@@ -333,15 +321,6 @@ def read_unit(
             f"'{unit}' converts to '{kind.unit}' by {factor}, not exact in SQL decimals",
         )
     return UnitRead(unit_concept, unit_source, unit, factor)
-
-
-def _places(value: Fraction) -> int | None:
-    rest, twos, fives = value.denominator, 0, 0
-    while rest % 2 == 0:
-        rest, twos = rest // 2, twos + 1
-    while rest % 5 == 0:
-        rest, fives = rest // 5, fives + 1
-    return max(twos, fives) if rest == 1 else None
 
 
 @attrs.frozen
@@ -394,10 +373,6 @@ RECORD_ID = "critlang id"
 RECORD_ERROR = "critlang error"
 
 
-def _id(name: str) -> exp.Identifier:
-    return exp.to_identifier(name)
-
-
 def _c(name: str, table: str | None = None) -> exp.Column:
     """An OMOP column, unquoted, so that every engine folds its case as its tables do."""
     return exp.column(name, table=table)
@@ -436,7 +411,7 @@ def _inside(value: exp.Expr, bound: Fraction) -> exp.Expr:
 
 
 def _factor_type(factor: Fraction) -> exp.DataType:
-    places = _places(factor) or 0
+    places = exact.places(factor) or 0
     digits = max(1, len(str(abs(factor.numerator) // factor.denominator)))
     return _dec(digits + places, places)
 
@@ -1052,7 +1027,7 @@ class PatientTable:
 
 
 def _decimal_text(value: Fraction) -> str:
-    places = _places(value)
+    places = exact.places(value)
     assert places is not None
     scaled = value * 10**places
     assert scaled.denominator == 1
