@@ -1,6 +1,7 @@
 """`critlang screen --omop` on DuckDB against a hand-written OMOP query of the same criteria.
 
     .venv/bin/python bench/bench_omop.py [--persons 1000000] [--rows 50000000] [--write docs/benchmarks.md]
+    .venv/bin/python bench/bench_omop.py --engines --persons 100000 --rows 2000000 [--write ...]
 
 A synthetic OMOP CDM database (person, concept, measurement) is generated in
 a DuckDB file: each person has `rows / persons` measurements over two years,
@@ -11,6 +12,10 @@ codes and units up first, counting problems after); the hand-written query
 does the same selection with the same rules (units converted, disagreeing
 values on the latest day unknown) and also writes a status per person and
 counts them. Both run in the same process on the same file; best of repeats.
+
+With --engines, the same database is also screened from Parquet on DuckDB,
+from a PostgreSQL server (Debian's binaries, started for the run, as the
+tests start it) and on Spark local[2], each timed end to end.
 """
 
 from __future__ import annotations
@@ -143,13 +148,98 @@ def timed_critlang(
     return best, counts
 
 
+def timed_engines(path: Path, folder: Path) -> dict[str, float]:
+    """screen --omop on DuckDB from Parquet, on PostgreSQL and on Spark: seconds, one run each."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    import psycopg
+
+    from critlang.screen import spark_session
+    from tests import pg
+
+    protocol = compile_source(PROTOCOL, "bench_omop.crit")
+    binding, _ = check_binding(BINDING, "bench_omop.bind.yaml", protocol.checked)
+    assert binding is not None
+    parquet = folder / "parquet"
+    parquet.mkdir()
+    with duckdb.connect(str(path), read_only=True) as connection:
+        for table in ("person", "concept", "measurement"):
+            connection.execute(f"COPY {table} TO '{parquet / table}.parquet' (FORMAT parquet)")
+    times: dict[str, float] = {}
+    statuses: list[dict[str, int]] = []
+
+    def timed(name: str, database: str, **options: object) -> None:
+        started = time.perf_counter()
+        done = run(protocol.checked, binding, database, AS_OF, **options)  # type: ignore[arg-type]
+        times[name] = time.perf_counter() - started
+        statuses.append(dict(done.attrition.statuses))
+
+    timed("DuckDB, Parquet tables", str(parquet))
+    bin_dir = pg.binaries()
+    if bin_dir is not None:
+        server = pg.Server(bin_dir)
+        try:
+            url = server.start()
+            with psycopg.connect(url, autocommit=True) as connection:
+                types = "person_id BIGINT, gender_concept_id BIGINT, year_of_birth BIGINT, "
+                types += "month_of_birth BIGINT, day_of_birth BIGINT"
+                connection.execute(f"CREATE TABLE person ({types})")
+                connection.execute(
+                    "CREATE TABLE concept (concept_id BIGINT, concept_name TEXT, "
+                    "vocabulary_id TEXT, concept_code TEXT)"
+                )
+                connection.execute(
+                    "CREATE TABLE measurement (measurement_id BIGINT, person_id BIGINT, "
+                    "measurement_concept_id BIGINT, measurement_source_concept_id BIGINT, "
+                    "measurement_date DATE, value_as_number DOUBLE PRECISION, "
+                    "value_as_concept_id BIGINT, unit_concept_id BIGINT, unit_source_value TEXT)"
+                )
+                with duckdb.connect(str(path), read_only=True) as source:
+                    for table in ("person", "concept", "measurement"):
+                        rows = source.execute(f"SELECT * FROM {table}").fetchall()
+                        with connection.cursor().copy(f"COPY {table} FROM STDIN") as copy:
+                            for row in rows:
+                                copy.write_row(row)
+                connection.execute("ANALYZE")
+            timed("PostgreSQL", url)
+        finally:
+            server.stop()
+    session = spark_session()
+    try:
+        timed("Spark local[2], Parquet tables", str(parquet), engine="spark", session=session)
+    finally:
+        session.stop()
+    assert all(s == statuses[0] for s in statuses), statuses
+    return times
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--persons", type=int, default=1_000_000)
     parser.add_argument("--rows", type=int, default=50_000_000)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--write", type=Path, help="update this Markdown file's section")
+    parser.add_argument("--engines", action="store_true", help="also PostgreSQL and Spark")
     args = parser.parse_args()
+    if args.engines:
+        with tempfile.TemporaryDirectory() as folder:
+            path = Path(folder) / "omop.duckdb"
+            generate(path, args.persons, args.rows)
+            hand, _ = timed_handwritten(path, 1)
+            times = timed_engines(path, Path(folder))
+        body = (
+            f"`bench/bench_omop.py --engines --persons {args.persons} --rows {args.rows}`: "
+            "the same screening, end to end (codes and units looked up, patient table, "
+            "screening query, attrition, problem counts), one run each, same statuses:\n\n"
+            "| engine | seconds |\n| --- | ---: |\n"
+            f"| hand-written query on DuckDB (the file) | {hand:.2f} |\n"
+            + "".join(f"| {name} | {seconds:.2f} |\n" for name, seconds in times.items())
+        )
+        print(body)
+        if args.write is not None:
+            write_section(args.write, "## Screening from OMOP on PostgreSQL and Spark", body)
+        return
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "omop.duckdb"
         started = time.perf_counter()
