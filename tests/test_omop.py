@@ -379,6 +379,14 @@ def test_cli_screens_omop_and_reports_without_a_traceback(tmp_path: Path) -> Non
     assert done.exit_code == 0, done.output
     assert "no data at all, by element:" in done.output
     assert len(results(output)) == 2694
+    # Parquet results are written by DuckDB itself, in the same flat schema.
+    parquet = tmp_path / "out.parquet"
+    written = runner.invoke(main, [*arguments, "--omop-as-of", "2019-07-01", "-o", str(parquet)])
+    assert written.exit_code == 0, written.output
+    import duckdb
+
+    rows = duckdb.sql(f"SELECT id, status FROM '{parquet}'").fetchall()
+    assert dict(rows) == {person: row["status"] for person, row in results(output).items()}
     # Without a reference date, the windows cannot be placed.
     undated = runner.invoke(main, arguments)
     assert undated.exit_code != 0 and "--as-of" in undated.output

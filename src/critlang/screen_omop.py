@@ -40,6 +40,8 @@ from critlang.bindings.omop import (
     source_of,
 )
 from critlang.check import Checked
+from critlang.records import ID_FIELD
+from critlang.report import atomic_path
 from critlang.vocab import CodeSystem
 
 PATIENTS = "critlang_patients"
@@ -587,14 +589,29 @@ def _screen_duckdb(
     connection.sql(backend.text(table.query())).create(PATIENTS)
     described = connection.execute(f"DESCRIBE {PATIENTS}").fetchall()
     schema = [(str(row[0]), str(row[1])) for row in described]
-    connection.execute(f"CREATE VIEW patients AS SELECT * FROM {PATIENTS}")
     layout = _layout(checked, schema, "duckdb")
     events = table.events()
     if events is not None:
         connection.sql(backend.text(events)).create(EVENTS)
         described = connection.execute(f"DESCRIBE {EVENTS}").fetchall()
         layout = _with_events(layout, [(str(row[0]), str(row[1])) for row in described], "duckdb")
-    attrition = screen._screen_view(connection, checked, layout, output, target)
+    query = sql.to_sql(checked, PATIENTS, "duckdb", layout, pretty=False)
+    connection.sql(query).create(screen.SCREENED)
+    # Every person was read without an intake error: the results are the screened rows in
+    # person order, with no join back to the patient table.
+    connection.execute(
+        f"CREATE TABLE {screen.RESULTS} AS SELECT CAST({_quoted(ID_FIELD)} AS BIGINT) AS "
+        f"{_quoted(ROW)}, * FROM {_quoted(screen.SCREENED)}"
+    )
+    if output is not None and target == ".parquet":
+        with atomic_path(output) as temporary:
+            connection.sql(screen._flat_sql(checked)).write_parquet(str(temporary))
+    elif output is not None and target is not None:
+        cursor = connection.execute(screen.export_query(checked).sql("duckdb"))
+        screen.write_results_file(checked, _fetched(cursor.fetchmany), output, target)
+    counts = connection.sql(screen.attrition_query(checked).sql("duckdb"))
+    row = dict(zip(counts.columns, counts.fetchall()[0], strict=True))
+    attrition = screen.attrition_from(checked, row)
     return attrition, _counts(backend, table, attrition.total)
 
 
