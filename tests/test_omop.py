@@ -207,6 +207,22 @@ def test_histories_from_eunomia_agree_with_the_flat_bindings(
             ).fetchall()
         }
     assert {p for p, row in rows.items() if row["I1"] == "true"} == users
+    with duckdb.connect(str(database), read_only=True) as connection:
+        latest = dict(
+            connection.execute(
+                "SELECT CAST(person_id AS VARCHAR), "
+                "CASE WHEN min(condition_concept_id) = max(condition_concept_id) "
+                "THEN max(condition_concept_id) END FROM condition_occurrence c "
+                "WHERE condition_concept_id IN (192671, 4027663) AND condition_start_date = "
+                "(SELECT max(condition_start_date) FROM condition_occurrence d "
+                "WHERE d.person_id = c.person_id AND d.condition_concept_id IN (192671, 4027663)"
+                " AND d.condition_start_date <= DATE '2019-07-01') GROUP BY person_id"
+            ).fetchall()
+        )
+    expected = {
+        p: "unknown" if latest.get(p) is None else str(latest[p] == 192671).lower() for p in rows
+    }
+    assert {p: row["E2"] for p, row in rows.items()} == expected
     assert dict(done.no_data)["drugs"] == 0
     to_postgres(database, postgres_url)
     in_postgres, from_postgres = screened_histories(postgres_url, tmp_path, "postgres")

@@ -308,7 +308,7 @@ def resolve(
         if reads and table is not None and table.value is not None:
             storage = _storage(backend.column_type(table.name, table.value))
         coded: tuple[tuple[int, str], ...] = ()
-        if kind.kind == "history" and kind.entry in ("code", "medication"):
+        if kind.kind == "code" or (kind.kind == "history" and kind.entry in ("code", "medication")):
             coded = _codes_of(concepts, catalog, backend)
         resolved.append(
             Resolved(source, kind, tuple(concepts), tuple(values), reads, storage, coded)

@@ -117,6 +117,7 @@ VOCABULARIES = {
 }
 CONCEPT_SYSTEM = "omop"  # `omop:3016723`: a concept id, as the OMOP tables hold it
 DURATION_UNITS = ("a", "mo", "wk", "d")
+READABLE = ("boolean", "number", "quantity", "enum", "set", "date", "code", "history")
 
 
 @attrs.frozen
@@ -219,6 +220,9 @@ def _fits(element: ElementBinding, context: Context) -> bool:
         elif element.field == "gender" and not set(kind.values) <= {g for g, _ in GENDERS}:
             problem = f"gender is one of {', '.join(g for g, _ in GENDERS)}"
             hint = "name the element's values as OMOP's gender concepts are named"
+    elif kind.kind not in READABLE:
+        problem = f"{kind.describe()} is not read from OMOP yet"
+        hint = "bind it in another source, or write '~': unknown for every patient"
     elif kind.kind == "history" and table is not None:
         problem, hint = _history_problem(kind, table)
     elif element.read == "date" and kind.kind != "date":
@@ -478,6 +482,11 @@ class PatientTable:
                 for v, ids in item.values
             ]
             value = b.case(whens)
+        elif kind.kind == "code":
+            # The record's code, `system:code`; a concept of a vocabulary critlang does not
+            # name is unreadable (counted).
+            value = self.code_of(item, table)
+            bad = b.is_null(value.copy())
         if value is not None:
             columns += [b.alias(value, "v"), b.alias(bad, "bad")]
         return b.select(columns, exp.to_table(table.name)).where(match, copy=False)
@@ -927,6 +936,21 @@ class PatientTable:
             union = exp.Union(this=union, expression=part, distinct=False)
         return union
 
+    def code_of(self, item: Resolved, table: Table) -> exp.Expr:
+        """A record's code as `system:code`: its source concept's if that is one named, else
+        its concept's."""
+        whens = [
+            (
+                b.or_(
+                    exp.EQ(this=_c(table.source_concept), expression=_num(concept)),
+                    exp.EQ(this=_c(table.concept), expression=_num(concept)),
+                ),
+                b.text(text),
+            )
+            for concept, text in item.coded
+        ]
+        return b.case(whens) if whens else b.cast(exp.null(), exp.DataType.build("VARCHAR"))
+
     def present(self, item: Resolved) -> exp.Select:
         """A row without fields for every person: the history is there, with the entries
         the OMOP tables hold (none, for most), so absence is read as the protocol says
@@ -956,17 +980,7 @@ class PatientTable:
         )
 
         def code() -> exp.Expr:
-            whens = [
-                (
-                    b.or_(
-                        exp.EQ(this=_c(table.source_concept), expression=_num(concept)),
-                        exp.EQ(this=_c(table.concept), expression=_num(concept)),
-                    ),
-                    b.text(text),
-                )
-                for concept, text in item.coded
-            ]
-            return b.case(whens) if whens else b.cast(exp.null(), varchar)
+            return self.code_of(item, table)
 
         date = b.cast(_c(table.date), day)
         columns: dict[str, exp.Expr] = {
@@ -1013,7 +1027,7 @@ class PatientTable:
             return b.cast(value, _dec(38, EXACT_PLACES))
         if kind.kind == "date":
             return b.cast(value, exp.DataType.build("DATE"))
-        if kind.kind == "enum":
+        if kind.kind in ("enum", "code"):
             return b.cast(value, exp.DataType.build("VARCHAR"))
         return value
 
