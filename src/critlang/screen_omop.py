@@ -1,10 +1,11 @@
 """Screening straight from an OMOP CDM 5.4 database: DuckDB, Parquet, PostgreSQL or Spark.
 
 The OMOP tables are read where they are. A few small queries look the
-binding's codes up in `concept` (and `concept_ancestor`) and list the units
-the element's records carry; then one query (bindings/omop.py) makes
-critlang's patient table, the screening query of `engines/sql` screens it as
-`critlang screen` screens any table, and the attrition is counted as there.
+binding's codes up in `concept` and list the units the element's records
+carry; then one query (bindings/omop.py) makes critlang's patient table (and
+one its events table), the screening query of `engines/sql` screens it as
+`critlang screen` screens any table, and the attrition and the data problems
+are counted.
 Each backend runs the same sqlglot trees in its own dialect.
 """
 

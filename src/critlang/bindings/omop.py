@@ -1,22 +1,23 @@
 """OMOP CDM 5.4 bindings: where each data element is in the OMOP tables, and the SQL that reads it.
 
-A binding says, for one data element, which OMOP table holds it, which
-records count (by concept id, or by source code through `concept`:
-vocabulary_id + concept_code, optionally with every descendant through
-`concept_ancestor`), and how one value is selected from a patient's records
-(the latest within 90 days before the reference date, any, none, ...).
+A binding (the `omop:` section of a binding file, read by `parse_section`)
+says, for one data element, which OMOP table holds it, which records count
+(by concept id, `omop:ID`, or by code through `concept`: vocabulary_id +
+concept_code), and how one value is selected from a patient's records (the
+latest within 90 days before the reference date, any, none, ...).
 
-From the bindings and a protocol, `PatientTable` writes one sqlglot query
-that turns the OMOP tables into critlang's patient table: one row per
-`person`, a column per bound data element, in the element's declared unit,
-as exact DECIMALs, so the screening query of `engines/sql` reads it as it
-reads any typed table. The same query runs on DuckDB, PostgreSQL and Spark.
+From the bindings and a protocol, `PatientTable` writes sqlglot queries that
+turn the OMOP tables into critlang's patient table (one row per `person`, a
+column per bound flat element, in the element's declared unit, as exact
+DECIMALs) and, for histories, its events table (one row per record), which
+the screening query of `engines/sql` reads as it reads any typed tables. The
+same trees run on DuckDB, PostgreSQL and Spark.
 
 Data that cannot be read faithfully never changes a result silently: a value
 whose unit is not UCUM or not of the element's kind, a value that is not a
-number, or records on the selected date that disagree make the selected
-value unknown, and `ProblemsQuery` counts them, with records dated after the
-reference date and records whose concept is 0 (not mapped), element by element.
+number exact in 10 places, or records on the selected day that disagree make
+the selected value unknown; `problems` and `record_counts` count them, with
+records dated after the reference date, element by element.
 """
 
 from __future__ import annotations
