@@ -384,6 +384,10 @@ omop:
     found = [(d.code, d.span.line, d.span.column) for d in diagnostics]
     assert ("BIND041", 3, 3) in found  # a condition has no value to give a quantity
     assert ("BIND004", 6, 13) in found  # person has no such field
+    concept = "protocol: kidneys\nomop:\n  creatinine:\n    measurement: [omop:abc]\n"
+    binding, diagnostics = check_binding(concept, "k.bind.yaml", protocol.checked)
+    assert binding is None
+    assert [(d.code, d.span.line) for d in diagnostics if d.is_error] == [("BIND041", 3)]
 
 
 def test_cli_screens_omop_and_reports_without_a_traceback(tmp_path: Path) -> None:

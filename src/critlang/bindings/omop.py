@@ -235,9 +235,15 @@ def _fits(element: ElementBinding, context: Context) -> bool:
         hint = f"declare it as a duration in one of {', '.join(DURATION_UNITS)}"
     elif element.read == "value" and table is not None:
         problem, hint = _value_problem(element, kind, table)
+    named = _union((("", element.codes), *element.values))
+    ids = [c for c in (*sorted(named.codes), *named.prefixes) if c.startswith("omop:")]
+    wrong = [c for c in ids if c in named.prefixes or not c.partition(":")[2].isdigit()]
+    if problem is None and wrong:
+        problem = f"'{wrong[0]}' is not a concept id"
+        hint = "an OMOP concept id is a whole number, e.g. omop:3016723"
     if problem is None:
         return True
-    hint = hint or "see docs/fhir-omop.md for what each OMOP table gives"
+    hint = hint or "see docs/omop.md for what each OMOP table gives"
     context.error_at(element.span, "BIND041", f"'{element.name}': {problem}", hint)
     return False
 
