@@ -591,9 +591,22 @@ def sql_command(protocol_file: Path, dialect: str, table: str) -> None:
 @click.argument(
     "protocol_file", metavar="PROTOCOL", type=click.Path(path_type=Path, dir_okay=False)
 )
-@click.argument("data_file", metavar="DATA", type=click.Path(path_type=Path, dir_okay=False))
+@click.argument(
+    "data_file", metavar="DATA", required=False, type=click.Path(path_type=Path, dir_okay=False)
+)
 @click.option(
     "--engine", type=click.Choice(["duckdb", "spark"]), default="duckdb", show_default=True
+)
+@click.option(
+    "--omop",
+    metavar="DATABASE",
+    help="Screen an OMOP CDM database instead of DATA: a DuckDB file, a directory of "
+    "Parquet tables, or a postgresql:// URL (needs --bindings).",
+)
+@click.option(
+    "--bindings",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="The binding file saying where each data element is in the OMOP tables.",
 )
 @click.option(
     "-o",
@@ -615,8 +628,10 @@ def sql_command(protocol_file: Path, dialect: str, table: str) -> None:
 @as_of_option
 def screen_command(
     protocol_file: Path,
-    data_file: Path,
+    data_file: Path | None,
     engine: str,
+    omop: str | None,
+    bindings: Path | None,
     output: Path | None,
     report: Path | None,
     events: Path | None,
@@ -628,12 +643,16 @@ def screen_command(
     """Screen a whole population in DATA (.csv, .parquet, .jsonl, .json; - for stdin) with SQL.
 
     Records are read exactly as `critlang eval` reads them. Prints the
-    attrition table. Exits 2 when any record was in error.
+    attrition table. Exits 2 when any record was in error. With --omop and
+    --bindings, screens an OMOP CDM database instead (docs/fhir-omop.md).
     """
     from critlang.report import OutputError, refuse_overwriting
 
     sql = optional("critlang.sql", "sql")
     screen = optional("critlang.screen", "sql")
+    if omop is not None or data_file is None:
+        _screen_omop(protocol_file, data_file, omop, bindings, as_of, engine, output, report)
+        return
     inputs = (data_file, protocol_file, *((events,) if events is not None else ()))
     try:
         for target in (output, report):
@@ -665,6 +684,51 @@ def screen_command(
         with _safe_output(report, inputs) as out:
             out.write(screen.render_html(attrition))
     sys.exit(2 if attrition.errors else 0)
+
+
+def _screen_omop(
+    protocol_file: Path,
+    data_file: Path | None,
+    database: str | None,
+    bindings: Path | None,
+    as_of: Any,
+    engine: str,
+    output: Path | None,
+    report: Path | None,
+) -> None:
+    """`critlang screen PROTOCOL --omop DATABASE --bindings B`: see screen_omop.py."""
+    from critlang.bindings import load_binding
+    from critlang.diagnostics import render_all
+    from critlang.report import OutputError, refuse_overwriting
+
+    if database is None or data_file is not None or bindings is None:
+        raise click.UsageError("give DATA, or --omop DATABASE with --bindings B")
+    screen_omop = optional("critlang.screen_omop", "sql")
+    screen = optional("critlang.screen", "sql")
+    inputs = (protocol_file, bindings)
+    try:
+        for target in (output, report):
+            if target is not None:
+                refuse_overwriting(target, inputs)
+    except OutputError as error:
+        raise _Output(str(error)) from None
+    protocol = load_protocol(protocol_file)
+    binding, diagnostics = load_binding(bindings, protocol.checked)
+    if diagnostics:
+        click.echo(render_all(diagnostics, read_source(bindings)), err=True)
+    if binding is None:
+        sys.exit(1)
+    try:
+        result = screen_omop.run(protocol.checked, binding, database, as_of, engine, output)
+    except ValueError as error:
+        raise click.ClickException(str(error)) from None
+    except OSError as error:
+        raise click.ClickException(f"cannot screen ({error.strerror or error})") from None
+    click.echo(result.text())
+    if report is not None:
+        with _safe_output(report, inputs) as out:
+            out.write(screen.render_html(result.attrition))
+    sys.exit(2 if result.attrition.errors else 0)
 
 
 # ---- authoring tools: fmt, test, analyze ------------------------------------------
