@@ -58,6 +58,7 @@ TERMINAL_GROUPS = (
     (
         frozenset(
             {"AND", "OR", "UNLESS", "COMPARATOR", "BETWEEN", "IN", "INCLUDES", "ADD_OP", "MUL_OP"}
+            | {"WITHIN"}
         ),
         "an operator ('and', 'or', '<', '+', ...)",
     ),
