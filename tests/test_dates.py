@@ -294,3 +294,12 @@ def test_eval_and_screen_take_as_of(tmp_path: Path) -> None:
         "error",
         "ineligible",
     ]
+
+
+def test_a_records_latest_field_gives_a_dates_last_day(protocol: critlang.Protocol) -> None:
+    """As `critlang screen` stores a partial date in a table: two DATE columns."""
+    given = {"birth_date": "2008-01-01", "birth_date latest": "2008-12-31"}
+    assert protocol.evaluate(given, as_of="2026-06-15").criteria[0].value is None
+    assert protocol.intake.unknown == {}
+    with pytest.raises(RecordError, match="before the first day of 'birth_date'"):
+        protocol.evaluate({"birth_date": "2008-05-01", "birth_date latest": "2008-04-30"})
