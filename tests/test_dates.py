@@ -71,11 +71,15 @@ def test_the_forms_parse_into_their_nodes() -> None:
 
 def test_calendar_words_stay_usable_as_element_names() -> None:
     source = (
-        "protocol p\ndata\n  day: number\n  year: number\n  d: date\n"
-        'inclusion I1 "t"\n  met when day > 1 and year < 2 and d + 1 day > d\n'
+        "protocol p\ndata\n  day: number\n  year: number\n  weeks: number\n  d: date\n"
+        'inclusion I1 "t"\n  met when day > 1 and year < 2 and d + 1 day > d and weeks + 1 > 2'
+        " and (weeks) between 1 and 3 and weeks between d and d = 0\n"
     )
     checked, diagnostics = check_source(source, "p.crit")
     assert checked is not None, diagnostics
+    condition = checked.protocol.criteria[0].condition
+    terms = [c for c in s.walk(condition) if isinstance(c, s.Between | s.DateDifference)]
+    assert [type(t).__name__ for t in terms] == ["Between", "DateDifference"]
 
 
 def test_a_fraction_of_a_calendar_unit_is_refused() -> None:
@@ -290,3 +294,12 @@ def test_eval_and_screen_take_as_of(tmp_path: Path) -> None:
         "error",
         "ineligible",
     ]
+
+
+def test_a_records_latest_field_gives_a_dates_last_day(protocol: critlang.Protocol) -> None:
+    """As `critlang screen` stores a partial date in a table: two DATE columns."""
+    given = {"birth_date": "2008-01-01", "birth_date latest": "2008-12-31"}
+    assert protocol.evaluate(given, as_of="2026-06-15").criteria[0].value is None
+    assert protocol.intake.unknown == {}
+    with pytest.raises(RecordError, match="before the first day of 'birth_date'"):
+        protocol.evaluate({"birth_date": "2008-05-01", "birth_date latest": "2008-04-30"})

@@ -189,10 +189,13 @@ class Intake:
         record_id = self.record_id(record, position)
         env: dict[str, Any] = {}
         converters = self.converters
+        latest: dict[str, Any] = {}
         for field, value in record.items():
             convert = converters.get(field)
             if convert is None:
-                if field != self.id_field:
+                if self.dates and self.latest_of(field) is not None:
+                    latest[field] = value  # a date's last possible day, as screen's tables hold it
+                elif field != self.id_field:
                     self.unknown_field(record_id, field, value)
                 continue
             if value is None or (type(value) not in _NEVER_MISSING and _is_missing(value)):
@@ -213,6 +216,8 @@ class Intake:
                 raise RecordError(record_id, field, value, problem) from None
         if self.dates:
             self.date_pairs(env)
+            for field, value in latest.items():
+                self.given_latest(record_id, env, field, value)
         if self.histories and self.reference is not None:
             self.no_future_entries(record_id, env)
         return record_id, env
@@ -233,6 +238,25 @@ class Intake:
                         entry[0].isoformat(),
                         f"the entry is after the reference date {reference} ({self.reference})",
                     )
+
+    def latest_of(self, field: Any) -> str | None:
+        """The date element whose last possible day a field ('name latest') gives."""
+        if not isinstance(field, str) or not field.endswith(" latest"):
+            return None
+        name = field.removesuffix(" latest")
+        return name if name in self.dates else None
+
+    def given_latest(self, record_id: str, env: dict[str, Any], field: str, value: Any) -> None:
+        name = self.latest_of(field)
+        if name is None or name not in env or value is None or _is_missing(value):
+            return
+        try:
+            last = _date(value)[1]
+        except _Invalid as error:
+            raise RecordError(record_id, field, value, str(error)) from None
+        if last < env[name]:
+            raise RecordError(record_id, field, value, f"before the first day of '{name}'")
+        env[field] = last
 
     def date_pairs(self, env: dict[str, Any]) -> None:
         """Each date as its first day under its name and its last under 'name latest'

@@ -152,12 +152,21 @@ class Elements:
         self.raw: dict[str, Z3] = {}  # the variable of each element that is not a set
         # A date's last possible day (ir.Element.key), for a partial date in a record.
         self.latest: dict[str, Z3] = {}
+        # Each date variable's (year, month, day), by its key: variables tied to the day by
+        # `calendar()`, which z3 decides far faster than dividing the day number down.
+        self.parts: dict[str, tuple[Z3, Z3, Z3]] = {}
         for name, kind in self.types.items():
             known = z3.Bool(f"{prefix}{name}?") if missing else TRUE
             self.known[name] = known
             self.values[name] = self.variable(f"{prefix}{name}", name, kind, known)
             if kind.kind == "date":
                 self.latest[name] = z3.Int(f"{prefix}{name} latest")
+                for key in (name, f"{name} latest"):
+                    self.parts[key] = (
+                        z3.Int(f"{prefix}{key}.year"),
+                        z3.Int(f"{prefix}{key}.month"),
+                        z3.Int(f"{prefix}{key}.day"),
+                    )
 
     def variable(self, label: str, name: str, kind: Type, known: Z3) -> Value:
         if kind.kind == "history":
@@ -215,8 +224,12 @@ class Elements:
             if kind.kind in ("enum", "ordinal"):
                 out += [var >= 0, var < len(kind.values)]
             elif kind.kind == "date":
-                # A witness is a record: its dates are whole days, first and last the same.
+                # A witness is a record: its dates are whole days, first and last the same
+                # (the same calendar variables too: z3 need not find the same day twice).
                 out += [var >= FIRST_DAY, var <= LAST_DAY, self.latest[name] == var]
+                out += self.calendar(name, latest=False)
+                first, last = self.parts[name], self.parts[f"{name} latest"]
+                out += [a == b for a, b in zip(first, last, strict=True)]
             elif kind.numeric and name in ranges:
                 low, high = ranges[name]
                 out += [var >= real(low), var <= real(high)]
@@ -235,7 +248,8 @@ class Elements:
         if name in self.latest:
             assert isinstance(value, datetime.date)
             last = self.latest[name] == _term(latest or value, self.types[name])
-            return z3.And(self.known[name], self.raw[name] == _term(value, self.types[name]), last)
+            first = self.raw[name] == _term(value, self.types[name])
+            return z3.And(self.known[name], first, last, *self.calendar(name))
         kind = self.types[name]
         held = self.values[name]
         if isinstance(held, Bits):
@@ -309,6 +323,23 @@ class Elements:
                     continue
                 out += [slot.known, slot.value == _field_term(given, sort)]
         return z3.And(*out)
+
+    def calendar(self, name: str, latest: bool = True) -> list[Z3]:
+        """A date element's (year, month, day) variables are the calendar's for its days."""
+        out: list[Z3] = []
+        days = [(name, self.raw[name])]
+        if latest:
+            days.append((f"{name} latest", self.latest[name]))
+        for key, day in days:
+            year, month, date = self.parts[key]
+            out += [
+                ordinal(year, month, date) == day,
+                month >= 1,
+                month <= 12,
+                date >= 1,
+                date <= month_length(year, month),
+            ]
+        return out
 
     def read(self, model: Z3) -> dict[str, Any]:
         """The record a model describes: each element's value, None when unknown.
@@ -455,6 +486,7 @@ class Encoding:
         self.elements = elements
         self.definitions = dict(program.definitions)
         self.memo: dict[int, Value] = dict(replace or {})
+        self.parts: dict[int, tuple[Z3, Z3, Z3]] = {}  # (year, month, day) of date nodes
         self.rules: dict[type[ir.Node], Callable[[Any], Value]] = {
             ir.Const: self.const,
             ir.Element: self.element,
@@ -725,14 +757,24 @@ class Encoding:
             moved = operand.value + node.amount * (7 if node.unit is CalendarUnit.WEEK else 1)
             inside = z3.And(moved >= ORDINAL_FIRST, moved <= ORDINAL_LAST)
             return Num(moved, z3.And(operand.known, inside))
-        year, month, day = civil(operand.value)
+        year, month, day = self.civil(node.operand)
         months = node.amount * (12 if node.unit is CalendarUnit.YEAR else 1)
         total = year * 12 + (month - 1) + months
         new_year, new_month = total / 12, total % 12 + 1
         length = month_length(new_year, new_month)
         clamped = z3.If(day <= length, day, length)
         inside = z3.And(new_year >= 1, new_year <= 9999)
+        self.parts[node.id] = (new_year, new_month, clamped)
         return Num(ordinal(new_year, new_month, clamped), z3.And(operand.known, inside))
+
+    def civil(self, node: ir.Node) -> tuple[Z3, Z3, Z3]:
+        """A date node's (year, month, day): a date element's calendar variables, a month
+        shift's own parts, else divided down from the day number."""
+        if isinstance(node, ir.Element) and node.key in self.elements.parts:
+            return self.elements.parts[node.key]
+        if node.id in self.parts:
+            return self.parts[node.id]
+        return civil(self.num(node).value)
 
     def date_diff(self, node: ir.DateDiff) -> Value:
         start, end = self.num(node.start), self.num(node.end)
@@ -745,8 +787,9 @@ class Encoding:
                 else z3.If(days >= 0, days / 7, -((-days) / 7))
             )
         else:
-            forward = _months_forward(a, b, node.unit)
-            backward = _months_forward(b, a, node.unit)
+            first, last = self.civil(node.start), self.civil(node.end)
+            forward = _months_forward(first, last, node.unit)
+            backward = _months_forward(last, first, node.unit)
             count = z3.If(a <= b, forward, -backward)
         return Num(z3.ToReal(count), z3.And(start.known, end.known))
 
@@ -771,26 +814,37 @@ def civil(day: Z3) -> tuple[Z3, Z3, Z3]:
     return y, m, d
 
 
+# Days in the months before each month of a common year.
+_MONTH_STARTS = (0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 334)
+
+
 def ordinal(year: Z3, month: Z3, day: Z3) -> Z3:
-    """The ordinal day of a (year, month, day)."""
-    y = year - z3.If(month <= 2, 1, 0)
-    era = y / 400
-    yoe = y - era * 400
-    doy = (153 * z3.If(month > 2, month - 3, month + 9) + 2) / 5 + day - 1
-    doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
-    return era * 146097 + doe - _MARCH_EPOCH
+    """The ordinal day of a (year, month, day): the days of the years before (a leap day
+    every 4th year but centuries not divisible by 400), of the months before, and the day.
+
+    The months are a table, not arithmetic: z3 decides a chain of `If`s on a month far
+    faster than a division by 5."""
+    before = year - 1
+    start = z3.IntVal(_MONTH_STARTS[-1])
+    for number in range(len(_MONTH_STARTS) - 1, 0, -1):
+        start = z3.If(month == number, _MONTH_STARTS[number - 1], start)
+    leap_day = z3.If(z3.And(_leap(year), month > 2), 1, 0)
+    return 365 * before + before / 4 - before / 100 + before / 400 + start + leap_day + day
+
+
+def _leap(year: Z3) -> Z3:
+    return z3.And(year % 4 == 0, z3.Or(year % 100 != 0, year % 400 == 0))
 
 
 def month_length(year: Z3, month: Z3) -> Z3:
-    leap = z3.And(year % 4 == 0, z3.Or(year % 100 != 0, year % 400 == 0))
     short = z3.Or(month == 4, month == 6, month == 9, month == 11)
-    return z3.If(month == 2, z3.If(leap, 29, 28), z3.If(short, 30, 31))
+    return z3.If(month == 2, z3.If(_leap(year), 29, 28), z3.If(short, 30, 31))
 
 
-def _months_forward(start: Z3, end: Z3, unit: CalendarUnit) -> Z3:
+def _months_forward(start: tuple[Z3, Z3, Z3], end: tuple[Z3, Z3, Z3], unit: CalendarUnit) -> Z3:
     """Whole months (or years) from start to end, for start <= end (as ir.DateDiff says)."""
-    sy, sm, sd = civil(start)
-    ey, em, ed = civil(end)
+    sy, sm, sd = start
+    ey, em, ed = end
     if unit is CalendarUnit.MONTH:
         length = month_length(ey, em)
         clamped = z3.If(sd <= length, sd, length)
