@@ -86,7 +86,7 @@ def run_node_batches(
             [
                 {
                     name: _js_history(kinds[name].entry, value)
-                    if kinds[name].kind == "history" and value is not None
+                    if name in kinds and kinds[name].kind == "history" and value is not None
                     else _js_value(value)
                     for name, value in protocol.intake(record, 1)[1].items()
                 }

@@ -155,7 +155,12 @@ def _prepare(
         except RecordError:
             parameters.append(None)
             continue
-        parameters.append({name: typed(value, kinds[name]) for name, value in env.items()})
+        parameters.append(
+            {
+                name: typed(value, kinds.get(name) or kinds[name.removesuffix(" latest")])
+                for name, value in env.items()
+            }
+        )
     return program, parameters
 
 
