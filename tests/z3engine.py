@@ -46,7 +46,12 @@ class Z3Engine:
     def model(self, record: Mapping[str, Any]) -> Any:
         env = exact_env(self.protocol, record)
         solver = z3.Solver()
-        solver.add(*(self.elements.holds(name, env.get(name)) for name in self.elements.types))
+        solver.add(
+            *(
+                self.elements.holds(name, env.get(name), env.get(f"{name} latest"))
+                for name in self.elements.types
+            )
+        )
         assert solver.check() == z3.sat, record
         return solver.model()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import datetime
 import importlib
 import json
 import os
@@ -170,6 +171,24 @@ def record_options(command: Callable[..., Any]) -> Callable[..., Any]:
     return command
 
 
+def _as_of(_context: click.Context, _parameter: click.Parameter, value: str | None) -> Any:
+    from critlang.records import reference_date
+
+    try:
+        return reference_date(value)
+    except ValueError as error:
+        raise click.BadParameter(str(error)) from None
+
+
+as_of_option = click.option(
+    "--as-of",
+    "as_of",
+    metavar="YYYY-MM-DD",
+    callback=_as_of,
+    help="The reference date ('as of' in the protocol) for records that do not give it.",
+)
+
+
 @main.command("eval")
 @click.argument(
     "protocol_file", metavar="PROTOCOL", type=click.Path(path_type=Path, dir_okay=False)
@@ -190,6 +209,7 @@ def record_options(command: Callable[..., Any]) -> Callable[..., Any]:
     help="The histories, one row per entry (.csv or .parquet; see docs/records.md).",
 )
 @record_options
+@as_of_option
 def eval_command(
     protocol_file: Path,
     records_file: Path,
@@ -199,6 +219,7 @@ def eval_command(
     input_format: str | None,
     id_field: str,
     strict_fields: bool,
+    as_of: datetime.date | None,
 ) -> None:
     """Screen RECORDS (.json, .jsonl, .csv, .parquet; - for stdin) against PROTOCOL.
 
@@ -209,7 +230,7 @@ def eval_command(
     from critlang.report import WRITERS, summary, write_results
 
     protocol = load_protocol(protocol_file)
-    intake = Intake(protocol.checked, id_field, strict_fields)
+    intake = Intake(protocol.checked, id_field, strict_fields, as_of)
     histories = _read_events(events, protocol) if events is not None else None
     inputs = (records_file, protocol_file, *(() if events is None else (events,)))
     with _safe_output(output, inputs) as out:
@@ -445,6 +466,7 @@ def sql_command(protocol_file: Path, dialect: str, table: str) -> None:
     help="The histories' entries, one row per entry (.csv or .parquet; see docs/sql.md).",
 )
 @record_options
+@as_of_option
 def screen_command(
     protocol_file: Path,
     data_file: Path,
@@ -455,6 +477,7 @@ def screen_command(
     input_format: str | None,
     id_field: str,
     strict_fields: bool,
+    as_of: datetime.date | None,
 ) -> None:
     """Screen a whole population in DATA (.csv, .parquet, .jsonl, .json; - for stdin) with SQL.
 
@@ -475,7 +498,7 @@ def screen_command(
     except OutputError as error:
         raise _Output(str(error)) from None
     protocol = load_protocol(protocol_file)
-    intake = Intake(protocol.checked, id_field, strict_fields)
+    intake = Intake(protocol.checked, id_field, strict_fields, as_of)
     try:
         attrition = screen.run(
             protocol.checked,

@@ -219,18 +219,19 @@ class Explanations:
         """
         value = self.getter(node)
         kind = self.types[id(node)]
-        unit = kind.unit if kind.kind == "quantity" else ""
+        # A plain number has the unit 1, which shows as nothing (not as a space).
+        unit = kind.unit if kind.kind == "quantity" else units.DIMENSIONLESS
         factor: Decimal | None = None
         limit: Getter | None = None
         if like is not None:
             target = self.types[id(like)]
-            if unit and target.kind == "quantity" and target.unit != unit:
+            if kind.kind == "quantity" and target.kind == "quantity" and target.unit != unit:
                 molar_mass = kind.molar_mass or target.molar_mass
                 factor = to_decimal(units.factor(unit, target.unit, molar_mass))
                 unit = target.unit
             if target.numeric:
                 limit = self.getter(like)
-        suffix = words.unit_suffix(unit, False) if unit else ""
+        suffix = words.unit_suffix(unit, False)
         latest_key = self.latest.get(id(node))
         latest = operator.itemgetter(latest_key.id) if latest_key is not None else None
 

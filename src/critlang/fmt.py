@@ -27,6 +27,7 @@ from critlang import syntax as s
 from critlang.check import FIELD_WORDS, SELECTOR_WORDS
 from critlang.diagnostics import CritError, Diagnostic
 from critlang.parser import parse
+from critlang.words import calendar_duration
 
 WIDTH = 100
 INDENT = 2
@@ -430,6 +431,14 @@ def literal(node: s.NumberLit | s.QuantityLit | s.DateLit) -> str:
 UNLESS, OR, AND, NOT, COMPARISON, SUM, PRODUCT, ATOM = range(1, 9)
 
 
+def _open_ended(node: s.Expr) -> bool:
+    """An atom that ends in an open sum (`decline from a to b`, `years between a and b`),
+    which would take in an operator that follows it."""
+    return isinstance(node, s.RelativeChange) or (
+        isinstance(node, s.DateDifference) and node.end is not None
+    )
+
+
 def _strength(node: s.Expr) -> int:
     match node:
         case s.Unless():
@@ -683,7 +692,7 @@ class _Builder:
         (or, with `closed`, when it is a relative change), or when the author
         bracketed it to be clear: what a 'not' negates, a 'not', or a mix of
         'and' and 'or'."""
-        needed = _strength(node) < strength or (closed and isinstance(node, s.RelativeChange))
+        needed = _strength(node) < strength or (closed and _open_ended(node))
         clarifying = negated or isinstance(node, s.Not) or _mixed(node)
         if not needed and not (clarifying and _extent(node.span) in self.bracketed):
             return self.expr(node)
@@ -755,10 +764,11 @@ class _Builder:
             case s.Quantified():
                 return self.quantified(node)
             case s.CalendarDuration(amount=amount, unit=unit):
-                return Text(f"{amount} {unit if amount == 1 else unit + 's'}")
+                return Text(calendar_duration(amount, unit))
             case s.DateDifference(unit=unit, start=start, end=None):
                 return Concat(Text(f"{unit}s since "), self.operand(start, ATOM))
-            case s.DateDifference(unit=unit, start=start, end=end) if end is not None:
+            case s.DateDifference(unit=unit, start=start, end=end):
+                assert end is not None
                 return Concat(
                     Text(f"{unit}s between "),
                     self.operand(start, SUM),
@@ -766,12 +776,18 @@ class _Builder:
                     self.operand(end, SUM),
                 )
             case s.Window(subject=subject, duration=duration, direction=direction, anchor=anchor):
-                parts = [self.operand(subject, SUM), Text(" within "), self.expr(duration)]
+                # `within 30 days` is before the reference date; `after` is always written.
+                tail: list[Doc] = []
                 if anchor is not None:
-                    parts += [Text(f" {direction} "), self.operand(anchor, SUM)]
+                    tail = [Text(f" {direction} "), self.operand(anchor, SUM)]
                 elif direction == "after":
-                    parts.append(Text(" after"))
-                return Concat(*parts)
+                    tail = [Text(" after")]
+                return Concat(
+                    self.operand(subject, SUM),
+                    Text(" within "),
+                    self.expr(duration),
+                    *tail,
+                )
             case s.EntryField(field=field):
                 return Text(f"its {FIELD_WORDS[field]}")
             case s.InCodes(subject=subject, codes=codes):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
-from pygments.lexer import RegexLexer, words
+from pygments.lexer import RegexLexer, bygroups, words
 from pygments.token import (
     Comment,
     Keyword,
@@ -61,6 +61,9 @@ OPERATORS = (
     "change",
     "from",
     "to",
+    "within",
+    "before",
+    "after",
 )
 
 
@@ -80,6 +83,12 @@ class CritLexer(RegexLexer):
             (r'"(\\.|[^"\\\n])*"', String.Double),
             (r"'(\\['\\]|[^'\\\n])*'", String.Symbol),
             (r"\d{4}-\d{2}-\d{2}\b", Literal.Date),
+            # Calendar words are keywords only after a number or before between/since.
+            (
+                r"(\d+)(\s+)(years?|months?|weeks?|days?)\b",
+                bygroups(Number, Whitespace, Keyword.Type),  # type: ignore[no-untyped-call]
+            ),
+            (r"(years|months|weeks|days)(\s+)(between|since)\b", Operator.Word),
             (r"\d+(\.\d+)?%?", Number),
             (r"\b[IE]\d+\b", Name.Label),
             (words(DECLARATIONS, suffix=r"\b"), Keyword.Declaration),

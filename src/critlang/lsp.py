@@ -81,6 +81,15 @@ KEYWORDS = (
     "at least",
     "decline from",
     "change from",
+    "as of",
+    "within",
+    "before",
+    "after",
+    "years since",
+    "years between",
+    "months between",
+    "weeks between",
+    "days between",
 )
 OUTCOMES = ("eligible", "ineligible", "undetermined")
 COMMON_UNITS = ("a", "mo", "wk", "d", "h", "kg", "g", "mg/dL", "umol/L", "mmol/L", "U/L", "%")

@@ -454,6 +454,8 @@ def _date(value: Any) -> tuple[datetime.date, datetime.date]:
         found = partial_date(value.strip())
         if found is not None:
             return found
+        if PARTIAL_DATE.fullmatch(value.strip()):
+            raise _Invalid("not a date of the calendar (a month is 01 to 12, a day one it has)")
     raise _Invalid("expected a date as YYYY-MM-DD, or a year and month (YYYY-MM) or year (YYYY)")
 
 

@@ -35,6 +35,8 @@ from critlang.words import (
     NEGATED,
     PRECEDENCE,
     UNIT_WORDS,
+    calendar_duration,
+    date_difference,
     format_number,
     quantity,
     unit_suffix,
@@ -313,8 +315,23 @@ class _Words:
                 return f"{self.phrase(subject)} is in {self.code_list_name(codes.text)}"
             case s.Selector():
                 return self.selector(expr)
+            case s.CalendarDuration(amount=amount, unit=unit):
+                return calendar_duration(amount, unit)
+            case s.DateDifference(unit=unit, start=start, end=end):
+                finish = None if end is None else self.phrase(end)
+                return date_difference(unit, self.phrase(start), finish, self.reference())
+            case s.Window(subject=subject, duration=duration, direction=direction, anchor=anchor):
+                around = self.reference() if anchor is None else self.phrase(anchor)
+                return f"{self.phrase(subject)} within {self.phrase(duration)} {direction} {around}"
         # and/or/not used as a value, as in `(a and b) = c`
         return f"({one_line(self.reading(expr))})"
+
+    def reference(self) -> str:
+        """The reference date (`as of`) by its label: 'the screening date'."""
+        as_of = self.checked.protocol.header.as_of
+        if as_of is None:
+            return "the reference date"
+        return self.name(s.Ref(as_of.text, as_of.span))
 
     def code_list_name(self, name: str) -> str:
         """A code list as documents name it: its label, and its name to find it in the table."""
@@ -628,7 +645,10 @@ def _code_lists_of(criterion: s.Criterion, checked: Checked) -> set[str]:
 def _uses(expr: object, checked: Checked) -> set[str]:
     """The data elements, constants and definitions an expression uses, through definitions."""
     names: set[str] = set()
+    as_of = checked.protocol.header.as_of
     for node in s.walk(expr):
+        if as_of is not None and _reads_reference(node):
+            names.add(as_of.text)
         if not isinstance(node, s.Ref) or node.name in names:
             continue
         if node.name in checked.definitions:
@@ -637,6 +657,13 @@ def _uses(expr: object, checked: Checked) -> set[str]:
         elif node.name in checked.elements or node.name in checked.constants:
             names.add(node.name)
     return names
+
+
+def _reads_reference(node: object) -> bool:
+    """`years since d` and a window without a date read the reference date (`as of`)."""
+    return (isinstance(node, s.DateDifference) and node.end is None) or (
+        isinstance(node, s.Window) and node.anchor is None
+    )
 
 
 def _uses_of_criterion(criterion: s.Criterion, checked: Checked) -> set[str]:

@@ -253,6 +253,8 @@ def _typed_table(data: Path | str, input_format: str | None, intake: Intake) -> 
     query parses nothing; text formats and other id fields go through Python's intake."""
     if str(data) == "-" or intake.strict_fields or intake.id_field != ID_FIELD:
         return False
+    if intake.as_of is not None and intake.reference is not None:
+        return False  # the reference date is filled in by the intake
     try:
         return record_format(data, input_format) == "parquet"
     except ValueError:
@@ -309,6 +311,10 @@ def _run_duckdb_on_parquet(
 def _element_of(checked: Checked, column: str) -> str | None:
     match = HEADER_UNIT.match(column)
     element = match.group(1) if match else column
+    if element not in checked.element_types and column.endswith(" latest"):
+        element = column.removesuffix(" latest")  # a date's last possible day
+        kind = checked.element_types.get(element)
+        return element if kind is not None and kind.kind == "date" else None
     return element if element in checked.element_types else None
 
 
@@ -350,6 +356,8 @@ def _arrow_schema(checked: Checked) -> Any:
             "date": pa.date32(),
         }.get(kind.kind, pa.decimal128(38, DECIMAL_PLACES))
         fields.append(pa.field(name, arrow_type))
+        if kind.kind == "date":  # a partial date's last possible day (ir.Element.key)
+            fields.append(pa.field(f"{name} latest", arrow_type))
     return pa.schema(fields)
 
 
@@ -380,6 +388,7 @@ def _normalise(
         for name, kind in checked.element_types.items()
         if kind.kind != "history"
     ]
+    storers += [(f"{n} latest", None) for n, k in checked.element_types.items() if k.kind == "date"]
     with pq.ParquetWriter(str(path), schema) as writer:
         while True:
             batch = list(itertools.islice(records, BATCH))
@@ -400,7 +409,7 @@ def _normalise(
 
 
 def _layout(checked: Checked, schema: list[tuple[str, str]], dialect: str) -> sql.Layout:
-    elements = [(name, kind) for name, kind in schema if name in checked.element_types]
+    elements = [(name, kind) for name, kind in schema if _element_of(checked, name) is not None]
     return attrs.evolve(sql.layout_from_schema(checked, elements, dialect), id_column=ROW)
 
 

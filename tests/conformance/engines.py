@@ -143,6 +143,8 @@ def column_groups(
         positions, rows = groups.setdefault(tuple(names), ([], []))
         positions.append(position)
         rows.append(row)
+    for _, rows in groups.values():
+        _partial_dates_as_text(checked, rows)
     return [(list(names), positions, rows) for names, (positions, rows) in groups.items()]
 
 
@@ -208,6 +210,16 @@ def with_events(layout: Any, dialect: str, rows: list[dict[str, Any]], table: st
     return attrs.evolve(layout, events=events)
 
 
+def _partial_dates_as_text(checked: Checked, rows: list[dict[str, Any]]) -> None:
+    """A date column with a partial date (`2019-05`) holds text, as a CSV file would."""
+    for name, kind in checked.element_types.items():
+        if kind.kind == "date" and any(isinstance(row.get(name), str) for row in rows):
+            for row in rows:
+                value = row.get(name)
+                if isinstance(value, datetime.date):
+                    row[name] = value.isoformat()
+
+
 def _column_name(name: str, value: Any) -> str:
     return f"{name} [{value['unit']}]" if isinstance(value, Mapping) and "unit" in value else name
 
@@ -218,7 +230,8 @@ def sql_value(kind: str, value: Any) -> Any:
     if kind in ("number", "quantity"):
         return Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
     if kind == "date" and isinstance(value, str):
-        return datetime.date.fromisoformat(value)
+        # A partial date (2019, 2019-05) stays text: see `_partial_dates_as_text`.
+        return datetime.date.fromisoformat(value) if len(value) == 10 else value
     return value
 
 
@@ -252,7 +265,9 @@ def arrow_table(checked: Checked, names: list[str], rows: list[dict[str, Any]]) 
     fields = [pa.field("id", pa.string())]
     flat = [n for n in checked.elements if checked.element_types[n].kind != "history"]
     for element, column in zip(flat, names, strict=True):
-        fields.append(pa.field(column, types[checked.element_types[element].kind]))
+        kind = checked.element_types[element].kind
+        text = kind == "date" and any(isinstance(row.get(column), str) for row in rows)
+        fields.append(pa.field(column, pa.string() if text else types[kind]))
     return pa.Table.from_pylist(rows, pa.schema(fields))
 
 
@@ -320,6 +335,12 @@ POSTGRES_TYPES = {
 _tables = itertools.count()
 
 
+def _postgres_type(kind: str, column: str, rows: list[dict[str, Any]]) -> str:
+    if kind == "date" and any(isinstance(row.get(column), str) for row in rows):
+        return "TEXT"  # partial dates, as text
+    return POSTGRES_TYPES[kind]
+
+
 def postgres(source: str, records: Sequence[Mapping[str, Any]], url: str) -> list[Outcome]:
     import psycopg
     from psycopg import sql as pgsql
@@ -330,7 +351,7 @@ def postgres(source: str, records: Sequence[Mapping[str, Any]], url: str) -> lis
         table = f"patients_{next(_tables)}"
         flat = [n for n in checked.elements if checked.element_types[n].kind != "history"]
         columns = [("id", "TEXT")] + [
-            (column, POSTGRES_TYPES[checked.element_types[element].kind])
+            (column, _postgres_type(checked.element_types[element].kind, column, rows))
             for element, column in zip(flat, names, strict=True)
         ]
         create = pgsql.SQL("CREATE TEMPORARY TABLE {} ({})").format(

@@ -85,6 +85,16 @@ def part_name(criterion: ir.Criterion, part: ir.Part) -> str:
     return f"{criterion.id}.{part.name}"
 
 
+def _parameters(program: ir.Program) -> list[tuple[str, Type]]:
+    """The library's parameters: each element, and a date's last possible day (`name latest`)."""
+    out: list[tuple[str, Type]] = []
+    for name, kind in program.elements:
+        out.append((name, kind))
+        if kind.kind == "date":
+            out.append((f"{name} latest", kind))
+    return out
+
+
 def type_name(kind: Type) -> Elm:
     """The CQL type of a data element's parameter."""
     named = {
@@ -132,7 +142,7 @@ def library(program: ir.Program, version: str | None = None) -> Elm:
                         # Unknown unless given: said outright, as some engines need it.
                         "default": {"type": "Null"},
                     }
-                    for name, kind in program.elements
+                    for name, kind in _parameters(program)
                 ]
             },
             "contexts": {"def": [{"name": "Unfiltered"}]},
@@ -229,6 +239,10 @@ class _Generator:
         match node:
             case ir.Const(value=value):
                 return _constant(value)
+            case ir.Element(name=name, bound="latest"):
+                # A date's last possible day: its own parameter, else the date itself.
+                latest = {"type": "ParameterRef", "name": node.key}
+                return {"type": "Coalesce", "operand": [latest, self.element(name)]}
             case ir.Element(name=name):
                 return self.element(name)
             case ir.Definition(name=name):
@@ -267,14 +281,23 @@ class _Generator:
             case ir.Entry(field="ongoing"):
                 assert self.alias is not None, "an entry is read inside its history's query"
                 return _unary("IsNull", {"type": "Property", "path": "end", "scope": self.alias})
-            case ir.DateShift(operand=a, amount=amount, unit=unit):
-                duration = {"type": "Quantity", "value": amount, "unit": unit.value}
-                return _binary("Add", self.expr(a), duration)
             case ir.Entry(field=field):
                 assert self.alias is not None, "an entry is read inside its history's query"
                 return {"type": "Property", "path": field, "scope": self.alias}
             case ir.Aggregate():
                 return self.aggregate(node)
+            case ir.DateShift(operand=a, amount=amount, unit=unit):
+                # CQL adds calendar durations as the IR does: the day of the month is kept,
+                # or the month's last day taken.
+                moved = _quantity(abs(amount), unit.value)
+                return _binary("Add" if amount >= 0 else "Subtract", self.expr(a), moved)
+            case ir.DateDiff(unit=unit, start=a, end=b):
+                between = {
+                    "type": "DurationBetween",
+                    "precision": unit.value.capitalize(),
+                    "operand": [self.expr(a), self.expr(b)],
+                }
+                return _unary("ToDecimal", between)
         raise AssertionError(f"the ELM engine has no rule for {node!r}")
 
     # ---- histories: queries over a list of tuples ----
@@ -503,6 +526,11 @@ def _constant(value: ir.Value) -> Elm:
             "day": _integer(value.day),
         }
     return {"type": "List", "element": [_string(v) for v in sorted(value)]}
+
+
+def _quantity(value: int, unit: str) -> Elm:
+    """A calendar duration, `6 months`: CQL's calendar units, not UCUM's 'mo'."""
+    return {"type": "Quantity", "value": value, "unit": unit if value == 1 else unit + "s"}
 
 
 def _null(kind: str) -> Elm:

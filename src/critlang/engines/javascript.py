@@ -137,7 +137,7 @@ class _Generator:
         return f"K[{len(self.constants) - 1}]"
 
     def value(self, value: ir.Value) -> str:
-        if value is None:
+        if value is None:  # the unknown of a partial date's comparison
             return "null"
         if isinstance(value, bool):
             return "true" if value else "false"
@@ -170,9 +170,6 @@ class _Generator:
                 return '(e["end"] ?? null) === null'
             case ir.Entry(field=field):
                 return f"e[{literal(field)}] ?? null"
-            case ir.DateShift(operand=a, amount=amount, unit=unit):
-                x = self.r(a)
-                return f"{x} === null ? null : R.shiftDate({x}, {amount}, {literal(unit.value)})"
             case ir.Aggregate():
                 return self.aggregate(node)
             case ir.InCodes(operand=a, codes=codes):
@@ -180,8 +177,13 @@ class _Generator:
                 listed = self.value(frozenset(codes.codes))
                 prefixes = self.constant(literal(list(codes.prefixes)))
                 return f"{x} === null ? null : {listed}.has({x}) || {prefixes}.some((p) => {x}.startsWith(p))"
-            case ir.Element(name=name):
+            case ir.Element(name=name, bound=None):
                 return f"env[{literal(name)}] ?? null"
+            case ir.Element(name=name, bound=bound):
+                # A date's first or last possible day: from 'name latest' when the record
+                # gives it, else from the date itself (a form's field may be partial).
+                key = f"env[{literal(node.key)}] ?? env[{literal(name)}] ?? null"
+                return f"R.day({key}, {literal(bound)})"
             case ir.Definition(name=name):
                 return f"t[{self.definitions[name].id}]"
             case ir.Not(operand=a):
@@ -219,6 +221,13 @@ class _Generator:
                 x = self.r(a)
                 test = "every" if every else "some"
                 return f"{x} === null ? null : [...{self.value(values)}].{test}((v) => {x}.has(v))"
+            case ir.DateShift(operand=a, amount=amount, unit=unit):
+                x = f"t[{a.id}]"
+                return f"{x} === null ? null : R.shiftDate({x}, {amount}, {literal(unit.value)})"
+            case ir.DateDiff(unit=unit, start=a, end=b):
+                x, y = f"t[{a.id}]", f"t[{b.id}]"
+                diff = f"R.dateDiff({literal(unit.value)}, {x}, {y})"
+                return f"{x} === null || {y} === null ? null : {diff}"
         raise AssertionError(f"the JavaScript engine has no rule for {node!r}")
 
 

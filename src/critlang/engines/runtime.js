@@ -162,27 +162,6 @@ const critlangRuntime = (() => {
     return met + open < count ? false : null;
   }
 
-  // ---- dates (ISO text), as CQL adds durations: ir.DateShift ----
-
-  function shiftDate(iso, amount, unit) {
-    const [year, month, day] = iso.split("-").map(Number);
-    let moved;
-    if (unit === "day" || unit === "week") {
-      moved = new Date(Date.UTC(year, month - 1, day + amount * (unit === "week" ? 7 : 1)));
-    } else {
-      const months = year * 12 + month - 1 + amount * (unit === "year" ? 12 : 1);
-      const y = Math.floor(months / 12);
-      const m = months - y * 12;
-      const last = new Date(Date.UTC(y, m + 1, 0)).getUTCDate();
-      moved = new Date(Date.UTC(y, m, Math.min(day, last)));
-      moved.setUTCFullYear(y); // Date.UTC reads the years 0 to 99 as 1900 to 1999
-    }
-    const y = moved.getUTCFullYear();
-    if (y < 1 || y > 9999) return null;
-    const pad = (n, width) => String(n).padStart(width, "0");
-    return `${pad(y, 4)}-${pad(moved.getUTCMonth() + 1, 2)}-${pad(moved.getUTCDate(), 2)}`;
-  }
-
   // ---- histories: ir.Aggregate's Kleene rules, word for word ----
 
   // Two values of one kind: decimals by value, dates (ISO text) and codes as text.
@@ -262,22 +241,92 @@ const critlangRuntime = (() => {
     return [...new Set(found)];
   }
 
+  // ---- calendar arithmetic (ir.DateShift, ir.DateDiff), as CQL does it ----
+  // Dates are ISO text, YYYY-MM-DD, which compares as the calendar does. A partial date
+  // (YYYY or YYYY-MM, as a form may give) is read as its first or last possible day.
+
+  function monthLength(year, month) {
+    if (month === 2) return year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0) ? 29 : 28;
+    return [4, 6, 9, 11].includes(month) ? 30 : 31;
+  }
+
+  function iso(year, month, day) {
+    if (year < 1 || year > 9999) return null;
+    const pad = (n, width) => String(n).padStart(width, "0");
+    return `${pad(year, 4)}-${pad(month, 2)}-${pad(day, 2)}`;
+  }
+
+  function parts(date) {
+    return [Number(date.slice(0, 4)), Number(date.slice(5, 7)), Number(date.slice(8, 10))];
+  }
+
+  function day(value, bound) {
+    if (value === null || value === undefined) return null;
+    if (value.length === 10) return value;
+    const year = Number(value.slice(0, 4));
+    const month = value.length === 7 ? Number(value.slice(5, 7)) : bound === "latest" ? 12 : 1;
+    const last = bound === "latest" ? monthLength(year, month) : 1;
+    return iso(year, month, last);
+  }
+
+  // Days since 0000-03-01 (the year counted from March, so a leap day ends it).
+  function dayNumber(date) {
+    const [y0, m, d] = parts(date);
+    const y = m > 2 ? y0 : y0 - 1;
+    const doy = Math.floor((153 * (m > 2 ? m - 3 : m + 9) + 2) / 5) + d - 1;
+    return y * 365 + Math.floor(y / 4) - Math.floor(y / 100) + Math.floor(y / 400) + doy;
+  }
+
+  function fromDayNumber(n) {
+    const era = Math.floor(n / 146097);
+    const doe = n - era * 146097;
+    const yoe = Math.floor((doe - Math.floor(doe / 1460) + Math.floor(doe / 36524) - Math.floor(doe / 146096)) / 365);
+    const doy = doe - (365 * yoe + Math.floor(yoe / 4) - Math.floor(yoe / 100));
+    const mp = Math.floor((5 * doy + 2) / 153);
+    const d = doy - Math.floor((153 * mp + 2) / 5) + 1;
+    const m = mp < 10 ? mp + 3 : mp - 9;
+    return iso(yoe + era * 400 + (m <= 2 ? 1 : 0), m, d);
+  }
+
+  function shiftMonths(date, months) {
+    const [y, m, d] = parts(date);
+    const total = y * 12 + (m - 1) + months;
+    const year = Math.floor(total / 12);
+    const month = total - year * 12 + 1;
+    if (year < 1 || year > 9999) return null;
+    return iso(year, month, Math.min(d, monthLength(year, month)));
+  }
+
+  function shiftDate(date, amount, unit) {
+    if (unit === "day" || unit === "week") {
+      return fromDayNumber(dayNumber(date) + amount * (unit === "week" ? 7 : 1));
+    }
+    return shiftMonths(date, amount * (unit === "year" ? 12 : 1));
+  }
+
+  // Whole units from start to end: the most n with start + n units <= end; negative
+  // (the same count the other way) when end is before start.
+  function unitsBetween(unit, start, end) {
+    if (end < start) return -unitsBetween(unit, end, start);
+    if (unit === "day" || unit === "week") {
+      return Math.floor((dayNumber(end) - dayNumber(start)) / (unit === "week" ? 7 : 1));
+    }
+    const [sy, sm] = parts(start);
+    const [ey, em] = parts(end);
+    const months = (ey - sy) * 12 + (em - sm);
+    let count = unit === "month" ? months : Math.floor(months / 12);
+    const moved = shiftMonths(start, count * (unit === "year" ? 12 : 1));
+    if (moved === null || moved > end) count -= 1;
+    return count;
+  }
+
+  function dateDiff(unit, start, end) {
+    return parse(String(unitsBetween(unit, start, end)));
+  }
+
   return {
-    parse,
-    add,
-    sub,
-    mul,
-    div,
-    compare,
-    isZero,
-    text,
-    and,
-    or,
-    atLeast,
-    aggregate,
-    shiftDate,
-    status,
-    missing,
+    parse, add, sub, mul, div, compare, isZero, text, and, or, atLeast, status, missing,
+    day, shiftDate, dateDiff, aggregate,
   };
 })();
 

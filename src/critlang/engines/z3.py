@@ -27,7 +27,7 @@ import z3
 
 from critlang import ir
 from critlang.check import Type
-from critlang.vocab import ENTRY_LAYOUT, EntryKind, Kind, Outcome
+from critlang.vocab import ENTRY_LAYOUT, CalendarUnit, EntryKind, Kind, Outcome
 
 Z3 = Any  # z3 has no type stubs
 TRUE = z3.BoolVal(True)
@@ -150,10 +150,14 @@ class Elements:
         self.values: dict[str, Value] = {}
         self.known: dict[str, Z3] = {}
         self.raw: dict[str, Z3] = {}  # the variable of each element that is not a set
+        # A date's last possible day (ir.Element.key), for a partial date in a record.
+        self.latest: dict[str, Z3] = {}
         for name, kind in self.types.items():
             known = z3.Bool(f"{prefix}{name}?") if missing else TRUE
             self.known[name] = known
             self.values[name] = self.variable(f"{prefix}{name}", name, kind, known)
+            if kind.kind == "date":
+                self.latest[name] = z3.Int(f"{prefix}{name} latest")
 
     def variable(self, label: str, name: str, kind: Type, known: Z3) -> Value:
         if kind.kind == "history":
@@ -210,16 +214,27 @@ class Elements:
             if kind.kind == "enum":
                 out += [var >= 0, var < len(kind.values)]
             elif kind.kind == "date":
-                out += [var >= FIRST_DAY, var <= LAST_DAY]
+                # A witness is a record: its dates are whole days, first and last the same.
+                out += [var >= FIRST_DAY, var <= LAST_DAY, self.latest[name] == var]
             elif kind.numeric and name in ranges:
                 low, high = ranges[name]
                 out += [var >= real(low), var <= real(high)]
         return out
 
-    def holds(self, name: str, value: ir.Value | Decimal | None) -> Z3:
-        """The element has `value` (a record's value as the Python engine takes it in)."""
+    def holds(
+        self,
+        name: str,
+        value: ir.Value | Decimal | None,
+        latest: datetime.date | None = None,
+    ) -> Z3:
+        """The element has `value` (a record's value as the Python engine takes it in);
+        a date also `latest`, its last possible day (the same day when not given)."""
         if value is None:
             return z3.Not(self.known[name])
+        if name in self.latest:
+            assert isinstance(value, datetime.date)
+            last = self.latest[name] == _term(latest or value, self.types[name])
+            return z3.And(self.known[name], self.raw[name] == _term(value, self.types[name]), last)
         kind = self.types[name]
         held = self.values[name]
         if isinstance(held, Bits):
@@ -454,6 +469,7 @@ class Encoding:
             ir.Entry: self.entry,
             ir.Aggregate: self.aggregate,
             ir.DateShift: self.date_shift,
+            ir.DateDiff: self.date_diff,
         }
         self.slot: dict[str, Num] | None = None  # the entry an `Entry` reads
 
@@ -531,7 +547,7 @@ class Encoding:
 
     def const(self, node: ir.Const) -> Value:
         value = node.value
-        if value is None:  # unknown, in the Kleene bounds lowering makes
+        if value is None:  # the unknown of a partial date's comparison
             return Tri(FALSE, FALSE)
         if isinstance(value, bool):
             return Tri(z3.BoolVal(value), z3.BoolVal(not value))
@@ -541,6 +557,8 @@ class Encoding:
         return Num(_term(value, node.type), TRUE)
 
     def element(self, node: ir.Element) -> Value:
+        if node.bound == "latest":
+            return Num(self.elements.latest[node.name], self.elements.known[node.name])
         return self.elements.values[node.name]
 
     def definition(self, node: ir.Definition) -> Value:
@@ -619,21 +637,6 @@ class Encoding:
             return Tri(z3.Not(end), end)
         return self.slot[node.field]
 
-    def date_shift(self, node: ir.DateShift) -> Value:
-        """A date's ordinal moved by calendar units: days and weeks add, months and years go
-        through the civil calendar (the day kept, or the month's last day), in integer terms."""
-        operand = self.num(node.operand)
-        if node.unit.value in ("day", "week"):
-            days = node.amount * (7 if node.unit.value == "week" else 1)
-            return Num(operand.value + days, operand.known)
-        months = node.amount * (12 if node.unit.value == "year" else 1)
-        year, month, day = _civil(operand.value)
-        total = year * 12 + (month - 1) + months
-        new_year, new_month = total / 12, total % 12 + 1
-        last = _month_length(new_year, new_month)
-        kept = z3.If(day <= last, day, last)
-        return Num(_ordinal(new_year, new_month, kept), operand.known)
-
     def per_entry(self, node: ir.Aggregate, slot: dict[str, Num]) -> tuple[Tri | None, Num | None]:
         """`where` and `of` for one entry: a fresh encoding, with what is known so far."""
         inner = Encoding(self.program, self.elements)
@@ -700,36 +703,85 @@ class Encoding:
         present = [z3.Implies(a, of.known) for a, of in zip(at, ofs, strict=True)]
         return Num(value, z3.And(*settled, any_, *present, *agree))
 
+    # ---- calendar arithmetic: dates are ordinal days (Python's toordinal) ----
 
-# ---- the civil calendar in integer terms (H. Hinnant's days_from_civil and its inverse) ----
+    def date_shift(self, node: ir.DateShift) -> Value:
+        operand = self.num(node.operand)
+        if node.unit in (CalendarUnit.DAY, CalendarUnit.WEEK):
+            moved = operand.value + node.amount * (7 if node.unit is CalendarUnit.WEEK else 1)
+            inside = z3.And(moved >= ORDINAL_FIRST, moved <= ORDINAL_LAST)
+            return Num(moved, z3.And(operand.known, inside))
+        year, month, day = civil(operand.value)
+        months = node.amount * (12 if node.unit is CalendarUnit.YEAR else 1)
+        total = year * 12 + (month - 1) + months
+        new_year, new_month = total / 12, total % 12 + 1
+        length = month_length(new_year, new_month)
+        clamped = z3.If(day <= length, day, length)
+        inside = z3.And(new_year >= 1, new_year <= 9999)
+        return Num(ordinal(new_year, new_month, clamped), z3.And(operand.known, inside))
 
-_EPOCH = datetime.date(1970, 1, 1).toordinal()
+    def date_diff(self, node: ir.DateDiff) -> Value:
+        start, end = self.num(node.start), self.num(node.end)
+        a, b = start.value, end.value
+        if node.unit in (CalendarUnit.DAY, CalendarUnit.WEEK):
+            days = b - a
+            count = (
+                days
+                if node.unit is CalendarUnit.DAY
+                else z3.If(days >= 0, days / 7, -((-days) / 7))
+            )
+        else:
+            forward = _months_forward(a, b, node.unit)
+            backward = _months_forward(b, a, node.unit)
+            count = z3.If(a <= b, forward, -backward)
+        return Num(z3.ToReal(count), z3.And(start.known, end.known))
 
 
-def _civil(ordinal: Z3) -> tuple[Z3, Z3, Z3]:
-    """(year, month, day) of a date's ordinal (dates from 1900 on, so every quotient is >= 0)."""
-    z = ordinal - _EPOCH + 719468
-    era = z / 146097
-    doe = z - era * 146097
+ORDINAL_FIRST = datetime.date.min.toordinal()
+ORDINAL_LAST = datetime.date.max.toordinal()
+# Days since 0000-03-01 (Hinnant's civil calendar algorithms) = ordinal + 305.
+_MARCH_EPOCH = 305
+
+
+def civil(day: Z3) -> tuple[Z3, Z3, Z3]:
+    """(year, month, day) of an ordinal day, with integer division by constants only."""
+    n = day + _MARCH_EPOCH
+    era = n / 146097
+    doe = n - era * 146097
     yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365
     doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
     mp = (5 * doy + 2) / 153
-    day = doy - (153 * mp + 2) / 5 + 1
-    month = z3.If(mp < 10, mp + 3, mp - 9)
-    year = yoe + era * 400 + z3.If(month <= 2, 1, 0)
-    return year, month, day
+    d = doy - (153 * mp + 2) / 5 + 1
+    m = z3.If(mp < 10, mp + 3, mp - 9)
+    y = yoe + era * 400 + z3.If(m <= 2, 1, 0)
+    return y, m, d
 
 
-def _ordinal(year: Z3, month: Z3, day: Z3) -> Z3:
+def ordinal(year: Z3, month: Z3, day: Z3) -> Z3:
+    """The ordinal day of a (year, month, day)."""
     y = year - z3.If(month <= 2, 1, 0)
     era = y / 400
     yoe = y - era * 400
-    doy = (153 * (month + z3.If(month > 2, -3, 9)) + 2) / 5 + day - 1
+    doy = (153 * z3.If(month > 2, month - 3, month + 9) + 2) / 5 + day - 1
     doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
-    return era * 146097 + doe - 719468 + _EPOCH
+    return era * 146097 + doe - _MARCH_EPOCH
 
 
-def _month_length(year: Z3, month: Z3) -> Z3:
+def month_length(year: Z3, month: Z3) -> Z3:
     leap = z3.And(year % 4 == 0, z3.Or(year % 100 != 0, year % 400 == 0))
     short = z3.Or(month == 4, month == 6, month == 9, month == 11)
     return z3.If(month == 2, z3.If(leap, 29, 28), z3.If(short, 30, 31))
+
+
+def _months_forward(start: Z3, end: Z3, unit: CalendarUnit) -> Z3:
+    """Whole months (or years) from start to end, for start <= end (as ir.DateDiff says)."""
+    sy, sm, sd = civil(start)
+    ey, em, ed = civil(end)
+    if unit is CalendarUnit.MONTH:
+        length = month_length(ey, em)
+        clamped = z3.If(sd <= length, sd, length)
+        return (ey - sy) * 12 + (em - sm) - z3.If(clamped > ed, 1, 0)
+    length = month_length(ey, sm)
+    clamped = z3.If(sd <= length, sd, length)
+    short = z3.Or(sm > em, z3.And(sm == em, clamped > ed))
+    return ey - sy - z3.If(short, 1, 0)

@@ -106,6 +106,16 @@ def expression(node: Elm, indent: str = "") -> str:
             return f"@{year:04d}-{month:02d}-{day:02d}"
         case "List":
             return "{ " + ", ".join(expression(e, indent) for e in node["element"]) + " }"
+        case "Quantity":  # a calendar duration: 6 months
+            return f"{node['value']} {node['unit']}"
+        case "DurationBetween":
+            start, end = node["operand"]
+            unit = node["precision"].lower() + "s"
+            return f"{unit} between {_operand(start, indent)} and {_operand(end, indent)}"
+        case "ToDecimal":
+            return f"ToDecimal({expression(node['operand'], indent)})"
+        case "Coalesce":
+            return "Coalesce(" + ", ".join(expression(e, indent) for e in node["operand"]) + ")"
     raise AssertionError(f"no CQL for ELM {kind}")
 
 
@@ -129,6 +139,9 @@ def _compound(node: Elm) -> bool:
         "Round",
         "Property",
         "Date",
+        "Quantity",
+        "ToDecimal",
+        "Coalesce",
     )
 
 

@@ -93,8 +93,19 @@ def to_sql(
     return tree.sql(dialect=dialect, pretty=pretty, copy=False)
 
 
+INPUT_STAGES = frozenset({"screen_source", "screen_input", "screen_checked"})
+
+
 def _postgres(node: exp.Expr) -> exp.Expr:
-    """What sqlglot does not yet write for PostgreSQL: splitting text at a pattern."""
+    """What sqlglot does not yet write for PostgreSQL: splitting text at a pattern, and
+    adding days to a DATE as a DATE (`date + interval` is a timestamp there)."""
+    if isinstance(node, exp.CTE) and node.alias in INPUT_STAGES:
+        # PostgreSQL inlines a CTE used once: every read of a date parsed from text would
+        # repeat the parsing, and calendar arithmetic reads a date many times over.
+        node.set("materialized", True)
+        return node
+    if isinstance(node, exp.DateAdd):
+        return exp.Paren(this=exp.Add(this=node.this, expression=node.expression))
     if isinstance(node, exp.RegexpSplit):
         return exp.Anonymous(this="REGEXP_SPLIT_TO_ARRAY", expressions=[node.this, node.expression])
     return node

@@ -27,7 +27,7 @@ from sqlglot.errors import ParseError
 from critlang import units
 from critlang.check import Checked, Type
 from critlang.engines.sql import build as b
-from critlang.engines.sql import exact
+from critlang.engines.sql import dates, exact
 from critlang.records import HEADER_UNIT, ID_FIELD
 
 SCALE = 10  # decimal places kept from numbers whose type does not say (DOUBLE, text)
@@ -66,6 +66,7 @@ class Column:
     unit: str | None = None
     scale: int = SCALE
     digits: int | None = None  # integer digits of a typed DECIMAL column (events table)
+    latest: str | None = None  # a typed date's last possible day, 'name latest', when given
 
 
 @attrs.frozen
@@ -106,10 +107,15 @@ def layout_from_schema(
     """
     columns: list[Column] = []
     given: dict[str, str] = {}
+    latest: dict[str, str] = {}
     id_column = None
     for name, type_text in schema:
         if name == ID_FIELD:
             id_column = name
+            continue
+        date = _latest_of(checked, name)
+        if date is not None:
+            latest[date] = name
             continue
         match = HEADER_UNIT.match(name)
         element, unit = (
@@ -130,7 +136,24 @@ def layout_from_schema(
         column = _column(name, element, unit, kind, type_text, dialect, text)
         if column is not None:
             columns.append(column)
+    for date, name in latest.items():
+        found = next((c for c in columns if c.element == date and c.storage == "typed"), None)
+        if found is None:
+            raise SchemaError(f"column '{name}': '{date}' needs a DATE column of its own")
+        columns[columns.index(found)] = attrs.evolve(found, latest=name)
     return Layout(tuple(columns), id_column)
+
+
+LATEST = " latest"  # 'name latest': a date's last possible day (ir.Element.key)
+
+
+def _latest_of(checked: Checked, column: str) -> str | None:
+    """The date element whose last possible day the column holds, or None."""
+    if not column.endswith(LATEST):
+        return None
+    element = column.removesuffix(LATEST)
+    kind = checked.element_types.get(element)
+    return element if kind is not None and kind.kind == "date" else None
 
 
 def _check_unit(name: str, unit: str, kind: Type) -> None:
@@ -267,6 +290,39 @@ def _parse_date(raw: exp.Expr) -> exp.Expr:
     return b.when(checked, b.cast(raw.copy(), exp.DataType.build("DATE")))
 
 
+def _parse_partial_date(raw: exp.Expr) -> tuple[exp.Expr, exp.Expr]:
+    """A date as text, `2019-05-02`, `2019-05` or `2019`, as its first and last possible
+    day (the same for a full date); both NULL unless it names a day, month or year of
+    the calendar, as records.py reads it."""
+    full = _parse_date(raw)
+
+    def number(start: int, length: int) -> exp.Expr:
+        piece = exp.Substring(
+            this=raw.copy(), start=exp.Literal.number(start), length=exp.Literal.number(length)
+        )
+        return b.cast(piece, exp.DataType.build("INT"))
+
+    def make(year: exp.Expr, month: exp.Expr, day: exp.Expr) -> exp.Expr:
+        return exp.Anonymous(this="MAKE_DATE", expressions=[year, month, day])
+
+    def one(value: int) -> exp.Expr:
+        return exp.Literal.number(value)
+
+    year, month = number(1, 4), number(6, 2)
+    real_year = exp.GTE(this=year, expression=one(1))
+    real_month = b.and_(real_year.copy(), exp.Between(this=month, low=one(1), high=one(12)))
+    # Each shape is tested before its parts are read, so no CAST sees other text.
+    shapes = (_regexp(raw.copy(), r"^[0-9]{4}$"), _regexp(raw.copy(), r"^[0-9]{4}-[0-9]{2}$"))
+
+    def read(day_of_year: exp.Expr, day_of_month: exp.Expr, month_of_year: int) -> exp.Expr:
+        by_year = b.when(real_year.copy(), make(year.copy(), one(month_of_year), day_of_year))
+        by_month = b.when(real_month.copy(), make(year.copy(), month.copy(), day_of_month))
+        return b.case([(shapes[0].copy(), by_year), (shapes[1].copy(), by_month)], full.copy())
+
+    last = dates.month_length(year.copy(), month.copy())
+    return read(one(1), one(1), 1), read(one(31), last, 12)
+
+
 class Input:
     """The input stages for one protocol and layout, and each element's value after them."""
 
@@ -365,7 +421,10 @@ class Input:
         kind = self.checked.element_types[name]
         column = self.columns.get(name)
         if column is None:
-            return [b.alias(b.cast(exp.null(), self.null_type(name, kind)), name)]
+            absent = [b.alias(b.cast(exp.null(), self.null_type(name, kind)), name)]
+            if kind.kind == "date":  # a date is read as its first and last day (ir.Element.key)
+                absent.append(b.alias(b.cast(exp.null(), "DATE"), f"{name} latest"))
+            return absent
         raw = b.col(column.name)
         text = column.storage == "text"
         if text:
@@ -383,7 +442,11 @@ class Input:
                 parsed = b.case([(yes, exp.true()), (no, exp.false())])
                 return [b.alias(parsed, name), given]
             case "date" if text:
-                return [b.alias(_parse_date(raw), name), given]
+                earliest, latest = _parse_partial_date(raw)
+                return [b.alias(earliest, name), b.alias(latest, f"{name} latest"), given]
+            case "date":
+                last = b.col(column.latest) if column.latest is not None else raw.copy()
+                return [b.alias(raw, name), b.alias(last, f"{name} latest")]
             case "set" if text:
                 pieces = exp.RegexpSplit(this=raw, expression=b.text(r"\s*[;|]\s*"))
                 kept = exp.ArrayFilter(
@@ -420,6 +483,8 @@ class Input:
         for name in self.elements():
             value, problem = self.validated(name)
             columns.append(b.alias(value, name))
+            if self.checked.element_types[name].kind == "date":
+                columns.append(b.col(f"{name} latest"))
             if problem is not None:
                 columns.append(b.col(f"{name} given"))
                 self.problems.append((name, problem))
@@ -484,7 +549,10 @@ class Input:
                 systems = ", ".join(CODE_PATTERNS)
                 return normalized_code(held), f"{where}: expected a code as system:code ({systems})"
         if column.storage == "text":
-            word = {"boolean": "true or false", "date": "a date as YYYY-MM-DD"}[kind.kind]
+            word = {
+                "boolean": "true or false",
+                "date": "a date as YYYY-MM-DD, or a year and month (YYYY-MM) or year (YYYY)",
+            }[kind.kind]
             return held, f"{where}: expected {word}"
         return held, None
 

@@ -21,15 +21,23 @@ from sqlglot import exp
 from critlang import ir
 from critlang.check import Checked
 from critlang.engines.sql import build as b
-from critlang.engines.sql import exact
+from critlang.engines.sql import dates, exact
 from critlang.engines.sql.histories import HISTORY_ERROR, Histories
 from critlang.engines.sql.layout import RECORD_ERROR, Input, Layout, SqlError
 from critlang.records import ID_FIELD
-from critlang.vocab import Outcome
+from critlang.vocab import CalendarUnit, Outcome
 
 STATUS, MISSING, ERROR_COLUMN = "status", "missing", "error"
 
 Value = exact.Ratio | exp.Expr
+
+# The most calendar units between two dates of the years 1 to 9999.
+DIFF_LIMITS = {
+    CalendarUnit.DAY: dates.MAX_DAYS,
+    CalendarUnit.WEEK: dates.MAX_DAYS // 7 + 1,
+    CalendarUnit.MONTH: 10_000 * 12,
+    CalendarUnit.YEAR: 10_000,
+}
 
 
 def applies_column(ident: str) -> str:
@@ -305,14 +313,16 @@ class Query:
                 return self.includes(node)
             case ir.InCodes():
                 return self.in_codes(node)
-            case ir.DateShift():
-                return self.date_shift(node)
             case ir.Entry():
                 return self.histories.entry(node)
             case ir.Aggregate():
                 if self.histories.active:
                     return self.histories.value(node)
                 return self.histories.unknown(node)
+            case ir.DateShift():
+                return self.date_shift(node)
+            case ir.DateDiff():
+                return self.date_diff(node)
         raise AssertionError(f"the SQL engine has no rule for {node!r}")
 
     def boolean(self, node: ir.Node) -> exp.Expr:
@@ -327,8 +337,8 @@ class Query:
 
     def const(self, node: ir.Const) -> Value:
         match node.value:
-            case None:  # unknown, in the Kleene bounds lowering makes
-                return b.cast(exp.null(), exp.DataType.build("BOOLEAN"))
+            case None:  # the unknown of a partial date's comparison
+                return b.cast(exp.null(), "BOOLEAN")
             case bool(truth):
                 return exp.true() if truth else exp.false()
             case Fraction() as number:
@@ -344,7 +354,7 @@ class Query:
     def element(self, node: ir.Element) -> Value:
         if node.type.numeric:
             return self.times(self.input.read(node.name), self.input.into_declared(node.name))
-        return self.input.value(node.name)
+        return self.input.value(node.key)
 
     def not_(self, node: ir.Not) -> exp.Expr:
         return b.not_(b.paren(self.boolean(node.operand)))
@@ -432,6 +442,21 @@ class Query:
                         return exact.ratio_div(x, y), f / g
         return self.number(node), Fraction(1)
 
+    def date_shift(self, node: ir.DateShift) -> exp.Expr:
+        date = self.boolean(node.operand)  # a DATE: not a number
+        match node.unit:
+            case CalendarUnit.DAY | CalendarUnit.WEEK:
+                days = node.amount * (7 if node.unit is CalendarUnit.WEEK else 1)
+                return dates.shift_days(date, days)
+        months = node.amount * (12 if node.unit is CalendarUnit.YEAR else 1)
+        return dates.shift_months(date, months)
+
+    def date_diff(self, node: ir.DateDiff) -> exact.Ratio:
+        start, end = self.boolean(node.start), self.boolean(node.end)
+        limit = Fraction(DIFF_LIMITS[node.unit])
+        count = dates.between(node.unit.value, start, end)
+        return exact.Ratio(exact.typed(count, -limit, limit, 0, nullable=True))
+
     def member(self, node: ir.Member) -> exp.Expr:
         return exp.In(
             this=self.boolean(node.operand), expressions=[b.text(v) for v in sorted(node.values)]
@@ -462,18 +487,3 @@ class Query:
             tests.append(exp.EQ(this=start, expression=b.text(prefix)))
         found = b.or_(*tests)
         return exp.Case(ifs=[exp.If(this=b.is_null(held), true=exp.null())], default=found)
-
-    def date_shift(self, node: ir.DateShift) -> exp.Expr:
-        """A date moved by calendar units: months and years as every dialect's month interval
-        (the day kept, or the month's last day), weeks as 7 days."""
-        amount, unit = node.amount, node.unit.value
-        if unit == "year":
-            amount, unit = amount * 12, "month"
-        elif unit == "week":
-            amount, unit = amount * 7, "day"
-        moved = exp.DateAdd(
-            this=self.boolean(node.operand),
-            expression=exp.Literal.number(amount),
-            unit=exp.Var(this=unit.upper()),
-        )
-        return b.cast(moved, exp.DataType.build("DATE"))
