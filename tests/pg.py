@@ -78,6 +78,7 @@ class Server:
 TYPES = {
     "boolean": "BOOLEAN",
     "enum": "TEXT",
+    "ordinal": "TEXT",
     "set": "TEXT[]",
     "date": "DATE",
     "number": "NUMERIC(18,6)",

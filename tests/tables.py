@@ -13,6 +13,7 @@ from critlang.check import Checked
 ARROW = {
     "boolean": pa.bool_(),
     "enum": pa.string(),
+    "ordinal": pa.string(),
     "set": pa.list_(pa.string()),
     "date": pa.date32(),
     "number": pa.decimal128(18, 6),

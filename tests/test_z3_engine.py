@@ -10,6 +10,7 @@ it), must take the value `Protocol.evaluate` gives. The conformance corpus
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -67,8 +68,30 @@ def engine(request: pytest.FixtureRequest) -> Z3Engine:
     return Z3Engine(critlang.load(request.param))
 
 
+def example_records(protocol: critlang.Protocol) -> list[dict[str, Any]]:
+    """The records of `protocols/NAME.examples.jsonl`, for a protocol that has them."""
+    path = ROOT / "protocols" / f"{protocol.checked.protocol.name.text}.examples.jsonl"
+    if not path.exists():
+        return []
+    lines = path.read_text("utf-8").splitlines()
+    return [json.loads(line)["record"] for line in lines if line]
+
+
 def protocol_records(protocol: critlang.Protocol, gaps: bool) -> st.SearchStrategy[dict[str, Any]]:
-    """Records on and around every bound of ctd_ild; with `gaps` any field may be absent."""
+    """Records on and around every bound of ctd_ild; with `gaps` any field may be absent.
+
+    A protocol with example records (dates, histories) draws one of them instead,
+    and with `gaps` leaves out any of its fields."""
+    examples = example_records(protocol)
+    if examples:
+        chosen = st.sampled_from(examples)
+        if not gaps:
+            return chosen
+        return chosen.flatmap(
+            lambda r: st.sets(st.sampled_from(sorted(r))).map(
+                lambda dropped: {k: v for k, v in r.items() if k not in dropped}
+            )
+        )
     names = [e.name.text for e in protocol.checked.protocol.elements]
     fields = {n: CTD_VALUES.get(n, st.booleans()) for n in names}
     if gaps:

@@ -58,6 +58,10 @@ class Type:
         if self.kind in ("enum", "set"):
             word = "one of" if self.kind == "enum" else "a set of"
             return f"{word} ({', '.join(self.values)})"
+        if self.kind == "ordinal":
+            return f"a value of the scale ({', '.join(self.values)})"
+        if self.kind == "number" and self.integer:
+            return "a whole number"
         if self.kind == "history":
             return f"a history of {ENTRY_WORDS.get(self.entry, self.entry)}"
         return {
@@ -74,6 +78,7 @@ ENTRY_WORDS = {"measurement": "measurements", "code": "codes", "medication": "me
 
 BOOLEAN = Type("boolean")
 NUMBER = Type("number")
+INTEGER = Type("number", integer=True)
 DATE = Type("date")
 ERROR = Type("error")
 INTEGER = Type("number", integer=True)
@@ -98,6 +103,10 @@ def declared_type(declared: s.DeclaredType, molar_mass: Fraction | None = None) 
             return Type("enum", values=tuple(v.text for v in values))
         case s.SetType(values=values):
             return Type("set", values=tuple(v.text for v in values))
+        case s.IntegerType():
+            return INTEGER
+        case s.OrdinalType(values=values):
+            return Type("ordinal", values=tuple(v.text for v in values))
         case s.CodeType():
             return CODE
         case s.HistoryType(entry=entry, unit=unit):
@@ -293,7 +302,7 @@ class _Checker:
                     "use 'd', 'wk', 'mo' or 'a'",
                 )
                 unit_valid = False  # every comparison with it would repeat the error
-        if isinstance(declared, s.EnumType | s.SetType):
+        if isinstance(declared, s.EnumType | s.SetType | s.OrdinalType):
             self.check_enum_values(declared.values)
         if isinstance(declared, s.HistoryType):
             unit_valid = self.check_history_type(declared)
@@ -306,7 +315,9 @@ class _Checker:
             )
         if element.plausible_range is not None:
             low, high = element.plausible_range
-            if not isinstance(declared, s.NumberType | s.QuantityType | s.DurationType):
+            if not isinstance(
+                declared, s.NumberType | s.IntegerType | s.QuantityType | s.DurationType
+            ):
                 self.error(
                     "CRIT011",
                     element.span,
@@ -443,6 +454,7 @@ class _Checker:
             if criterion.applies_when is not None:
                 self.expect_boolean(criterion.applies_when, "the condition after 'applies when'")
             self.expect_boolean(criterion.condition, f"the condition of {ident.text}")
+            self.check_approximations(criterion)
 
     def check_example(self, example: s.Example) -> None:
         if example.expect.text not in OUTCOMES:
@@ -477,13 +489,9 @@ class _Checker:
             case s.BoolLit():
                 actual = BOOLEAN
             case s.Name(text=text):
-                if expected.kind == "enum" and text not in expected.values:
+                if expected.kind in ("enum", "ordinal") and text not in expected.values:
                     self.unknown_value(text, value.span, expected)
-                actual = (
-                    Type("enum", values=expected.values)
-                    if expected.kind == "enum"
-                    else Type("a name")
-                )
+                actual = expected if expected.kind in ("enum", "ordinal") else Type("a name")
             case tuple():
                 for item in value:
                     if expected.kind == "set" and item.text not in expected.values:
@@ -491,6 +499,12 @@ class _Checker:
                 actual = Type("set", values=tuple(item.text for item in value))
             case _:
                 actual = self.check_literal(value)
+                if (
+                    expected.integer
+                    and isinstance(value, s.NumberLit)
+                    and value.value != value.value.to_integral_value()
+                ):
+                    self.not_whole(field.name.text, value)
         if actual.kind == "error":
             return
         if expected.kind in ("history", "code"):
@@ -588,6 +602,15 @@ class _Checker:
                 return PERCENT
             case s.Quantified():
                 return self.infer_quantified(expr)
+            case s.Score():
+                self.infer_score(expr)
+                self.error(
+                    "CRIT062",
+                    expr.span,
+                    "a score is a total of points: compare it with a number",
+                    "write score [...] >= 9 (or <, >, <=)",
+                )
+                return ERROR
             case s.EntryField():
                 return self.entry_field(expr)
             case s.InCodes():
@@ -646,7 +669,7 @@ class _Checker:
         # The element the author most likely meant is not reported as unused as well.
         self.used.update([owner] if owner else close)
         if owner is not None:
-            test = "=" if self.element_types[owner].kind == "enum" else "includes any of"
+            test = "=" if self.element_types[owner].kind != "set" else "includes any of"
             operand = name if test == "=" else f"({name})"
             hint = f"'{name}' is a value of '{owner}': write {owner} {test} {operand}"
         else:
@@ -654,6 +677,16 @@ class _Checker:
         self.error("CRIT005", span, f"unknown name '{name}'", hint)
 
     def unknown_value(self, value: str, span: s.Span, kind: Type) -> None:
+        if kind.kind == "ordinal":
+            close = difflib.get_close_matches(value, kind.values, n=1)
+            scale = f"the scale is, lowest first: {', '.join(kind.values)}"
+            self.error(
+                "CRIT066",
+                span,
+                f"'{value}' is not a value of the scale",
+                f"did you mean '{close[0]}'? {scale}" if close else scale,
+            )
+            return
         close = difflib.get_close_matches(value, kind.values, n=1)
         hint = (
             f"did you mean '{close[0]}'?" if close else f"the values are: {', '.join(kind.values)}"
@@ -662,7 +695,11 @@ class _Checker:
 
     def enum_literal(self, expr: s.Expr, other: Type) -> bool:
         """Is `expr` a bare enum value (`female` in `sex = female`)? Report it if not declared."""
-        if not isinstance(expr, s.Ref) or other.kind != "enum" or self.is_symbol(expr.name):
+        if (
+            not isinstance(expr, s.Ref)
+            or other.kind not in ("enum", "ordinal")
+            or self.is_symbol(expr.name)
+        ):
             return False
         if expr.name not in other.values:
             self.unknown_value(expr.name, expr.span, other)
@@ -675,6 +712,8 @@ class _Checker:
     def infer_compare(self, expr: s.Compare) -> Type:
         # A count of an incomplete history may be compared, and only compared.
         self.compared.update((id(expr.left), id(expr.right)))
+        if isinstance(expr.left, s.Score) or isinstance(expr.right, s.Score):
+            return self.infer_score_comparison(expr)
         if isinstance(expr.right, s.Ref) and not self.is_symbol(expr.right.name):
             left = self.infer(expr.left)
             if self.enum_literal(expr.right, left):
@@ -689,6 +728,8 @@ class _Checker:
             return BOOLEAN
         if left.kind == "enum" and right.kind == "enum" and left.values == right.values:
             return self.enum_comparison(expr, left)
+        if left.kind == "ordinal" or right.kind == "ordinal":
+            return self.ordinal_comparison(expr, left, right)
         others = ("boolean", "set", "enum", "code")
         if left.kind in others or right.kind in others:
             if expr.op in ("=", "!=") and left.kind == right.kind == "boolean":
@@ -703,6 +744,9 @@ class _Checker:
         return BOOLEAN
 
     def enum_comparison(self, expr: s.Compare, kind: Type) -> Type:
+        if kind.kind == "ordinal":
+            self.scale_ends(expr, kind)
+            return BOOLEAN
         if expr.op not in ("=", "!="):
             self.error(
                 "CRIT006",
@@ -768,7 +812,8 @@ class _Checker:
         subject_type = self.infer(subject)
         if subject_type.kind == "error":
             return BOOLEAN
-        if subject_type.kind != kind:
+        on_scale = subject_type.kind == "ordinal" and kind == "enum"  # `in` on a scale
+        if subject_type.kind != kind and not on_scale:
             needed = "one of a list of values" if kind == "enum" else "a set of values"
             other = {"enum": "write: x in (a, b)", "set": "write: x includes any of (a, b)"}
             self.error(
@@ -1274,6 +1319,200 @@ class _Checker:
             else "compare quantities of the same kind; mass and molar concentrations "
             "convert only when the data element declares a molar mass",
         )
+
+    # ---- whole numbers, ordered scales, scores and approximation marks (issue 11) ----
+
+    def not_whole(self, name: str, literal: s.NumberLit) -> None:
+        self.error(
+            "CRIT060",
+            literal.span,
+            f"'{name}' is a whole number, but the example gives {literal.value}",
+            "give a whole number",
+        )
+
+    def ordinal_comparison(self, expr: s.Compare, left: Type, right: Type) -> Type:
+        """Two values of one scale compare by their place on it; anything else is an error."""
+        if left.kind == right.kind == "ordinal" and left.values == right.values:
+            return BOOLEAN
+        scale, other = (left, right) if left.kind == "ordinal" else (right, left)
+        side = expr.left if left.kind == "ordinal" else expr.right
+        name = side.name if isinstance(side, s.Ref) else "x"
+        hint = (
+            f"compare it with a value of its scale ({', '.join(scale.values)}), "
+            f"as in {name} >= {scale.values[-1]}"
+        )
+        if other.kind == "ordinal":
+            hint = "only values of the same scale compare"
+        self.error(
+            "CRIT066",
+            expr.span,
+            f"cannot compare {scale.describe()} with {other.describe()}",
+            hint,
+        )
+        return BOOLEAN
+
+    def scale_ends(self, expr: s.Compare, scale: Type) -> None:
+        """`nyha < i` is never true and `nyha >= i` always when known: say so."""
+        value, op = expr.right, expr.op
+        if not isinstance(value, s.Ref) or self.is_symbol(value.name):
+            value, op = expr.left, {"<": ">", "<=": ">=", ">": "<", ">=": "<="}.get(op, op)
+        if not isinstance(value, s.Ref) or value.name not in scale.values:
+            return
+        lowest, highest = value.name == scale.values[0], value.name == scale.values[-1]
+        never = (op == "<" and lowest) or (op == ">" and highest)
+        always = (op == ">=" and lowest) or (op == "<=" and highest)
+        if never or always:
+            self.warning(
+                "CRIT068",
+                expr.span,
+                f"this comparison is {'never true' if never else 'true for every known value'}: "
+                f"'{value.name}' is the {'lowest' if lowest else 'highest'} value of the scale",
+                "compare with another value of the scale",
+            )
+
+    def infer_score(self, score: s.Score) -> None:
+        names: set[str] = set()
+        for item in score.items():
+            if item.name is not None:
+                if item.name.text in names:
+                    self.error(
+                        "CRIT015", item.name.span, f"score item '{item.name.text}' is named twice"
+                    )
+                names.add(item.name.text)
+            if item.points <= 0:
+                self.error(
+                    "CRIT061",
+                    item.span,
+                    f"an item must score more than 0 points, not {item.points}",
+                    "a score adds the points of the true items: give each a positive number; "
+                    "to subtract, compare with a higher total instead",
+                )
+            self.expect_boolean(item.condition, "the condition of a score item")
+        for entry in score.entries:
+            if isinstance(entry, s.ScoreGroup) and len(entry.items) < 2:
+                self.warning(
+                    "CRIT067",
+                    entry.span,
+                    "'highest of' a single item is that item",
+                    "list the item on its own",
+                )
+        self.types[score] = NUMBER
+
+    def infer_score_comparison(self, expr: s.Compare) -> Type:
+        """`score [...] >= 9`: the total against a number known when the protocol is written."""
+        score, other = (
+            (expr.left, expr.right) if isinstance(expr.left, s.Score) else (expr.right, expr.left)
+        )
+        assert isinstance(score, s.Score)
+        self.infer_score(score)
+        if isinstance(other, s.Score):
+            self.infer_score(other)
+            self.error(
+                "CRIT062", expr.span, "two scores cannot be compared", "compare each with a number"
+            )
+            return BOOLEAN
+        other_type = self.infer(other)
+        threshold = self.checked_fold(other) if other_type.kind == "number" else None
+        if threshold is None:
+            if other_type.kind != "error":
+                self.error(
+                    "CRIT062",
+                    other.span,
+                    "a score's threshold must be a number written in the protocol",
+                    "write a number or a numeric constant, as in score [...] >= 9",
+                )
+            return BOOLEAN
+        op = score_operator(expr.op, score is expr.left)
+        if op in ("=", "!="):
+            self.error(
+                "CRIT062",
+                expr.span,
+                f"a score is compared with '>=', '>', '<' or '<=', not '{expr.op}'",
+                "a total is reached or not: write score [...] >= 9",
+            )
+            return BOOLEAN
+        weights = [Fraction(item.points) for item in score.items()]
+        if op in (">", "<=") and not all(w.denominator == 1 for w in (*weights, threshold)):
+            self.error(
+                "CRIT063",
+                expr.span,
+                f"'{expr.op}' needs whole points and a whole threshold",
+                f"with fractional points, write it with '>=' or '<' ({score_rewrite(op)})",
+            )
+            return BOOLEAN
+        threshold = threshold + 1 if op in (">", "<=") else threshold
+        top = score_maximum(score)
+        if threshold <= 0 or threshold > top:
+            always = threshold <= 0
+            self.error(
+                "CRIT064",
+                expr.span,
+                f"this comparison is {'always' if always == (op in ('>=', '>')) else 'never'} true: "
+                f"the score runs from 0 to {_number_words(top)}",
+                "compare with a total between the lowest and the highest the items can give",
+            )
+        return BOOLEAN
+
+    def checked_fold(self, expr: s.Expr) -> Fraction | None:
+        return Checked(self.protocol, self.types, self.elements, self.constants, {}, {}).fold(expr)
+
+    def check_approximations(self, criterion: s.Criterion) -> None:
+        marks = [criterion.approximate] + [
+            item.approximate
+            for item in s.walk(criterion.condition)
+            if isinstance(item, s.SubCriterion)
+        ]
+        for mark in marks:
+            if mark is not None and not mark.reason.strip():
+                self.error(
+                    "CRIT065",
+                    mark.span,
+                    "an approximation needs its reason",
+                    'say what the criterion\'s text asks that this does not capture: approximate "..."',
+                )
+
+
+def is_approximate(criterion: s.Criterion) -> bool:
+    """Is the criterion, or any part of it, marked `approximate`?"""
+    if criterion.approximate is not None:
+        return True
+    return any(
+        isinstance(node, s.SubCriterion) and node.approximate is not None
+        for node in s.walk(criterion.condition)
+    )
+
+
+def coverage(protocol: s.Protocol) -> str:
+    """'coverage: 12 faithful, 2 approximate criteria', for `critlang check`."""
+    approximate = sum(is_approximate(c) for c in protocol.criteria)
+    faithful = len(protocol.criteria) - approximate
+    return f"coverage: {faithful} faithful, {approximate} approximate criteria"
+
+
+def score_operator(op: str, score_on_left: bool) -> str:
+    """The comparison as read with the score on the left (`9 <= score [...]` is `>=`)."""
+    if score_on_left:
+        return op
+    return {"<": ">", "<=": ">=", ">": "<", ">=": "<="}.get(op, op)
+
+
+def score_rewrite(op: str) -> str:
+    return "score > t is score >= t + 1" if op == ">" else "score <= t is score < t + 1"
+
+
+def score_maximum(score: s.Score) -> Fraction:
+    """The highest total: every item, and of each group its highest item."""
+    total = Fraction(0)
+    for entry in score.entries:
+        if isinstance(entry, s.ScoreGroup):
+            total += max(Fraction(item.points) for item in entry.items)
+        else:
+            total += Fraction(entry.points)
+    return total
+
+
+def _number_words(value: Fraction) -> str:
+    return str(value.numerator) if value.denominator == 1 else str(float(value))
 
 
 # The words of a selector, by its `op`.

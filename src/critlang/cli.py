@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import importlib
+import importlib.util
 import json
 import os
 import re
@@ -15,7 +16,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 import click
 
-from critlang.check import check_source
+from critlang.check import check_source, coverage
 from critlang.diagnostics import render
 from critlang.records import FORMATS as FORMATS_IN
 from critlang.records import (
@@ -120,9 +121,11 @@ def check_command(files: tuple[Path, ...]) -> None:
     errors = warnings = 0
     for path in files:
         text = read_source(path)
-        _, diagnostics = check_source(text, str(path))
+        checked, diagnostics = check_source(text, str(path))
         for diagnostic in diagnostics:
             click.echo(render(diagnostic, text), err=False)
+        if checked is not None:  # how much of the protocol is encoded only approximately
+            click.echo(f"{path}: {coverage(checked.protocol)}", err=True)
         errors += sum(d.is_error for d in diagnostics)
         warnings += sum(not d.is_error for d in diagnostics)
     summary = f"{len(files)} file(s) checked: {errors} error(s), {warnings} warning(s)"
@@ -189,11 +192,141 @@ as_of_option = click.option(
 )
 
 
+def fhir_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """The options of screening from a health record: the binding and the data (--as-of gives the date)."""
+    options = (
+        click.option(
+            "--bindings",
+            type=click.Path(path_type=Path, dir_okay=False),
+            help="A binding file (NAME.bind.yaml) saying where each data element is.",
+        ),
+        click.option(
+            "--fhir",
+            type=click.Path(path_type=Path),
+            help="A FHIR R4 bulk export folder (.ndjson) or Bundles (.json).",
+        ),
+    )
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _eval_fhir(
+    protocol: Protocol,
+    protocol_file: Path,
+    bindings: Path,
+    fhir: Path,
+    as_of: datetime.date | None,
+    output_format: str,
+    output: Path | None,
+) -> None:
+    """`eval --bindings --fhir`: every patient's result, each value citing its source."""
+    optional("yaml", "bindings")
+    from critlang.bindings import load_binding
+    from critlang.bindings.run import FhirScreen, writer
+    from critlang.bindings.stream import FhirInputError
+    from critlang.evaluate import ERROR
+    from critlang.report import summary, write_results
+
+    binding, diagnostics = load_binding(bindings, protocol.checked)
+    text = bindings.read_text(encoding="utf-8", errors="replace") if bindings.is_file() else None
+    for diagnostic in diagnostics:
+        click.echo(render(diagnostic, text), err=True)
+    if binding is None:
+        sys.exit(1)
+    section = binding.sections.get("fhir")
+    if section is None:
+        raise _Usage(f"{bindings}: the binding has no fhir section")
+    try:
+        screen = FhirScreen(protocol, section, fhir, as_of)
+    except FhirInputError as error:
+        raise _Input(str(error)) from None
+    if as_of is None and _needs_date(section):
+        raise _Usage("the binding uses windows, ages or times since: give --as-of YYYY-MM-DD")
+    with _safe_output(output, (fhir, bindings, protocol_file)) as out, _progress() as advance:
+        counts = write_results(screen.results(), writer(output_format, out, protocol), advance)
+    for line in screen.report():
+        click.echo(line, err=True)
+    if output_format != "text" or output is not None:
+        click.echo(summary(counts), err=True)
+    sys.exit(2 if counts[ERROR] else 0)
+
+
+def _needs_date(section: Any) -> bool:
+    return any(
+        e.rule.within is not None
+        or e.read == "time since"
+        or (e.type.kind == "quantity" and e.source == "patient")
+        or e.source == "reference"
+        for e in section.elements.values()
+    )
+
+
+@main.command("synth")
+@click.argument(
+    "protocol_file", metavar="PROTOCOL", type=click.Path(path_type=Path, dir_okay=False)
+)
+@click.option(
+    "--bindings", required=True, type=click.Path(path_type=Path, dir_okay=False),
+    help="The binding file whose fhir section says how each element is written.",
+)  # fmt: skip
+@click.option("--as-of", "as_of", required=True, type=click.DateTime(formats=["%Y-%m-%d"]))
+@click.option("--patients", default=100, show_default=True, type=click.IntRange(min=1))
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option(
+    "--boundary", is_flag=True, help="Begin with the boundary patients of `critlang analyze`."
+)
+@click.option(
+    "-o", "--output", required=True, type=click.Path(path_type=Path, file_okay=False),
+    help="A folder: flat.jsonl, fhir/ (NDJSON) and omop.duckdb are written there.",
+)  # fmt: skip
+def synth_command(
+    protocol_file: Path,
+    bindings: Path,
+    as_of: datetime.datetime,
+    patients: int,
+    seed: int,
+    boundary: bool,
+    output: Path,
+) -> None:
+    """Synthetic patients for PROTOCOL, written flat, as FHIR and as OMOP tables (docs/fhir-omop.md)."""
+    optional("yaml", "bindings")
+    from critlang.bindings import load_binding
+    from critlang.synth import Generator, write_fhir, write_flat, write_omop
+
+    protocol = load_protocol(protocol_file)
+    binding, diagnostics = load_binding(bindings, protocol.checked)
+    text = bindings.read_text(encoding="utf-8", errors="replace") if bindings.is_file() else None
+    for diagnostic in diagnostics:
+        click.echo(render(diagnostic, text), err=True)
+    if binding is None or "fhir" not in binding.sections:
+        raise _Usage(f"{bindings}: the synthetic patients need a binding with a fhir section")
+    witnesses: list[dict[str, Any]] = []
+    if boundary:
+        optional("z3", "analyze")
+        from critlang.analyze.questions import boundary_examples
+
+        witnesses = [p.witness.record for p in boundary_examples(protocol)]
+    generator = Generator(protocol.checked, binding.sections["fhir"], as_of.date(), seed)
+    made = list(generator.patients(patients, witnesses))
+    output.mkdir(parents=True, exist_ok=True)
+    write_flat(made, output / "flat.jsonl")
+    write_fhir(made, output / "fhir")
+    if importlib.util.find_spec("duckdb") is not None:
+        write_omop(made, output / "omop.duckdb")
+    click.echo(f"{len(made)} patient(s) written to {output}", err=True)
+
+
 @main.command("eval")
 @click.argument(
     "protocol_file", metavar="PROTOCOL", type=click.Path(path_type=Path, dir_okay=False)
 )
-@click.argument("records_file", metavar="RECORDS", type=click.Path(path_type=Path, dir_okay=False))
+@click.argument(
+    "records_file",
+    metavar="[RECORDS]",
+    required=False,
+    type=click.Path(path_type=Path, dir_okay=False),
+)
 @click.option(
     "--format", "output_format", type=click.Choice(FORMATS), default="text", show_default=True
 )
@@ -210,18 +343,24 @@ as_of_option = click.option(
 )
 @record_options
 @as_of_option
+@fhir_options
 def eval_command(
     protocol_file: Path,
-    records_file: Path,
+    records_file: Path | None,
     output_format: str,
     output: Path | None,
     events: Path | None,
     input_format: str | None,
     id_field: str,
     strict_fields: bool,
+    bindings: Path | None,
+    fhir: Path | None,
     as_of: datetime.date | None,
 ) -> None:
     """Screen RECORDS (.json, .jsonl, .csv, .parquet; - for stdin) against PROTOCOL.
+
+    Or screen the patients of a FHIR R4 bulk export or Bundles (--fhir) through
+    a binding file (--bindings); see docs/fhir-omop.md.
 
     Every record gets one result; a record in error is reported and the rest
     go on. Exits 2 when any record was in error.
@@ -230,6 +369,13 @@ def eval_command(
     from critlang.report import WRITERS, summary, write_results
 
     protocol = load_protocol(protocol_file)
+    if fhir is not None or bindings is not None:
+        if records_file is not None or fhir is None or bindings is None or events is not None:
+            raise _Usage("give --bindings and --fhir together, and no RECORDS or --events file")
+        _eval_fhir(protocol, protocol_file, bindings, fhir, as_of, output_format, output)
+        return
+    if records_file is None:
+        raise _Usage("give a RECORDS file (- for stdin), or --bindings and --fhir")
     intake = Intake(protocol.checked, id_field, strict_fields, as_of)
     histories = _read_events(events, protocol) if events is not None else None
     inputs = (records_file, protocol_file, *(() if events is None else (events,)))

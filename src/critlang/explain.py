@@ -25,7 +25,7 @@ import attrs
 
 from critlang import fmt, ir, units, words
 from critlang import syntax as s
-from critlang.check import Checked
+from critlang.check import Checked, score_operator
 from critlang.decimals import to_decimal
 from critlang.lower import Lowered, chain
 from critlang.records import printable
@@ -113,6 +113,8 @@ class Explanations:
                 return self.every_kid(node)
             case s.SubCriterion():
                 return self.part(node)
+            case s.Compare(left=s.Score()) | s.Compare(right=s.Score()):
+                return self.score(node)
             case s.BoolLit(value=truth):
                 always = [f"always {'true' if truth else 'false'}"]
                 return lambda _trace: always
@@ -256,6 +258,9 @@ class Explanations:
 
     def comparison(self, node: s.Compare) -> Builder:
         value = self.getter(node)
+        if self.types[id(node.right)].kind == "ordinal" and self.is_scale_value(node.left):
+            # `ii < nyha` is worded from the scale's side: 'nyha iii is more than ii'
+            node = s.Compare(words.FLIPPED[node.op], node.right, node.left, node.span)
         left, right = self.shown(node.left, like=node.right), self.shown(node.right)
         name = self.subject(node.left)
         if isinstance(node.left, s.Arithmetic):
@@ -286,6 +291,12 @@ class Explanations:
             return [f"{name} {left(t)} {verb} {wording} {right(t)}"]
 
         return compared
+
+    def is_scale_value(self, node: object) -> bool:
+        c = self.checked
+        return isinstance(node, s.Ref) and not (
+            node.name in c.elements or node.name in c.definitions or node.name in c.constants
+        )
 
     def between(self, node: s.Between) -> Builder:
         value = self.getter(node)
@@ -328,6 +339,60 @@ class Explanations:
             return [f"{name} {held(t)} {verb} {quantifier} of ({listed})"]
 
         return words
+
+    # ---- scores (issue 11) ----
+
+    def score(self, node: s.Compare) -> Builder:
+        """'score 8 of at least 9 (puffy fingers 2, Raynaud's phenomenon 3, ...)', and
+        for an unknown score how far the unknown items could take it."""
+        score, other = (
+            (node.left, node.right) if isinstance(node.left, s.Score) else (node.right, node.left)
+        )
+        assert isinstance(score, s.Score)
+        op = score_operator(node.op, score is node.left)
+        threshold = self.checked.fold(other)
+        assert threshold is not None
+        wanted = f"{words.COMPARISONS[op]} {_points(threshold)}"
+        value = self.getter(node)
+        groups = [
+            [
+                (self.item_name(item), Fraction(item.points), self.getter(item.condition))
+                for item in (entry.items if isinstance(entry, s.ScoreGroup) else (entry,))
+            ]
+            for entry in score.entries
+        ]
+
+        def said(t: Trace) -> list[str]:
+            sure = possible = Fraction(0)
+            counted: list[str] = []
+            open_: list[str] = []
+            for group in groups:
+                met = [(points, name) for name, points, held in group if held(t) is True]
+                maybe = [(points, name) for name, points, held in group if held(t) is None]
+                best = max(met, default=(Fraction(0), ""))
+                if best[1]:
+                    counted.append(f"{best[1]} {_points(best[0])}")
+                sure += best[0]
+                higher = [(points, name) for points, name in maybe if points > best[0]]
+                if higher:
+                    possible += max(higher)[0] - best[0]
+                    open_ += [name for _, name in higher]
+            listed = ", ".join(counted) or "no item met"
+            line = f"score {_points(sure)} of {wanted} ({listed})"
+            if value(t) is None:
+                line += f"; up to {_points(sure + possible)} with the unknown {', '.join(open_)}"
+            return [line]
+
+        return said
+
+    def item_name(self, item: s.ScoreItem) -> str:
+        if item.title:
+            return item.title
+        if item.name is not None:
+            return item.name.text
+        if isinstance(item.condition, s.Ref):
+            return self.subject(item.condition)
+        return "an item"
 
     # ---- histories and code lists ----
 
@@ -490,6 +555,11 @@ class Explanations:
             if env.get(name) is None:
                 return [name]
             found = [n for child in self.kids(node)[1:] for n in self.missing(child, trace, env)]
+            # A window without a date ends at the reference date, which may be missing.
+            as_of = self.checked.protocol.header.as_of
+            window = node.window
+            if window is not None and window.anchor is None and as_of is not None:
+                found += [as_of.text] if env.get(as_of.text) is None else []
             # An incomplete history may lack the entry that would settle it.
             return found or ([] if self.checked.element_types[name].complete else [name])
         if isinstance(node, s.Ref):
@@ -505,6 +575,10 @@ class Explanations:
             # A comparison is unknown because an operand is: look below it.
             found = [n for child in kids for n in self.missing(child, trace, env)]
         return found
+
+
+def _points(value: Fraction) -> str:
+    return format(to_decimal(value).normalize(), "f")
 
 
 def _remembering(builder: Builder) -> Builder:

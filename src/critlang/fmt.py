@@ -292,7 +292,16 @@ class _Clauses:
 
 
 CLAUSE_RULES = frozenset(
-    {*HEADER_FIELDS, "label", "registered", "plain", "note", "applies_when", "data_section"}
+    {
+        *HEADER_FIELDS,
+        "label",
+        "registered",
+        "plain",
+        "note",
+        "applies_when",
+        "approximation",
+        "data_section",
+    }
 )
 OWNER_RULES = frozenset({"protocol", "element", "constant", "definition", "criterion"})
 
@@ -596,6 +605,10 @@ class _Builder:
                 return Concat(Text("one of ("), Align(Fill(_texts(values))), Text(")"))
             case s.SetType(values=values):
                 return Concat(Text("set of ("), Align(Fill(_texts(values))), Text(")"))
+            case s.IntegerType():
+                return Text("integer")
+            case s.OrdinalType(values=values):
+                return Concat(Text("ordinal ("), Align(Fill(_texts(values))), Text(")"))
             case s.CodeType():
                 return Text("code")
             case s.HistoryType(entry="measurement", unit=unit):
@@ -639,6 +652,9 @@ class _Builder:
         notes = clauses.all("note")
         for number_, note in enumerate(criterion.notes):
             texts.append(("note", note, notes[number_] if number_ < len(notes) else None))
+        if criterion.approximate is not None:
+            where = clauses.last("approximation")
+            texts.append(("approximate", criterion.approximate.reason, where))
         for position_, (keyword, value, where) in enumerate(texts):
             if value is None:
                 continue
@@ -763,6 +779,8 @@ class _Builder:
                 )
             case s.Quantified():
                 return self.quantified(node)
+            case s.Score():
+                return self.score(node)
             case s.CalendarDuration(amount=amount, unit=unit):
                 return Text(calendar_duration(amount, unit))
             case s.DateDifference(unit=unit, start=start, end=None):
@@ -795,6 +813,42 @@ class _Builder:
             case s.Selector():
                 return self.selector(node)
         raise AssertionError(f"cannot format {node!r}")
+
+    # ---- scores (issue 11) ----
+
+    def score(self, node: s.Score) -> Doc:
+        """`score [...]`: one line, or one item per line (always when an item is named)."""
+        entries: list[Doc] = []
+        for entry in node.entries:
+            if isinstance(entry, s.ScoreGroup):
+                entries.append(
+                    self.listed("highest of [", [self.score_item(i) for i in entry.items], False)
+                )
+            else:
+                entries.append(self.score_item(entry))
+        named = any(item.name is not None for item in node.items())
+        return self.listed("score [", entries, named)
+
+    def listed(self, opening: str, items: list[Doc], broken: bool) -> Doc:
+        if broken:
+            body = Concat(Hard(), _join(items, Concat(Text(","), Hard())))
+            return Concat(Text(opening), Anchor(Concat(Nest(INDENT, body), Hard(), Text("]"))))
+        body = Concat(Line(""), _join(items, Concat(Text(","), Line())))
+        return Group(Concat(Text(opening), Anchor(Concat(Nest(INDENT, body), Line(""), Text("]")))))
+
+    def score_item(self, item: s.ScoreItem) -> Doc:
+        head: list[Doc] = []
+        if item.name is not None:
+            head.append(Text(item.name.text))
+            if item.title is not None:
+                head.append(Text(" " + quote(item.title)))
+            head.append(Text(":"))
+        points = "point" if item.points == 1 else "points"
+        weighed = Text(f"{number(item.points)} {points} when ")
+        condition = Concat(weighed, self.operand(item.condition, UNLESS))
+        if not head:
+            return Group(condition)
+        return Group(Concat(*head, Nest(INDENT, Concat(Line(), condition))))
 
     def selector(self, node: s.Selector) -> Doc:
         word = SELECTOR_WORDS[node.op]
@@ -852,6 +906,8 @@ class _Builder:
             head.append(Text(" " + quote(item.title)))
         if item.applies_when is not None:
             head += [Text(" applies when "), self.expr(item.applies_when)]
+        if item.approximate is not None:
+            head.append(Text(f" approximate {quote(item.approximate.reason)}"))
         doc = Group(
             Concat(*head, Text(":"), Nest(INDENT, Concat(Line(), self.expr(item.condition))))
         )

@@ -29,7 +29,7 @@ class Field:
 
     name: str
     label: str
-    control: str  # yes-no | number | choice | choices | date
+    control: str  # yes-no | number | whole | choice | choices | date
     unit: str
     values: tuple[tuple[str, str], ...]  # (value, words) for choice and choices
     low: str | None
@@ -47,7 +47,7 @@ def fields(protocol: Protocol) -> tuple[Field, ...]:
         match element.type:
             case s.BooleanType() | s.AttestationType():
                 control = "yes-no"
-            case s.EnumType(values=names):
+            case s.EnumType(values=names) | s.OrdinalType(values=names):
                 control, values = "choice", tuple((n.text, n.text.replace("_", " ")) for n in names)
             case s.SetType(values=names):
                 control, values = (
@@ -56,6 +56,8 @@ def fields(protocol: Protocol) -> tuple[Field, ...]:
                 )
             case s.DateType():
                 control = "date"
+            case s.IntegerType():
+                control = "whole"  # a number with nothing after the point
             case _:
                 control = "number"
         limits = element.plausible_range

@@ -107,7 +107,7 @@ class AtLeast(Node):
     `count`, false when those of the true and unknown ones together do not.
     """
 
-    count: int  # a score's threshold may become a Fraction (see weights)
+    count: int | Fraction  # a Fraction only for a score (see weights)
     operands: tuple[Node, ...]
     weights: tuple[Fraction, ...] | None = None
 

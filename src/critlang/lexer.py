@@ -41,8 +41,21 @@ FIELDS = (
     "applies",
     "when",
     "expect",
+    "approximate",
 )
-TYPES = ("boolean", "number", "quantity", "duration", "date", "one", "set", "attestation", "by")
+TYPES = (
+    "boolean",
+    "number",
+    "quantity",
+    "duration",
+    "date",
+    "one",
+    "set",
+    "attestation",
+    "by",
+    "integer",
+    "ordinal",
+)
 OPERATORS = (
     "and",
     "or",
@@ -61,6 +74,9 @@ OPERATORS = (
     "change",
     "from",
     "to",
+    "highest",
+    "points",
+    "point",
     "within",
     "before",
     "after",
@@ -91,6 +107,7 @@ class CritLexer(RegexLexer):
             (r"(years|months|weeks|days)(\s+)(between|since)\b", Operator.Word),
             (r"\d+(\.\d+)?%?", Number),
             (r"\b[IE]\d+\b", Name.Label),
+            (r"\bscore(?=\s*\[)", Operator.Word),  # a keyword only before '[', as in the grammar
             (words(DECLARATIONS, suffix=r"\b"), Keyword.Declaration),
             (words(FIELDS, suffix=r"\b"), Keyword),
             (words(TYPES, suffix=r"\b"), Keyword.Type),

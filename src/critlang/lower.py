@@ -39,7 +39,7 @@ import attrs
 
 from critlang import codes, ir
 from critlang import syntax as s
-from critlang.check import BOOLEAN, DATE, Checked, Type
+from critlang.check import BOOLEAN, DATE, Checked, Type, score_operator
 from critlang.vocab import CalendarUnit, CodeSystem, EntryKind, Kind
 
 N = TypeVar("N", bound=ir.Node)
@@ -192,6 +192,13 @@ class _Lowering:
             case s.Unless(rule=rule, exception=exception):
                 excepted = self.make(ir.Not, BOOLEAN, operand=self.expr(exception))
                 return self.make(ir.And, BOOLEAN, operands=(self.expr(rule), excepted))
+            case s.Compare(left=s.Score()) | s.Compare(right=s.Score()):
+                return self.score(node)
+            case s.Compare(left=left, right=right) if "ordinal" in (
+                self.type_of(left).kind,
+                self.type_of(right).kind,
+            ):
+                return self.ordinal(node)
             case s.Compare(op=op, left=left, right=right):
                 compared = self.compare(op, self.value(left), self.in_unit_of(right, left))
                 return self.lower_bound(node, compared)
@@ -528,6 +535,86 @@ class _Lowering:
         below = self.compare("<=", subject, high)
         return self.make(ir.And, BOOLEAN, operands=(above, below))
 
+    # ---- ordered scales and scores (issue 11) ----
+
+    def ordinal(self, node: s.Compare) -> ir.Node:
+        """A comparison on a scale, as membership: `nyha >= iii` is `nyha in (iii, iv)`.
+
+        Two values of one scale: `a < b` is `any x: a = x and b in (the values above x)`,
+        decided as soon as it can be (false when b is the lowest value, a unknown or not).
+        """
+        scale = self.type_of(node.left)
+        if scale.kind != "ordinal":
+            scale = self.type_of(node.right)
+        rank = {value: place for place, value in enumerate(scale.values)}
+        test = _ORDER[node.op]
+        left, right = self.expr(node.left), self.expr(node.right)
+        if isinstance(right, ir.Const) or isinstance(left, ir.Const):
+            if isinstance(left, ir.Const):  # `iii <= nyha`: read it from the scale's side
+                left, right, test = right, left, _flipped(test)
+            assert isinstance(right, ir.Const) and isinstance(right.value, str)
+            fixed = rank[right.value]
+            wanted = frozenset(v for v in scale.values if test(rank[v], fixed))
+            if not wanted:  # `nyha < i`: no value meets it, known or not
+                return self.const(False, BOOLEAN)
+            return self.make(ir.Member, BOOLEAN, operand=left, values=wanted)
+        terms = []
+        for value in scale.values:
+            above = frozenset(v for v in scale.values if test(rank[value], rank[v]))
+            if not above:
+                continue
+            this = self.make(ir.Member, BOOLEAN, operand=left, values=frozenset({value}))
+            other = self.make(ir.Member, BOOLEAN, operand=right, values=above)
+            terms.append(self.make(ir.And, BOOLEAN, operands=(this, other)))
+        return self.make(ir.Or, BOOLEAN, operands=tuple(terms))
+
+    def score(self, node: s.Compare) -> ir.Node:
+        """`score [...] >= t` as a weighted `AtLeast`; `<` is its negation.
+
+        A `highest of` group becomes plain weighted terms: with its distinct
+        weights w1 < w2 < ... < wn, term k weighs wk - w(k-1) and is true when
+        an item of weight wk or more is, so the terms add up to the highest.
+        `>` and `<=` (whole points only, as the checker ensures) are `>= t + 1`
+        and `< t + 1`.
+        """
+        score, other = (
+            (node.left, node.right) if isinstance(node.left, s.Score) else (node.right, node.left)
+        )
+        assert isinstance(score, s.Score)
+        op = score_operator(node.op, score is node.left)
+        threshold = self.checked.fold(other)
+        assert threshold is not None, "the checker makes sure the threshold is known"
+        self.expr(other)  # explanations show it
+        operands: list[ir.Node] = []
+        weights: list[Fraction] = []
+        for entry in score.entries:
+            if isinstance(entry, s.ScoreItem):
+                operands.append(self.expr(entry.condition))
+                weights.append(Fraction(entry.points))
+                continue
+            conditions = [
+                (Fraction(item.points), self.expr(item.condition)) for item in entry.items
+            ]
+            below = Fraction(0)
+            for level in sorted({points for points, _ in conditions}):
+                reached = tuple(c for points, c in conditions if points >= level)
+                term = (
+                    reached[0] if len(reached) == 1 else self.make(ir.Or, BOOLEAN, operands=reached)
+                )
+                operands.append(term)
+                weights.append(level - below)
+                below = level
+        if op in (">", "<="):
+            threshold += 1
+        count: int | Fraction = threshold.numerator if threshold.denominator == 1 else threshold
+        reached_node = self.make(
+            ir.AtLeast, BOOLEAN, count=count, operands=tuple(operands), weights=tuple(weights)
+        )
+        self.origin[id(score)] = reached_node
+        if op in ("<", "<="):
+            return self.make(ir.Not, BOOLEAN, operand=reached_node)
+        return reached_node
+
 
 @attrs.frozen
 class _Range:
@@ -577,6 +664,20 @@ def _sign(node: ir.Node) -> int | None:
     if isinstance(node, ir.Const) and isinstance(node.value, Fraction):
         return (node.value > 0) - (node.value < 0)
     return None
+
+
+_ORDER: dict[str, Any] = {
+    "<": lambda a, b: a < b,
+    "<=": lambda a, b: a <= b,
+    ">": lambda a, b: a > b,
+    ">=": lambda a, b: a >= b,
+    "=": lambda a, b: a == b,
+    "!=": lambda a, b: a != b,
+}
+
+
+def _flipped(test: Any) -> Any:
+    return lambda a, b: test(b, a)
 
 
 # The Aggregate op of each selector (`no` is `not exists`).

@@ -40,6 +40,7 @@ TERMINAL_WORDS = {
     "MUL_OP": ("'*'", "'/'"),
     "EXCLUSIVE": ("'exclusive'",),
     "PERCENT": ("'%'",),
+    "SCORE": ("'score ['",),
     "CALENDAR_UNIT": ("a calendar unit (years, months, weeks, days)",),
     "CALENDAR_UNITS": ("'years', 'months', 'weeks' or 'days'",),
     "$END": ("the end of the file",),
@@ -51,7 +52,7 @@ TERMINAL_GROUPS = (
     (
         frozenset(
             {"NAME", "NUMBER", "DATE", "MINUS", "LPAR", "NOT", "TRUE", "FALSE"}
-            | {"ANY", "ALL", "AT", "DECLINE", "CHANGE", "CALENDAR_UNITS"}
+            | {"ANY", "ALL", "AT", "DECLINE", "CHANGE", "SCORE", "CALENDAR_UNITS"}
             | {"ITS", "NO", "LATEST", "EARLIEST", "HIGHEST", "LOWEST", "TOTAL", "'number'"}
             | {"ONGOING"}
         ),
@@ -779,6 +780,12 @@ class AstBuilder(Transformer[Token, Any]):
     def attestation_type(self, meta: Meta, attesters: tuple[str, ...]) -> s.AttestationType:
         return s.AttestationType(attesters, _span(self.file, meta))
 
+    def integer_type(self, meta: Meta) -> s.IntegerType:
+        return s.IntegerType(_span(self.file, meta))
+
+    def ordinal_type(self, meta: Meta, names: tuple[s.Name, ...]) -> s.OrdinalType:
+        return s.OrdinalType(names, _span(self.file, meta))
+
     def code_type(self, meta: Meta) -> s.CodeType:
         return s.CodeType(_span(self.file, meta))
 
@@ -880,6 +887,7 @@ class AstBuilder(Transformer[Token, Any]):
             applies_when=found.get("applies when"),
             condition=condition,
             span=_span(self.file, meta),
+            approximate=found.get("approximate"),
         )
 
     def registered(self, meta: Meta, value: Token) -> _Option:
@@ -1041,8 +1049,36 @@ class AstBuilder(Transformer[Token, Any]):
     def sub_criterion(self, meta: Meta, name: Token, *rest: Any) -> s.SubCriterion:
         condition = rest[-1]
         title = next((_string(r, self.file) for r in rest[:-1] if isinstance(r, Token)), None)
-        applies = next((r.value for r in rest[:-1] if isinstance(r, _Option)), None)
-        return s.SubCriterion(self._name(name), title, applies, condition, _span(self.file, meta))
+        options = {r.key: r.value for r in rest[:-1] if isinstance(r, _Option)}
+        return s.SubCriterion(
+            self._name(name),
+            title,
+            options.get("applies when"),
+            condition,
+            _span(self.file, meta),
+            approximate=options.get("approximate"),
+        )
+
+    def approximation(self, meta: Meta, reason: Token) -> _Option:
+        span = _span(self.file, meta)
+        return _Option("approximate", s.Approximation(_string(reason, self.file), span), span)
+
+    # ---- scores ----
+
+    def score(self, meta: Meta, keyword: Token, entries: tuple[Any, ...]) -> s.Score:
+        return s.Score(entries, _span(self.file, meta))
+
+    def score_items(self, meta: Meta, *entries: Any) -> tuple[Any, ...]:
+        return entries
+
+    def score_group(self, meta: Meta, *items: s.ScoreItem) -> s.ScoreGroup:
+        return s.ScoreGroup(items, _span(self.file, meta))
+
+    def score_item(self, meta: Meta, *rest: Any) -> s.ScoreItem:
+        *head, points, condition = rest
+        name = next((self._name(r) for r in head if r.type == "NAME"), None)
+        title = next((_string(r, self.file) for r in head if r.type == "STRING"), None)
+        return s.ScoreItem(name, title, Decimal(str(points)), condition, _span(self.file, meta))
 
     def applicability(self, meta: Meta, expr: s.Expr) -> _Option:
         return _Option("applies when", expr, _span(self.file, meta))

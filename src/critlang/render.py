@@ -23,10 +23,11 @@ import markupsafe
 
 from critlang import syntax as s
 from critlang import units
-from critlang.check import FIELD_WORDS, SELECTOR_WORDS, Checked, conversion_words
+from critlang.check import FIELD_WORDS, SELECTOR_WORDS, Checked, conversion_words, score_operator
 from critlang.words import (
     ALL,
     ANY,
+    APPROXIMATE,
     ARITHMETIC,
     COMPARISONS,
     COUNTS,
@@ -34,10 +35,12 @@ from critlang.words import (
     FLIPPED,
     NEGATED,
     PRECEDENCE,
+    SCORE_GROUP,
     UNIT_WORDS,
     calendar_duration,
     date_difference,
     format_number,
+    points_words,
     quantity,
     unit_suffix,
 )
@@ -58,6 +61,8 @@ TYPE_WORDS = {
     s.EnumType: "one of",
     s.SetType: "set of",
     s.AttestationType: "attestation",
+    s.IntegerType: "whole number",
+    s.OrdinalType: "ordered scale",
     s.CodeType: "code",
     s.HistoryType: "history",
 }
@@ -189,6 +194,8 @@ class _Words:
                 return self.connected(expr)
             case s.Quantified():
                 return Reading(self.quantifier(expr), tuple(self.item(i) for i in expr.items))
+            case s.Compare(left=s.Score()) | s.Compare(right=s.Score()):
+                return self.score(expr)
             case s.Unless(rule=rule, exception=exception):
                 return _unless(self.reading(rule), self.reading(exception))
             case s.Not(operand=s.Ref() as operand):
@@ -259,6 +266,34 @@ class _Words:
         head = f"{item.name.text}. {item.title}" if item.title else f"{item.name.text}."
         if item.applies_when is not None:
             head += f" (applies only when {one_line(self.reading(item.applies_when))})"
+        if item.approximate is not None:
+            head += f" ({APPROXIMATE}: {item.approximate.reason})"
+        return attrs.evolve(self.reading(item.condition), head=head)
+
+    # ---- scores (issue 11) ----
+
+    def score(self, expr: s.Compare) -> Reading:
+        """A score as a lead-in with the threshold, then each item with its points."""
+        score, other = (
+            (expr.left, expr.right) if isinstance(expr.left, s.Score) else (expr.right, expr.left)
+        )
+        assert isinstance(score, s.Score)
+        op = score_operator(expr.op, score is expr.left)
+        lead = f"a total score of {COMPARISONS[op]} {self.phrase(other)} points, adding"
+        entries: list[Reading] = []
+        for entry in score.entries:
+            if isinstance(entry, s.ScoreGroup):
+                group = tuple(self.score_item(item) for item in entry.items)
+                entries.append(Reading(SCORE_GROUP, group))
+            else:
+                entries.append(self.score_item(entry))
+        return Reading(lead, tuple(entries))
+
+    def score_item(self, item: s.ScoreItem) -> Reading:
+        head = points_words(item.points)
+        named = item.title or (item.name.text if item.name is not None else None)
+        if named:
+            head += f", {named}"
         return attrs.evolve(self.reading(item.condition), head=head)
 
     def connected(self, expr: s.And | s.Or) -> Reading:
@@ -492,6 +527,24 @@ class NamedView:
 
 
 @attrs.frozen
+class ScoreRow:
+    """One item of a score: its name, points and condition; `group` when in a `highest of`."""
+
+    item: str
+    points: str
+    when: str
+    group: int | None
+
+
+@attrs.frozen
+class ScoreView:
+    """A score in a criterion, as a table: 'a total of at least 9 points' and its items."""
+
+    total: str
+    rows: tuple[ScoreRow, ...]
+
+
+@attrs.frozen
 class CriterionView:
     kind: str
     id: str
@@ -506,6 +559,9 @@ class CriterionView:
     computed: tuple[ComputedView, ...] = ()
     # the answer that keeps the patient in, for an exclusion (for an inclusion: met)
     keeps_in: Reading | None = None
+    # why the encoding only approximates the criterion's text, when its author says so
+    approximate: str | None = None
+    scores: tuple[ScoreView, ...] = ()
 
 
 @attrs.frozen
@@ -686,6 +742,9 @@ def _element_view(element: s.DataElement, used_by: tuple[str, ...]) -> ElementVi
         case s.EnumType(values=values) | s.SetType(values=values):
             choices = tuple(_humanized(v.text) for v in values)
             allowed = ", ".join(choices)
+        case s.OrdinalType(values=values):
+            choices = tuple(_humanized(v.text) for v in values)
+            allowed = " < ".join(choices) + " (lowest first)"
         case s.BooleanType():
             choices = ("yes", "no")
         case s.AttestationType(attesters=attesters):
@@ -702,6 +761,8 @@ def _element_view(element: s.DataElement, used_by: tuple[str, ...]) -> ElementVi
     if element.plausible_range is not None:
         low, high = element.plausible_range
         allowed = f"{format_number(low)} to {format_number(high)}"
+    if isinstance(declared, s.IntegerType):
+        allowed = f"whole numbers, {allowed}" if allowed else "whole numbers"
     if element.molar_mass is not None:
         mass = element.molar_mass
         allowed += f"; molar mass {quantity(mass.value, mass.unit)}"
@@ -852,7 +913,39 @@ def _criterion_view(
         computed=tuple(view for name, view in computed.items() if name in used)
         + _inline_computations(criterion, checked, words),
         keeps_in=keeps_in,
+        approximate=criterion.approximate.reason if criterion.approximate else None,
+        scores=_score_views(criterion, words),
     )
+
+
+def _score_views(criterion: s.Criterion, words: _Words) -> tuple[ScoreView, ...]:
+    """Every score of a criterion as a table of items and points."""
+    views: list[ScoreView] = []
+    for node in s.walk(criterion.condition):
+        if not isinstance(node, s.Compare):
+            continue
+        score, other = (
+            (node.left, node.right) if isinstance(node.left, s.Score) else (node.right, node.left)
+        )
+        if not isinstance(score, s.Score):
+            continue
+        op = score_operator(node.op, score is node.left)
+        rows: list[ScoreRow] = []
+        groups = 0
+        for entry in score.entries:
+            group = None
+            if isinstance(entry, s.ScoreGroup):
+                groups += 1
+                group = groups
+            for item in entry.items if isinstance(entry, s.ScoreGroup) else (entry,):
+                named = item.title or (item.name.text if item.name is not None else "")
+                when = one_line(words.reading(item.condition))
+                rows.append(
+                    ScoreRow(named or _sentence(when), format_number(item.points), when, group)
+                )
+        total = f"a total of {COMPARISONS[op]} {words.phrase(other)} points"
+        views.append(ScoreView(total, tuple(rows)))
+    return tuple(views)
 
 
 def _alternatives(criterion: s.Criterion) -> tuple[s.SubCriterion, ...]:

@@ -88,9 +88,24 @@ class AttestationType:
 
 
 @attrs.frozen(cache_hash=True)
+class IntegerType:
+    """A whole number (a count): records must give whole numbers."""
+
+    span: Span
+
+
+@attrs.frozen(cache_hash=True)
 class CodeType:
     """One coded value (`system:code`), tested with `x in CODELIST`."""
 
+    span: Span
+
+
+@attrs.frozen(cache_hash=True)
+class OrdinalType:
+    """An ordered scale, lowest value first: `ordinal (i, ii, iii, iv)`."""
+
+    values: tuple[Name, ...]
     span: Span
 
 
@@ -116,6 +131,8 @@ DeclaredType = (
     | EnumType
     | SetType
     | AttestationType
+    | IntegerType
+    | OrdinalType
     | CodeType
     | HistoryType
 )
@@ -244,6 +261,14 @@ class RelativeChange:
 
 
 @attrs.frozen(cache_hash=True)
+class Approximation:
+    """`approximate "why"`: the author says this encodes its source text only approximately."""
+
+    reason: str
+    span: Span
+
+
+@attrs.frozen(cache_hash=True)
 class SubCriterion:
     """A named alternative or part (I2 a, b, c) inside any of / all of."""
 
@@ -252,6 +277,41 @@ class SubCriterion:
     applies_when: Expr | None
     condition: Expr
     span: Span
+    approximate: Approximation | None = None
+
+
+@attrs.frozen(cache_hash=True)
+class ScoreItem:
+    """`[name "title":] 2 points when condition`: one weighted item of a score."""
+
+    name: Name | None
+    title: str | None
+    points: Decimal
+    condition: Expr
+    span: Span
+
+
+@attrs.frozen(cache_hash=True)
+class ScoreGroup:
+    """`highest of [...]`: only the highest-scoring true item of the group counts."""
+
+    items: tuple[ScoreItem, ...]
+    span: Span
+
+
+@attrs.frozen(cache_hash=True)
+class Score:
+    """`score [...]`: the total points of the true items; compared with a number."""
+
+    entries: tuple[ScoreItem | ScoreGroup, ...]
+    span: Span
+
+    def items(self) -> tuple[ScoreItem, ...]:
+        """Every item, those of groups included, in source order."""
+        found: list[ScoreItem] = []
+        for entry in self.entries:
+            found.extend(entry.items if isinstance(entry, ScoreGroup) else (entry,))
+        return tuple(found)
 
 
 @attrs.frozen(cache_hash=True)
@@ -367,6 +427,7 @@ Expr = (
     | Arithmetic
     | RelativeChange
     | Quantified
+    | Score
     | CalendarDuration
     | DateDifference
     | Window
@@ -459,6 +520,7 @@ class Criterion:
     applies_when: Expr | None
     condition: Expr
     span: Span
+    approximate: Approximation | None = None
 
 
 FieldValue = NumberLit | QuantityLit | DateLit | BoolLit | Name | tuple[Name, ...]
@@ -525,6 +587,8 @@ def children(node: object) -> tuple[object, ...]:
             return (b, c)
         case Quantified(items=items):
             return items
+        case Score():
+            return tuple(item.condition for item in node.items())
         case DateDifference(start=a, end=None):
             return (a,)
         case DateDifference(start=a, end=b):

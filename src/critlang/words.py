@@ -48,7 +48,19 @@ ARITHMETIC = {
 PRECEDENCE = {"+": 1, "-": 1, "*": 2, "/": 2}
 COUNTS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")
 ALL = "all of the following"
+SCORE_GROUP = "only the highest of"
+APPROXIMATE = "approximate"
 ANY = "at least one of the following"
+
+
+def points_words(points: Decimal) -> str:
+    """A score item's points: '1 point', '2.5 points'."""
+    number = (
+        format(points.normalize(), "f")
+        if points == points.to_integral_value()
+        else format(points, "f")
+    )
+    return f"{number} point" if points == 1 else f"{number} points"
 
 
 def quantity(value: Decimal, unit: str) -> str:
@@ -91,6 +103,16 @@ def rounded(value: Decimal, limit: Decimal | None = None, places: int = 2) -> De
 def format_number(value: Decimal) -> str:
     """A decimal as written, without exponent: '0.8', '1200'."""
     return format(value, "f")
+
+
+def reading(subject: str, given: Decimal, code: str, value: Decimal, unit: str, how: str) -> str:
+    """How a value given in a unit of another kind was read: 'HbA1c 64 mmol/mol, read as
+    8.00672% by the protocol's conversion 0.09148 \u00d7 value + 2.152'. `how` is the
+    formula's text, or '' for a unit the element accepts by its UCUM factor."""
+    held = f"{subject} {quantity(given, code)}, read as {quantity(value, unit)}"
+    if how:
+        return f"{held} by the protocol's conversion {how}"
+    return f"{held}: the protocol accepts{unit_suffix(code, False)}"
 
 
 def calendar_duration(amount: int, unit: str) -> str:

@@ -9,6 +9,7 @@ encodes.
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Iterator
 from fractions import Fraction
 
@@ -46,8 +47,22 @@ class Interval:
             self.low == self.high and not (self.low_closed and self.high_closed)
         )
 
-    def points(self) -> list[tuple[Fraction, Fraction]]:
-        """(point, bound): each bound, and one step past it (the step of its last digit)."""
+    def has_whole(self) -> bool:
+        """Is there a whole number in the interval (an `integer` element can take it)?"""
+        if self.low is None or self.high is None:
+            return True
+        first = math.floor(self.low) + 1 if not self.low_closed else math.ceil(self.low)
+        last = math.ceil(self.high) - 1 if not self.high_closed else math.floor(self.high)
+        return first <= last
+
+    def points(self, whole: bool = False) -> list[tuple[Fraction, Fraction]]:
+        """(point, bound): each bound, and one step past it (the step of its last digit).
+
+        With `whole` (an `integer` element), the points are the whole numbers on
+        each side of a bound: a count is never 2.5.
+        """
+        if whole:
+            return self.whole_points()
         points: list[tuple[Fraction, Fraction]] = []
         for bound, closed, upward in (
             (self.low, self.low_closed, False),
@@ -60,6 +75,23 @@ class Interval:
             # One step out of the band past a closed bound, one step into it past an open one.
             past = bound + step if upward == closed else bound - step
             points += [(bound, bound), (past, bound)]
+        return points
+
+    def whole_points(self) -> list[tuple[Fraction, Fraction]]:
+        points: list[tuple[Fraction, Fraction]] = []
+        for bound, closed, upward in (
+            (self.low, self.low_closed, False),
+            (self.high, self.high_closed, True),
+        ):
+            if bound is None:
+                continue
+            # The last whole number in the band and the first one out of it.
+            if upward:
+                inside = Fraction(math.floor(bound) if closed else math.ceil(bound) - 1)
+                points += [(inside, bound), (inside + 1, bound)]
+            else:
+                inside = Fraction(math.ceil(bound) if closed else math.floor(bound) + 1)
+                points += [(inside, bound), (inside - 1, bound)]
         return points
 
 

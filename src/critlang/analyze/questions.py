@@ -353,6 +353,8 @@ class _Analysis:
                 self.witness([x.known, _within(common, x.value)], observed),
             )
         for hole in holes([b.interval for b in bands]):
+            if x.value.is_int() and not hole.has_whole():
+                continue  # a gap between whole numbers, such as 2 < n < 3, holds no count
             clean = False
             self.add(
                 "CRIT108",
@@ -407,7 +409,7 @@ class _Analysis:
                     self.criterion_observation(criterion),
                     self.status_observation(),
                 ]
-                for point, bound in band.interval.points():
+                for point, bound in band.interval.points(whole=x.value.is_int()):
                     decides = [x.known, x.value == real(point), self.passes[ident] != flipped]
                     try:
                         witness = self.witness([*decides, *others], observed)
@@ -439,7 +441,7 @@ class _Analysis:
                 shown = s.NumberLit(Decimal(value), NO_SPAN)
             elif kind.kind == "quantity":
                 shown = s.QuantityLit(Decimal(value), kind.unit, NO_SPAN)
-            elif kind.kind == "enum":
+            elif kind.kind in ("enum", "ordinal"):
                 shown = s.Name(str(value), NO_SPAN)
             elif kind.kind == "set":
                 shown = tuple(s.Name(str(v), NO_SPAN) for v in value)

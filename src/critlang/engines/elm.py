@@ -53,6 +53,7 @@ _VALUE_TYPES = {
     "quantity": "Decimal",
     "date": "Date",
     "enum": "String",
+    "ordinal": "String",
     "code": "String",
 }
 # The fields of a history's entries (a List of Tuples), by entry kind (vocab.EntryKind).
@@ -103,6 +104,7 @@ def type_name(kind: Type) -> Elm:
         "quantity": "Quantity",
         "date": "Date",
         "enum": "String",
+        "ordinal": "String",
         "code": "String",
     }
     if kind.kind == "history":
@@ -253,7 +255,9 @@ class _Generator:
                 return _junction("And", [self.expr(x) for x in operands])
             case ir.Or(operands=operands):
                 return _junction("Or", [self.expr(x) for x in operands])
-            case ir.AtLeast(count=count, operands=operands):
+            case ir.AtLeast(count=count, operands=operands, weights=tuple() as weights):
+                return self.score(count, [self.expr(x) for x in operands], weights)
+            case ir.AtLeast(count=int() as count, operands=operands):
                 return self.at_least(count, [self.expr(x) for x in operands])
             case ir.Compare(op="!=", left=a, right=b):
                 return _unary("Not", self.compare("=", a, b))
@@ -462,6 +466,32 @@ class _Generator:
                 _boolean(False),
                 _null("Boolean"),
             ),
+        )
+
+    def score(self, count: int | Fraction, operands: list[Elm], weights: Sequence[Fraction]) -> Elm:
+        """A weighted AtLeast, in whole numbers: every weight and the threshold are
+        multiplied by their common denominator, so no Decimal rounding enters."""
+        common = math.lcm(Fraction(count).denominator, *(w.denominator for w in weights))
+        whole = [int(w * common) for w in weights]
+        threshold = int(Fraction(count) * common)
+        if not operands:
+            return _boolean(threshold <= 0)
+        sure = _sum(
+            [
+                _if(_unary("IsTrue", x), _integer(w), _integer(0))
+                for x, w in zip(operands, whole, strict=True)
+            ]
+        )
+        possible = _sum(
+            [
+                _if(_unary("IsFalse", x), _integer(0), _integer(w))
+                for x, w in zip(operands, whole, strict=True)
+            ]
+        )
+        return _if(
+            _binary("GreaterOrEqual", sure, _integer(threshold)),
+            _boolean(True),
+            _if(_binary("Less", possible, _integer(threshold)), _boolean(False), _null("Boolean")),
         )
 
     def scale(self, operand: Elm, factor: Fraction) -> Elm:

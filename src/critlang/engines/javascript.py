@@ -19,6 +19,7 @@ no text an author wrote is spliced in as code.
 from __future__ import annotations
 
 import json
+import math
 from fractions import Fraction
 from importlib import resources
 
@@ -137,7 +138,7 @@ class _Generator:
         return f"K[{len(self.constants) - 1}]"
 
     def value(self, value: ir.Value) -> str:
-        if value is None:  # the unknown of a partial date's comparison
+        if value is None:  # unknown: a partial date's comparison, or a Kleene bound
             return "null"
         if isinstance(value, bool):
             return "true" if value else "false"
@@ -192,6 +193,14 @@ class _Generator:
                 return f"R.and([{', '.join(self.r(x) for x in ops)}])"
             case ir.Or(operands=ops):
                 return f"R.or([{', '.join(self.r(x) for x in ops)}])"
+            case ir.AtLeast(count=count, operands=ops, weights=tuple() as weights):
+                # In whole numbers (BigInt): each weight and the threshold times their
+                # common denominator, so the sum is exact whatever the points are.
+                common = math.lcm(Fraction(count).denominator, *(w.denominator for w in weights))
+                whole = ", ".join(f"{int(w * common)}n" for w in weights)
+                threshold = f"{int(Fraction(count) * common)}n"
+                values = ", ".join(self.r(x) for x in ops)
+                return f"R.score({threshold}, [{whole}], [{values}])"
             case ir.AtLeast(count=count, operands=ops):
                 return f"R.atLeast({count}, [{', '.join(self.r(x) for x in ops)}])"
             case ir.Compare(op=op, left=a, right=b):
@@ -222,10 +231,10 @@ class _Generator:
                 test = "every" if every else "some"
                 return f"{x} === null ? null : [...{self.value(values)}].{test}((v) => {x}.has(v))"
             case ir.DateShift(operand=a, amount=amount, unit=unit):
-                x = f"t[{a.id}]"
+                x = self.r(a)
                 return f"{x} === null ? null : R.shiftDate({x}, {amount}, {literal(unit.value)})"
             case ir.DateDiff(unit=unit, start=a, end=b):
-                x, y = f"t[{a.id}]", f"t[{b.id}]"
+                x, y = self.r(a), self.r(b)
                 diff = f"R.dateDiff({literal(unit.value)}, {x}, {y})"
                 return f"{x} === null || {y} === null ? null : {diff}"
         raise AssertionError(f"the JavaScript engine has no rule for {node!r}")

@@ -168,6 +168,8 @@ class _Generator:
                 self.bound(local, node, out)
             case ir.Or(operands=operands):
                 self.junction(local, operands, True, out)
+            case ir.AtLeast(weights=tuple() as weights, count=count, operands=operands):
+                self.score(local, count, operands, weights, out)
             case ir.AtLeast(count=count, operands=operands):
                 values = ", ".join(self.value(x, out) for x in operands)
                 met, unknown = f"{local}_met", f"{local}_unknown"
@@ -214,6 +216,28 @@ class _Generator:
                 self.aggregate(node, local, out)
             case _:
                 raise AssertionError(f"the Python engine has no rule for {node!r}")
+
+    def score(
+        self,
+        local: str,
+        count: int | Fraction,
+        operands: tuple[ir.Node, ...],
+        weights: tuple[Fraction, ...],
+        out: list[str],
+    ) -> None:
+        """A weighted AtLeast: true once the true operands' weights reach `count`,
+        false when the true and unknown ones together cannot."""
+        sure, possible = f"{local}_sure", f"{local}_possible"
+        out += [f"{sure} = {self.const(Fraction(0))}", f"{possible} = {self.const(Fraction(0))}"]
+        for operand, weight in zip(operands, weights, strict=True):
+            x, w = self.value(operand, out), self.const(weight)
+            out.append(f"if {x} is True: {sure} += {w}")
+            out.append(f"if {x} is not False: {possible} += {w}")
+        threshold = self.const(Fraction(count))
+        out.append(
+            f"{local} = True if {sure} >= {threshold} else "
+            f"(False if {possible} < {threshold} else None)"
+        )
 
     def guarded(
         self,

@@ -162,6 +162,19 @@ const critlangRuntime = (() => {
     return met + open < count ? false : null;
   }
 
+  // A score: the weights (BigInt, whole) of the true operands reach the threshold,
+  // or those of the true and unknown ones together cannot.
+  function score(threshold, weights, values) {
+    let sure = 0n;
+    let possible = 0n;
+    values.forEach((value, i) => {
+      if (value === true) sure += weights[i];
+      if (value !== false) possible += weights[i];
+    });
+    if (sure >= threshold) return true;
+    return possible < threshold ? false : null;
+  }
+
   // ---- histories: ir.Aggregate's Kleene rules, word for word ----
 
   // Two values of one kind: decimals by value, dates (ISO text) and codes as text.
@@ -325,8 +338,24 @@ const critlangRuntime = (() => {
   }
 
   return {
-    parse, add, sub, mul, div, compare, isZero, text, and, or, atLeast, status, missing,
-    day, shiftDate, dateDiff, aggregate,
+    parse,
+    add,
+    sub,
+    mul,
+    div,
+    compare,
+    isZero,
+    text,
+    and,
+    or,
+    atLeast,
+    score,
+    aggregate,
+    status,
+    missing,
+    day,
+    shiftDate,
+    dateDiff,
   };
 })();
 

@@ -173,7 +173,8 @@ class Elements:
             var = z3.Bool(label)
             self.raw[name] = var
             return Tri(z3.And(known, var), z3.And(known, z3.Not(var)))
-        var = z3.Real(label) if kind.numeric else z3.Int(label)
+        # A whole number is an Int, so witnesses and bands propose whole numbers only.
+        var = z3.Real(label) if kind.numeric and not kind.integer else z3.Int(label)
         self.raw[name] = var
         return Num(var, known)
 
@@ -211,7 +212,7 @@ class Elements:
             var: Z3 = self.raw.get(name)
             if kind.kind == "code" and codes:
                 out.append(z3.Or(*(var == z3.StringVal(c) for c in codes)))
-            if kind.kind == "enum":
+            if kind.kind in ("enum", "ordinal"):
                 out += [var >= 0, var < len(kind.values)]
             elif kind.kind == "date":
                 # A witness is a record: its dates are whole days, first and last the same.
@@ -333,7 +334,7 @@ class Elements:
             term = model.eval(self.raw[name], model_completion=True)
             if kind.kind == "boolean":
                 out[name] = bool(z3.is_true(term))
-            elif kind.kind == "enum":
+            elif kind.kind in ("enum", "ordinal"):
                 out[name] = kind.values[term.as_long()]
             elif kind.kind == "date":
                 out[name] = datetime.date.fromordinal(term.as_long())
@@ -399,6 +400,8 @@ LAST_DAY = datetime.date(2100, 12, 31).toordinal()
 
 def fraction(term: Z3) -> Fraction:
     """A z3 number as a fraction (an algebraic number, from a product of unknowns, rounded)."""
+    if z3.is_int_value(term):
+        return Fraction(term.as_long())
     if z3.is_rational_value(term):
         return Fraction(term.numerator_as_long(), term.denominator_as_long())
     return Fraction(term.approx(20).as_decimal(20).rstrip("?"))
@@ -547,7 +550,7 @@ class Encoding:
 
     def const(self, node: ir.Const) -> Value:
         value = node.value
-        if value is None:  # the unknown of a partial date's comparison
+        if value is None:  # unknown, in the Kleene bounds lowering makes
             return Tri(FALSE, FALSE)
         if isinstance(value, bool):
             return Tri(z3.BoolVal(value), z3.BoolVal(not value))
@@ -577,6 +580,17 @@ class Encoding:
 
     def at_least(self, node: ir.AtLeast) -> Value:
         values = [self.tri(x) for x in node.operands]
+        if node.weights is not None:  # a score: the weights of the true and the open operands
+            weights = [real(w) for w in node.weights]
+            sure = z3.Sum(*(z3.If(v.true, w, 0) for v, w in zip(values, weights, strict=True)))
+            open_weights = (z3.If(v.known, 0, w) for v, w in zip(values, weights, strict=True))
+            possible = sure + z3.Sum(*open_weights)
+            threshold = real(node.count)
+            return (
+                Tri(sure >= threshold, possible < threshold)
+                if values
+                else Tri(z3.BoolVal(threshold <= 0), z3.BoolVal(threshold > 0))
+            )
         met = z3.Sum(*(z3.If(v.true, 1, 0) for v in values)) if values else z3.IntVal(0)
         open_ = z3.Sum(*(z3.If(v.known, 0, 1) for v in values)) if values else z3.IntVal(0)
         return Tri(met >= node.count, met + open_ < node.count)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import math
 from collections.abc import Iterator
 from fractions import Fraction
 
@@ -313,16 +314,16 @@ class Query:
                 return self.includes(node)
             case ir.InCodes():
                 return self.in_codes(node)
+            case ir.DateShift():
+                return self.date_shift(node)
+            case ir.DateDiff():
+                return self.date_diff(node)
             case ir.Entry():
                 return self.histories.entry(node)
             case ir.Aggregate():
                 if self.histories.active:
                     return self.histories.value(node)
                 return self.histories.unknown(node)
-            case ir.DateShift():
-                return self.date_shift(node)
-            case ir.DateDiff():
-                return self.date_diff(node)
         raise AssertionError(f"the SQL engine has no rule for {node!r}")
 
     def boolean(self, node: ir.Node) -> exp.Expr:
@@ -337,8 +338,8 @@ class Query:
 
     def const(self, node: ir.Const) -> Value:
         match node.value:
-            case None:  # the unknown of a partial date's comparison
-                return b.cast(exp.null(), "BOOLEAN")
+            case None:  # unknown, in the Kleene bounds lowering makes
+                return b.cast(exp.null(), exp.DataType.build("BOOLEAN"))
             case bool(truth):
                 return exp.true() if truth else exp.false()
             case Fraction() as number:
@@ -368,7 +369,13 @@ class Query:
     def at_least(self, node: ir.AtLeast) -> exp.Expr:
         """Met if `count` are true, failed if fewer than `count` are not false."""
         values = [self.boolean(x) for x in node.operands]
-        one, zero = exp.Literal.number(1), exp.Literal.number(0)
+        weights = [1] * len(values)
+        count = node.count
+        if node.weights is not None:  # a score: in whole numbers, exact in every dialect
+            common = math.lcm(Fraction(count).denominator, *(w.denominator for w in node.weights))
+            weights = [int(w * common) for w in node.weights]
+            count = int(Fraction(count) * common)
+        zero = exp.Literal.number(0)
 
         def total(counts: list[exp.Expr]) -> exp.Expr:
             if not counts:
@@ -378,9 +385,12 @@ class Query:
                 result = exp.Add(this=result, expression=term)
             return exp.Paren(this=result)
 
-        met = total([b.when(v, one.copy(), zero.copy()) for v in values])
-        possible = total([b.when(b.is_(v.copy(), False), zero.copy(), one.copy()) for v in values])
-        needed = exp.Literal.number(node.count)
+        pairs = list(zip(values, weights, strict=True))
+        met = total([b.when(v, exp.Literal.number(w), zero.copy()) for v, w in pairs])
+        possible = total(
+            [b.when(b.is_(v.copy(), False), zero.copy(), exp.Literal.number(w)) for v, w in pairs]
+        )
+        needed = exp.Literal.number(count)
         return exp.Case(
             ifs=[
                 exp.If(this=exp.GTE(this=met, expression=needed), true=exp.true()),
@@ -458,6 +468,11 @@ class Query:
         return exact.Ratio(exact.typed(count, -limit, limit, 0, nullable=True))
 
     def member(self, node: ir.Member) -> exp.Expr:
+        if not node.values:  # `nyha < i`: false, unknown when the value is
+            held = self.boolean(node.operand)
+            return exp.Case(
+                ifs=[exp.If(this=b.is_null(held), true=exp.null())], default=exp.false()
+            )
         return exp.In(
             this=self.boolean(node.operand), expressions=[b.text(v) for v in sorted(node.values)]
         )
