@@ -361,6 +361,13 @@ class _Words:
         # and/or/not used as a value, as in `(a and b) = c`
         return f"({one_line(self.reading(expr))})"
 
+    def reference(self) -> str:
+        """The reference date (`as of`) by its label: 'the screening date'."""
+        as_of = self.checked.protocol.header.as_of
+        if as_of is None:
+            return "the reference date"
+        return self.name(s.Ref(as_of.text, as_of.span))
+
     def code_list_name(self, name: str) -> str:
         """A code list as documents name it: its label, and its name to find it in the table."""
         declared = self.checked.code_lists.get(name)
@@ -391,13 +398,6 @@ class _Words:
         amount, unit = window.duration.amount, window.duration.unit
         anchor = "the reference date" if window.anchor is None else self.phrase(window.anchor)
         return f"within {amount} {unit if amount == 1 else unit + 's'} {window.direction} {anchor}"
-
-    def reference(self) -> str:
-        """The reference date (`as of`) by its label: 'the screening date'."""
-        as_of = self.checked.protocol.header.as_of
-        if as_of is None:
-            return "the reference date"
-        return self.name(s.Ref(as_of.text, as_of.span))
 
     def label(self, ref: s.Ref) -> str:
         """The name of a data element or definition as its author wrote the label."""

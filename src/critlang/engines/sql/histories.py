@@ -239,7 +239,7 @@ class Histories:
             field = ENTRY_DATE[kind.entry]
             after = b.and_(
                 exp.EQ(this=b.col(EVENT_ELEMENT), expression=b.text(history)),
-                exp.GT(this=b.col(entry_field(field)), expression=b.col(reference)),
+                exp.GT(this=b.col(entry_field(field)), expression=b.col(f"{reference} latest")),
             )
             shown = b.cast(b.col(entry_field(field)), exp.DataType.build("VARCHAR"))
             message = exp.Concat(
