@@ -175,7 +175,12 @@ def random_records(protocol: critlang.Protocol, count: int, seed: int) -> list[d
     for number in range(count):
         record: dict[str, Any] = {"id": f"r{number}"}
         if bases and rng.random() < 0.7:
-            record |= {k: v for k, v in rng.choice(bases).items() if v is not None}
+            # A date is given whole: its last possible day would outlive a changed first day.
+            record |= {
+                k: v
+                for k, v in rng.choice(bases).items()
+                if v is not None and not k.endswith(" latest")
+            }
             changed = rng.sample(
                 [name for name, _ in program.elements], k=min(3, len(program.elements))
             )
@@ -211,7 +216,7 @@ def _random_value(
 ) -> Any:
     if kind.kind == "boolean":
         return rng.choice([True, False])
-    if kind.kind == "enum":
+    if kind.kind in ("enum", "ordinal"):
         return rng.choice(kind.values)
     if kind.kind == "set":
         return sorted(v for v in kind.values if rng.random() < 0.3)
@@ -229,6 +234,8 @@ def _random_value(
             )
         else:
             value = Decimal(rng.randint(int(low) * 100, int(high) * 100)) / 100
+        if kind.integer:
+            value = value.to_integral_value()
         if low <= value <= high:
             return value
     return low

@@ -546,15 +546,39 @@ class Explanations:
 
     # ---- missing data ----
 
+    def score_missing(
+        self, entry: s.ScoreItem | s.ScoreGroup, trace: Trace, env: dict[str, Any]
+    ) -> list[str]:
+        """What an unknown score item lacks; in a group, an item outscored by a true one
+        of the group cannot change the score."""
+        items = entry.items if isinstance(entry, s.ScoreGroup) else (entry,)
+        truths = [(item, self.getter(item.condition)(trace)) for item in items]
+        return [
+            name
+            for item, value in truths
+            if value is None
+            and not any(v is True and other.points >= item.points for other, v in truths)
+            for name in self.missing(item.condition, trace, env)
+        ]
+
     def missing(self, node: object, trace: Trace, env: dict[str, Any]) -> list[str]:
         """Elements with no value under the unknown parts of `node`."""
         if self.getter(node)(trace) is not None:
             return []
+        if isinstance(node, s.Score):
+            return [n for entry in node.entries for n in self.score_missing(entry, trace, env)]
+        if isinstance(node, s.DateDifference) and node.end is None:
+            # `years since d` reads the reference date too.
+            as_of = self.checked.protocol.header.as_of
+            found = self.missing(node.start, trace, env)
+            if as_of is not None and env.get(as_of.text) is None:
+                found.append(as_of.text)
+            return found
         if isinstance(node, s.Selector):
             name = node.history.name
-            if env.get(name) is None:
-                return [name]
             found = [n for child in self.kids(node)[1:] for n in self.missing(child, trace, env)]
+            if env.get(name) is None:
+                return [name, *found]  # and what its window or `where` reads besides
             # A window without a date ends at the reference date, which may be missing.
             as_of = self.checked.protocol.header.as_of
             window = node.window

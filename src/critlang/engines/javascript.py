@@ -157,7 +157,11 @@ class _Generator:
             return {"element": node.name}
         if isinstance(node, ir.Definition):
             return {"definition": self.definitions[node.name].id}
-        return {"kids": [kid.id for kid in ir.children(node)] if node is not None else []}
+        kids = [kid.id for kid in ir.children(node)] if node is not None else []
+        if isinstance(node, ir.Aggregate) and not node.history.type.complete:
+            # Its value may be only a bound (lowering's open world): see R.missing.
+            return {"kids": kids, "incomplete": node.history.name}
+        return {"kids": kids}
 
     def statement(self, node: ir.Node) -> str:
         self.nodes[node.id] = node

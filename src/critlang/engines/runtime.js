@@ -236,8 +236,14 @@ const critlangRuntime = (() => {
   function missing(protocol, trace, env) {
     if (status(protocol, trace) !== "undetermined") return [];
     const visit = (id) => {
-      if (trace[id] !== null) return [];
       const node = protocol.nodes[id];
+      // A selector over an incomplete history may be known and still only a bound of an
+      // unknown value (lowering's open world): the history may lack the deciding entry.
+      if (node !== undefined && node.incomplete !== undefined && env[node.incomplete] != null) {
+        const found = node.kids.filter((kid) => trace[kid] === null).flatMap(visit);
+        return found.length > 0 ? found : [node.incomplete];
+      }
+      if (trace[id] !== null) return [];
       if (node.element !== undefined) {
         const value = env[node.element];
         return value === null || value === undefined ? [node.element] : [];
