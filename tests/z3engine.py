@@ -9,6 +9,7 @@ Python engine's business, not the record's).
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 from fractions import Fraction
 from typing import Any
@@ -29,7 +30,9 @@ def exact_env(protocol: critlang.Protocol, record: Mapping[str, Any]) -> dict[st
         if isinstance(given, Mapping) and name in env and kind is not None and kind.numeric:
             number = given["value"]
             exact = Fraction(str(number)) if isinstance(number, float) else Fraction(number)
-            env[name] = exact * units.factor(given["unit"], kind.unit, kind.molar_mass)
+            # A unit read by the element's `convert` formula: the intake's value stands.
+            with contextlib.suppress(units.UnitError):
+                env[name] = exact * units.factor(given["unit"], kind.unit, kind.molar_mass)
     return env
 
 
