@@ -23,7 +23,7 @@ $(CORE): pyproject.toml
 # test: the suite's tools; docs: mkdocs and Playwright; analyze: z3; sql, spark: the engines;
 # lsp: the language server; export: the FHIR and USDM models.
 $(ALL): $(CORE)
-	$(BIN)/python -m pip install --quiet -e '.[test,docs,analyze,sql,spark,lsp,export]'
+	$(BIN)/python -m pip install --quiet -e '.[test,docs,analyze,sql,spark,lsp,export,bindings]'
 	touch $(ALL)
 
 # The exported ELM is tested against cql-execution, the reference JavaScript CQL engine,

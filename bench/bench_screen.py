@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -33,13 +34,22 @@ duckdb.sql(query).write_parquet(sys.argv[2])
 """
 
 
-def timed(command: list[str], repeats: int) -> float:
-    best = float("inf")
+def timed(command: list[str], repeats: int) -> tuple[float, float]:
+    """(best wall-clock time, best CPU time: user + system of the process and its threads).
+
+    CPU time is the fairer measure on a machine others are using: it counts the
+    work done, not the time spent waiting for a core.
+    """
+    best, best_cpu = float("inf"), float("inf")
     for _ in range(repeats):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         started = time.perf_counter()
         subprocess.run(command, check=True, capture_output=True)
         best = min(best, time.perf_counter() - started)
-    return best
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+        best_cpu = min(best_cpu, cpu)
+    return best, best_cpu
 
 
 def main() -> None:
@@ -56,14 +66,14 @@ def main() -> None:
         query.write_text(HANDWRITTEN.format(path=data), encoding="utf-8")
         script = work / "handwritten.py"
         script.write_text(SCRIPT, encoding="utf-8")
-        baseline = timed(
+        baseline, baseline_cpu = timed(
             [sys.executable, str(script), str(query), str(work / "hand.parquet")], args.repeats
         )
-        critlang = timed(
+        critlang, critlang_cpu = timed(
             [str(CRITLANG), "screen", str(PROTOCOL), str(data), "-o", str(work / "out.parquet")],
             args.repeats,
         )
-    ratio = critlang / baseline
+    ratio, cpu_ratio = critlang / baseline, critlang_cpu / baseline_cpu
     table = "\n".join(
         [
             f"Measured by `bench/bench_screen.py --patients {args.patients}`: whole processes on "
@@ -71,16 +81,21 @@ def main() -> None:
             f"{args.repeats}; {os.cpu_count()} cores, DuckDB's default threads, load average "
             f"{os.getloadavg()[0]:.1f} at the end).",
             "",
-            "| path | time | relative |",
-            "|---|---:|---:|",
+            "| path | time | relative | CPU time | relative |",
+            "|---|---:|---:|---:|---:|",
             f"| hand-written DuckDB script (ctd_ild's query, results to Parquet) | {baseline:.2f} s "
-            "| 1.00x |",
+            f"| 1.00x | {baseline_cpu:.2f} s | 1.00x |",
             f"| `critlang screen ctd_ild.crit patients.parquet -o results.parquet` | {critlang:.2f} s"
-            f" | {ratio:.2f}x |",
+            f" | {ratio:.2f}x | {critlang_cpu:.2f} s | {cpu_ratio:.2f}x |",
             "",
             "- critlang also starts its pipeline (parse, check, lower, generate the SQL), validates",
             "  every value against the data dictionary, lists the missing data, counts the",
             "  attrition and writes the flat result schema through a temporary file.",
+            "- The file is read once: the query's rows go straight into the result file, in",
+            "  record order, and the attrition counts the result file's words, grouped first",
+            "  (see the next section for where the time goes).",
+            "- The target is 1.5x; the load average says how busy the machine was: on a shared",
+            "  machine the CPU-time ratio is the steadier figure.",
             "- A Parquet file is screened where it lies; CSV and JSON go through Python's intake",
             "  first and screen some thousands of records per second (docs/sql.md).",
         ]

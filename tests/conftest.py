@@ -28,6 +28,7 @@ ENGINE_FILES = {
     "test_worksheet_print.py": "browser",
     "test_sql.py": "sql",
     "test_sql_differential.py": "sql",
+    "test_omop.py": "sql",
     "test_analyze.py": "z3",
 }
 

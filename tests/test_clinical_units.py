@@ -7,15 +7,19 @@ counts; no record in a unit of another kind is ever silently misread.
 from __future__ import annotations
 
 import decimal
+import json
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 from hypothesis import given
 from hypothesis import strategies as st
 
 import critlang
 from critlang.check import check, check_source
+from critlang.cli import main
 from critlang.fmt import format_source, without_spans
 from critlang.lexer import CritLexer
 from critlang.parser import parse
@@ -104,6 +108,41 @@ def test_hba1c_in_ifcc_units_is_read_by_the_declared_formula() -> None:
     _, env = INTAKE({"hba1c_any": quantity(64, "mmol/mol")}, 1)
     assert env["hba1c_any"] == Decimal("8.00672")
     assert "7.9% is not at least 8%" in criterion("hba1c_any", quantity(Decimal("7.9"), "%"))
+
+
+def test_results_tell_how_a_value_in_an_accepted_or_converted_unit_was_read() -> None:
+    result = CLINIC.evaluate(
+        {
+            "id": "r1",
+            "hba1c_any": quantity(64, "mmol/mol"),
+            "clearance": quantity(30, "mL/min"),
+            "systolic": quantity(Decimal("18.66508"), "kPa"),  # the same kind: no reading
+            "hba1c": Decimal("7.1"),
+        }
+    )
+    assert result.readings == (
+        "hba1c_any 64 mmol/mol, read as 8.00672% by the protocol's conversion "
+        "0.09148 \N{MULTIPLICATION SIGN} value + 2.152",
+        "clearance 30 mL/min, read as 30 mL/min/1.73 m²: the protocol accepts mL/min",
+    )
+    assert result.to_dict()["readings"] == list(result.readings)
+    plain = CLINIC.evaluate({"id": "r2", "hba1c_any": Decimal(8)})
+    assert plain.readings == () and "readings" not in plain.to_dict()
+
+
+def test_eval_prints_the_readings_under_the_criteria(tmp_path: Path) -> None:
+    protocol = tmp_path / "clinic.crit"
+    protocol.write_text(PROTOCOL, encoding="utf-8")
+    records = tmp_path / "records.jsonl"
+    records.write_text(
+        json.dumps({"id": "r1", "hba1c_any": {"value": 64, "unit": "mmol/mol"}}) + "\n",
+        encoding="utf-8",
+    )
+    outcome = CliRunner().invoke(main, ["eval", str(protocol), str(records)])
+    assert (
+        "  read: hba1c_any 64 mmol/mol, read as 8.00672% by the protocol's conversion "
+        "0.09148 \N{MULTIPLICATION SIGN} value + 2.152"
+    ) in outcome.output.splitlines()
 
 
 def test_accepted_units_convert_by_their_ucum_factor() -> None:

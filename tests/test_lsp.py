@@ -147,6 +147,54 @@ async def test_hover_on_a_data_element_shows_label_type_unit_and_range(
     assert result.range == t.Range(t.Position(6, 16), t.Position(6, 19))
 
 
+UNITS_PROTOCOL = """\
+protocol clinic
+data
+  systolic: quantity 'mm[Hg]'
+  hba1c: quantity '%' convert 'mmol/mol' as 0.09148 * value + 2.152
+  egfr: quantity 'mL/min/{1.73_m2}' accepts 'mL/min'
+  neutrophils: quantity '10*9/L'
+  age: duration 'a'
+inclusion I1 "All" met when systolic > 1 'mm[Hg]' and hba1c > 1% and egfr > 1 'mL/min/{1.73_m2}'
+  and neutrophils > 1 '10*9/L' and age > 18 'a'
+"""
+
+
+@pytest.mark.parametrize(
+    ("line", "lines"),
+    [
+        (2, ["Type: quantity", "Unit: mm\\[Hg\\] (mmHg)"]),
+        (
+            3,
+            [
+                "Type: quantity",
+                "Unit: %",
+                "Converted: mmol/mol read as 0.09148 \N{MULTIPLICATION SIGN} value + 2.152",
+            ],
+        ),
+        (
+            4,
+            [
+                "Type: quantity",
+                "Unit: mL/min/\\{1\\.73\\_m2\\} (mL/min/1\\.73 m²)",
+                "Also accepted: mL/min",
+            ],
+        ),
+        (5, ["Type: quantity", "Unit: 10\\*9/L (\N{MULTIPLICATION SIGN}10⁹/L)"]),
+        (6, ["Type: duration", "Unit: a (years)"]),
+    ],
+)
+async def test_hover_shows_units_by_their_display_names_and_the_accepted_units(
+    client: LanguageClient, line: int, lines: list[str]
+) -> None:
+    """The one table of display names (units.display), as documents show units."""
+    await opened(client, "units.crit", UNITS_PROTOCOL)
+    document, position = at("units.crit", line, 3)
+    result = await client.text_document_hover_async(t.HoverParams(document, position))
+    assert result is not None and isinstance(result.contents, t.MarkupContent)
+    assert result.contents.value.split("\n\n")[1:] == lines
+
+
 async def test_hover_on_a_criterion_shows_its_english_reading(client: LanguageClient) -> None:
     checked, _ = check_source(PROTOCOL, "liver.crit")
     assert checked is not None
@@ -222,6 +270,19 @@ async def test_completion_offers_enum_values_units_and_outcomes(client: Language
     text = PROTOCOL + 'example "e" { grade = g2 } expect \n'
     outcomes = await complete(client, "expect.crit", text, 15, 34)
     assert outcomes == {"eligible", "ineligible", "undetermined"}
+
+
+async def test_completion_offers_the_values_of_a_scale_and_score_keywords(
+    client: LanguageClient,
+) -> None:
+    text = (
+        "protocol heart\ndata\n  nyha: ordinal (i, ii, iii, iv)\n"
+        'inclusion I1 "Symptomatic"\n  met when nyha >= \n'
+    )
+    assert await complete(client, "scale.crit", text, 4, 19) == {"i", "ii", "iii", "iv"}
+    text = text.replace("nyha >= ", "")
+    labels = await complete(client, "score.crit", text, 4, 11)
+    assert {"score", "highest of", "points when"} <= labels
 
 
 # ---- navigation -------------------------------------------------------------------

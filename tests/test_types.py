@@ -244,6 +244,15 @@ def test_documents_list_score_items_and_scale_order() -> None:
     text = render_document(protocol.checked, "txt")
     assert "A total score of at least 9 points, adding:" in text
     assert "- Only the highest of:\n        - 2 points, Puffy fingers: puffy fingers" in text
+    markdown = render_document(protocol.checked, "md")
+    assert "**Score:** met with a total of at least 9 points" in markdown
+    assert "| Puffy fingers | 2 | puffy fingers | highest of group 1 |" in markdown
+    assert "| Telangiectasia | 2 | telangiectasia |  |" in markdown
+    html = render_document(protocol.checked, "html")
+    assert "<tr><td>Fingertip pitting scars</td><td>3</td>" in html
+    hostile = compile_source(SCORE.format(op=">=", t="3").replace("A title", "A | <i>title</i>"))
+    assert "| A \\| &lt;i&gt;title&lt;/i&gt; | 2 |" in render_document(hostile.checked, "md")
+    assert "<td>A | &lt;i&gt;title&lt;/i&gt;</td>" in render_document(hostile.checked, "html")
     scale = compile_source(TYPES)
     markdown = render_document(scale.checked, "md")
     assert "i &lt; ii &lt; iii &lt; iv (lowest first)" in markdown  # Markdown shows '<'

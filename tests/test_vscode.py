@@ -46,7 +46,7 @@ def installed() -> None:
 def test_grammar_and_manifest_pass_their_node_tests(installed: None) -> None:
     result = npm("test")
     assert "# fail 0" in result.stdout
-    assert "# pass 5" in result.stdout
+    assert "# pass 6" in result.stdout
 
 
 @needs_npm

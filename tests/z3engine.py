@@ -9,7 +9,6 @@ Python engine's business, not the record's).
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Mapping
 from fractions import Fraction
 from typing import Any
@@ -17,8 +16,8 @@ from typing import Any
 import z3
 
 import critlang
-from critlang import units
 from critlang.engines.z3 import ENTRIES, Elements, Encoding, truth
+from critlang.records import unit_reading
 from critlang.vocab import Truth
 
 
@@ -30,9 +29,10 @@ def exact_env(protocol: critlang.Protocol, record: Mapping[str, Any]) -> dict[st
         if isinstance(given, Mapping) and name in env and kind is not None and kind.numeric:
             number = given["value"]
             exact = Fraction(str(number)) if isinstance(number, float) else Fraction(number)
-            # A unit read by the element's `convert` formula: the intake's value stands.
-            with contextlib.suppress(units.UnitError):
-                env[name] = exact * units.factor(given["unit"], kind.unit, kind.molar_mass)
+            reading = unit_reading(protocol.checked.elements[name], kind, given["unit"])
+            assert isinstance(reading, tuple), reading  # the intake took it: it converts
+            scale, offset = reading
+            env[name] = exact * scale + offset
     return env
 
 

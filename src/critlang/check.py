@@ -745,7 +745,8 @@ class _Checker:
 
     def enum_comparison(self, expr: s.Compare, kind: Type) -> Type:
         if kind.kind == "ordinal":
-            return BOOLEAN  # a scale has an order: every comparison means something
+            self.scale_ends(expr, kind)
+            return BOOLEAN
         if expr.op not in ("=", "!="):
             self.error(
                 "CRIT006",
@@ -1349,6 +1350,25 @@ class _Checker:
             hint,
         )
         return BOOLEAN
+
+    def scale_ends(self, expr: s.Compare, scale: Type) -> None:
+        """`nyha < i` is never true and `nyha >= i` always when known: say so."""
+        value, op = expr.right, expr.op
+        if not isinstance(value, s.Ref) or self.is_symbol(value.name):
+            value, op = expr.left, {"<": ">", "<=": ">=", ">": "<", ">=": "<="}.get(op, op)
+        if not isinstance(value, s.Ref) or value.name not in scale.values:
+            return
+        lowest, highest = value.name == scale.values[0], value.name == scale.values[-1]
+        never = (op == "<" and lowest) or (op == ">" and highest)
+        always = (op == ">=" and lowest) or (op == "<=" and highest)
+        if never or always:
+            self.warning(
+                "CRIT068",
+                expr.span,
+                f"this comparison is {'never true' if never else 'true for every known value'}: "
+                f"'{value.name}' is the {'lowest' if lowest else 'highest'} value of the scale",
+                "compare with another value of the scale",
+            )
 
     def infer_score(self, score: s.Score) -> None:
         names: set[str] = set()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import importlib
+import importlib.util
 import json
 import os
 import re
@@ -191,11 +192,141 @@ as_of_option = click.option(
 )
 
 
+def fhir_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """The options of screening from a health record: the binding and the data (--as-of gives the date)."""
+    options = (
+        click.option(
+            "--bindings",
+            type=click.Path(path_type=Path, dir_okay=False),
+            help="A binding file (NAME.bind.yaml) saying where each data element is.",
+        ),
+        click.option(
+            "--fhir",
+            type=click.Path(path_type=Path),
+            help="A FHIR R4 bulk export folder (.ndjson) or Bundles (.json).",
+        ),
+    )
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _eval_fhir(
+    protocol: Protocol,
+    protocol_file: Path,
+    bindings: Path,
+    fhir: Path,
+    as_of: datetime.date | None,
+    output_format: str,
+    output: Path | None,
+) -> None:
+    """`eval --bindings --fhir`: every patient's result, each value citing its source."""
+    optional("yaml", "bindings")
+    from critlang.bindings import load_binding
+    from critlang.bindings.run import FhirScreen, writer
+    from critlang.bindings.stream import FhirInputError
+    from critlang.evaluate import ERROR
+    from critlang.report import summary, write_results
+
+    binding, diagnostics = load_binding(bindings, protocol.checked)
+    text = bindings.read_text(encoding="utf-8", errors="replace") if bindings.is_file() else None
+    for diagnostic in diagnostics:
+        click.echo(render(diagnostic, text), err=True)
+    if binding is None:
+        sys.exit(1)
+    section = binding.sections.get("fhir")
+    if section is None:
+        raise _Usage(f"{bindings}: the binding has no fhir section")
+    try:
+        screen = FhirScreen(protocol, section, fhir, as_of)
+    except FhirInputError as error:
+        raise _Input(str(error)) from None
+    if as_of is None and _needs_date(section):
+        raise _Usage("the binding uses windows, ages or times since: give --as-of YYYY-MM-DD")
+    with _safe_output(output, (fhir, bindings, protocol_file)) as out, _progress() as advance:
+        counts = write_results(screen.results(), writer(output_format, out, protocol), advance)
+    for line in screen.report():
+        click.echo(line, err=True)
+    if output_format != "text" or output is not None:
+        click.echo(summary(counts), err=True)
+    sys.exit(2 if counts[ERROR] else 0)
+
+
+def _needs_date(section: Any) -> bool:
+    return any(
+        e.rule.within is not None
+        or e.read == "time since"
+        or (e.type.kind == "quantity" and e.source == "patient")
+        or e.source == "reference"
+        for e in section.elements.values()
+    )
+
+
+@main.command("synth")
+@click.argument(
+    "protocol_file", metavar="PROTOCOL", type=click.Path(path_type=Path, dir_okay=False)
+)
+@click.option(
+    "--bindings", required=True, type=click.Path(path_type=Path, dir_okay=False),
+    help="The binding file whose fhir section says how each element is written.",
+)  # fmt: skip
+@click.option("--as-of", "as_of", required=True, type=click.DateTime(formats=["%Y-%m-%d"]))
+@click.option("--patients", default=100, show_default=True, type=click.IntRange(min=1))
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option(
+    "--boundary", is_flag=True, help="Begin with the boundary patients of `critlang analyze`."
+)
+@click.option(
+    "-o", "--output", required=True, type=click.Path(path_type=Path, file_okay=False),
+    help="A folder: flat.jsonl, fhir/ (NDJSON) and omop.duckdb are written there.",
+)  # fmt: skip
+def synth_command(
+    protocol_file: Path,
+    bindings: Path,
+    as_of: datetime.datetime,
+    patients: int,
+    seed: int,
+    boundary: bool,
+    output: Path,
+) -> None:
+    """Synthetic patients for PROTOCOL, written flat, as FHIR and as OMOP tables (docs/fhir-omop.md)."""
+    optional("yaml", "bindings")
+    from critlang.bindings import load_binding
+    from critlang.synth import Generator, write_fhir, write_flat, write_omop
+
+    protocol = load_protocol(protocol_file)
+    binding, diagnostics = load_binding(bindings, protocol.checked)
+    text = bindings.read_text(encoding="utf-8", errors="replace") if bindings.is_file() else None
+    for diagnostic in diagnostics:
+        click.echo(render(diagnostic, text), err=True)
+    if binding is None or "fhir" not in binding.sections:
+        raise _Usage(f"{bindings}: the synthetic patients need a binding with a fhir section")
+    witnesses: list[dict[str, Any]] = []
+    if boundary:
+        optional("z3", "analyze")
+        from critlang.analyze.questions import boundary_examples
+
+        witnesses = [p.witness.record for p in boundary_examples(protocol)]
+    generator = Generator(protocol.checked, binding.sections["fhir"], as_of.date(), seed)
+    made = list(generator.patients(patients, witnesses))
+    output.mkdir(parents=True, exist_ok=True)
+    write_flat(made, output / "flat.jsonl")
+    write_fhir(made, output / "fhir")
+    if importlib.util.find_spec("duckdb") is not None:
+        write_omop(made, output / "omop.duckdb")
+    click.echo(f"{len(made)} patient(s) written to {output}", err=True)
+
+
 @main.command("eval")
 @click.argument(
     "protocol_file", metavar="PROTOCOL", type=click.Path(path_type=Path, dir_okay=False)
 )
-@click.argument("records_file", metavar="RECORDS", type=click.Path(path_type=Path, dir_okay=False))
+@click.argument(
+    "records_file",
+    metavar="[RECORDS]",
+    required=False,
+    type=click.Path(path_type=Path, dir_okay=False),
+)
 @click.option(
     "--format", "output_format", type=click.Choice(FORMATS), default="text", show_default=True
 )
@@ -212,18 +343,24 @@ as_of_option = click.option(
 )
 @record_options
 @as_of_option
+@fhir_options
 def eval_command(
     protocol_file: Path,
-    records_file: Path,
+    records_file: Path | None,
     output_format: str,
     output: Path | None,
     events: Path | None,
     input_format: str | None,
     id_field: str,
     strict_fields: bool,
+    bindings: Path | None,
+    fhir: Path | None,
     as_of: datetime.date | None,
 ) -> None:
     """Screen RECORDS (.json, .jsonl, .csv, .parquet; - for stdin) against PROTOCOL.
+
+    Or screen the patients of a FHIR R4 bulk export or Bundles (--fhir) through
+    a binding file (--bindings); see docs/fhir-omop.md.
 
     Every record gets one result; a record in error is reported and the rest
     go on. Exits 2 when any record was in error.
@@ -232,6 +369,13 @@ def eval_command(
     from critlang.report import WRITERS, summary, write_results
 
     protocol = load_protocol(protocol_file)
+    if fhir is not None or bindings is not None:
+        if records_file is not None or fhir is None or bindings is None or events is not None:
+            raise _Usage("give --bindings and --fhir together, and no RECORDS or --events file")
+        _eval_fhir(protocol, protocol_file, bindings, fhir, as_of, output_format, output)
+        return
+    if records_file is None:
+        raise _Usage("give a RECORDS file (- for stdin), or --bindings and --fhir")
     intake = Intake(protocol.checked, id_field, strict_fields, as_of)
     histories = _read_events(events, protocol) if events is not None else None
     inputs = (records_file, protocol_file, *(() if events is None else (events,)))
@@ -447,9 +591,22 @@ def sql_command(protocol_file: Path, dialect: str, table: str) -> None:
 @click.argument(
     "protocol_file", metavar="PROTOCOL", type=click.Path(path_type=Path, dir_okay=False)
 )
-@click.argument("data_file", metavar="DATA", type=click.Path(path_type=Path, dir_okay=False))
+@click.argument(
+    "data_file", metavar="DATA", required=False, type=click.Path(path_type=Path, dir_okay=False)
+)
 @click.option(
     "--engine", type=click.Choice(["duckdb", "spark"]), default="duckdb", show_default=True
+)
+@click.option(
+    "--omop",
+    metavar="DATABASE",
+    help="Screen an OMOP CDM database instead of DATA: a DuckDB file, a directory of "
+    "Parquet tables, or a postgresql:// URL (needs --bindings).",
+)
+@click.option(
+    "--bindings",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="The binding file saying where each data element is in the OMOP tables.",
 )
 @click.option(
     "-o",
@@ -471,8 +628,10 @@ def sql_command(protocol_file: Path, dialect: str, table: str) -> None:
 @as_of_option
 def screen_command(
     protocol_file: Path,
-    data_file: Path,
+    data_file: Path | None,
     engine: str,
+    omop: str | None,
+    bindings: Path | None,
     output: Path | None,
     report: Path | None,
     events: Path | None,
@@ -484,12 +643,16 @@ def screen_command(
     """Screen a whole population in DATA (.csv, .parquet, .jsonl, .json; - for stdin) with SQL.
 
     Records are read exactly as `critlang eval` reads them. Prints the
-    attrition table. Exits 2 when any record was in error.
+    attrition table. Exits 2 when any record was in error. With --omop and
+    --bindings, screens an OMOP CDM database instead (docs/fhir-omop.md).
     """
     from critlang.report import OutputError, refuse_overwriting
 
     sql = optional("critlang.sql", "sql")
     screen = optional("critlang.screen", "sql")
+    if omop is not None or data_file is None:
+        _screen_omop(protocol_file, data_file, omop, bindings, as_of, engine, output, report)
+        return
     inputs = (data_file, protocol_file, *((events,) if events is not None else ()))
     try:
         for target in (output, report):
@@ -521,6 +684,51 @@ def screen_command(
         with _safe_output(report, inputs) as out:
             out.write(screen.render_html(attrition))
     sys.exit(2 if attrition.errors else 0)
+
+
+def _screen_omop(
+    protocol_file: Path,
+    data_file: Path | None,
+    database: str | None,
+    bindings: Path | None,
+    as_of: Any,
+    engine: str,
+    output: Path | None,
+    report: Path | None,
+) -> None:
+    """`critlang screen PROTOCOL --omop DATABASE --bindings B`: see screen_omop.py."""
+    from critlang.bindings import load_binding
+    from critlang.diagnostics import render_all
+    from critlang.report import OutputError, refuse_overwriting
+
+    if database is None or data_file is not None or bindings is None:
+        raise click.UsageError("give DATA, or --omop DATABASE with --bindings B")
+    screen_omop = optional("critlang.screen_omop", "sql")
+    screen = optional("critlang.screen", "sql")
+    inputs = (protocol_file, bindings)
+    try:
+        for target in (output, report):
+            if target is not None:
+                refuse_overwriting(target, inputs)
+    except OutputError as error:
+        raise _Output(str(error)) from None
+    protocol = load_protocol(protocol_file)
+    binding, diagnostics = load_binding(bindings, protocol.checked)
+    if diagnostics:
+        click.echo(render_all(diagnostics, read_source(bindings)), err=True)
+    if binding is None:
+        sys.exit(1)
+    try:
+        result = screen_omop.run(protocol.checked, binding, database, as_of, engine, output)
+    except ValueError as error:
+        raise click.ClickException(str(error)) from None
+    except OSError as error:
+        raise click.ClickException(f"cannot screen ({error.strerror or error})") from None
+    click.echo(result.text())
+    if report is not None:
+        with _safe_output(report, inputs) as out:
+            out.write(screen.render_html(result.attrition))
+    sys.exit(2 if result.attrition.errors else 0)
 
 
 # ---- authoring tools: fmt, test, analyze ------------------------------------------

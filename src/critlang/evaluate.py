@@ -15,12 +15,13 @@ from typing import Any
 import attrs
 
 from critlang import syntax as s
-from critlang.check import Checked
+from critlang import words
+from critlang.check import Checked, conversion_words
 from critlang.decimals import ARITHMETIC
 from critlang.engines.python import Compiled
 from critlang.explain import Explanations, Trace
 from critlang.lower import Lowered
-from critlang.records import Intake, RecordError, printable, records_from
+from critlang.records import Intake, RecordError, given_number, printable, records_from
 from critlang.vocab import Kind, Outcome, Truth
 
 ERROR = Outcome.ERROR.value
@@ -82,15 +83,21 @@ class Result:
     criteria: tuple[CriterionResult, ...] = ()
     missing: tuple[str, ...] = ()
     error: str | None = None
+    # Values given in a unit the protocol accepts or converts by a declared formula,
+    # and what they were read as: one sentence each.
+    readings: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dictionary: id, status, criteria (id, kind, value, reason), missing."""
+        """A JSON-ready dictionary: id, status, criteria (id, kind, value, reason), missing,
+        and `readings` when a value was given in an accepted or converted unit."""
         out: dict[str, Any] = {"id": self.id, "status": self.status}
         if self.error is not None:
             out["error"] = self.error
             return out
         out["criteria"] = [_criterion_dict(c) for c in self.criteria]
         out["missing"] = list(self.missing)
+        if self.readings:
+            out["readings"] = list(self.readings)
         return out
 
 
@@ -134,6 +141,7 @@ class Protocol:
         self.compiled = compiled
         self.checked: Checked = lowered.checked
         self.intake = Intake(self.checked)
+        self.record_units = _record_units(self.checked)
         # Syntax nodes are found by identity: hashing a node is a Python call.
         self.slots = {key: node.id for key, node in lowered.origin.items()}
         self.explanations = Explanations(lowered)
@@ -166,7 +174,7 @@ class Protocol:
     ) -> Result:
         """Screen one record; raise RecordError if it does not fit the data dictionary."""
         record_id, env = self.dated(as_of)(record, 1)
-        return self.explain(record_id, env)
+        return self.explain(record_id, env, record)
 
     def evaluate_many(
         self, records: Iterable[Mapping[str, Any]], as_of: datetime.date | str | None = None
@@ -199,12 +207,15 @@ class Protocol:
                 yield Result(error.record_id, ERROR, error=str(error))
                 continue
             try:
-                yield self.explain(record_id, env)
+                yield self.explain(record_id, env, row)
             except (ArithmeticError, ValueError, RecursionError) as error:
                 yield failed(record_id, error)
 
-    def explain(self, record_id: str, env: dict[str, Any]) -> Result:
-        """The full result for an environment already taken in."""
+    def explain(
+        self, record_id: str, env: dict[str, Any], record: Mapping[str, Any] | None = None
+    ) -> Result:
+        """The full result for an environment already taken in (from `record`, if given:
+        its values in accepted or converted units are then told in `readings`)."""
         with decimal.localcontext(ARITHMETIC):
             trace = self.compiled.trace(env)
         results = tuple([plan.result(trace) for plan in self.plans])
@@ -222,7 +233,36 @@ class Protocol:
                     for name in self.explanations.missing(root, trace, env)
                 )
             )
-        return Result(record_id, status, results, missing)
+        readings = self.readings(record, env) if record is not None and self.record_units else ()
+        return Result(record_id, status, results, missing, readings=readings)
+
+    def readings(self, record: Mapping[str, Any], env: Mapping[str, Any]) -> tuple[str, ...]:
+        """What each value given in an accepted or converted unit was read as."""
+        told = []
+        for name, declared in self.record_units.items():
+            given = record.get(name)
+            if not isinstance(given, Mapping) or name not in env:
+                continue
+            found = declared.get(given.get("unit"))  # type: ignore[arg-type]
+            if found is not None:
+                subject, unit, how = found
+                number = given_number(given["value"])
+                told.append(words.reading(subject, number, given["unit"], env[name], unit, how))
+        return tuple(told)
+
+
+def _record_units(checked: Checked) -> dict[str, dict[str, tuple[str, str, str]]]:
+    """Per element, each unit it accepts or converts: (subject, declared unit, formula or '')."""
+    found: dict[str, dict[str, tuple[str, str, str]]] = {}
+    for name, element in checked.elements.items():
+        if not (element.accepts or element.conversions):
+            continue
+        unit = checked.element_types[name].unit
+        subject = element.label or name
+        known = {ref.code: (subject, unit, "") for ref in element.accepts}
+        known |= {c.unit.code: (subject, unit, conversion_words(c)) for c in element.conversions}
+        found[name] = known
+    return found
 
 
 def failed(record_id: str, error: BaseException) -> Result:

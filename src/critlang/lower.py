@@ -555,6 +555,8 @@ class _Lowering:
             assert isinstance(right, ir.Const) and isinstance(right.value, str)
             fixed = rank[right.value]
             wanted = frozenset(v for v in scale.values if test(rank[v], fixed))
+            if not wanted:  # `nyha < i`: no value meets it, known or not
+                return self.const(False, BOOLEAN)
             return self.make(ir.Member, BOOLEAN, operand=left, values=wanted)
         terms = []
         for value in scale.values:

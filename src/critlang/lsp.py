@@ -25,12 +25,13 @@ from pygls.exceptions import JsonRpcInvalidParams
 from pygls.lsp.server import LanguageServer
 
 from critlang import syntax as s
-from critlang.check import UCUM_SPELLINGS, Checked, check, check_source
+from critlang import units
+from critlang.check import UCUM_SPELLINGS, Checked, check, check_source, conversion_words
 from critlang.diagnostics import CritError, Diagnostic, sort_key
 from critlang.fmt import format_source
 from critlang.parser import parse_recovering
 from critlang.render import TYPE_WORDS, describe
-from critlang.words import UNIT_WORDS, quantity
+from critlang.words import quantity
 
 # Keywords offered by completion; phrases are offered whole.
 KEYWORDS = (
@@ -191,7 +192,7 @@ def _symbols(protocol: s.Protocol) -> dict[str, Symbol]:
 
     for element in protocol.elements:
         add(element.name, "element", element)
-        if isinstance(element.type, s.EnumType | s.SetType):
+        if isinstance(element.type, s.EnumType | s.SetType | s.OrdinalType):
             for value in element.type.values:
                 add(value, "value", element, f"{element.name.text}={value.text}")
     for constant in protocol.constants:
@@ -414,6 +415,12 @@ def _reading(node: s.Expr | s.SubCriterion, checked: Checked | None) -> str | No
         return None
 
 
+def _shown(code: str) -> str:
+    """' (mmHg)' after a unit code, as documents show it (units.display); '' when the same."""
+    shown = units.display(code)
+    return f" ({_escaped(shown)})" if shown and shown != code else ""
+
+
 def hover_text(symbol: Symbol, checked: Checked | None) -> str:
     """A hover in Markdown: what the name is, and what it means in words."""
     node = symbol.node
@@ -429,8 +436,13 @@ def hover_text(symbol: Symbol, checked: Checked | None) -> str:
         lines.append(f"Type: {_element_type(node)}")
         if isinstance(node.type, s.QuantityType | s.DurationType):
             code = node.type.unit
-            words = UNIT_WORDS.get(code, (code, code))[1]
-            lines.append(f"Unit: {_escaped(code)}" + (f" ({words})" if words != code else ""))
+            lines.append(f"Unit: {_escaped(code)}{_shown(code)}")
+        for ref in node.accepts:
+            lines.append(f"Also accepted: {_escaped(ref.code)}{_shown(ref.code)}")
+        for conversion in node.conversions:
+            code = conversion.unit.code
+            formula = conversion_words(conversion)
+            lines.append(f"Converted: {_escaped(code)}{_shown(code)} read as {formula}")
         if node.plausible_range is not None:
             low, high = node.plausible_range
             lines.append(f"Range: {low} to {high}")
@@ -468,6 +480,9 @@ def _element_type(element: s.DataElement) -> str:
     words = TYPE_WORDS[type(declared)]
     if isinstance(declared, s.EnumType | s.SetType):
         return f"{words} ({', '.join(_escaped(v.text) for v in declared.values)})"
+    if isinstance(declared, s.OrdinalType):
+        listed = " < ".join(_escaped(v.text) for v in declared.values)
+        return f"{words} ({listed}, lowest first)"
     if isinstance(declared, s.AttestationType):
         return f"{words} by {', '.join(_escaped(a) for a in declared.attesters)}"
     return words
@@ -641,6 +656,8 @@ _LIST_OF_VALUES = re.compile(
 )
 # `grade = g` in a condition or an example; `meds = (a, b` in an example.
 _FIELD_VALUE = re.compile(r"([a-z_][a-z0-9_]*)\s*!?=\s*(?:[a-z0-9_]*|\([a-z0-9_,\s]*)\Z")
+# After a comparison with an ordinal element (`nyha >= `): the values of its scale.
+_ON_A_SCALE = re.compile(r"([a-z_][a-z0-9_]*)\s*(?:<=|>=|<|>)\s*[a-z0-9_]*\Z")
 _UNIT = re.compile(r"'([^'\s]*)\Z")
 _EXPECT = re.compile(r"\bexpect\s+[a-z]*\Z")
 
@@ -674,10 +691,12 @@ def completions(analysis: Analysis, before: str) -> list[t.CompletionItem]:
         ]
     if _EXPECT.search(before):
         return [t.CompletionItem(label=o, kind=t.CompletionItemKind.EnumMember) for o in OUTCOMES]
-    for pattern in (_LIST_OF_VALUES, _FIELD_VALUE):
+    for pattern in (_LIST_OF_VALUES, _FIELD_VALUE, _ON_A_SCALE):
         match = pattern.search(before)
         element = elements.get(match.group(1)) if match else None
-        if element is not None and isinstance(element.type, s.EnumType | s.SetType):
+        if pattern is _ON_A_SCALE and not (element and isinstance(element.type, s.OrdinalType)):
+            continue
+        if element is not None and isinstance(element.type, s.EnumType | s.SetType | s.OrdinalType):
             return [
                 t.CompletionItem(
                     label=v.text,

@@ -54,6 +54,7 @@ TERMINAL_GROUPS = (
             {"NAME", "NUMBER", "DATE", "MINUS", "LPAR", "NOT", "TRUE", "FALSE"}
             | {"ANY", "ALL", "AT", "DECLINE", "CHANGE", "SCORE", "CALENDAR_UNITS"}
             | {"ITS", "NO", "LATEST", "EARLIEST", "HIGHEST", "LOWEST", "TOTAL", "'number'"}
+            | {"ONGOING"}
         ),
         "a condition or value (a name, a number, '(', 'not', 'any of', ...)",
     ),
@@ -951,6 +952,11 @@ class AstBuilder(Transformer[Token, Any]):
 
     def includes_all(self, meta: Meta, subject: s.Expr, names: tuple[s.Name, ...]) -> s.Includes:
         return s.Includes(subject, "all", names, _span(self.file, meta))
+
+    def ongoing(self, meta: Meta) -> s.Ref:
+        # A condition of its own, not a value: `where ongoing within 2 weeks` keeps the
+        # window for the selector (a value there would take it as a date's window).
+        return s.Ref("ongoing", _span(self.file, meta))
 
     def in_codes(self, meta: Meta, subject: s.Expr, name: Token) -> s.InCodes:
         return s.InCodes(subject, self._name(name), _span(self.file, meta))

@@ -2,8 +2,18 @@
 
 Every value is validated and converted here, once, into what the compiled
 evaluator expects: Decimals in the data element's declared unit, enum values
-as strings, sets as frozensets, dates as `datetime.date`. Unit factors are
-exact and cached per (unit, element); the evaluator never converts.
+as strings, sets as frozensets, dates as `datetime.date`, a coded value as
+`system:code` (ICD-10-CM without its dot), and a history as a tuple of entry
+tuples laid out as `vocab.ENTRY_LAYOUT` says:
+
+    measurement  (date, value, low, high, source)
+    code         (date, code, source)
+    medication   (start, end, code, dose, source)
+
+from entry objects such as `{"date": "2026-05-02", "value": 1.6, "unit":
+"mg/dL", "high": 1.2, "source": "Observation/123"}` (see "codes and histories"
+below and docs/records.md), or from an events file (`read_events`). Unit
+factors are exact and cached per (unit, element); the evaluator never converts.
 
 The file readers never stop on a bad record: a line that is not UTF-8, not
 JSON, a ragged CSV row, an unterminated quote or an oversized field becomes a
@@ -339,6 +349,11 @@ def _record_units(element: s.DataElement, unit: str) -> dict[str, tuple[Fraction
     return found
 
 
+def given_number(value: Any) -> Decimal:
+    """A record's number as the intake reads it (a float as its shortest decimal)."""
+    return _number(value)
+
+
 def _numpy_bool(value: Any) -> bool:
     kind = type(value)
     return kind.__module__ == "numpy" and kind.__name__ in ("bool", "bool_")
@@ -390,18 +405,40 @@ def _quantity(
     number = _number(given)
     if code == unit:
         return number
-    if code in declared:
-        scale, offset = declared[code]
-    else:
-        try:
-            scale, offset = units.linear(code, unit, molar_mass)
-        except units.UnitError as error:
-            if not units.is_valid(code):
-                usual = units.suggest(code)
-                hint = f"; the UCUM code is '{usual}'" if usual else ""
-                raise _Invalid(f"'{code}' is not a UCUM unit{hint}") from None
-            raise _Invalid(str(error)) from None
+    scale, offset = _reading(unit, molar_mass, declared, code)
     return _decimal(Fraction(number) * scale + offset)
+
+
+def _reading(
+    unit: str,
+    molar_mass: Fraction | None,
+    declared: Mapping[str, tuple[Fraction, Fraction]],
+    code: str,
+) -> tuple[Fraction, Fraction]:
+    """(scale, offset) reading a number in `code` as scale x number + offset in `unit`."""
+    if code in declared:
+        return declared[code]
+    try:
+        return units.linear(code, unit, molar_mass)
+    except units.UnitError as error:
+        if not units.is_valid(code):
+            usual = units.suggest(code)
+            hint = f"; the UCUM code is '{usual}'" if usual else ""
+            raise _Invalid(f"'{code}' is not a UCUM unit{hint}") from None
+        raise _Invalid(str(error)) from None
+
+
+def unit_reading(element: s.DataElement, kind: Type, code: str) -> tuple[Fraction, Fraction] | str:
+    """How the intake reads a number of `element` given in `code`: (scale, offset), exact,
+    with value = scale x number + offset in the declared unit; or, for a unit it refuses,
+    what it says is wrong. The SQL engine reads a column in `code` by the same rule.
+    """
+    if code == kind.unit:
+        return Fraction(1), Fraction(0)
+    try:
+        return _reading(kind.unit, kind.molar_mass, _record_units(element, kind.unit), code)
+    except _Invalid as error:
+        return str(error)
 
 
 def _checked_range(

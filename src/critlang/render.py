@@ -527,6 +527,24 @@ class NamedView:
 
 
 @attrs.frozen
+class ScoreRow:
+    """One item of a score: its name, points and condition; `group` when in a `highest of`."""
+
+    item: str
+    points: str
+    when: str
+    group: int | None
+
+
+@attrs.frozen
+class ScoreView:
+    """A score in a criterion, as a table: 'a total of at least 9 points' and its items."""
+
+    total: str
+    rows: tuple[ScoreRow, ...]
+
+
+@attrs.frozen
 class CriterionView:
     kind: str
     id: str
@@ -543,6 +561,7 @@ class CriterionView:
     keeps_in: Reading | None = None
     # why the encoding only approximates the criterion's text, when its author says so
     approximate: str | None = None
+    scores: tuple[ScoreView, ...] = ()
 
 
 @attrs.frozen
@@ -895,7 +914,38 @@ def _criterion_view(
         + _inline_computations(criterion, checked, words),
         keeps_in=keeps_in,
         approximate=criterion.approximate.reason if criterion.approximate else None,
+        scores=_score_views(criterion, words),
     )
+
+
+def _score_views(criterion: s.Criterion, words: _Words) -> tuple[ScoreView, ...]:
+    """Every score of a criterion as a table of items and points."""
+    views: list[ScoreView] = []
+    for node in s.walk(criterion.condition):
+        if not isinstance(node, s.Compare):
+            continue
+        score, other = (
+            (node.left, node.right) if isinstance(node.left, s.Score) else (node.right, node.left)
+        )
+        if not isinstance(score, s.Score):
+            continue
+        op = score_operator(node.op, score is node.left)
+        rows: list[ScoreRow] = []
+        groups = 0
+        for entry in score.entries:
+            group = None
+            if isinstance(entry, s.ScoreGroup):
+                groups += 1
+                group = groups
+            for item in entry.items if isinstance(entry, s.ScoreGroup) else (entry,):
+                named = item.title or (item.name.text if item.name is not None else "")
+                when = one_line(words.reading(item.condition))
+                rows.append(
+                    ScoreRow(named or _sentence(when), format_number(item.points), when, group)
+                )
+        total = f"a total of {COMPARISONS[op]} {words.phrase(other)} points"
+        views.append(ScoreView(total, tuple(rows)))
+    return tuple(views)
 
 
 def _alternatives(criterion: s.Criterion) -> tuple[s.SubCriterion, ...]:

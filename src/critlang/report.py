@@ -14,8 +14,8 @@ import csv
 import io
 import json
 import os
+import secrets
 import sys
-import tempfile
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -160,6 +160,8 @@ class TextWriter(_Base):
                     Text(printable(_unrepeated(part.value_word, part.reason))),
                 )
         console.print(table)
+        for reading in result.readings:
+            console.print(Text("  read: " + printable(reading)))
         if result.missing:
             console.print(Text("  missing: " + printable(", ".join(result.missing))))
         console.print()
@@ -275,10 +277,18 @@ def atomic_path(output: Path) -> Iterator[Path]:
         raise OutputError(f"{output}: the folder {directory} does not exist")
     if output.is_dir():
         raise OutputError(f"{output}: is a folder; give a file name")
-    handle, name = tempfile.mkstemp(prefix=f".{output.name}.", suffix=".tmp", dir=directory)
-    os.close(handle)
-    temporary = Path(name)
+    # The name is chosen before the file exists and the file is made inside the
+    # `try`, so a Ctrl-C at any moment after it exists still removes it.
+    temporary = directory / f".{output.name}.{secrets.token_hex(8)}.tmp"
+    ours: Path | None = temporary
     try:
+        try:
+            os.close(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        except FileExistsError:
+            ours = None  # another run's file: never remove it
+            raise OutputError(
+                f"{output}: the temporary file {temporary} exists; try again"
+            ) from None
         yield temporary
         if output.exists():
             # Keep the permissions the previous output had.
@@ -290,7 +300,8 @@ def atomic_path(output: Path) -> Iterator[Path]:
             os.chmod(temporary, 0o666 & ~mask)
         os.replace(temporary, output)
     finally:
-        temporary.unlink(missing_ok=True)
+        if ours is not None:
+            ours.unlink(missing_ok=True)
 
 
 @contextlib.contextmanager

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import decimal
 import importlib
+import importlib.util
 import itertools
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -103,9 +104,9 @@ class Attrition:
 # ---- SQL over the results table --------------------------------------------------
 
 
-def _count(condition: exp.Expr) -> exp.Expr:
-    one, zero = exp.Literal.number(1), exp.Literal.number(0)
-    return exp.Sum(this=exp.Case().when(condition, one).else_(zero))
+def _count_rows(condition: exp.Expr, weight: str | None = None) -> exp.Expr:
+    one = exp.Literal.number(1) if weight is None else _col(weight)
+    return exp.Sum(this=exp.Case().when(condition, one).else_(exp.Literal.number(0)))
 
 
 def _col(name: str) -> exp.Expr:
@@ -116,10 +117,20 @@ def _is(name: str, truth: bool) -> exp.Expr:
     return exp.Is(this=_col(name), expression=exp.true() if truth else exp.false())
 
 
-def attrition_query(checked: Checked, table: str = RESULTS) -> exp.Select:
-    """Counts over a results table: statuses, and per criterion its values and who remains."""
-    columns: list[exp.Expr] = [exp.alias_(exp.Count(this=exp.Star()), "total", quoted=True)]
+def attrition_query(
+    checked: Checked, table: str = RESULTS, weight: str | None = None
+) -> exp.Select:
+    """Counts over a results table: statuses, and per criterion its values and who remains.
+
+    With `weight`, each row of `table` stands for that many results (see `grouped_results`).
+    """
+    total = exp.Count(this=exp.Star()) if weight is None else exp.Sum(this=_col(weight))
+    columns: list[exp.Expr] = [exp.alias_(total, "total", quoted=True)]
     status = _col(sql.STATUS)
+
+    def _count(condition: exp.Expr) -> exp.Expr:
+        return _count_rows(condition, weight)
+
     for name in STATUSES:
         counted = _count(exp.EQ(this=status, expression=exp.Literal.string(name)))
         columns.append(exp.alias_(counted, name, quoted=True))
@@ -147,6 +158,36 @@ def attrition_query(checked: Checked, table: str = RESULTS) -> exp.Select:
         remaining = exp.and_(screened, exp.not_(exp.or_(*excluded)))
         columns.append(exp.alias_(_count(remaining), f"{ident} remaining", quoted=True))
     return exp.select(*columns).from_(exp.to_table(table))
+
+
+WEIGHT = "critlang count"
+
+
+def grouped_results(checked: Checked, table: str = RESULTS) -> exp.Select:
+    """One row per distinct (status, criterion values, applicability) of a results table,
+    with how many results have it in `WEIGHT`: the attrition counts these few rows
+    (thousands for a million patients) instead of every result, and counts the same."""
+    names = [sql.STATUS]
+    for criterion in checked.protocol.criteria:
+        names.append(criterion.id.text)
+        if criterion.applies_when is not None:
+            names.append(sql.applies_column(criterion.id.text))
+    counted = exp.alias_(exp.Count(this=exp.Star()), WEIGHT, quoted=True)
+    return (
+        exp.select(*(_col(name) for name in names), counted)
+        .from_(exp.table_(table, quoted=True))
+        .group_by(*(_col(name) for name in names))
+    )
+
+
+def _duckdb_attrition(connection: Any, checked: Checked, table: str = RESULTS) -> Attrition:
+    """The attrition of DuckDB results, counted over the grouped results."""
+    grouped = grouped_results(checked, table).subquery("grouped")
+    counts = connection.sql(
+        attrition_query(checked, "grouped", WEIGHT).from_(grouped).sql("duckdb")
+    )
+    row = dict(zip(counts.columns, counts.fetchall()[0], strict=True))
+    return attrition_from(checked, row)
 
 
 def attrition_from(checked: Checked, row: Mapping[str, Any]) -> Attrition:
@@ -230,10 +271,10 @@ def run(
     if events is not None and engine != "duckdb":
         raise ValueError("--events: histories are screened on DuckDB (--engine duckdb)")
     target = _output_format(output)
-    try:
-        importlib.import_module("pyarrow")
-    except ImportError:
-        raise ValueError("critlang screen needs pyarrow: pip install 'critlang[sql]'") from None
+    # Only looked for: a Parquet file screened in place never needs it, and its import
+    # (with numpy's) is a good part of the start-up.
+    if importlib.util.find_spec("pyarrow") is None:
+        raise ValueError("critlang screen needs pyarrow: pip install 'critlang[sql]'")
     intake = intake if intake is not None else Intake(checked)
     if engine == "duckdb" and _typed_table(data, input_format, intake):
         screened = _run_duckdb_on_parquet(checked, Path(data), output, target, intake, events)
@@ -299,13 +340,72 @@ def _run_duckdb_on_parquet(
         picked = ", ".join(_quoted(name) for name, _ in elements)
         source = "'" + str(data).replace("'", "''") + "'"  # a view takes no parameters
         connection.execute(
-            f"CREATE VIEW patients AS SELECT row_number() OVER () AS {_quoted(ROW)}, "
-            f"{identity} AS {_quoted(RECORD_ID)}, CAST(NULL AS VARCHAR) AS {_quoted(RECORD_ERROR)}"
+            f"CREATE VIEW patients AS SELECT {identity} AS {_quoted(RECORD_ID)}, "
+            f"CAST(NULL AS VARCHAR) AS {_quoted(RECORD_ERROR)}"
             f"{', ' + picked if picked else ''} FROM read_parquet({source})"
         )
-        return _screen_view(connection, checked, layout, output, target, events)
+        layout = attrs.evolve(layout, id_column=RECORD_ID)
+        if events is not None:
+            layout = _with_events(connection, checked, layout, events)
+        return _screen_in_place(connection, checked, layout, output, target)
     finally:
         connection.close()
+
+
+def _screen_in_place(
+    connection: Any, checked: Checked, layout: sql.Layout, output: Path | None, target: str | None
+) -> Attrition:
+    """Screen the view `patients` over a Parquet file, in one pass over the file.
+
+    No record failed Python's intake, so the query's rows are the results: no
+    join back to the records, and no sort, since DuckDB keeps record order
+    through a scan, projections, a window with an empty OVER (), CREATE TABLE
+    AS and COPY. With a Parquet result file or none, the results are not even
+    kept: the query runs once, into the file (whose words the attrition then
+    reads back, `_results_from_words`) or into the attrition's counts.
+    """
+    query = sql.to_sql(checked, "patients", "duckdb", layout, pretty=False)
+    if output is None or target == ".parquet":
+        connection.execute(f"CREATE VIEW {_quoted(RESULTS)} AS {query}")
+        if output is None:
+            return _duckdb_attrition(connection, checked)
+        with atomic_path(output) as temporary:
+            connection.sql(_flat_sql(checked, ordered=False)).write_parquet(str(temporary))
+            written = "'" + str(temporary).replace("'", "''") + "'"
+            connection.execute(
+                f"CREATE VIEW {_quoted(WRITTEN)} AS {_results_from_words(checked, written)}"
+            )
+            return _duckdb_attrition(connection, checked, WRITTEN)
+    connection.sql(query).create(RESULTS)
+    if target is not None:
+        columns = ", ".join(_quoted(name) for name in sql.result_columns(checked))
+        cursor = connection.execute(f"SELECT {columns} FROM {_quoted(RESULTS)}")
+        write_results_file(checked, _batches(cursor.fetchmany), output, target)
+    return _duckdb_attrition(connection, checked)
+
+
+WRITTEN = "critlang written"
+
+
+def _results_from_words(checked: Checked, source: str) -> str:
+    """The status, criterion and `applies` columns of results, read back from the words of
+    the flat result file `source` wrote by `_flat_sql`: the exact inverse of its words.
+
+    'not applicable' is an `applies` of FALSE, and the criterion's value is then
+    its neutral one (TRUE for an inclusion, FALSE for an exclusion), as in the query.
+    """
+    columns = [_quoted("status")]
+    for criterion in checked.protocol.criteria:
+        ident = _quoted(criterion.id.text)
+        neutral = "TRUE" if criterion.kind == "inclusion" else "FALSE"
+        columns.append(
+            f"CASE {ident} WHEN '{Truth.TRUE.value}' THEN TRUE WHEN '{Truth.FALSE.value}' "
+            f"THEN FALSE WHEN '{Truth.NOT_APPLICABLE.value}' THEN {neutral} END AS {ident}"
+        )
+        if criterion.applies_when is not None:
+            applies = _quoted(sql.applies_column(criterion.id.text))
+            columns.append(f"{ident} <> '{Truth.NOT_APPLICABLE.value}' AS {applies}")
+    return f"SELECT {', '.join(columns)} FROM read_parquet({source})"
 
 
 def _element_of(checked: Checked, column: str) -> str | None:
@@ -503,9 +603,7 @@ def _screen_view(
     elif output is not None and target is not None:
         cursor = connection.execute(export_query(checked).sql("duckdb"))
         write_results_file(checked, _batches(cursor.fetchmany), output, target)
-    counts = connection.sql(attrition_query(checked).sql("duckdb"))
-    row = dict(zip(counts.columns, counts.fetchall()[0], strict=True))
-    return attrition_from(checked, row)
+    return _duckdb_attrition(connection, checked)
 
 
 def _with_events(connection: Any, checked: Checked, layout: sql.Layout, events: Path) -> sql.Layout:
@@ -542,8 +640,9 @@ def _with_events(connection: Any, checked: Checked, layout: sql.Layout, events: 
     return attrs.evolve(layout, events=table, events_key=RECORD_ID)
 
 
-def _flat_sql(checked: Checked, table: str = RESULTS) -> str:
-    """The results in the flat result schema, in record order, as `flat_rows` makes them."""
+def _flat_sql(checked: Checked, table: str = RESULTS, ordered: bool = True) -> str:
+    """The results in the flat result schema, in record order, as `flat_rows` makes them;
+    `ordered` False for a table whose rows are in record order already."""
     error = Outcome.ERROR.value
     columns = [
         f"CAST({_quoted(ID_FIELD)} AS VARCHAR) AS {_quoted('id')}",
@@ -568,7 +667,8 @@ def _flat_sql(checked: Checked, table: str = RESULTS) -> str:
         f"COALESCE({_quoted(sql.MISSING)}, CAST([] AS VARCHAR[])) AS {_quoted('missing')}"
     )
     columns.append(f"COALESCE({_quoted(sql.ERROR_COLUMN)}, '') AS {_quoted('error')}")
-    return f"SELECT {', '.join(columns)} FROM {_quoted(table)} ORDER BY {_quoted(ROW)}"
+    order = f" ORDER BY {_quoted(ROW)}" if ordered else ""
+    return f"SELECT {', '.join(columns)} FROM {_quoted(table)}{order}"
 
 
 def _batches(fetch: Callable[[int], list[Any]]) -> Iterator[Sequence[Any]]:

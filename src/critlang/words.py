@@ -105,6 +105,16 @@ def format_number(value: Decimal) -> str:
     return format(value, "f")
 
 
+def reading(subject: str, given: Decimal, code: str, value: Decimal, unit: str, how: str) -> str:
+    """How a value given in a unit of another kind was read: 'HbA1c 64 mmol/mol, read as
+    8.00672% by the protocol's conversion 0.09148 \u00d7 value + 2.152'. `how` is the
+    formula's text, or '' for a unit the element accepts by its UCUM factor."""
+    held = f"{subject} {quantity(given, code)}, read as {quantity(value, unit)}"
+    if how:
+        return f"{held} by the protocol's conversion {how}"
+    return f"{held}: the protocol accepts{unit_suffix(code, False)}"
+
+
 def calendar_duration(amount: int, unit: str) -> str:
     """`6 months`, `1 year`: a calendar duration (vocab.CalendarUnit) in words."""
     return f"{amount} {unit}" + ("" if abs(amount) == 1 else "s")

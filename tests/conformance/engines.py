@@ -25,6 +25,7 @@ import attrs
 import critlang
 from critlang import syntax as s
 from critlang.check import Checked
+from critlang.records import RecordError
 from critlang.vocab import ENTRY_LAYOUT, EntryKind
 
 Outcome = dict[str, Any]
@@ -162,9 +163,14 @@ def event_rows(source: str, records: Sequence[Mapping[str, Any]]) -> list[dict[s
     protocol = compile_source(source)
     checked = protocol.checked
     rows: list[dict[str, Any]] = []
+    if not history_names(checked):
+        return rows
     for position, record in enumerate(records):
         record_id = str(record.get("id", position))
-        _, env = protocol.intake(record, position)
+        try:
+            _, env = protocol.intake(record, position)
+        except RecordError:
+            continue  # the SQL engine's own stages find what is wrong with it
         for name in history_names(checked):
             entries = env.get(name)
             if entries is None:

@@ -41,6 +41,7 @@ from tests.conformance import engines
 from tests.properties.test_evaluator import (
     ENUM,
     NUMBERS,
+    SCALE,
     SET,
     UNITS,
     Element,
@@ -68,6 +69,8 @@ def random_value(rng: random.Random, element: Element, unit: str | None) -> Any:
         return rng.random() < 0.5
     if element.kind == "enum":
         return rng.choice(ENUM)
+    if element.kind == "ordinal":
+        return rng.choice(SCALE)
     if element.kind == "set":
         return rng.sample(SET, rng.randint(0, len(SET)))
     if rng.random() < 0.5:

@@ -142,7 +142,7 @@ def test_the_corpus_covers_every_construct() -> None:
     wanted = {
         s.And, s.Or, s.Not, s.Unless, s.Compare, s.Between, s.Member, s.Includes,
         s.Arithmetic, s.RelativeChange, s.Quantified, s.SubCriterion, s.BoolLit,
-        s.DateLit, s.Ref,
+        s.DateLit, s.Ref, s.Selector, s.EntryField, s.InCodes,
     }  # fmt: skip
     assert wanted <= seen, wanted - seen
     assert exclusive

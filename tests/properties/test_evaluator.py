@@ -159,6 +159,10 @@ class Reference:
                 return k_or([ev(a, kind), ev(b, kind)])
             case s.Unless(rule=a, exception=b):
                 return k_and([ev(a, kind), k_not(ev(b, kind))])
+            case s.Compare(left=s.Score()) | s.Compare(right=s.Score()):
+                return self.score(node, kind)
+            case s.Compare(left=a, right=b) if self.scale_of(a) or self.scale_of(b):
+                return self.ordinal(node, kind)
             case s.Compare(op=op, left=a, right=b):
                 left, right = ev(a, kind), ev(b, kind)
                 if left is None or right is None:
@@ -208,6 +212,50 @@ class Reference:
                 return applicable(ev(applies, kind), value, kind)
         raise AssertionError(f"no reference for {node!r}")
 
+    # ---- scores and scales (issue 11), from their definitions, not from lowering ----
+
+    def score(self, node: s.Compare, kind: str) -> Value:
+        """The least and the most the items can add up to, unknown items either way."""
+        flipped = isinstance(node.right, s.Score)
+        score, other = (node.right, node.left) if flipped else (node.left, node.right)
+        assert isinstance(score, s.Score)
+        threshold = self.ev(other, kind)
+        low = high = Fraction(0)
+        for entry in score.entries:
+            items = entry.items if isinstance(entry, s.ScoreGroup) else (entry,)
+            values = [(Fraction(item.points), self.ev(item.condition, kind)) for item in items]
+            low += max((p for p, v in values if v is True), default=Fraction(0))
+            high += max((p for p, v in values if v is not False), default=Fraction(0))
+        op = FLIP[node.op] if flipped else node.op
+        test = COMPARE[op]
+        self.values[id(score)] = None if low != high else low
+        if test(low, threshold) and test(high, threshold):
+            return True  # every total the unknown items allow meets it (the test is monotone)
+        if not test(low, threshold) and not test(high, threshold):
+            return False
+        return None
+
+    def scale_of(self, node: Any) -> tuple[str, ...] | None:
+        if isinstance(node, s.Ref) and node.name in self.elements:
+            declared = self.elements[node.name].type
+            if isinstance(declared, s.OrdinalType):
+                return tuple(v.text for v in declared.values)
+        return None
+
+    def ordinal(self, node: s.Compare, kind: str) -> Value:
+        """By place on the scale; with an unknown side, false when no value could make it
+        true, else unknown (as `nyha < baseline` is false when the baseline is i)."""
+        scale = self.scale_of(node.left) or self.scale_of(node.right)
+        assert scale is not None
+        test = COMPARE[node.op]
+        left, right = self.ev(node.left, kind), self.ev(node.right, kind)
+        if left is not None and right is not None:
+            return test(scale.index(left), scale.index(right))
+        lefts = [left] if left is not None else list(scale)
+        rights = [right] if right is not None else list(scale)
+        possible = any(test(scale.index(x), scale.index(y)) for x in lefts for y in rights)
+        return None if possible else False
+
     def status(self, protocol: s.Protocol) -> str:
         kinds = {c.id.text: c.kind for c in protocol.criteria}
         inclusions = [v for i, v in self.criteria.items() if kinds[i] == "inclusion"]
@@ -240,6 +288,7 @@ class Reference:
         return {name for child in s.children(node) for name in self.missing_under(child)}
 
 
+FLIP = {"<": ">", "<=": ">=", ">": "<", ">=": "<=", "=": "=", "!=": "!="}
 COMPARE: dict[str, Callable[[Any, Any], bool]] = {
     "<": lambda a, b: a < b,
     "<=": lambda a, b: a <= b,
@@ -260,6 +309,8 @@ ARITHMETIC: dict[str, Callable[[Fraction, Fraction], Fraction]] = {
 
 UNITS = {"conc": ("g/L", "mg/dL", "mg/L"), "vol": ("L", "dL", "mL")}
 ENUM = ("v0", "v1", "v2")
+SCALE = ("o0", "o1", "o2", "o3")  # an ordinal scale, lowest first
+POINTS = ("1", "2", "3", "0.5", "1.5")
 SET = ("s0", "s1", "s2", "s3")
 NUMBERS = ("0", "0.5", "1", "2", "2.5", "3", "5", "10", "12.5", "20", "100")
 DIVISORS = ("2", "4", "5", "10", "0.5")
@@ -268,7 +319,7 @@ DIVISORS = ("2", "4", "5", "10", "0.5")
 @attrs.frozen
 class Element:
     name: str
-    kind: str  # boolean | number | conc | vol | enum | set
+    kind: str  # boolean | number | conc | vol | enum | set | ordinal
     unit: str | None = None
 
     def declaration(self) -> str:
@@ -279,6 +330,8 @@ class Element:
                 return f"{self.name}: quantity '{self.unit}'"
             case "enum":
                 return f"{self.name}: one of ({', '.join(ENUM)})"
+            case "ordinal":
+                return f"{self.name}: ordinal ({', '.join(SCALE)})"
         return f"{self.name}: set of ({', '.join(SET)})"
 
 
@@ -303,6 +356,7 @@ class Writer:
         self.booleans = [e.name for e in elements if e.kind == "boolean"]
         self.enums = [e.name for e in elements if e.kind == "enum"]
         self.sets = [e.name for e in elements if e.kind == "set"]
+        self.ordinals = [e.name for e in elements if e.kind == "ordinal"]
 
     def pick(self, options: list[str] | tuple[str, ...]) -> str:
         return self.draw(st.sampled_from(options))
@@ -391,7 +445,13 @@ class Writer:
         choices += ["member", "enum_equal"] if self.enums else []
         choices += ["includes"] if self.sets else []
         choices += ["boolean_equal"] if len(self.booleans) >= 2 else []
+        choices += ["ordinal"] if self.ordinals else []
+        choices += ["score"] if self.booleans else []
         match self.pick(choices):
+            case "ordinal":
+                return self.ordinal()
+            case "score":
+                return self.score()
             case "comparison":
                 return self.comparison()
             case "between":
@@ -414,6 +474,50 @@ class Writer:
                     st.lists(st.sampled_from(self.booleans), min_size=2, max_size=2, unique=True)
                 )
                 return f"({first} {self.pick(['=', '!='])} {second})"
+
+    def ordinal(self) -> str:
+        subject, op = self.pick(self.ordinals), self.pick(["<", "<=", ">", ">=", "=", "!="])
+        match self.pick(["value", "value first", "two", "in"]):
+            case "value":
+                return f"({subject} {op} {self.pick(SCALE)})"
+            case "value first":
+                return f"({self.pick(SCALE)} {op} {subject})"
+            case "two":
+                return f"({subject} {op} {self.pick(self.ordinals)})"
+        values = self.draw(st.lists(st.sampled_from(SCALE), min_size=1, unique=True))
+        return f"({subject} in ({', '.join(values)}))"
+
+    def score(self) -> str:
+        """A weighted score of booleans, maybe with a `highest of` group, against a threshold
+        the items can reach (the checker refuses one they cannot)."""
+        entries: list[str] = []
+        top = Fraction(0)
+        whole = True
+        for _ in range(self.draw(st.integers(1, 3))):
+            size = self.draw(st.integers(1, 3)) if self.chance(0.3) else 1
+            points = [self.pick(POINTS) for _ in range(size)]
+            whole = whole and all(Fraction(p).denominator == 1 for p in points)
+            items = [f"{p} points when {self.pick(self.booleans)}" for p in points]
+            top += max(Fraction(p) for p in points)
+            if size == 1:
+                entries.append(items[0])
+            else:
+                entries.append(f"highest of [{', '.join(items)}]")
+        ops = [">=", "<", ">", "<="] if whole else [">=", "<"]
+        op = self.pick(ops)
+        # `> t` and `<= t` mean `>= t + 1`: keep t + 1 within what the items can give.
+        limit = top - 1 if op in (">", "<=") else top
+        if limit < 1 and op in (">", "<="):
+            op, limit = ">=", top
+        candidates = [t for t in POINTS if 0 < Fraction(t) <= limit]
+        if op in (">", "<="):
+            candidates = [t for t in candidates if Fraction(t).denominator == 1] or ["0"]
+        threshold = self.pick(candidates) if candidates else "0.5"
+        if op in (">", "<=") and threshold == "0":
+            op, threshold = ">=", self.pick([t for t in POINTS if Fraction(t) <= top] or ["0.5"])
+        if self.chance(0.2):
+            return f"({threshold} {FLIP[op]} score [{', '.join(entries)}])"
+        return f"(score [{', '.join(entries)}] {op} {threshold})"
 
     def condition(self, depth: int, parts: bool) -> str:
         """A yes/no expression; `parts` allows named sub-criteria in lists."""
@@ -463,6 +567,7 @@ def random_protocols(draw: st.DrawFn) -> RandomProtocol:
         "vol": draw(st.integers(0, 1)),
         "enum": draw(st.integers(0, 1)),
         "set": draw(st.integers(0, 1)),
+        "ordinal": draw(st.integers(0, 2)),
     }
     for kind, count in counts.items():
         for n in range(count):
@@ -512,6 +617,8 @@ def element_values(element: Element) -> st.SearchStrategy[Any]:
             return st.one_of(in_own_unit, in_any_unit)
         case "enum":
             return st.sampled_from(ENUM)
+        case "ordinal":
+            return st.sampled_from(SCALE)
     return st.lists(st.sampled_from(SET), unique=True)
 
 

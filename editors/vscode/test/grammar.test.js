@@ -91,3 +91,14 @@ test("the CTD-ILD protocol tokenizes with no text left unscoped", async () => {
   const bare = all.filter(([word, scope]) => scope === "source.crit" && /[a-z0-9]/i.test(word));
   assert.deepStrictEqual(bare, []);
 });
+
+test("a unit holding an escaped quote or backslash is one unit token", async () => {
+  const line = "  titre: quantity '[arb\\'U]/mL' accepts 'a\\\\' convert 'mmol/mol' as 0.09148 * value + 2.152";
+  const all = tokens(await grammar(), line);
+  const units = all.filter(([, scope]) => scope === "constant.other.unit.crit").map(([w]) => w);
+  assert.deepStrictEqual(units, ["'[arb\\'U]/mL'", "'a\\\\'", "'mmol/mol'"]);
+  const keywords = all.filter(([, scope]) => scope === "keyword.other.crit").map(([w]) => w);
+  assert.deepStrictEqual(keywords, ["accepts", "convert", "as", "value"]);
+  // Nothing after the escaped quote is read as code: no stray names, no unscoped text.
+  assert.deepStrictEqual(all.filter(([w]) => w === "U]/mL'" || w === "U"), []);
+});

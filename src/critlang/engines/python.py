@@ -164,6 +164,8 @@ class _Generator:
                 out.append(f"{local} = None if {x} is None else not {x}")
             case ir.And(operands=operands):
                 self.junction(local, operands, False, out)
+            case ir.Or() if not self.tracing and _bound_parts(node) is not None:
+                self.bound(local, node, out)
             case ir.Or(operands=operands):
                 self.junction(local, operands, True, out)
             case ir.AtLeast(weights=tuple() as weights, count=count, operands=operands):
@@ -253,6 +255,26 @@ class _Generator:
         if not unknown and boolean:
             self.known.add(local)  # a test of known values is true or false, never unknown
 
+    def bound(self, local: str, node: ir.Or, out: list[str]) -> None:
+        """`Or(sure, And(possible, unknown))`, lowering's comparison of a partial date, in one
+        line: true when `sure` is, false when both are false, else unknown."""
+        parts = _bound_parts(node)
+        assert parts is not None
+        tests = []
+        for compare in parts:
+            x, y = self.value(compare.left, out), self.value(compare.right, out)
+            unknown = [
+                f"{v} is None" for v in (x, y) if v not in self.constants and v not in self.known
+            ]
+            tests.append((" or ".join(unknown), f"{x} {_COMPARE[compare.op]} {y}"))
+        (open_sure, sure), (open_possible, possible) = tests
+        known_sure = f"not ({open_sure}) and " if open_sure else ""
+        known_both = known_sure + (f"not ({open_possible}) and " if open_possible else "")
+        out.append(
+            f"{local} = True if {known_sure}{sure} else "
+            f"(False if {known_both}not ({possible}) else None)"
+        )
+
     def junction(
         self, local: str, operands: tuple[ir.Node, ...], disjunction: bool, out: list[str]
     ) -> None:
@@ -286,7 +308,7 @@ class _Generator:
                 decided = " or ".join(f"{v} is {decisive}" for v in values)
                 out.append(f"{local} = {decisive} if {decided} else None")
                 return
-        if all(not isinstance(x, ir.And | ir.Or | ir.AtLeast) for x in operands):
+        if all(_single(x) for x in operands):
             # Operands that are single tests cost less to compute than to skip.
             values = [self.value(x, out) for x in operands]
             if values and all(v in self.known for v in values):
@@ -450,6 +472,22 @@ class _Generator:
         out.append(f"    {local} = None")
         out.append("else:")
         out += ["    " + line for line in [*start, *loop, *("    " + b for b in body), *finish]]
+
+
+def _bound_parts(node: ir.Or) -> tuple[ir.Compare, ir.Compare] | None:
+    """(sure, possible) when `node` is `Or(sure, And(possible, Const(None)))`."""
+    match node.operands:
+        case (ir.Compare() as sure, ir.And(operands=(ir.Compare() as possible, ir.Const() as c))):
+            if c.value is None:
+                return sure, possible
+    return None
+
+
+def _single(node: ir.Node) -> bool:
+    """A test that is one line of Python: cheaper to compute than to skip."""
+    if isinstance(node, ir.Or):
+        return _bound_parts(node) is not None
+    return not isinstance(node, ir.And | ir.AtLeast)
 
 
 # The entry fields intake never leaves unknown, by entry kind (vocab.ENTRY_LAYOUT).

@@ -35,6 +35,7 @@ _FHIR_TYPES = {
     "quantity": "Quantity",
     "date": "date",
     "enum": "string",
+    "ordinal": "string",
     "set": "string",
 }
 # ResearchStudy.status (R4) for the protocol's `status` words.

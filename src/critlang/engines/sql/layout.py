@@ -11,7 +11,10 @@ row is an error, and the others go on.
 Numbers stay in the unit of their column; `Input.into_declared` gives the
 exact factor into the declared unit, which the query multiplies with the
 factor into the unit a criterion needs, so a column in kPa met by a limit in
-mm[Hg] is multiplied by one factor, not two.
+mm[Hg] is multiplied by one factor, not two. A column's unit is read by the
+intake's own rule (`records.unit_reading`): a unit the element accepts, a
+declared `convert` formula, a temperature scale with its offset; a column in
+a unit the intake refuses makes every row that gives it a value an error.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from critlang import units
 from critlang.check import Checked, Type
 from critlang.engines.sql import build as b
 from critlang.engines.sql import dates, exact
-from critlang.records import HEADER_UNIT, ID_FIELD
+from critlang.records import HEADER_UNIT, ID_FIELD, unit_reading
 
 SCALE = 10  # decimal places kept from numbers whose type does not say (DOUBLE, text)
 UNBOUNDED_DIGITS = 18  # integer digits allowed for an element without a range
@@ -158,12 +161,10 @@ def _latest_of(checked: Checked, column: str) -> str | None:
 
 
 def _check_unit(name: str, unit: str, kind: Type) -> None:
+    # A unit the intake refuses is not a schema error: as in `critlang eval`, each row
+    # that gives the column a value is an error, and the others go on (Input.readings).
     if kind.kind != "quantity":
         raise SchemaError(f"column '{name}': only a quantity has a unit, not {kind.describe()}")
-    if not units.is_valid(unit):
-        raise SchemaError(f"column '{name}': '{unit}' is not a UCUM unit")
-    if not units.compatible(unit, kind.unit, kind.molar_mass):
-        raise SchemaError(f"column '{name}': '{unit}' does not convert to '{kind.unit}'")
 
 
 def _column(
@@ -333,6 +334,14 @@ class Input:
         self.layout = layout
         self.columns = {column.element: column for column in layout.columns}
         self.problems: list[tuple[str, str]] = []  # validated elements, what is wrong if not
+        # Each column in another unit: (scale, offset) into the declared unit, or why not.
+        self.readings: dict[str, tuple[Fraction, Fraction] | str] = {
+            column.element: unit_reading(
+                checked.elements[column.element], checked.element_types[column.element], column.unit
+            )
+            for column in layout.columns
+            if column.unit is not None
+        }
         self.reads = {
             name: self.read_number(name, kind, self.columns.get(name))
             for name, kind in checked.element_types.items()
@@ -350,8 +359,31 @@ class Input:
     # ---- what the query reads ----
 
     def read(self, name: str) -> exact.Ratio:
-        """A numeric element's exact value in its column's unit (see `into_declared`)."""
-        return exact.Ratio(attrs.evolve(self.reads[name], sql=b.col(name)))
+        """A numeric element's exact value in its column's unit (see `into_declared`).
+
+        A column read by a formula with an offset (a temperature scale, a declared
+        `convert`) is read in the declared unit already, and `into_declared` is 1.
+        """
+        value = exact.Ratio(attrs.evolve(self.reads[name], sql=b.col(name)))
+        if not self.affine(name):
+            return value
+        scale, offset = self.conversion(name)
+        return exact.ratio_add(exact.ratio_scale(value, scale), exact.const(offset), False)
+
+    def conversion(self, name: str) -> tuple[Fraction, Fraction]:
+        """(scale, offset) from the column's unit into the declared one; (1, 0) if none."""
+        reading = self.readings.get(name)
+        return reading if isinstance(reading, tuple) else (Fraction(1), Fraction(0))
+
+    def affine(self, name: str) -> bool:
+        """Is the column read by more than a positive factor?"""
+        scale, offset = self.conversion(name)
+        return offset != 0 or scale < 0
+
+    def refused(self, name: str) -> str | None:
+        """What is wrong with the unit of the element's column, as the intake says it."""
+        reading = self.readings.get(name)
+        return reading if isinstance(reading, str) else None
 
     def value(self, name: str) -> exp.Expr:
         """A non-numeric element's value."""
@@ -368,8 +400,9 @@ class Input:
             bound = Fraction(10**UNBOUNDED_DIGITS) - Fraction(1, 10**scale)
             low, high = -bound, bound
         else:
-            into = self.into_declared(name, column)
-            low, high = Fraction(limits[0]) / into, Fraction(limits[1]) / into
+            # The range in the column's unit: the values that convert into it.
+            times, offset = self.conversion(name)
+            low, high = sorted((Fraction(limit) - offset) / times for limit in limits)
         dec = exact.Dec(b.col(name), low, high, scale)
         if dec.precision > exact.MAX_PRECISION:
             raise SqlError(f"{element.span}: the range of '{name}' is too wide for SQL decimals")
@@ -377,10 +410,9 @@ class Input:
 
     def into_declared(self, name: str, column: Column | None = None) -> Fraction:
         column = column or self.columns.get(name)
-        if column is None or column.unit is None:
+        if column is None or column.unit is None or self.affine(name):
             return Fraction(1)
-        kind = self.checked.element_types[name]
-        return units.factor(column.unit, kind.unit, kind.molar_mass)
+        return self.conversion(name)[0]
 
     def parse_number(self, name: str, raw: exp.Expr, column: Column) -> exp.Expr:
         """The column's number as an exact DECIMAL, NULL if it is not one or not exact."""
@@ -435,6 +467,8 @@ class Input:
             raw = b.when(na, exp.null(), trimmed.copy())
         given = b.alias(b.not_(b.is_null(raw.copy())), f"{name} given")
         match kind.kind:
+            case "number" | "quantity" if self.refused(name) is not None:
+                return [b.alias(b.cast(exp.null(), self.reads[name].type), name), given]
             case "number" | "quantity":
                 return [b.alias(self.parse_number(name, raw, column), name), given]
             case "boolean" if text:
@@ -587,6 +621,9 @@ class Input:
         self, name: str, kind: Type, column: Column, where: str
     ) -> tuple[exp.Expr, str]:
         read = self.reads[name]
+        refused = self.refused(name)
+        if refused is not None:
+            return b.col(name), f"{where}: {refused}"
         shown = "" if kind.unit == units.DIMENSIONLESS else f" {kind.unit}"
         limits = self.checked.elements[name].plausible_range
         exactly = f"exactly in {read.scale} decimal places"

@@ -1,0 +1,772 @@
+"""The FHIR R4 section of a binding: which resources hold each data element.
+
+Source keys (see docs/fhir-omop.md):
+
+- `patient: birthDate | gender`: the Patient resource; a quantity element bound
+  to `birthDate` reads the age in whole years at the reference date;
+- `observation: CODES`: Observations by code (LOINC), status final, amended
+  or corrected only; `read: value` (valueQuantity, valueCodeableConcept
+  through `map`, valueBoolean), `date`, or `time since`;
+- `condition: CODES`: Conditions (SNOMED CT, ICD-10-CM), not refuted, not
+  entered in error; `read: value` (present), `date` (onset) or `time since`;
+- `medication: CODES`: MedicationStatement, MedicationRequest and
+  MedicationAdministration (RxNorm, ATC); `read: value`, `dose`, `date`
+  (start) or `time since` (the start);
+- `procedure: CODES`: Procedures (SNOMED CT), status completed;
+- `pregnancy: status`: the pregnancy status observation (LOINC 82810-3) as
+  a yes/no value (pregnant, not pregnant);
+- `reference: date`: the run's reference date (`--as-of`), for a protocol's
+  screening date.
+
+CODES is a list of `system:code` or, for a set or one-of element, a mapping
+from each value to the codes that mean it.
+"""
+
+from __future__ import annotations
+
+import datetime
+import re
+from decimal import Decimal
+from typing import Any
+
+import yaml
+
+from critlang import units
+from critlang.bindings.binding import (
+    CodeSet,
+    Context,
+    ElementBinding,
+    Section,
+    SourceKind,
+    normal_code,
+)
+from critlang.vocab import CodeSystem
+
+SOURCES = {
+    "patient": SourceKind(codes=False, fields=("birthDate", "gender")),
+    "observation": SourceKind(reads=("value", "date", "time since")),
+    "condition": SourceKind(reads=("value", "date", "time since")),
+    "medication": SourceKind(reads=("value", "dose", "date", "time since")),
+    "procedure": SourceKind(reads=("value", "date", "time since")),
+    "pregnancy": SourceKind(codes=False, fields=("status",)),
+    "reference": SourceKind(codes=False, fields=("date",)),
+}
+
+# What a `read:` gives, by the kinds of element it can fill.
+_READ_KINDS = {
+    "date": ("date",),
+    "time since": ("quantity",),
+    "dose": ("quantity", "number", "history"),
+}
+
+
+def parse_section(node: yaml.Node, context: Context) -> Section | None:
+    """The `fhir:` section of a binding; problems go to `context`."""
+    elements, unbound = context.elements(node, "the fhir section", SOURCES)
+    checked = {name: e for name, e in elements.items() if _fits(e, node, context)}
+    return Section("fhir", context.span(node), checked, unbound)
+
+
+def _fits(element: ElementBinding, node: yaml.Node, context: Context) -> bool:
+    """The source-specific checks: what each source can give to which kind of element."""
+    kind = element.type
+    problem: str | None = None
+    hint: str | None = None
+    if element.source == "patient":
+        if element.field == "birthDate" and kind.kind not in ("date", "quantity"):
+            problem = "Patient.birthDate gives a date, or an age for a quantity in 'a'"
+            hint = "bind birthDate to a date element or to an age in 'a'"
+        elif element.field == "birthDate" and kind.kind == "quantity" and kind.unit != "a":
+            problem = f"an age from Patient.birthDate is in 'a', not '{kind.unit}'"
+            hint = "declare the age as quantity 'a'"
+        elif element.field == "gender" and kind.kind != "enum":
+            problem = "Patient.gender gives one of its values; bind it to a one-of element"
+            hint = "declare it as one of (female, male, ...)"
+        elif element.field == "gender" and not set(kind.values) <= _GENDERS:
+            problem = f"Patient.gender is one of {', '.join(sorted(_GENDERS))}"
+            hint = "name the element's values as FHIR does"
+    elif element.source == "reference" and kind.kind != "date":
+        problem = "the reference date is a date; bind it to a date element"
+    elif kind.kind == "history" and not _HISTORY_SOURCES[kind.entry] & {element.source}:
+        fits = " or ".join(sorted(_HISTORY_SOURCES[kind.entry]))
+        problem = f"a history of {kind.entry}s is read from {fits}, not {element.source}"
+    elif element.source == "pregnancy" and kind.kind != "boolean":
+        problem = "the pregnancy status gives yes or no; bind it to a boolean element"
+    elif element.read in _READ_KINDS and kind.kind not in _READ_KINDS[element.read]:
+        problem = f"'read: {element.read}' does not give {kind.describe()}"
+    elif element.read == "time since" and kind.unit not in _TIME_UNITS:
+        problem = f"'read: time since' gives a duration, not a quantity in '{kind.unit}'"
+    elif (
+        element.read == "value"
+        and element.source in ("condition", "procedure", "medication")
+        and kind.kind not in ("boolean", "set", "enum", "history")
+    ):
+        problem = f"a {element.source} is present or not; '{element.name}' is {kind.describe()}"
+        hint = "read its date, its time since, or bind a yes/no element"
+    if problem is None:
+        return True
+    hint = hint or "see docs/fhir-omop.md for what each FHIR source gives"
+    context.error_at(element.span, "BIND040", f"'{element.name}': {problem}", hint)
+    return False
+
+
+_HISTORY_SOURCES = {
+    "measurement": frozenset({"observation"}),
+    "code": frozenset({"condition", "procedure", "observation"}),
+    "medication": frozenset({"medication"}),
+}
+_GENDERS = frozenset({"female", "male", "other", "unknown"})
+_TIME_UNITS = frozenset({"a", "mo", "wk", "d", "h", "min", "s"})
+
+
+# ---- reading resources --------------------------------------------------------------
+#
+# A resource becomes zero or more entries: one per data element it feeds, and
+# one per problem found in it. Entries are plain tuples (see `Entry`) so that
+# a partition of them spills to disk with `marshal` and reads back fast.
+
+# Every FHIR R4 (4.0.1) resource type.
+R4_TYPES = frozenset(
+    [
+        "Account",
+        "ActivityDefinition",
+        "AdverseEvent",
+        "AllergyIntolerance",
+        "Appointment",
+        "AppointmentResponse",
+        "AuditEvent",
+        "Basic",
+        "Binary",
+        "BiologicallyDerivedProduct",
+        "BodyStructure",
+        "Bundle",
+        "CapabilityStatement",
+        "CarePlan",
+        "CareTeam",
+        "CatalogEntry",
+        "ChargeItem",
+        "ChargeItemDefinition",
+        "Claim",
+        "ClaimResponse",
+        "ClinicalImpression",
+        "CodeSystem",
+        "Communication",
+        "CommunicationRequest",
+        "CompartmentDefinition",
+        "Composition",
+        "ConceptMap",
+        "Condition",
+        "Consent",
+        "Contract",
+        "Coverage",
+        "CoverageEligibilityRequest",
+        "CoverageEligibilityResponse",
+        "DetectedIssue",
+        "Device",
+        "DeviceDefinition",
+        "DeviceMetric",
+        "DeviceRequest",
+        "DeviceUseStatement",
+        "DiagnosticReport",
+        "DocumentManifest",
+        "DocumentReference",
+        "EffectEvidenceSynthesis",
+        "Encounter",
+        "Endpoint",
+        "EnrollmentRequest",
+        "EnrollmentResponse",
+        "EpisodeOfCare",
+        "EventDefinition",
+        "Evidence",
+        "EvidenceVariable",
+        "ExampleScenario",
+        "ExplanationOfBenefit",
+        "FamilyMemberHistory",
+        "Flag",
+        "Goal",
+        "GraphDefinition",
+        "Group",
+        "GuidanceResponse",
+        "HealthcareService",
+        "ImagingStudy",
+        "Immunization",
+        "ImmunizationEvaluation",
+        "ImmunizationRecommendation",
+        "ImplementationGuide",
+        "InsurancePlan",
+        "Invoice",
+        "Library",
+        "Linkage",
+        "List",
+        "Location",
+        "Measure",
+        "MeasureReport",
+        "Media",
+        "Medication",
+        "MedicationAdministration",
+        "MedicationDispense",
+        "MedicationKnowledge",
+        "MedicationRequest",
+        "MedicationStatement",
+        "MedicinalProduct",
+        "MedicinalProductAuthorization",
+        "MedicinalProductContraindication",
+        "MedicinalProductIndication",
+        "MedicinalProductIngredient",
+        "MedicinalProductInteraction",
+        "MedicinalProductManufactured",
+        "MedicinalProductPackaged",
+        "MedicinalProductPharmaceutical",
+        "MedicinalProductUndesirableEffect",
+        "MessageDefinition",
+        "MessageHeader",
+        "MolecularSequence",
+        "NamingSystem",
+        "NutritionOrder",
+        "Observation",
+        "ObservationDefinition",
+        "OperationDefinition",
+        "OperationOutcome",
+        "Organization",
+        "OrganizationAffiliation",
+        "Parameters",
+        "Patient",
+        "PaymentNotice",
+        "PaymentReconciliation",
+        "Person",
+        "PlanDefinition",
+        "Practitioner",
+        "PractitionerRole",
+        "Procedure",
+        "Provenance",
+        "Questionnaire",
+        "QuestionnaireResponse",
+        "RelatedPerson",
+        "RequestGroup",
+        "ResearchDefinition",
+        "ResearchElementDefinition",
+        "ResearchStudy",
+        "ResearchSubject",
+        "RiskAssessment",
+        "RiskEvidenceSynthesis",
+        "Schedule",
+        "SearchParameter",
+        "ServiceRequest",
+        "Slot",
+        "Specimen",
+        "SpecimenDefinition",
+        "StructureDefinition",
+        "StructureMap",
+        "Subscription",
+        "Substance",
+        "SubstanceNucleicAcid",
+        "SubstancePolymer",
+        "SubstanceProtein",
+        "SubstanceReferenceInformation",
+        "SubstanceSourceMaterial",
+        "SubstanceSpecification",
+        "SupplyDelivery",
+        "SupplyRequest",
+        "Task",
+        "TerminologyCapabilities",
+        "TestReport",
+        "TestScript",
+        "ValueSet",
+        "VerificationResult",
+        "VisionPrescription",
+    ]
+)
+MEDICATION_TYPES = ("MedicationStatement", "MedicationRequest", "MedicationAdministration")
+# The source key that reads each resource type.
+SOURCE_OF = {
+    "Observation": "observation",
+    "Condition": "condition",
+    "Procedure": "procedure",
+    **dict.fromkeys(MEDICATION_TYPES, "medication"),
+}
+SYSTEMS = {str(system.uri): str(system) for system in CodeSystem}
+UCUM = "http://unitsofmeasure.org"
+PREGNANCY_STATUS = "loinc:82810-3"
+PREGNANCY_VALUES = (
+    ("true", CodeSet(frozenset({"snomed:77386006"}))),  # pregnant
+    ("false", CodeSet(frozenset({"snomed:60001007"}))),  # not pregnant
+)
+# Statuses whose resource is used; `entered-in-error` is reported, the others only counted.
+USED_STATUS = {
+    "Observation": frozenset({"final", "amended", "corrected"}),
+    "Procedure": frozenset({"completed"}),
+    "MedicationStatement": frozenset({"active", "completed", "intended", "stopped", "on-hold"}),
+    "MedicationRequest": frozenset({"active", "completed", "stopped", "on-hold"}),
+    "MedicationAdministration": frozenset({"completed", "in-progress"}),
+}
+UNCERTAIN_VERIFICATION = frozenset({"unconfirmed", "provisional", "differential"})
+EXCLUDED_VERIFICATION = frozenset({"refuted", "entered-in-error"})
+_DATE = re.compile(r"([0-9]{4})(?:-([0-9]{2})(?:-([0-9]{2}))?)?(?:T[0-9:.]+(?:Z|[+-][0-9:]+)?)?")
+
+# An entry: (patient, element, source, date, value, unit, low, high, code, end, note).
+# element "" marks the Patient resource itself; None a problem of the patient as a whole.
+# note: None, UNCERTAIN, or a problem that makes the entry unusable.
+Entry = tuple[
+    str, str | None, str, str | None, Any, str | None, Any, Any, str | None, str | None, str | None
+]
+UNCERTAIN = "uncertain"
+
+
+class Reader:
+    """Turns FHIR resources (parsed JSON) into entries for the elements a section binds."""
+
+    def __init__(self, section: Section) -> None:
+        self.section = section
+        # For each source key: exact code -> element names, and (prefix, name) pairs.
+        self.exact: dict[str, dict[str, list[str]]] = {}
+        self.prefixes: dict[str, list[tuple[str, str]]] = {}
+        self.patient_fields: list[tuple[str, str]] = []
+        self.reads_dose = {name: e.read == "dose" for name, e in section.elements.items()}
+        for name, element in section.elements.items():
+            source = element.source
+            if source == "reference":
+                continue
+            if source == "patient":
+                self.patient_fields.append((name, element.field or ""))
+                continue
+            codes = element.codes
+            if source == "pregnancy":
+                source, codes = "observation", CodeSet(frozenset({PREGNANCY_STATUS}))
+            table = self.exact.setdefault(source, {})
+            for code in codes.codes:
+                table.setdefault(code, []).append(name)
+            self.prefixes.setdefault(source, []).extend((p, name) for p in codes.prefixes)
+        self.types = frozenset(
+            {"Patient"} | {t for t, source in SOURCE_OF.items() if source in self.exact}
+        )
+
+    def wanted(self, kind: str) -> tuple[frozenset[bytes], tuple[bytes, ...]]:
+        """The codes and code prefixes, as a file writes them, that a resource of `kind` may feed.
+
+        A line holding none of them feeds no element.
+        """
+        source = SOURCE_OF.get(kind)
+        codes = self.exact.get(source, {}) if source is not None else {}
+        prefixes = self.prefixes.get(source, []) if source is not None else []
+        return (
+            frozenset(_written(code).encode() for code in codes),
+            tuple(sorted({_written(p).encode() for p, _ in prefixes})),
+        )
+
+    def elements_for(self, source: str, code: str) -> list[str]:
+        names = list(self.exact.get(source, {}).get(code, ()))
+        for prefix, name in self.prefixes.get(source, ()):
+            if code.startswith(prefix) and name not in names:
+                names.append(name)
+        return names
+
+    def entries(self, resource: Any, patient_of: dict[str, str] | None = None) -> list[Entry]:
+        """The entries one resource gives; never raises on what the resource holds."""
+        if not isinstance(resource, dict):
+            return [problem("", "?", "not a JSON object")]
+        kind = resource.get("resourceType")
+        rid = resource.get("id")
+        subject = _subject(resource, patient_of) or ""
+        if not isinstance(kind, str) or kind not in R4_TYPES:
+            shown = _short(kind) if isinstance(kind, str) else "(none)"
+            where = f"{shown}/{_short(rid) if isinstance(rid, str) else '?'}"
+            return [problem(subject, where, f"unknown resource type '{shown}'; not read")]
+        if not isinstance(rid, str):
+            return [problem(subject, f"{kind}/?", "a resource without an id; not read")]
+        source = f"{kind}/{rid}"
+        if kind == "Patient":
+            return self._patient(resource, source)
+        reader = SOURCE_OF.get(kind)
+        if reader is None or reader not in self.exact:
+            return []
+        matched = self._matches(reader, resource, kind)
+        if not matched:
+            if _coded(resource, kind):
+                return []  # coded, but not with a code the binding reads
+            return [problem(subject, source, "no code; not read")]
+        if not subject:
+            return [problem("", source, "names no patient; not read")]
+        status = resource.get("status")
+        if status == "entered-in-error" or _verification(resource) == "entered-in-error":
+            return [problem(subject, source, "entered in error; not used")]
+        used = USED_STATUS.get(kind)
+        if used is not None and status not in used:
+            shown = _short(status)
+            allowed = ", ".join(sorted(used))
+            return [problem(subject, source, f"status '{shown}' (only {allowed} are used)")]
+        if kind == "Observation":
+            return self._observation(resource, subject, source, matched)
+        if kind == "Condition":
+            return self._condition(resource, subject, source, matched)
+        if kind == "Procedure":
+            date, note = _date_of(resource, ("performedDateTime", "performedPeriod"))
+            return [
+                (subject, name, source, date, None, None, None, None, code, None, note)
+                for name, code in matched
+            ]
+        return self._medication(resource, kind, subject, source, matched)
+
+    def _matches(self, reader: str, resource: dict[str, Any], kind: str) -> list[tuple[str, str]]:
+        found: list[tuple[str, str]] = []
+        for code in _codes_of(resource, kind):
+            for name in self.elements_for(reader, code):
+                if all(name != n for n, _ in found):
+                    found.append((name, code))
+        return found
+
+    def _patient(self, resource: dict[str, Any], source: str) -> list[Entry]:
+        patient = str(resource["id"])
+        out: list[Entry] = [(patient, "", source, None, None, None, None, None, None, None, None)]
+        deceased = resource.get("deceasedDateTime") or resource.get("deceasedBoolean")
+        if deceased:
+            when = f" ({_short(deceased)})" if isinstance(deceased, str) else ""
+            out.append(problem(patient, source, f"the patient is deceased{when}"))
+        for name, field in self.patient_fields:
+            value = resource.get(field)
+            if value is None:
+                continue
+            if not isinstance(value, str):
+                out.append(
+                    (
+                        patient,
+                        name,
+                        source,
+                        None,
+                        None,
+                        None,
+                        None,
+                        None,
+                        None,
+                        None,
+                        f"Patient.{field} is not text: {_short(value)}",
+                    )
+                )
+                continue
+            note = None
+            if field == "birthDate" and _full_or_partial(value) is None:
+                note = f"Patient.birthDate '{_short(value)}' is not a date"
+            out.append(
+                (
+                    patient,
+                    name,
+                    source,
+                    value if field == "birthDate" else None,
+                    value,
+                    None,
+                    None,
+                    None,
+                    None,
+                    None,
+                    note,
+                )
+            )
+        return out
+
+    def _observation(
+        self, resource: dict[str, Any], patient: str, source: str, matched: list[tuple[str, str]]
+    ) -> list[Entry]:
+        date, problem = _date_of(
+            resource, ("effectiveDateTime", "effectivePeriod", "effectiveInstant")
+        )
+        value: Any = None
+        unit = low = high = code = None
+        if "valueQuantity" in resource:
+            value, unit, quantity_problem = _quantity(resource["valueQuantity"], "the value")
+            problem = problem or quantity_problem
+            ranges = resource.get("referenceRange")
+            if isinstance(ranges, list) and ranges and isinstance(ranges[0], dict):
+                low = _bound(ranges[0].get("low"), unit)
+                high = _bound(ranges[0].get("high"), unit)
+        elif "valueCodeableConcept" in resource:
+            codes = _codings(resource["valueCodeableConcept"])
+            code = codes[0] if codes else None
+            value = codes
+            if not codes:
+                problem = problem or f"{source} has a coded value without a known code"
+        elif "valueBoolean" in resource:
+            value = resource["valueBoolean"] if isinstance(resource["valueBoolean"], bool) else None
+            value = None if value is None else ("true" if value else "false")
+        elif "dataAbsentReason" in resource:
+            problem = problem or f"{source} has no value (data absent)"
+        return [
+            (
+                patient,
+                name,
+                source,
+                date,
+                value,
+                unit,
+                low,
+                high,
+                code or matched_code,
+                None,
+                problem,
+            )
+            for name, matched_code in matched
+        ]
+
+    def _condition(
+        self, resource: dict[str, Any], patient: str, source: str, matched: list[tuple[str, str]]
+    ) -> list[Entry]:
+        verification = _verification(resource)
+        if verification in EXCLUDED_VERIFICATION:
+            return [
+                (
+                    patient,
+                    None,
+                    source,
+                    None,
+                    None,
+                    None,
+                    None,
+                    None,
+                    None,
+                    None,
+                    f"{source} is {verification}; not used",
+                )
+            ]
+        date, problem = _date_of(resource, ("onsetDateTime", "onsetPeriod", "recordedDate"))
+        note = problem or (UNCERTAIN if verification in UNCERTAIN_VERIFICATION else None)
+        return [
+            (patient, name, source, date, None, None, None, None, code, None, note)
+            for name, code in matched
+        ]
+
+    def _medication(
+        self,
+        resource: dict[str, Any],
+        kind: str,
+        patient: str,
+        source: str,
+        matched: list[tuple[str, str]],
+    ) -> list[Entry]:
+        if kind == "MedicationRequest":
+            dosage = _first(resource.get("dosageInstruction"))
+            bounds = _get(dosage, "timing", "repeat", "boundsPeriod")
+            period = bounds if isinstance(bounds, dict) else {"start": resource.get("authoredOn")}
+        else:
+            dosage = (
+                _first(resource.get("dosage"))
+                if kind == "MedicationStatement"
+                else resource.get("dosage")
+            )
+            period = resource.get("effectivePeriod") or {"start": resource.get("effectiveDateTime")}
+        start, problem = _date_text(
+            period.get("start") if isinstance(period, dict) else None, "start"
+        )
+        end: str | None = None
+        if isinstance(period, dict) and period.get("end") is not None:
+            end, end_problem = _date_text(period.get("end"), "end")
+            problem = problem or end_problem
+        if (
+            end is None
+            and not problem
+            and (
+                kind == "MedicationAdministration"
+                or resource.get("status") in ("completed", "stopped")
+            )
+        ):
+            end = start  # given that day, or over with no end date said: taken as that day
+        dose, unit, dose_problem = _daily_dose(dosage, kind)
+        return [
+            (
+                patient,
+                name,
+                source,
+                start,
+                dose,
+                unit,
+                None,
+                None,
+                code,
+                end,
+                problem or (dose_problem if self.reads_dose.get(name) else None),
+            )
+            for name, code in matched
+        ]
+
+
+def problem(patient: str, source: str, text: str) -> Entry:
+    """An entry that feeds no element: a problem of the patient (or, without one, of the file)."""
+    return (patient, None, source, None, None, None, None, None, None, None, f"{source}: {text}")
+
+
+def _written(code: str) -> str:
+    """A critlang code as a FHIR file writes it: ICD-10-CM gets its dot back."""
+    system, _, bare = code.partition(":")
+    if system == CodeSystem.ICD10CM and len(bare) > 3:
+        return f"{bare[:3]}.{bare[3:]}"
+    return bare
+
+
+def _short(value: Any) -> str:
+    from critlang.records import printable, shorten
+
+    return printable(shorten(str(value), 40))
+
+
+def _get(value: Any, *path: str) -> Any:
+    for key in path:
+        if not isinstance(value, dict):
+            return None
+        value = value.get(key)
+    return value
+
+
+def _first(value: Any) -> Any:
+    return value[0] if isinstance(value, list) and value else None
+
+
+def _codings(concept: Any) -> list[str]:
+    """The codes of a CodeableConcept in systems critlang knows, as `system:code`."""
+    codings = concept.get("coding") if isinstance(concept, dict) else None
+    if not isinstance(codings, list):
+        return []
+    found = []
+    for coding in codings:
+        if not isinstance(coding, dict):
+            continue
+        system = SYSTEMS.get(coding.get("system"))  # type: ignore[arg-type]
+        code = coding.get("code")
+        if system is not None and isinstance(code, str) and code:
+            found.append(normal_code(system, code))
+    return found
+
+
+def _coded(resource: dict[str, Any], kind: str) -> bool:
+    """Whether the resource has any coding at all (or names a Medication resource)."""
+    if kind in MEDICATION_TYPES:
+        if "medicationReference" in resource:
+            return True
+        concept = resource.get("medicationCodeableConcept")
+    else:
+        concept = resource.get("code")
+    codings = concept.get("coding") if isinstance(concept, dict) else None
+    return isinstance(codings, list) and any(
+        isinstance(c, dict) and isinstance(c.get("code"), str) and c.get("code") for c in codings
+    )
+
+
+def _codes_of(resource: dict[str, Any], kind: str) -> list[str]:
+    if kind in MEDICATION_TYPES:
+        return _codings(resource.get("medicationCodeableConcept"))
+    return _codings(resource.get("code"))
+
+
+def _subject(resource: dict[str, Any], patient_of: dict[str, str] | None) -> str | None:
+    reference = _get(resource, "subject", "reference") or _get(resource, "patient", "reference")
+    if not isinstance(reference, str):
+        return None
+    if patient_of is not None and reference in patient_of:
+        return patient_of[reference]
+    kind, slash, rid = reference.rpartition("/")
+    if slash and kind.endswith("Patient") and rid:
+        return rid
+    if reference.startswith("urn:uuid:"):
+        return reference[len("urn:uuid:") :]
+    return None
+
+
+def _verification(resource: dict[str, Any]) -> str | None:
+    coding = _first(_get(resource, "verificationStatus", "coding"))
+    code = coding.get("code") if isinstance(coding, dict) else None
+    return code if isinstance(code, str) else None
+
+
+def _full_or_partial(text: str) -> tuple[str, str, str] | None:
+    match = _DATE.fullmatch(text)
+    if match is None:
+        return None
+    year, month, day = match.groups()
+    try:
+        datetime.date(int(year), int(month or 1), int(day or 1))
+    except ValueError:
+        return None
+    return year, month, day
+
+
+def _date_text(value: Any, what: str) -> tuple[str | None, str | None]:
+    """(YYYY-MM-DD, None) for a full date or dateTime (its local day); else (None, problem)."""
+    if value is None:
+        return None, f"no {what} date"
+    if not isinstance(value, str) or (parts := _full_or_partial(value)) is None:
+        return None, f"the {what} date '{_short(value)}' cannot be read"
+    year, month, day = parts
+    if month is None or day is None:
+        return None, f"the {what} date '{_short(value)}' is not a full date"
+    return f"{year}-{month}-{day}", None
+
+
+def _date_of(resource: dict[str, Any], fields: tuple[str, ...]) -> tuple[str | None, str | None]:
+    for field in fields:
+        value = resource.get(field)
+        if value is None:
+            continue
+        if field.endswith("Period"):
+            value = value.get("start") if isinstance(value, dict) else value
+        return _date_text(
+            value,
+            "effective"
+            if field.startswith("effective")
+            else field.removesuffix("DateTime").removesuffix("Period").removesuffix("Date"),
+        )
+    return None, "no date"
+
+
+def _quantity(quantity: Any, what: str) -> tuple[Any, str | None, str | None]:
+    """(value, UCUM code, problem) of a Quantity."""
+    if not isinstance(quantity, dict):
+        return None, None, f"{what} is not a quantity"
+    value = quantity.get("value")
+    if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
+        return None, None, f"{what} has no number"
+    code = quantity.get("code")
+    system = quantity.get("system")
+    if not isinstance(code, str) or (system is not None and system != UCUM):
+        shown = quantity.get("unit") if isinstance(quantity.get("unit"), str) else code
+        return None, None, f"{what} {value} has no UCUM unit (unit '{_short(shown)}')"
+    if not units.is_valid(code):
+        return None, None, f"{what} {value} has the unit '{_short(code)}', not a UCUM code"
+    return str(value), code, None
+
+
+def _bound(quantity: Any, unit: str | None) -> str | None:
+    """A reference range limit, in the value's unit (None when it is in another)."""
+    if not isinstance(quantity, dict) or unit is None:
+        return None
+    value = quantity.get("value")
+    if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
+        return None
+    if quantity.get("code", unit) != unit:
+        return None
+    return str(value)
+
+
+def _daily_dose(dosage: Any, kind: str) -> tuple[str | None, str | None, str | None]:
+    """The daily dose of a Dosage: dose times frequency per period; None when not said."""
+    if not isinstance(dosage, dict):
+        return None, None, None
+    quantity = _get(_first(dosage.get("doseAndRate")), "doseQuantity")
+    if kind == "MedicationAdministration":
+        quantity = dosage.get("dose")
+    if quantity is None:
+        return None, None, None
+    value, unit, problem = _quantity(quantity, "the dose")
+    if problem is not None or value is None or unit is None:
+        return None, None, problem
+    repeat = _get(dosage, "timing", "repeat")
+    if not isinstance(repeat, dict):
+        return value, unit, None
+    frequency, period, period_unit = (
+        repeat.get("frequency", 1),
+        repeat.get("period"),
+        repeat.get("periodUnit"),
+    )
+    if (
+        not isinstance(period, int | float | Decimal)
+        or not isinstance(frequency, int)
+        or period_unit not in ("h", "d", "wk", "mo")
+    ):
+        return value, unit, None
+    per = Decimal(value) * frequency / Decimal(str(period))
+    return str(per), f"{unit}/{period_unit}", None
