@@ -684,26 +684,10 @@ def _screen_postgres(
     target: str | None,
 ) -> tuple[screen.Attrition, dict[str, Any]]:
     connection = backend.connection
-    connection.execute(f"DROP TABLE IF EXISTS {PATIENTS}")
-    connection.execute(f"CREATE TEMPORARY TABLE {PATIENTS} AS {backend.text(table.query())}")
-    described = connection.execute(
-        "SELECT column_name, data_type, numeric_precision, numeric_scale "
-        "FROM information_schema.columns WHERE table_name = %s ORDER BY ordinal_position",
-        (PATIENTS,),
-    ).fetchall()
-    schema = [(str(n), _pg_type(str(t), p, s)) for n, t, p, s in described]
-    layout = _layout(checked, schema, "postgres")
+    layout = _layout(checked, _pg_created(backend, PATIENTS, table.query()), "postgres")
     events = table.events()
     if events is not None:
-        connection.execute(f"DROP TABLE IF EXISTS {EVENTS}")
-        connection.execute(f"CREATE TEMPORARY TABLE {EVENTS} AS {backend.text(events)}")
-        described = connection.execute(
-            "SELECT column_name, data_type, numeric_precision, numeric_scale "
-            "FROM information_schema.columns WHERE table_name = %s ORDER BY ordinal_position",
-            (EVENTS,),
-        ).fetchall()
-        listed = [(str(n), _pg_type(str(t), p, s)) for n, t, p, s in described]
-        layout = _with_events(layout, listed, "postgres")
+        layout = _with_events(layout, _pg_created(backend, EVENTS, events), "postgres")
     query = sql.to_sql(checked, PATIENTS, "postgres", layout, pretty=False)
     connection.execute(f"DROP TABLE IF EXISTS {_quoted(screen.SCREENED)}")
     connection.execute(f"CREATE TEMPORARY TABLE {_quoted(screen.SCREENED)} AS {query}")
@@ -723,6 +707,19 @@ def _screen_postgres(
 def _fetched(fetch: Callable[[int], list[Any]]) -> Any:
     while rows := fetch(screen.BATCH):
         yield from rows
+
+
+def _pg_created(backend: PostgresBackend, name: str, query: exp.Expr) -> list[tuple[str, str]]:
+    """Make the temporary table `name` from `query`; its columns and their types."""
+    connection = backend.connection
+    connection.execute(f"DROP TABLE IF EXISTS {name}")
+    connection.execute(f"CREATE TEMPORARY TABLE {name} AS {backend.text(query)}")
+    described = connection.execute(
+        "SELECT column_name, data_type, numeric_precision, numeric_scale "
+        "FROM information_schema.columns WHERE table_name = %s ORDER BY ordinal_position",
+        (name,),
+    ).fetchall()
+    return [(str(n), _pg_type(str(t), p, s)) for n, t, p, s in described]
 
 
 def _pg_type(kind: str, precision: Any, scale: Any) -> str:

@@ -416,7 +416,7 @@ class Reader:
 
     def _patient(self, resource: dict[str, Any], source: str) -> list[Entry]:
         patient = str(resource["id"])
-        out: list[Entry] = [(patient, "", source, None, None, None, None, None, None, None, None)]
+        out: list[Entry] = [_noted(patient, "", source, None)]
         deceased = resource.get("deceasedDateTime") or resource.get("deceasedBoolean")
         if deceased:
             when = f" ({_short(deceased)})" if isinstance(deceased, str) else ""
@@ -427,39 +427,14 @@ class Reader:
                 continue
             if not isinstance(value, str):
                 out.append(
-                    (
-                        patient,
-                        name,
-                        source,
-                        None,
-                        None,
-                        None,
-                        None,
-                        None,
-                        None,
-                        None,
-                        f"Patient.{field} is not text: {_short(value)}",
-                    )
+                    _noted(patient, name, source, f"Patient.{field} is not text: {_short(value)}")
                 )
                 continue
             note = None
             if field == "birthDate" and _full_or_partial(value) is None:
                 note = f"Patient.birthDate '{_short(value)}' is not a date"
-            out.append(
-                (
-                    patient,
-                    name,
-                    source,
-                    value if field == "birthDate" else None,
-                    value,
-                    None,
-                    None,
-                    None,
-                    None,
-                    None,
-                    note,
-                )
-            )
+            date = value if field == "birthDate" else None
+            out.append(_noted(patient, name, source, note, date, value))
         return out
 
     def _observation(
@@ -510,21 +485,7 @@ class Reader:
     ) -> list[Entry]:
         verification = _verification(resource)
         if verification in EXCLUDED_VERIFICATION:
-            return [
-                (
-                    patient,
-                    None,
-                    source,
-                    None,
-                    None,
-                    None,
-                    None,
-                    None,
-                    None,
-                    None,
-                    f"{source} is {verification}; not used",
-                )
-            ]
+            return [_noted(patient, None, source, f"{source} is {verification}; not used")]
         date, problem = _date_of(resource, ("onsetDateTime", "onsetPeriod", "recordedDate"))
         note = problem or (UNCERTAIN if verification in UNCERTAIN_VERIFICATION else None)
         return [
@@ -588,7 +549,19 @@ class Reader:
 
 def problem(patient: str, source: str, text: str) -> Entry:
     """An entry that feeds no element: a problem of the patient (or, without one, of the file)."""
-    return (patient, None, source, None, None, None, None, None, None, None, f"{source}: {text}")
+    return _noted(patient, None, source, f"{source}: {text}")
+
+
+def _noted(
+    patient: str,
+    element: str | None,
+    source: str,
+    note: str | None,
+    date: str | None = None,
+    value: Any = None,
+) -> Entry:
+    """An entry holding at most a date and a value, and its note."""
+    return (patient, element, source, date, value, None, None, None, None, None, note)
 
 
 def _written(code: str) -> str:
