@@ -20,13 +20,12 @@ import argparse
 import datetime
 import decimal
 import random
-import time
 from collections import Counter
-from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from bench_evaluate import best_rate
 from sections import write_section
 
 import critlang
@@ -193,19 +192,6 @@ def tight_status(env: dict[str, Any]) -> str:
     if i1 and i2 and e1 is False and e2 is False and i3:
         return "eligible"
     return "undetermined"
-
-
-# ---- timing ----------------------------------------------------------------------
-
-
-def best_rate(run: Callable[[], object], count: int, repeats: int) -> float:
-    """Patients per second, best of `repeats` (the least disturbed run)."""
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - start)
-    return count / min(times)
 
 
 def main() -> None:
