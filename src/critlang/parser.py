@@ -33,6 +33,7 @@ TERMINAL_WORDS = {
     "NUMBER": ("a number",),
     "COUNT": ("a whole number",),
     "DATE": ("a date (YYYY-MM-DD)",),
+    "YEAR_MONTH": ("a year and month (YYYY-MM)",),
     "CRITERION_ID": ("a criterion id such as I1 or E4",),
     "CRITERION_KIND": ("'inclusion'", "'exclusion'"),
     "COMPARATOR": ("a comparison (<, <=, >, >=, =, !=)",),
