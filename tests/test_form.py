@@ -254,3 +254,189 @@ def test_every_control_is_labelled_and_reached_with_the_keyboard(
         )
         page.keyboard.press("Tab")
     assert len(reached) >= controls
+
+
+# ---- histories, codes and partial dates -----------------------------------------------------
+
+T2D = Path("protocols/t2d_metformin.crit")
+
+
+def eligible_t2d(page: Page, tmp_path: Path) -> tuple[critlang.Protocol, dict[str, Any]]:
+    """The form of t2d_metformin with its first example patient (eligible, in full) entered."""
+    protocol = critlang.load(T2D)
+    open_form(page, protocol, tmp_path)
+    record = example_record(protocol.checked.protocol.examples[0], protocol.checked.protocol)
+    fill(page, protocol, record)
+    assert shown(page) == python_view(protocol, record)
+    assert shown(page)["status"] == "eligible"
+    return protocol, record
+
+
+def test_adding_and_removing_entries_flips_a_history_criterion(page: Page, tmp_path: Path) -> None:
+    protocol, record = eligible_t2d(page, tmp_path)
+    drugs = page.locator('[data-field="diabetes_drugs"]')
+    assert drugs.locator(".entry").count() == 1
+    drugs.get_by_role("button", name="Add an entry").click()
+    assert page.evaluate("() => document.activeElement.dataset.part") == "start"
+    row = drugs.locator(".entry").last
+    row.get_by_label("Start").fill("2025-01-01")
+    row.get_by_label("End").fill("2026-04-20")
+    row.get_by_label("System").select_option("atc")
+    row.get_by_label("Code").fill("A10BH01")
+    row.get_by_label("Dose").fill("100")
+    sitagliptin = {
+        "start": "2025-01-01",
+        "end": "2026-04-20",
+        "code": "atc:A10BH01",
+        "dose": 100,
+        "unit": "mg/d",
+    }
+    with_sitagliptin = {**record, "diabetes_drugs": [*record["diabetes_drugs"], sitagliptin]}
+    expected = python_view(protocol, with_sitagliptin)
+    # Sitagliptin stopped 8 weeks before enrolment: another oral agent within 10 weeks.
+    assert expected["status"] == "ineligible"
+    assert expected["criteria"]["I3.c"] == "false"
+    assert shown(page) == expected
+    assert json.loads(page.input_value("#record-json"))["diabetes_drugs"][-1] == sitagliptin
+
+    row.get_by_role("button", name="Remove this entry").click()
+    assert drugs.locator(".entry").count() == 1
+    assert shown(page) == python_view(protocol, record)
+    assert page.evaluate("() => document.activeElement.dataset.add") == ""
+
+    # With no entry left the complete history says: no diabetes drug at all.
+    drugs.get_by_role("button", name="Remove this entry").click()
+    none = {**record, "diabetes_drugs": []}
+    assert python_view(protocol, none)["criteria"]["I3.a"] == "false"
+    assert shown(page) == python_view(protocol, none)
+    assert json.loads(page.input_value("#record-json"))["diabetes_drugs"] == []
+    # Not known is another answer than none: undetermined, and asked for.
+    drugs.locator("#field-diabetes_drugs").select_option("")
+    unknown = {k: v for k, v in record.items() if k != "diabetes_drugs"}
+    assert shown(page) == python_view(protocol, unknown)
+    assert shown(page)["status"] == "undetermined"
+    assert "Drugs used in diabetes" in page.locator("#missing li").all_text_contents()
+
+
+def test_a_measurement_entry_changes_the_latest_value(page: Page, tmp_path: Path) -> None:
+    protocol, record = eligible_t2d(page, tmp_path)
+    weights = page.locator('[data-field="weights"]')
+    weights.get_by_role("button", name="Add an entry").click()
+    row = weights.locator(".entry").last
+    row.get_by_label("Date").fill("2026-06-14")
+    row.get_by_label("Value").fill("80.5")
+    latest = {"date": "2026-06-14", "value": Decimal("80.5"), "unit": "kg"}
+    changed = {**record, "weights": [*record["weights"], latest]}
+    # From 92 kg to 80.5 kg in 3 months is a fall of 12.5%: more than 10%.
+    assert python_view(protocol, changed)["criteria"]["E3"] == "true"
+    assert shown(page) == python_view(protocol, changed)
+    assert (
+        json.loads(page.input_value("#record-json"), parse_float=Decimal)["weights"][-1] == latest
+    )
+
+
+def test_a_partial_date_is_read_as_the_days_it_may_be(page: Page, tmp_path: Path) -> None:
+    protocol, record = eligible_t2d(page, tmp_path)
+    for given, status in (
+        ("1948", "undetermined"),
+        ("1949-05", "eligible"),
+        ("1948-01", "ineligible"),
+    ):
+        page.fill("#field-birth_date", given)
+        expected = python_view(protocol, {**record, "birth_date": given})
+        assert expected["status"] == status, given
+        assert shown(page) == expected, given
+        assert json.loads(page.input_value("#record-json"))["birth_date"] == given
+    page.fill("#field-birth_date", "1948-13")
+    assert "not a day of the calendar" in page.text_content("#problem-birth_date")
+    assert page.get_attribute("#field-birth_date", "aria-invalid") == "true"
+    assert page.text_content("#status") == "check the highlighted answers"
+
+
+def test_an_entry_that_does_not_fit_is_shown_and_not_used(page: Page, tmp_path: Path) -> None:
+    protocol, record = eligible_t2d(page, tmp_path)
+    weights = page.locator('[data-field="weights"]')
+    weights.get_by_role("button", name="Add an entry").click()
+    row = weights.locator(".entry").last
+    # A blank row is not an entry yet.
+    assert shown(page) == python_view(protocol, record)
+    cases = [
+        ("Date", "2026-07-01", "date: after the reference date (2026-06-15)"),
+        ("Date", "2026-02-30", "date: not a day of the calendar"),
+        ("Date", "2026-06", "date: not a date: write YYYY-MM-DD"),
+        ("Date", "", "the entry needs its date"),
+    ]
+    row.get_by_label("Value").fill("8o")
+    assert row.locator(".problem").text_content() == "the entry needs its date"
+    row.get_by_label("Date").fill("2026-06-01")
+    assert row.locator(".problem").text_content() == "value: not a number"
+    assert row.get_by_label("Value").get_attribute("aria-invalid") == "true"
+    row.get_by_label("Value").fill("88")
+    for label, text, problem in cases:
+        row.get_by_label(label).fill(text)
+        assert (row.locator(".problem").text_content() or "").startswith(problem), text
+        assert page.text_content("#status") == "check the highlighted answers"
+        assert page.text_content("#problem-weights") == "check the highlighted entries"
+    row.get_by_label("Date").fill("2026-06-01")
+    assert row.locator(".problem").text_content() == ""
+    assert page.text_content("#problem-weights") == ""
+
+    drugs = page.locator('[data-field="diabetes_drugs"]')
+    drugs.get_by_role("button", name="Add an entry").click()
+    row = drugs.locator(".entry").last
+    row.get_by_label("Start").fill("2026-03-01")
+    row.get_by_label("End").fill("2026-02-01")
+    row.get_by_label("System").select_option("atc")
+    row.get_by_label("Code").fill("A10BH01")
+    assert row.locator(".problem").text_content() == "end: before the start (2026-03-01)"
+    row.get_by_label("End").fill("")
+    row.get_by_label("Code").fill("A10.BH")
+    assert row.locator(".problem").text_content() == "code: not a code of atc"
+    row.get_by_label("System").select_option("icd10cm")
+    row.get_by_label("Code").fill("E11..9")
+    assert row.locator(".problem").text_content() == "code: more than one dot"
+
+
+HOSTILE = """\
+protocol hostile
+  title "<script>window.pwned = 1</script>"
+  as of screening
+
+data
+  screening: date
+    label "Screening </script><img src=x onerror=\\"window.pwned = 2\\">"
+  events: history of codes complete
+    label "Events <img src=x onerror=\\"window.pwned = 3\\">"
+
+codes bad "<b>bad</b> codes" icd10cm ("J84.*")
+
+exclusion E1 "Anything <b>bad</b> in the last year"
+  met when any events within 1 year where its code in bad
+"""
+
+
+def test_what_a_protocol_or_a_coordinator_writes_is_shown_as_text(
+    page: Page, tmp_path: Path
+) -> None:
+    protocol = critlang.compile_source(HOSTILE)
+    open_form(page, protocol, tmp_path)
+    assert page.locator("img").count() == 0
+    assert page.locator("form b, section b").count() == 0
+    assert page.text_content("#label-events") == 'Events <img src=x onerror="window.pwned = 3">'
+    page.fill("#field-screening", "2026-06-15")
+    page.fill("#field-id", '</script><img src=x onerror="window.pwned = 4">')
+    events = page.locator('[data-field="events"]')
+    events.get_by_role("button", name="Add an entry").click()
+    row = events.locator(".entry").last
+    row.get_by_label("Date").fill("2026-01-02")
+    row.get_by_label("System").select_option("icd10cm")
+    row.get_by_label("Code").fill('"><img src=x onerror="window.pwned = 5">')
+    assert row.locator(".problem").text_content() == "code: not a code of icd10cm"
+    row.get_by_label("Code").fill("J84.10")
+    assert page.text_content("#status") == "ineligible"
+    saved = json.loads(page.input_value("#record-json"))
+    assert saved["id"] == '</script><img src=x onerror="window.pwned = 4">'
+    assert saved["events"] == [{"date": "2026-01-02", "code": "icd10cm:J8410"}]
+    assert protocol.evaluate(saved).status == "ineligible"
+    assert page.locator("img").count() == 0
+    assert page.evaluate("() => window.pwned") is None
