@@ -279,6 +279,8 @@ def test_adding_and_removing_entries_flips_a_history_criterion(page: Page, tmp_p
     drugs.get_by_role("button", name="Add an entry").click()
     assert page.evaluate("() => document.activeElement.dataset.part") == "start"
     row = drugs.locator(".entry").last
+    # The likeliest system first: the protocol's drug system for a medication.
+    assert row.get_by_label("System").input_value() == "atc"
     row.get_by_label("Start").fill("2025-01-01")
     row.get_by_label("End").fill("2026-04-20")
     row.get_by_label("System").select_option("atc")

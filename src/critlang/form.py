@@ -37,6 +37,7 @@ class Field:
     high: str | None
     used_by: tuple[str, ...]
     entry: str = ""  # a history's entries: measurement | code | medication (vocab.EntryKind)
+    systems: tuple[str, ...] = ()  # for codes: the code systems offered, the likeliest first
     dose: bool = False  # a medication history with a dose unit: its entries have a dose
 
 
@@ -81,16 +82,23 @@ def fields(protocol: Protocol) -> tuple[Field, ...]:
                 used_by=view.used_by,
                 entry=entry,
                 dose=dose,
+                systems=_systems(protocol, entry) if control in ("code", "history") else (),
             )
         )
     return tuple(out)
 
 
-def _systems(protocol: Protocol) -> tuple[str, ...]:
-    """The code systems a coordinator chooses from: those of the protocol's code lists
-    first (the ones its criteria test), then the others."""
+_DRUG_SYSTEMS = frozenset({CodeSystem.ATC.value, CodeSystem.RXNORM.value})
+
+
+def _systems(protocol: Protocol, entry: str) -> tuple[str, ...]:
+    """The code systems a coordinator chooses from, the likeliest first: those of the
+    protocol's code lists (drug systems first for medications, the others for
+    diagnoses), then the rest."""
     used = [c.system.text for c in protocol.checked.protocol.code_lists]
-    return tuple(dict.fromkeys([*used, *(system.value for system in CodeSystem)]))
+    drugs = entry == "medication"
+    likely = [system for system in used if (system in _DRUG_SYSTEMS) == drugs]
+    return tuple(dict.fromkeys([*likely, *used, *(system.value for system in CodeSystem)]))
 
 
 def render_form(protocol: Protocol) -> str:
@@ -121,7 +129,6 @@ def render_form(protocol: Protocol) -> str:
             c.id: [(p.name, p.title) for p in c.parts] for c in protocol.lowered.program.criteria
         },
         engine=markupsafe.Markup(script),  # JSON literals in it are escaped for <script>
-        systems=_systems(protocol),
         setup=markupsafe.Markup(
             f"const FIELDS = {javascript.literal(kinds)};\n"
             f"const LIMITS = {javascript.literal(limits)};\n"
