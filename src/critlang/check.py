@@ -584,7 +584,7 @@ class _Checker:
 
     def check_year(self, value: s.NumberLit) -> Type:
         """A number given to a date element is a year (a partial date), as in records."""
-        if not re.fullmatch(r"[0-9]{4}", str(value.value)):
+        if not re.fullmatch(r"[0-9]{4}", str(value.value)) or value.value < 1:
             self.error(
                 "CRIT006",
                 value.span,
