@@ -21,6 +21,7 @@ from critlang import ir
 from critlang.decimals import to_decimal
 from critlang.engines import javascript
 from critlang.protocol_tests import example_record
+from critlang.records import RecordError
 from critlang.vocab import ENTRY_LAYOUT, EntryKind
 
 NODE = shutil.which("node")
@@ -167,10 +168,7 @@ def random_records(protocol: critlang.Protocol, count: int, seed: int) -> list[d
     elements = protocol.checked.elements
     # The protocol's own example patients, in declared units, are the starting points of
     # most records: a few of their fields changed or left out reach every outcome.
-    bases = [
-        {name: _plain(value) for name, value in protocol.intake(example_record(e), 1)[1].items()}
-        for e in protocol.checked.protocol.examples
-    ]
+    bases = [_base(protocol, e) for e in protocol.checked.protocol.examples]
     records = []
     for number in range(count):
         record: dict[str, Any] = {"id": f"r{number}"}
@@ -194,8 +192,30 @@ def random_records(protocol: critlang.Protocol, count: int, seed: int) -> list[d
                 continue  # unknown; histories and codes are not drawn (the form has no field)
             element = elements[name]
             record[name] = _random_value(rng, kind, element.plausible_range, numbers, days)
+        try:
+            protocol.intake(record, 1)
+        except RecordError:
+            # An example's entries after a reference date drawn earlier: the histories
+            # are left out (unknown) rather than the record made an error.
+            kinds = protocol.checked.element_types
+            record = {
+                k: v for k, v in record.items() if k not in kinds or kinds[k].kind != "history"
+            }
         records.append(record)
     return records
+
+
+def _base(protocol: critlang.Protocol, example: Any) -> dict[str, Any]:
+    """An example patient as a record: flat values in declared units (through intake),
+    histories and codes as the example gives them (entry lists, `system:code`)."""
+    record = example_record(example, protocol.checked.protocol)
+    kinds = protocol.checked.element_types
+    return {
+        name: record[name]
+        if name in kinds and kinds[name].kind in ("history", "code")
+        else _plain(value)
+        for name, value in protocol.intake(record, 1)[1].items()
+    }
 
 
 def _plain(value: Any) -> Any:

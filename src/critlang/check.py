@@ -8,6 +8,7 @@ every expression, which the compiler and the SQL generator rely on.
 from __future__ import annotations
 
 import difflib
+import re
 from fractions import Fraction
 
 import attrs
@@ -16,7 +17,7 @@ from critlang import codes, units
 from critlang import syntax as s
 from critlang.diagnostics import CritError, Diagnostic, sort_key
 from critlang.parser import parse
-from critlang.vocab import CodeSystem
+from critlang.vocab import ENTRY_LAYOUT, CodeSystem, EntryKind
 
 OUTCOMES = ("eligible", "ineligible", "undetermined")
 
@@ -74,6 +75,24 @@ class Type:
 
 
 ENTRY_WORDS = {"measurement": "measurements", "code": "codes", "medication": "medications"}
+# What each field of a history entry in an example holds, and which an entry needs (as
+# records.py reads the JSON entry lists; docs/records.md).
+_ENTRY_KINDS = {
+    "date": "date",
+    "start": "date",
+    "end": "date",
+    "code": "code",
+    "value": "amount",
+    "low": "amount",
+    "high": "amount",
+    "dose": "amount",
+    "source": "text",
+}
+_ENTRY_REQUIRED = {
+    "measurement": ("date", "value"),
+    "code": ("date", "code"),
+    "medication": ("start", "code"),
+}
 
 
 BOOLEAN = Type("boolean")
@@ -486,6 +505,23 @@ class _Checker:
             return
         actual: Type
         match value:
+            case s.HistoryLit():
+                self.check_history_value(field, value, expected)
+                return
+            case s.CodeLit():
+                if expected.kind != "code":
+                    self.error(
+                        "CRIT006",
+                        field.span,
+                        f"'{field.name.text}' is {expected.describe()}, but the example gives a code",
+                    )
+                    return
+                self.check_code_value(value)
+                return
+            case s.PartialDateLit():
+                actual = self.check_partial_date(value)
+            case s.NumberLit() if expected.kind == "date":
+                actual = self.check_year(value)
             case s.BoolLit():
                 actual = BOOLEAN
             case s.Name(text=text):
@@ -508,11 +544,16 @@ class _Checker:
         if actual.kind == "error":
             return
         if expected.kind in ("history", "code"):
+            written = (
+                f"{field.name.text} = [{{{', '.join(f'{f} = ...' for f in _ENTRY_REQUIRED[expected.entry])}}}]"
+                if expected.kind == "history"
+                else f'{field.name.text} = icd10cm "J84.10"'
+            )
             self.error(
-                "CRIT051",
+                "CRIT006",
                 field.span,
-                f"an example cannot give '{field.name.text}', {expected.describe()}",
-                "give histories and codes in records (docs/records.md), not in examples",
+                f"'{field.name.text}' is {expected.describe()}, but the example gives {actual.describe()}",
+                f"write, for example, {written}",
             )
             return
         if actual.kind == "number" and expected.kind == "quantity":
@@ -527,6 +568,192 @@ class _Checker:
             actual.unit, expected.unit, expected.molar_mass
         ):
             self.incompatible(field.span, actual, expected)
+
+    # ---- histories, codes and partial dates in examples ----
+
+    def check_partial_date(self, value: s.PartialDateLit) -> Type:
+        if not 1 <= int(value.text[5:7]) <= 12:
+            self.error(
+                "CRIT001",
+                value.span,
+                f"'{value.text}' is not a month of the calendar",
+                "write a year and month as YYYY-MM, the month from 01 to 12",
+            )
+            return ERROR
+        return DATE
+
+    def check_year(self, value: s.NumberLit) -> Type:
+        """A number given to a date element is a year (a partial date), as in records."""
+        if not re.fullmatch(r"[0-9]{4}", str(value.value)) or value.value < 1:
+            self.error(
+                "CRIT006",
+                value.span,
+                f"{value.value} is not a date",
+                "write a date as YYYY-MM-DD, or a partial date as YYYY-MM or YYYY",
+            )
+            return ERROR
+        return DATE
+
+    def check_code_value(self, value: s.CodeLit) -> None:
+        system = codes.system_named(value.system.text)
+        if system is None or system.value != value.system.text:
+            names = ", ".join(c.value for c in CodeSystem)
+            self.error(
+                "CRIT050",
+                value.system.span,
+                f"'{value.system.text}' is not a code system critlang knows",
+                f"the systems are: {names}",
+            )
+            return
+        problem = codes.code_problem(system, value.code)
+        if problem is not None:
+            self.error(
+                "CRIT050",
+                value.span,
+                problem,
+                f"write {system.value} codes as {codes.EXAMPLES[system]}",
+            )
+
+    def check_history_value(
+        self, field: s.ExampleField, value: s.HistoryLit, expected: Type
+    ) -> None:
+        name = field.name.text
+        if expected.kind != "history":
+            self.error(
+                "CRIT006",
+                field.span,
+                f"'{name}' is {expected.describe()}, but the example gives a history",
+            )
+            return
+        element = self.elements[name]
+        dose_unit = (
+            element.type.unit
+            if isinstance(element.type, s.HistoryType) and expected.entry == "medication"
+            else expected.unit
+        )
+        allowed = ENTRY_LAYOUT[EntryKind(expected.entry)]
+        for entry in value.entries:
+            given: dict[str, s.EntryItem] = {}
+            for item in entry.items:
+                item_name = item.name.text
+                if item_name in given:
+                    self.error(
+                        "CRIT003", item.name.span, f"'{item_name}' is given twice in this entry"
+                    )
+                    continue
+                given[item_name] = item
+                if item_name not in allowed:
+                    close = difflib.get_close_matches(item_name, allowed, n=1)
+                    self.error(
+                        "CRIT051",
+                        item.name.span,
+                        f"an entry of '{name}' ({expected.describe()}) has no field '{item_name}'",
+                        f"did you mean '{close[0]}'?"
+                        if close
+                        else f"its fields are: {', '.join(allowed)}",
+                    )
+                    continue
+                self.check_entry_item(name, item, expected, dose_unit)
+            lacking = [f for f in _ENTRY_REQUIRED[expected.entry] if f not in given]
+            if lacking:
+                self.error(
+                    "CRIT051",
+                    entry.span,
+                    f"an entry of '{name}' lacks {' and '.join(repr(f) for f in lacking)}",
+                    f"an entry of {expected.describe()} needs "
+                    f"{', '.join(_ENTRY_REQUIRED[expected.entry])}",
+                )
+            self.check_entry_units(name, given)
+
+    def check_entry_item(
+        self, name: str, item: s.EntryItem, history: Type, dose_unit: str | None
+    ) -> None:
+        field = item.name.text
+        value = item.value
+        wanted = _ENTRY_KINDS[field]
+        where = f"'{field}' of an entry of '{name}'"
+        if wanted == "date":
+            if not isinstance(value, s.DateLit):
+                self.error(
+                    "CRIT006",
+                    item.span,
+                    f"{where} is a full date, but the example gives {self.entry_value_words(value)}",
+                    "write the day as YYYY-MM-DD: an entry needs a full date",
+                )
+        elif wanted == "code":
+            if isinstance(value, s.CodeLit):
+                self.check_code_value(value)
+            else:
+                self.error(
+                    "CRIT006",
+                    item.span,
+                    f"{where} is a code, but the example gives {self.entry_value_words(value)}",
+                    'write the system and the code, as in icd10cm "J84.10"',
+                )
+        elif wanted == "text":
+            if not isinstance(value, s.TextLit):
+                self.error(
+                    "CRIT006",
+                    item.span,
+                    f"{where} is a text, but the example gives {self.entry_value_words(value)}",
+                    'write it in double quotes, as in "Observation/123"',
+                )
+        elif field == "dose" and dose_unit is None:
+            self.error(
+                "CRIT051",
+                item.span,
+                f"'{name}' declares no dose unit, so its entries have no dose",
+                f"declare one, as in {name}: history of medications 'mg/d'",
+            )
+        elif isinstance(value, s.QuantityLit):
+            actual = self.check_literal(value)
+            if actual.kind != "error" and not units.compatible(
+                actual.unit, history.unit, history.molar_mass
+            ):
+                self.incompatible(item.span, actual, Type("quantity", history.unit))
+        elif not isinstance(value, s.NumberLit):
+            self.error(
+                "CRIT006",
+                item.span,
+                f"{where} is a quantity in '{history.unit}', "
+                f"but the example gives {self.entry_value_words(value)}",
+            )
+
+    def check_entry_units(self, name: str, given: dict[str, s.EntryItem]) -> None:
+        """A measurement's low and high are in the unit of its value, as in a record."""
+        value = given.get("value")
+        unit = (
+            value.value.unit
+            if value is not None and isinstance(value.value, s.QuantityLit)
+            else None
+        )
+        for bound in ("low", "high"):
+            item = given.get(bound)
+            if item is None or not isinstance(item.value, s.QuantityLit) or value is None:
+                continue
+            if item.value.unit != unit:
+                self.error(
+                    "CRIT006",
+                    item.span,
+                    f"'{bound}' of an entry of '{name}' is in '{item.value.unit}', "
+                    f"its value in '{unit or 'the history unit'}'",
+                    "give the reference range in the unit of the value, as a record does",
+                )
+
+    @staticmethod
+    def entry_value_words(value: s.EntryValue) -> str:
+        match value:
+            case s.DateLit():
+                return "a date"
+            case s.PartialDateLit():
+                return "a partial date"
+            case s.CodeLit():
+                return "a code"
+            case s.TextLit():
+                return "a text"
+            case s.QuantityLit():
+                return "a quantity"
+        return "a number"
 
     def report_unused(self) -> None:
         for name, element in self.elements.items():

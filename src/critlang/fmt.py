@@ -436,6 +436,18 @@ def literal(node: s.NumberLit | s.QuantityLit | s.DateLit) -> str:
             return day.isoformat()
 
 
+def entry_value(node: s.EntryValue) -> str:
+    """A value of an example's field or history entry, as written."""
+    match node:
+        case s.CodeLit(system=system, code=code):
+            return f"{system.text} {quote(code)}"
+        case s.PartialDateLit(text=text):
+            return text
+        case s.TextLit(text=text):
+            return quote(text)
+    return literal(node)
+
+
 # Binding strength, loosest first, as in the grammar.
 UNLESS, OR, AND, NOT, COMPARISON, SUM, PRODUCT, ATOM = range(1, 9)
 
@@ -686,7 +698,20 @@ class _Builder:
 
     def field(self, field: s.ExampleField) -> Doc:
         value = field.value
+        span = field.span
         match value:
+            case s.HistoryLit(entries=()):
+                shown = "[]"
+            case s.HistoryLit(entries=entries):
+                # One entry a line, as a record's JSON entry list is usually written.
+                lines = _join((self.entry(e) for e in entries), Concat(Text(","), Hard()))
+                doc: Doc = Concat(
+                    Text(f"{field.name.text} = ["),
+                    Nest(INDENT, Concat(Hard(), lines, Text(","))),
+                    Hard(),
+                    Text("]"),
+                )
+                return self.unit(("field", span), (span.line, span.column), doc)
             case s.BoolLit(value=truth):
                 shown = "true" if truth else "false"
             case s.Name(text=text):
@@ -694,10 +719,16 @@ class _Builder:
             case tuple():
                 shown = "(" + ", ".join(_texts(value)) + ")"
             case _:
-                shown = literal(value)
-        span = field.span
+                shown = entry_value(value)
         doc = Text(f"{field.name.text} = {shown}")
         return self.unit(("field", span), (span.line, span.column), doc)
+
+    def entry(self, entry: s.EntryLit) -> Doc:
+        items = [Text(f"{i.name.text} = {entry_value(i.value)}") for i in entry.items]
+        body = Concat(Line(""), _join(items, Concat(Text(","), Line())))
+        doc = Group(Concat(Text("{"), Nest(INDENT, body), Line(""), Text("}")))
+        span = entry.span
+        return self.unit(("entry", span), (span.line, span.column), doc)
 
     # ---- expressions ----
 

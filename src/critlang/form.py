@@ -16,11 +16,12 @@ from __future__ import annotations
 import attrs
 import markupsafe
 
-from critlang import render
+from critlang import codes, render
 from critlang import syntax as s
 from critlang.engines import javascript
 from critlang.evaluate import Protocol
 from critlang.pages import page
+from critlang.vocab import CodeSystem
 
 
 @attrs.frozen
@@ -29,12 +30,15 @@ class Field:
 
     name: str
     label: str
-    control: str  # yes-no | number | whole | choice | choices | date
+    control: str  # yes-no | number | whole | choice | choices | date | code | history
     unit: str
     values: tuple[tuple[str, str], ...]  # (value, words) for choice and choices
     low: str | None
     high: str | None
     used_by: tuple[str, ...]
+    entry: str = ""  # a history's entries: measurement | code | medication (vocab.EntryKind)
+    systems: tuple[str, ...] = ()  # for codes: the code systems offered, the likeliest first
+    dose: bool = False  # a medication history with a dose unit: its entries have a dose
 
 
 def fields(protocol: Protocol) -> tuple[Field, ...]:
@@ -44,6 +48,7 @@ def fields(protocol: Protocol) -> tuple[Field, ...]:
     for element in protocol.checked.protocol.elements:
         view = views[element.name.text]
         values: tuple[tuple[str, str], ...] = ()
+        entry, dose = "", False
         match element.type:
             case s.BooleanType() | s.AttestationType():
                 control = "yes-no"
@@ -55,9 +60,13 @@ def fields(protocol: Protocol) -> tuple[Field, ...]:
                     tuple((n.text, n.text.replace("_", " ")) for n in names),
                 )
             case s.DateType():
-                control = "date"
+                control = "date"  # a full date, or a partial one: a year and month, a year
             case s.IntegerType():
                 control = "whole"  # a number with nothing after the point
+            case s.CodeType():
+                control = "code"
+            case s.HistoryType(entry=kind, unit=unit):
+                control, entry, dose = "history", kind, unit is not None
             case _:
                 control = "number"
         limits = element.plausible_range
@@ -71,9 +80,25 @@ def fields(protocol: Protocol) -> tuple[Field, ...]:
                 low=None if limits is None else format(limits[0], "f"),
                 high=None if limits is None else format(limits[1], "f"),
                 used_by=view.used_by,
+                entry=entry,
+                dose=dose,
+                systems=_systems(protocol, entry) if control in ("code", "history") else (),
             )
         )
     return tuple(out)
+
+
+_DRUG_SYSTEMS = frozenset({CodeSystem.ATC.value, CodeSystem.RXNORM.value})
+
+
+def _systems(protocol: Protocol, entry: str) -> tuple[str, ...]:
+    """The code systems a coordinator chooses from, the likeliest first: those of the
+    protocol's code lists (drug systems first for medications, the others for
+    diagnoses), then the rest."""
+    used = [c.system.text for c in protocol.checked.protocol.code_lists]
+    drugs = entry == "medication"
+    likely = [system for system in used if (system in _DRUG_SYSTEMS) == drugs]
+    return tuple(dict.fromkeys([*likely, *used, *(system.value for system in CodeSystem)]))
 
 
 def render_form(protocol: Protocol) -> str:
@@ -86,6 +111,15 @@ def render_form(protocol: Protocol) -> str:
         if f.low is not None and f.high is not None
     }
     kinds = {f.name: f.control for f in fields(protocol)}
+    declared = {e.name.text: e.type for e in protocol.checked.protocol.elements}
+    histories = {
+        name: {"entry": kind.entry, "unit": kind.unit}
+        for name, kind in declared.items()
+        if isinstance(kind, s.HistoryType)
+    }
+    # The form of each system's codes, checked as record intake does (codes.py).
+    formats = {system.value: pattern.pattern for system, pattern in codes.FORMATS.items()}
+    as_of = protocol.checked.protocol.header.as_of
     return page(
         "form.html.j2",
         document=document,
@@ -98,5 +132,8 @@ def render_form(protocol: Protocol) -> str:
         setup=markupsafe.Markup(
             f"const FIELDS = {javascript.literal(kinds)};\n"
             f"const LIMITS = {javascript.literal(limits)};\n"
+            f"const HISTORIES = {javascript.literal(histories)};\n"
+            f"const CODE_FORMATS = {javascript.literal(formats)};\n"
+            f"const AS_OF = {javascript.literal(None if as_of is None else as_of.text)};\n"
         ),
     )

@@ -99,6 +99,7 @@ class CritLexer(RegexLexer):
             (r'"(\\.|[^"\\\n])*"', String.Double),
             (r"'(\\['\\]|[^'\\\n])*'", String.Symbol),
             (r"\d{4}-\d{2}-\d{2}\b", Literal.Date),
+            (r"\d{4}-\d{2}(?![\d-])", Literal.Date),  # a year and month, in an example
             # Calendar words are keywords only after a number or before between/since.
             (
                 r"(\d+)(\s+)(years?|months?|weeks?|days?)\b",

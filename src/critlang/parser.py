@@ -33,6 +33,7 @@ TERMINAL_WORDS = {
     "NUMBER": ("a number",),
     "COUNT": ("a whole number",),
     "DATE": ("a date (YYYY-MM-DD)",),
+    "YEAR_MONTH": ("a year and month (YYYY-MM)",),
     "CRITERION_ID": ("a criterion id such as I1 or E4",),
     "CRITERION_KIND": ("'inclusion'", "'exclusion'"),
     "COMPARATOR": ("a comparison (<, <=, >, >=, =, !=)",),
@@ -921,6 +922,24 @@ class AstBuilder(Transformer[Token, Any]):
 
     def set_value(self, meta: Meta, *names: Token | None) -> tuple[s.Name, ...]:
         return tuple(self._name(n) for n in names if n is not None)
+
+    def code_value(self, meta: Meta, system: Token, code: Token) -> s.CodeLit:
+        return s.CodeLit(self._name(system), _string(code, self.file), _span(self.file, meta))
+
+    def partial_date(self, meta: Meta, token: Token) -> s.PartialDateLit:
+        return s.PartialDateLit(str(token), _token_span(self.file, token))
+
+    def history_value(self, meta: Meta, *entries: s.EntryLit | None) -> s.HistoryLit:
+        return s.HistoryLit(tuple(e for e in entries if e is not None), _span(self.file, meta))
+
+    def history_entry(self, meta: Meta, *items: s.EntryItem | None) -> s.EntryLit:
+        return s.EntryLit(tuple(i for i in items if i is not None), _span(self.file, meta))
+
+    def entry_item(self, meta: Meta, name: Token, value: s.EntryValue) -> s.EntryItem:
+        return s.EntryItem(self._name(name), value, _span(self.file, meta))
+
+    def text_value(self, meta: Meta, text: Token) -> s.TextLit:
+        return s.TextLit(_string(text, self.file), _span(self.file, meta))
 
     # ---- expressions ----
 

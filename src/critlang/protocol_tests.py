@@ -51,36 +51,77 @@ class FileOutcome:
         return not any(d.is_error for d in self.diagnostics)
 
 
-def field_value(value: s.FieldValue) -> Any:
-    """An example's field value as it would appear in a JSON record."""
+def field_value(value: s.FieldValue, declared: s.DeclaredType | None = None) -> Any:
+    """An example's field value as it would appear in a JSON record (docs/records.md).
+
+    `declared` is the element's type: with it, a number given to a date is a year
+    (a partial date) and a number in a history entry is in the history's unit."""
     match value:
         case s.QuantityLit(value=number, unit=unit):
             return {"value": number, "unit": unit}
         case s.NumberLit(value=number):
-            return number
+            return str(number) if isinstance(declared, s.DateType) else number
         case s.DateLit(value=day):
             return day.isoformat()
+        case s.PartialDateLit(text=text):
+            return text
         case s.BoolLit(value=truth):
             return truth
         case s.Name(text=text):
             return text
+        case s.CodeLit():
+            return _code(value)
+        case s.HistoryLit(entries=entries):
+            history_unit = declared.unit if isinstance(declared, s.HistoryType) else None
+            return [_entry(entry, history_unit) for entry in entries]
         case tuple():
             return [name.text for name in value]
     raise AssertionError(f"unhandled field value {value!r}")
 
 
-def example_record(example: s.Example) -> dict[str, Any]:
-    """The record an example describes; its title is the record id."""
+def _code(value: s.CodeLit) -> str:
+    return f"{value.system.text}:{value.code}"
+
+
+def _entry(entry: s.EntryLit, unit: str | None) -> dict[str, Any]:
+    """One history entry as a record's JSON entry: dates as text, codes as `system:code`,
+    value, low, high or dose as numbers with the one `unit` of the entry."""
+    out: dict[str, Any] = {}
+    given = {item.name.text: item.value for item in entry.items}
+    amount = given.get("value", given.get("dose"))
+    if isinstance(amount, s.QuantityLit):
+        unit = amount.unit
+    for name, value in given.items():
+        match value:
+            case s.QuantityLit(value=number) | s.NumberLit(value=number):
+                out[name] = number
+            case s.DateLit(value=day):
+                out[name] = day.isoformat()
+            case s.PartialDateLit(text=text):
+                out[name] = text
+            case s.CodeLit():
+                out[name] = _code(value)
+            case s.TextLit(text=text):
+                out[name] = text
+    if unit is not None and any(k in out for k in ("value", "low", "high", "dose")):
+        out["unit"] = unit
+    return out
+
+
+def example_record(example: s.Example, protocol: s.Protocol | None = None) -> dict[str, Any]:
+    """The record an example describes; its title is the record id. Give the protocol
+    so that numbers are read as its data dictionary says (a year, a history's unit)."""
+    declared = {} if protocol is None else {e.name.text: e.type for e in protocol.elements}
     record: dict[str, Any] = {ID_FIELD: example.title}
     for field in example.fields:
-        record[field.name.text] = field_value(field.value)
+        record[field.name.text] = field_value(field.value, declared.get(field.name.text))
     return record
 
 
 def run_example(protocol: Protocol, example: s.Example) -> ExampleOutcome:
     """Evaluate one example; a field that does not fit the data dictionary gives status 'error'."""
     try:
-        result = protocol.evaluate(example_record(example))
+        result = protocol.evaluate(example_record(example, protocol.checked.protocol))
     except RecordError as error:
         result = Result(example.title, ERROR, error=str(error))
     return ExampleOutcome(example, result)

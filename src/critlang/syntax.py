@@ -523,7 +523,70 @@ class Criterion:
     approximate: Approximation | None = None
 
 
-FieldValue = NumberLit | QuantityLit | DateLit | BoolLit | Name | tuple[Name, ...]
+@attrs.frozen(cache_hash=True)
+class CodeLit:
+    """A code in an example, `icd10cm "E11.9"`: its system as written, and the code."""
+
+    system: Name
+    code: str
+    span: Span
+
+
+@attrs.frozen(cache_hash=True)
+class PartialDateLit:
+    """A year and month in an example (`2019-05`): a date known to the month only."""
+
+    text: str
+    span: Span
+
+
+@attrs.frozen(cache_hash=True)
+class TextLit:
+    """A text in an example's history entry (its `source`)."""
+
+    text: str
+    span: Span
+
+
+EntryValue = NumberLit | QuantityLit | DateLit | CodeLit | TextLit | PartialDateLit
+
+
+@attrs.frozen(cache_hash=True)
+class EntryItem:
+    """One field of a history entry in an example: `date = 2026-05-02`."""
+
+    name: Name
+    value: EntryValue
+    span: Span
+
+
+@attrs.frozen(cache_hash=True)
+class EntryLit:
+    """One entry of a history in an example: `{date = 2026-05-02, value = 1.6 'mg/dL'}`."""
+
+    items: tuple[EntryItem, ...]
+    span: Span
+
+
+@attrs.frozen(cache_hash=True)
+class HistoryLit:
+    """A history in an example: a list of entries, `[]` for none."""
+
+    entries: tuple[EntryLit, ...]
+    span: Span
+
+
+FieldValue = (
+    NumberLit
+    | QuantityLit
+    | DateLit
+    | BoolLit
+    | Name
+    | tuple[Name, ...]
+    | CodeLit
+    | PartialDateLit
+    | HistoryLit
+)
 
 
 @attrs.frozen(cache_hash=True)

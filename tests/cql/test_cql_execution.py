@@ -95,7 +95,9 @@ def compare(cases: Sequence[tuple[str, Sequence[Mapping[str, Any]]]]) -> list[Ma
 def test_example_patients_agree(path: Path) -> None:
     source = path.read_text(encoding="utf-8")
     protocol = critlang.compile_source(source, str(path))
-    records = [example_record(e) for e in protocol.checked.protocol.examples]
+    records = [
+        example_record(e, protocol.checked.protocol) for e in protocol.checked.protocol.examples
+    ]
     assert records, "a protocol in protocols/ has example patients"
     assert compare([(source, records)]) == []
 

@@ -145,11 +145,31 @@ criteria = st.builds(
     st.none() | expressions,
     expressions,
 )
+code_lits = st.builds(
+    lambda system, code: s.CodeLit(s.Name(system, SP), code, SP),
+    st.sampled_from(["icd10cm", "atc", "snomed"]),
+    texts,
+)
+partial_dates = st.builds(
+    lambda year, month: s.PartialDateLit(f"{year:04d}-{month:02d}", SP),
+    st.integers(1000, 2999),
+    st.integers(1, 12),
+)
+entry_values = st.one_of(literals, code_lits, partial_dates, texts.map(lambda t: s.TextLit(t, SP)))
+history_lits = st.lists(
+    st.lists(
+        st.builds(lambda n, v: s.EntryItem(n, v, SP), name_nodes, entry_values), max_size=4
+    ).map(lambda items: s.EntryLit(tuple(items), SP)),
+    max_size=3,
+).map(lambda entries: s.HistoryLit(tuple(entries), SP))
 field_values = st.one_of(
     literals,
     st.booleans().map(lambda b: s.BoolLit(b, SP)),
     name_nodes,
     st.lists(name_nodes, max_size=3).map(tuple),
+    code_lits,
+    partial_dates,
+    history_lits,
 )
 examples = st.builds(
     lambda title, fields, expect: s.Example(title, tuple(fields), expect, SP),
@@ -298,6 +318,22 @@ def _type(declared: Any) -> list[str]:
 
 def _field_value(value: Any) -> list[str]:
     match value:
+        case s.CodeLit(system=system, code=code):
+            return [system.text, _quote(code)]
+        case s.PartialDateLit(text=text):
+            return [text]
+        case s.TextLit(text=text):
+            return [_quote(text)]
+        case s.HistoryLit(entries=entries):
+            words = ["["]
+            for number, entry in enumerate(entries):
+                words += [","] if number else []
+                words.append("{")
+                for position, item in enumerate(entry.items):
+                    words += [","] if position else []
+                    words += [item.name.text, "=", *_field_value(item.value)]
+                words.append("}")
+            return [*words, "]"]
         case s.BoolLit(value=v):
             return ["true" if v else "false"]
         case s.Name(text=t):

@@ -45,6 +45,7 @@ def compile_program(program: ir.Program) -> str:
     """The JavaScript module of a lowered protocol."""
     generator = _Generator(dict(program.definitions))
     local = _per_entry(program)
+    generator.per_entry = local
     body = [generator.statement(node) for node in program.nodes() if node.id not in local]
     shape = {
         "criteria": [
@@ -107,6 +108,7 @@ class _Generator:
         self.constants: list[str] = []
         self.nodes: dict[int, ir.Node] = {}
         self.local: set[int] = set()  # the per-entry nodes of the aggregate being written
+        self.per_entry: set[int] = set()  # every per-entry node of the program
 
     def r(self, node: ir.Node) -> str:
         """Where a node's value is: `u[id]` for a per-entry node, else `t[id]`."""
@@ -159,8 +161,17 @@ class _Generator:
             return {"definition": self.definitions[node.name].id}
         kids = [kid.id for kid in ir.children(node)] if node is not None else []
         if isinstance(node, ir.Aggregate) and not node.history.type.complete:
-            # Its value may be only a bound (lowering's open world): see R.missing.
-            return {"kids": kids, "incomplete": node.history.name}
+            # Its value may be only a bound (lowering's open world): see R.missing. What
+            # its per-entry parts read from outside the entry (a window's reference date)
+            # is asked for before the history, as explain.py does.
+            inputs = [
+                inner.id
+                for root in (node.where, node.of)
+                if root is not None
+                for inner in ir.walk(root)
+                if inner.id not in self.per_entry
+            ]
+            return {"kids": [*kids, *inputs], "incomplete": node.history.name}
         return {"kids": kids}
 
     def statement(self, node: ir.Node) -> str:
