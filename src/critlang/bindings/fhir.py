@@ -25,6 +25,7 @@ from each value to the codes that mean it.
 from __future__ import annotations
 
 import datetime
+import functools
 import re
 from decimal import Decimal
 from typing import Any
@@ -299,9 +300,19 @@ USED_STATUS = {
     "MedicationRequest": frozenset({"active", "completed", "stopped", "on-hold"}),
     "MedicationAdministration": frozenset({"completed", "in-progress"}),
 }
+# Condition.clinicalStatus: active on the day it was written, or over.
+ACTIVE_CLINICAL = frozenset({"active", "recurrence", "relapse"})
+INACTIVE_CLINICAL = frozenset({"inactive", "remission", "resolved"})
 UNCERTAIN_VERIFICATION = frozenset({"unconfirmed", "provisional", "differential"})
 EXCLUDED_VERIFICATION = frozenset({"refuted", "entered-in-error"})
-_DATE = re.compile(r"([0-9]{4})(?:-([0-9]{2})(?:-([0-9]{2}))?)?(?:T[0-9:.]+(?:Z|[+-][0-9:]+)?)?")
+# A FHIR date or dateTime (an instant is a dateTime with seconds and an offset). FHIR
+# wants seconds and an offset with any time; both are let pass (the day written does
+# not depend on them), a time or an offset out of range is not.
+_DATE = re.compile(
+    r"([0-9]{4})(?:-([0-9]{2})(?:-([0-9]{2})"
+    r"(?:T(?:[01][0-9]|2[0-3]):[0-5][0-9](?::(?:[0-5][0-9]|60)(?:\.[0-9]+)?)?"
+    r"(?:Z|[+-](?:(?:0[0-9]|1[0-3]):[0-5][0-9]|14:00))?)?)?)?"
+)
 
 # An entry: (patient, element, source, date, value, unit, low, high, code, end, note).
 # element "" marks the Patient resource itself; None a problem of the patient as a whole.
@@ -313,15 +324,29 @@ UNCERTAIN = "uncertain"
 
 
 class Reader:
-    """Turns FHIR resources (parsed JSON) into entries for the elements a section binds."""
+    """Turns FHIR resources (parsed JSON) into entries for the elements a section binds.
 
-    def __init__(self, section: Section) -> None:
+    `as_of` is the reference date, which `clinical: active` needs (a condition
+    abated after it was still active on it). `medications` holds the codes of
+    the Medication resources read so far (`add_medication`), by reference.
+    """
+
+    def __init__(self, section: Section, as_of: datetime.date | None = None) -> None:
         self.section = section
+        self.as_of = as_of
         # For each source key: exact code -> element names, and (prefix, name) pairs.
         self.exact: dict[str, dict[str, list[str]]] = {}
         self.prefixes: dict[str, list[tuple[str, str]]] = {}
+        # For each source key: (system URI, code as a file writes it) -> [(name, code)].
+        self.written: dict[str, dict[tuple[str, str], list[tuple[str, str]]]] = {}
         self.patient_fields: list[tuple[str, str]] = []
         self.reads_dose = {name: e.read == "dose" for name, e in section.elements.items()}
+        self.active_only = frozenset(
+            name
+            for name, e in section.elements.items()
+            if e.source == "condition" and e.option("clinical", "any") == "active"
+        )
+        self.medications: dict[str, list[str]] = {}
         for name, element in section.elements.items():
             source = element.source
             if source == "reference":
@@ -333,11 +358,18 @@ class Reader:
             if source == "pregnancy":
                 source, codes = "observation", CodeSet(frozenset({PREGNANCY_STATUS}))
             table = self.exact.setdefault(source, {})
+            written = self.written.setdefault(source, {})
             for code in codes.codes:
                 table.setdefault(code, []).append(name)
+                system, _, bare = code.partition(":")
+                uri = CodeSystem(system).uri
+                for form in {bare, _written(code)}:
+                    written.setdefault((uri, form), []).append((name, code))
             self.prefixes.setdefault(source, []).extend((p, name) for p in codes.prefixes)
         self.types = frozenset(
-            {"Patient"} | {t for t, source in SOURCE_OF.items() if source in self.exact}
+            {"Patient"}
+            | {t for t, source in SOURCE_OF.items() if source in self.exact}
+            | ({"Medication"} if "medication" in self.exact else set())
         )
 
     def wanted(self, kind: str) -> tuple[frozenset[bytes], tuple[bytes, ...]]:
@@ -360,12 +392,34 @@ class Reader:
                 names.append(name)
         return names
 
-    def entries(self, resource: Any, patient_of: dict[str, str] | None = None) -> list[Entry]:
-        """The entries one resource gives; never raises on what the resource holds."""
+    def add_medication(self, resource: Any, full_url: str | None = None) -> str | None:
+        """Keep a Medication resource's codes for the resources that name it; a problem or None."""
+        if not isinstance(resource, dict) or not isinstance(rid := resource.get("id"), str):
+            return "a Medication without an id; not read"
+        if resource.get("status") == "entered-in-error":
+            return f"Medication/{_short(rid)}: entered in error; not used"
+        codes = _codings(resource.get("code"))
+        self.medications[f"Medication/{rid}"] = codes
+        if full_url is not None:
+            self.medications[full_url] = codes
+        return None
+
+    def entries(
+        self,
+        resource: Any,
+        patient_of: dict[str, str] | None = None,
+        medications: dict[str, list[str]] | None = None,
+    ) -> list[Entry]:
+        """The entries one resource gives; never raises on what the resource holds.
+
+        `patient_of` and `medications` resolve a Bundle's own references (its fullUrls).
+        """
         if not isinstance(resource, dict):
             return [problem("", "?", "not a JSON object")]
         kind = resource.get("resourceType")
         rid = resource.get("id")
+        if kind == "Patient" and isinstance(rid, str):
+            return self._patient(resource, f"Patient/{rid}")
         subject = _subject(resource, patient_of) or ""
         if not isinstance(kind, str) or kind not in R4_TYPES:
             shown = _short(kind) if isinstance(kind, str) else "(none)"
@@ -374,14 +428,25 @@ class Reader:
         if not isinstance(rid, str):
             return [problem(subject, f"{kind}/?", "a resource without an id; not read")]
         source = f"{kind}/{rid}"
-        if kind == "Patient":
-            return self._patient(resource, source)
         reader = SOURCE_OF.get(kind)
         if reader is None or reader not in self.exact:
             return []
-        matched = self._matches(reader, resource, kind)
-        if not matched:
-            if _coded(resource, kind):
+        if reader == "medication":
+            codes, unresolved = self._medication_codes(resource, medications)
+            if unresolved is not None:
+                return [problem(subject, source, unresolved)]
+            matched = self._match(reader, codes)
+        else:
+            matched = self._matches(reader, resource.get("code"))
+        components: list[tuple[str, str, dict[str, Any]]] = []
+        if kind == "Observation" and isinstance(parts := resource.get("component"), list):
+            for part in parts:
+                if isinstance(part, dict):
+                    components.extend(
+                        (name, code, part) for name, code in self._matches(reader, part.get("code"))
+                    )
+        if not matched and not components:
+            if reader == "medication" or _coded(resource.get("code")):
                 return []  # coded, but not with a code the binding reads
             return [problem(subject, source, "no code; not read")]
         if not subject:
@@ -395,7 +460,7 @@ class Reader:
             allowed = ", ".join(sorted(used))
             return [problem(subject, source, f"status '{shown}' (only {allowed} are used)")]
         if kind == "Observation":
-            return self._observation(resource, subject, source, matched)
+            return self._observation(resource, subject, source, matched, components)
         if kind == "Condition":
             return self._condition(resource, subject, source, matched)
         if kind == "Procedure":
@@ -406,13 +471,65 @@ class Reader:
             ]
         return self._medication(resource, kind, subject, source, matched)
 
-    def _matches(self, reader: str, resource: dict[str, Any], kind: str) -> list[tuple[str, str]]:
+    def _matches(self, reader: str, concept: Any) -> list[tuple[str, str]]:
+        """(element, code) for each element a CodeableConcept's codes feed, once each."""
+        codings = concept.get("coding") if isinstance(concept, dict) else None
+        if not isinstance(codings, list):
+            return []
+        if self.prefixes.get(reader):
+            return self._match(reader, _codings(concept))
+        written = self.written.get(reader, {})
         found: list[tuple[str, str]] = []
-        for code in _codes_of(resource, kind):
+        for coding in codings:
+            if not isinstance(coding, dict):
+                continue
+            system, written_code = coding.get("system"), coding.get("code")
+            if not isinstance(system, str) or not isinstance(written_code, str):
+                continue
+            for name, code in written.get((system, written_code), ()):
+                if all(name != n for n, _ in found):
+                    found.append((name, code))
+        return found
+
+    def _match(self, reader: str, codes: list[str]) -> list[tuple[str, str]]:
+        found: list[tuple[str, str]] = []
+        for code in codes:
             for name in self.elements_for(reader, code):
                 if all(name != n for n, _ in found):
                     found.append((name, code))
         return found
+
+    def _medication_codes(
+        self, resource: dict[str, Any], local: dict[str, list[str]] | None
+    ) -> tuple[list[str], str | None]:
+        """A medication resource's codes, its own or its Medication's; or why they are unknown."""
+        if "medicationCodeableConcept" in resource:
+            return _codings(resource["medicationCodeableConcept"]), None
+        reference = _get(resource, "medicationReference", "reference")
+        if not isinstance(reference, str):
+            return [], None
+        if reference.startswith("#"):
+            contained = resource.get("contained")
+            for item in contained if isinstance(contained, list) else ():
+                if (
+                    isinstance(item, dict)
+                    and item.get("resourceType") == "Medication"
+                    and item.get("id") == reference[1:]
+                ):
+                    return _codings(item.get("code")), None
+            return [], f"medicationReference '{_short(reference)}' names no contained Medication"
+        for table in (local, self.medications):
+            if table is None:
+                continue
+            codes = table.get(reference)
+            if codes is None and "/Medication/" in reference:
+                codes = table.get("Medication/" + reference.rpartition("/Medication/")[2])
+            if codes is not None:
+                return codes, None
+        return [], (
+            f"medicationReference '{_short(reference)}' names no Medication resource "
+            "in the export; not read"
+        )
 
     def _patient(self, resource: dict[str, Any], source: str) -> list[Entry]:
         patient = str(resource["id"])
@@ -438,47 +555,35 @@ class Reader:
         return out
 
     def _observation(
-        self, resource: dict[str, Any], patient: str, source: str, matched: list[tuple[str, str]]
+        self,
+        resource: dict[str, Any],
+        patient: str,
+        source: str,
+        matched: list[tuple[str, str]],
+        components: list[tuple[str, str, dict[str, Any]]],
     ) -> list[Entry]:
-        date, problem = _date_of(
+        date, date_problem = _date_of(
             resource, ("effectiveDateTime", "effectivePeriod", "effectiveInstant")
         )
-        value: Any = None
-        unit = low = high = code = None
-        if "valueQuantity" in resource:
-            value, unit, quantity_problem = _quantity(resource["valueQuantity"], "the value")
-            problem = problem or quantity_problem
-            ranges = resource.get("referenceRange")
-            if isinstance(ranges, list) and ranges and isinstance(ranges[0], dict):
-                low = _bound(ranges[0].get("low"), unit)
-                high = _bound(ranges[0].get("high"), unit)
-        elif "valueCodeableConcept" in resource:
-            codes = _codings(resource["valueCodeableConcept"])
-            code = codes[0] if codes else None
-            value = codes
-            if not codes:
-                problem = problem or f"{source} has a coded value without a known code"
-        elif "valueBoolean" in resource:
-            value = resource["valueBoolean"] if isinstance(resource["valueBoolean"], bool) else None
-            value = None if value is None else ("true" if value else "false")
-        elif "dataAbsentReason" in resource:
-            problem = problem or f"{source} has no value (data absent)"
-        return [
-            (
-                patient,
-                name,
-                source,
-                date,
-                value,
-                unit,
-                low,
-                high,
-                code or matched_code,
-                None,
-                problem,
+        out: list[Entry] = []
+        if matched:
+            value, unit, low, high, code, problem = _observed(resource, source)
+            out.extend(
+                (patient, name, source, date, value, unit, low, high, code or matched_code,
+                 None, date_problem or problem)
+                for name, matched_code in matched
+            )  # fmt: skip
+        for name, matched_code, part in components:
+            if any(name == e[1] for e in out):
+                continue  # the observation's own code feeds it already
+            value, unit, low, high, code, problem = _observed(
+                part, f"{source} (component {matched_code})"
             )
-            for name, matched_code in matched
-        ]
+            out.append(
+                (patient, name, source, date, value, unit, low, high, code or matched_code,
+                 None, date_problem or problem)
+            )  # fmt: skip
+        return out
 
     def _condition(
         self, resource: dict[str, Any], patient: str, source: str, matched: list[tuple[str, str]]
@@ -488,10 +593,42 @@ class Reader:
             return [_noted(patient, None, source, f"{source} is {verification}; not used")]
         date, problem = _date_of(resource, ("onsetDateTime", "onsetPeriod", "recordedDate"))
         note = problem or (UNCERTAIN if verification in UNCERTAIN_VERIFICATION else None)
-        return [
-            (patient, name, source, date, None, None, None, None, code, None, note)
-            for name, code in matched
-        ]
+        abated, abated_problem = _abatement(resource)
+        out: list[Entry] = []
+        for name, code in matched:
+            entry_note = note
+            if name in self.active_only:
+                active, why = self._active(resource, abated, abated_problem)
+                if active is False:
+                    continue  # a matching code, but over by the reference date
+                if why is not None:
+                    entry_note = note if note not in (None, UNCERTAIN) else why
+                elif active is None and entry_note is None:
+                    entry_note = UNCERTAIN
+            out.append(
+                (patient, name, source, date, None, None, None, None, code, abated, entry_note)
+            )
+        return out
+
+    def _active(
+        self, resource: dict[str, Any], abated: str | None, abated_problem: str | None
+    ) -> tuple[bool | None, str | None]:
+        """Whether a condition was active on the reference date: yes, no, or None (not said).
+
+        An abatement date decides: on or before the reference date the condition
+        was over, after it still active. Without one, the clinical status does.
+        """
+        if abated_problem is not None:
+            return None, abated_problem
+        if abated is not None and self.as_of is not None:
+            return abated > self.as_of.isoformat(), None
+        coding = _first(_get(resource, "clinicalStatus", "coding"))
+        status = coding.get("code") if isinstance(coding, dict) else None
+        if status in ACTIVE_CLINICAL:
+            return True, None
+        if status in INACTIVE_CLINICAL:
+            return False, None
+        return None, None
 
     def _medication(
         self,
@@ -606,24 +743,12 @@ def _codings(concept: Any) -> list[str]:
     return found
 
 
-def _coded(resource: dict[str, Any], kind: str) -> bool:
-    """Whether the resource has any coding at all (or names a Medication resource)."""
-    if kind in MEDICATION_TYPES:
-        if "medicationReference" in resource:
-            return True
-        concept = resource.get("medicationCodeableConcept")
-    else:
-        concept = resource.get("code")
+def _coded(concept: Any) -> bool:
+    """Whether a CodeableConcept has any coding with a code, in whatever system."""
     codings = concept.get("coding") if isinstance(concept, dict) else None
     return isinstance(codings, list) and any(
         isinstance(c, dict) and isinstance(c.get("code"), str) and c.get("code") for c in codings
     )
-
-
-def _codes_of(resource: dict[str, Any], kind: str) -> list[str]:
-    if kind in MEDICATION_TYPES:
-        return _codings(resource.get("medicationCodeableConcept"))
-    return _codings(resource.get("code"))
 
 
 def _subject(resource: dict[str, Any], patient_of: dict[str, str] | None) -> str | None:
@@ -651,11 +776,16 @@ def _full_or_partial(text: str) -> tuple[str, str, str] | None:
     if match is None:
         return None
     year, month, day = match.groups()
+    return (year, month, day) if _real_day(year, month or "01", day or "01") else None
+
+
+@functools.lru_cache(maxsize=4096)
+def _real_day(year: str, month: str, day: str) -> bool:
     try:
-        datetime.date(int(year), int(month or 1), int(day or 1))
+        datetime.date(int(year), int(month), int(day))
     except ValueError:
-        return None
-    return year, month, day
+        return False
+    return True
 
 
 def _date_text(value: Any, what: str) -> tuple[str | None, str | None]:
@@ -703,16 +833,74 @@ def _quantity(quantity: Any, what: str) -> tuple[Any, str | None, str | None]:
     return str(value), code, None
 
 
-def _bound(quantity: Any, unit: str | None) -> str | None:
-    """A reference range limit, in the value's unit (None when it is in another)."""
-    if not isinstance(quantity, dict) or unit is None:
-        return None
-    value = quantity.get("value")
-    if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
-        return None
-    if quantity.get("code", unit) != unit:
-        return None
-    return str(value)
+def _observed(
+    holder: dict[str, Any], source: str
+) -> tuple[Any, str | None, Any, Any, str | None, str | None]:
+    """(value, unit, low, high, coded value, problem) of an Observation or one of its components."""
+    value: Any = None
+    unit = low = high = code = problem = None
+    if "valueQuantity" in holder:
+        value, unit, problem = _quantity(holder["valueQuantity"], "the value")
+        ranges = holder.get("referenceRange")
+        if unit is not None and isinstance(ranges, list) and ranges:
+            low, high, range_problem = _range(ranges[0], unit)
+            problem = problem or range_problem
+    elif "valueCodeableConcept" in holder:
+        codes = _codings(holder["valueCodeableConcept"])
+        code = codes[0] if codes else None
+        value = codes
+        if not codes:
+            problem = f"{source} has a coded value without a known code"
+    elif "valueBoolean" in holder:
+        value = holder["valueBoolean"] if isinstance(holder["valueBoolean"], bool) else None
+        value = None if value is None else ("true" if value else "false")
+    elif "dataAbsentReason" in holder:
+        problem = f"{source} has no value (data absent)"
+    return value, unit, low, high, code, problem
+
+
+def _range(limits: Any, unit: str) -> tuple[str | None, str | None, str | None]:
+    """(low, high, problem) of a reference range, converted to the value's unit.
+
+    A limit in another unit of the same kind is converted exactly; one that
+    is not UCUM, or of another kind, is a problem (the range is not used).
+    """
+    if not isinstance(limits, dict):
+        return None, None, "the reference range is not an object"
+    found: list[str | None] = []
+    for side in ("low", "high"):
+        quantity = limits.get(side)
+        if quantity is None:
+            found.append(None)
+            continue
+        value, code, problem = _quantity(quantity, f"the reference range's {side}")
+        if problem is not None or value is None or code is None:
+            return None, None, problem or f"the reference range's {side} cannot be read"
+        if code != unit:
+            try:
+                scale = units.factor(code, unit)
+            except units.UnitError:
+                return (
+                    None,
+                    None,
+                    (
+                        f"the reference range's {side} is in '{_short(code)}', "
+                        f"which does not convert to the value's '{_short(unit)}'"
+                    ),
+                )
+            value = str(Decimal(value) * scale.numerator / scale.denominator)
+        found.append(value)
+    return found[0], found[1], None
+
+
+def _abatement(resource: dict[str, Any]) -> tuple[str | None, str | None]:
+    """A condition's abatement day (dateTime, or a period's end else start), or a problem."""
+    value = resource.get("abatementDateTime")
+    if value is None and isinstance(period := resource.get("abatementPeriod"), dict):
+        value = period.get("end") or period.get("start")
+    if value is None:
+        return None, None
+    return _date_text(value, "abatement")
 
 
 def _daily_dose(dosage: Any, kind: str) -> tuple[str | None, str | None, str | None]:
