@@ -452,7 +452,9 @@ class Reader:
         if not subject:
             return [problem("", source, "names no patient; not read")]
         status = resource.get("status")
-        if status == "entered-in-error" or _verification(resource) == "entered-in-error":
+        if status == "entered-in-error" or (
+            kind == "Condition" and _verification(resource) == "entered-in-error"
+        ):
             return [problem(subject, source, "entered in error; not used")]
         used = USED_STATUS.get(kind)
         if used is not None and status not in used:
@@ -483,11 +485,13 @@ class Reader:
         for coding in codings:
             if not isinstance(coding, dict):
                 continue
-            system, written_code = coding.get("system"), coding.get("code")
-            if not isinstance(system, str) or not isinstance(written_code, str):
+            try:
+                key: Any = (coding.get("system"), coding.get("code"))
+                hits = written.get(key)
+            except TypeError:  # a system or code that is not text (a list, an object)
                 continue
-            for name, code in written.get((system, written_code), ()):
-                if all(name != n for n, _ in found):
+            for name, code in hits or ():
+                if not found or all(name != n for n, _ in found):
                     found.append((name, code))
         return found
 
@@ -752,7 +756,8 @@ def _coded(concept: Any) -> bool:
 
 
 def _subject(resource: dict[str, Any], patient_of: dict[str, str] | None) -> str | None:
-    reference = _get(resource, "subject", "reference") or _get(resource, "patient", "reference")
+    holder = resource.get("subject") or resource.get("patient")
+    reference = holder.get("reference") if isinstance(holder, dict) else None
     if not isinstance(reference, str):
         return None
     if patient_of is not None and reference in patient_of:
@@ -792,7 +797,14 @@ def _date_text(value: Any, what: str) -> tuple[str | None, str | None]:
     """(YYYY-MM-DD, None) for a full date or dateTime (its local day); else (None, problem)."""
     if value is None:
         return None, f"no {what} date"
-    if not isinstance(value, str) or (parts := _full_or_partial(value)) is None:
+    if isinstance(value, str):
+        return _day_of(value, what)
+    return None, f"the {what} date '{_short(value)}' cannot be read"
+
+
+@functools.lru_cache(maxsize=8192)
+def _day_of(value: str, what: str) -> tuple[str | None, str | None]:
+    if (parts := _full_or_partial(value)) is None:
         return None, f"the {what} date '{_short(value)}' cannot be read"
     year, month, day = parts
     if month is None or day is None:
