@@ -4,13 +4,16 @@ Source keys (see docs/fhir-omop.md):
 
 - `patient: birthDate | gender`: the Patient resource; a quantity element bound
   to `birthDate` reads the age in whole years at the reference date;
-- `observation: CODES`: Observations by code (LOINC), status final, amended
-  or corrected only; `read: value` (valueQuantity, valueCodeableConcept
+- `observation: CODES`: Observations by code (LOINC), or their components
+  by the component's code, status final, amended or corrected only; `read: value` (valueQuantity, valueCodeableConcept
   through `map`, valueBoolean), `date`, or `time since`;
 - `condition: CODES`: Conditions (SNOMED CT, ICD-10-CM), not refuted, not
   entered in error; `read: value` (present), `date` (onset) or `time since`;
+  `clinical: active` only those active on the reference date (abatement
+  date, else clinical status);
 - `medication: CODES`: MedicationStatement, MedicationRequest and
-  MedicationAdministration (RxNorm, ATC); `read: value`, `dose`, `date`
+  MedicationAdministration (RxNorm, ATC), by their own code or their
+  Medication's (`medicationReference`); `read: value`, `dose`, `date`
   (start) or `time since` (the start);
 - `procedure: CODES`: Procedures (SNOMED CT), status completed;
 - `pregnancy: status`: the pregnancy status observation (LOINC 82810-3) as
@@ -46,7 +49,9 @@ from critlang.vocab import CodeSystem
 SOURCES = {
     "patient": SourceKind(codes=False, fields=("birthDate", "gender")),
     "observation": SourceKind(reads=("value", "date", "time since")),
-    "condition": SourceKind(reads=("value", "date", "time since")),
+    "condition": SourceKind(
+        reads=("value", "date", "time since"), options=(("clinical", ("any", "active")),)
+    ),
     "medication": SourceKind(reads=("value", "dose", "date", "time since")),
     "procedure": SourceKind(reads=("value", "date", "time since")),
     "pregnancy": SourceKind(codes=False, fields=("status",)),
@@ -346,7 +351,7 @@ class Reader:
             for name, e in section.elements.items()
             if e.source == "condition" and e.option("clinical", "any") == "active"
         )
-        self.medications: dict[str, list[str]] = {}
+        self.medications: dict[str, tuple[list[str], bool]] = {}
         for name, element in section.elements.items():
             source = element.source
             if source == "reference":
@@ -366,6 +371,9 @@ class Reader:
                 for form in {bare, _written(code)}:
                     written.setdefault((uri, form), []).append((name, code))
             self.prefixes.setdefault(source, []).extend((p, name) for p in codes.prefixes)
+        self.any_medication = [
+            (name, "") for name, e in section.elements.items() if e.source == "medication"
+        ]
         self.types = frozenset(
             {"Patient"}
             | {t for t, source in SOURCE_OF.items() if source in self.exact}
@@ -398,17 +406,18 @@ class Reader:
             return "a Medication without an id; not read"
         if resource.get("status") == "entered-in-error":
             return f"Medication/{_short(rid)}: entered in error; not used"
-        codes = _codings(resource.get("code"))
-        self.medications[f"Medication/{rid}"] = codes
+        concept = resource.get("code")
+        known = (_codings(concept), _coded(concept))
+        self.medications[f"Medication/{rid}"] = known
         if full_url is not None:
-            self.medications[full_url] = codes
+            self.medications[full_url] = known
         return None
 
     def entries(
         self,
         resource: Any,
         patient_of: dict[str, str] | None = None,
-        medications: dict[str, list[str]] | None = None,
+        medications: dict[str, tuple[list[str], bool]] | None = None,
     ) -> list[Entry]:
         """The entries one resource gives; never raises on what the resource holds.
 
@@ -431,13 +440,14 @@ class Reader:
         reader = SOURCE_OF.get(kind)
         if reader is None or reader not in self.exact:
             return []
+        unresolved: str | None = None
         if reader == "medication":
-            codes, unresolved = self._medication_codes(resource, medications)
-            if unresolved is not None:
-                return [problem(subject, source, unresolved)]
-            matched = self._match(reader, codes)
+            codes, coded, unresolved = self._medication_codes(resource, medications)
+            # A medication whose codes cannot be found could be any of them.
+            matched = self._match(reader, codes) if unresolved is None else self.any_medication
         else:
             matched = self._matches(reader, resource.get("code"))
+            coded = _coded(resource.get("code"))
         components: list[tuple[str, str, dict[str, Any]]] = []
         if kind == "Observation" and isinstance(parts := resource.get("component"), list):
             for part in parts:
@@ -446,7 +456,7 @@ class Reader:
                         (name, code, part) for name, code in self._matches(reader, part.get("code"))
                     )
         if not matched and not components:
-            if reader == "medication" or _coded(resource.get("code")):
+            if coded:
                 return []  # coded, but not with a code the binding reads
             return [problem(subject, source, "no code; not read")]
         if not subject:
@@ -471,7 +481,7 @@ class Reader:
                 (subject, name, source, date, None, None, None, None, code, None, note)
                 for name, code in matched
             ]
-        return self._medication(resource, kind, subject, source, matched)
+        return self._medication(resource, kind, subject, source, matched, unresolved)
 
     def _matches(self, reader: str, concept: Any) -> list[tuple[str, str]]:
         """(element, code) for each element a CodeableConcept's codes feed, once each."""
@@ -504,14 +514,16 @@ class Reader:
         return found
 
     def _medication_codes(
-        self, resource: dict[str, Any], local: dict[str, list[str]] | None
-    ) -> tuple[list[str], str | None]:
-        """A medication resource's codes, its own or its Medication's; or why they are unknown."""
+        self, resource: dict[str, Any], local: dict[str, tuple[list[str], bool]] | None
+    ) -> tuple[list[str], bool, str | None]:
+        """A medication resource's known codes, its own or its Medication's, and whether it
+        has any coding at all; or, for a reference that names nothing, why not."""
         if "medicationCodeableConcept" in resource:
-            return _codings(resource["medicationCodeableConcept"]), None
+            concept = resource["medicationCodeableConcept"]
+            return _codings(concept), _coded(concept), None
         reference = _get(resource, "medicationReference", "reference")
         if not isinstance(reference, str):
-            return [], None
+            return [], False, None
         if reference.startswith("#"):
             contained = resource.get("contained")
             for item in contained if isinstance(contained, list) else ():
@@ -520,20 +532,19 @@ class Reader:
                     and item.get("resourceType") == "Medication"
                     and item.get("id") == reference[1:]
                 ):
-                    return _codings(item.get("code")), None
-            return [], f"medicationReference '{_short(reference)}' names no contained Medication"
+                    return _codings(item.get("code")), _coded(item.get("code")), None
+            why = f"its medicationReference '{_short(reference)}' names no contained Medication"
+            return [], False, why
         for table in (local, self.medications):
             if table is None:
                 continue
-            codes = table.get(reference)
-            if codes is None and "/Medication/" in reference:
-                codes = table.get("Medication/" + reference.rpartition("/Medication/")[2])
-            if codes is not None:
-                return codes, None
-        return [], (
-            f"medicationReference '{_short(reference)}' names no Medication resource "
-            "in the export; not read"
-        )
+            known = table.get(reference)
+            if known is None and "Medication/" in reference:
+                known = table.get("Medication/" + reference.rpartition("Medication/")[2])
+            if known is not None:
+                return known[0], known[1], None
+        why = f"its medicationReference '{_short(reference)}' names no Medication in the export"
+        return [], False, why
 
     def _patient(self, resource: dict[str, Any], source: str) -> list[Entry]:
         patient = str(resource["id"])
@@ -570,23 +581,24 @@ class Reader:
             resource, ("effectiveDateTime", "effectivePeriod", "effectiveInstant")
         )
         out: list[Entry] = []
+        notes: list[str] = []
         if matched:
-            value, unit, low, high, code, problem = _observed(resource, source)
+            value, unit, low, high, code, unusable = _observed(resource, source, notes)
             out.extend(
                 (patient, name, source, date, value, unit, low, high, code or matched_code,
-                 None, date_problem or problem)
+                 None, date_problem or unusable)
                 for name, matched_code in matched
             )  # fmt: skip
         for name, matched_code, part in components:
             if any(name == e[1] for e in out):
                 continue  # the observation's own code feeds it already
-            value, unit, low, high, code, problem = _observed(
-                part, f"{source} (component {matched_code})"
-            )
+            value, unit, low, high, code, unusable = _observed(part, source, notes, matched_code)
             out.append(
                 (patient, name, source, date, value, unit, low, high, code or matched_code,
-                 None, date_problem or problem)
+                 None, date_problem or unusable)
             )  # fmt: skip
+        # A reference range that cannot be used is left out and said; the value stands.
+        out.extend(problem(patient, source, note) for note in dict.fromkeys(notes))
         return out
 
     def _condition(
@@ -641,6 +653,7 @@ class Reader:
         patient: str,
         source: str,
         matched: list[tuple[str, str]],
+        unresolved: str | None,
     ) -> list[Entry]:
         if kind == "MedicationRequest":
             dosage = _first(resource.get("dosageInstruction"))
@@ -682,7 +695,7 @@ class Reader:
                 None,
                 code,
                 end,
-                problem or (dose_problem if self.reads_dose.get(name) else None),
+                unresolved or problem or (dose_problem if self.reads_dose.get(name) else None),
             )
             for name, code in matched
         ]
@@ -846,28 +859,34 @@ def _quantity(quantity: Any, what: str) -> tuple[Any, str | None, str | None]:
 
 
 def _observed(
-    holder: dict[str, Any], source: str
+    holder: dict[str, Any], source: str, notes: list[str], part: str = ""
 ) -> tuple[Any, str | None, Any, Any, str | None, str | None]:
-    """(value, unit, low, high, coded value, problem) of an Observation or one of its components."""
+    """(value, unit, low, high, coded value, problem) of an Observation or one of its components.
+
+    A reference range that cannot be read goes to `notes`: it does not make the value unusable.
+    """
     value: Any = None
     unit = low = high = code = problem = None
     if "valueQuantity" in holder:
-        value, unit, problem = _quantity(holder["valueQuantity"], "the value")
+        value, unit, problem = _quantity(
+            holder["valueQuantity"], f"component {part}'s value" if part else "the value"
+        )
         ranges = holder.get("referenceRange")
         if unit is not None and isinstance(ranges, list) and ranges:
             low, high, range_problem = _range(ranges[0], unit)
-            problem = problem or range_problem
+            if range_problem is not None:
+                notes.append(f"{range_problem}; the range is not used")
     elif "valueCodeableConcept" in holder:
         codes = _codings(holder["valueCodeableConcept"])
         code = codes[0] if codes else None
         value = codes
         if not codes:
-            problem = f"{source} has a coded value without a known code"
+            problem = f"{source} has a coded value{f' in component {part}' if part else ''} without a known code"
     elif "valueBoolean" in holder:
         value = holder["valueBoolean"] if isinstance(holder["valueBoolean"], bool) else None
         value = None if value is None else ("true" if value else "false")
     elif "dataAbsentReason" in holder:
-        problem = f"{source} has no value (data absent)"
+        problem = f"{source} has no value{f' in component {part}' if part else ''} (data absent)"
     return value, unit, low, high, code, problem
 
 

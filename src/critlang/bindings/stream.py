@@ -252,7 +252,7 @@ class Source:
             return
         resources: list[Any]
         patient_of: dict[str, str] = {}
-        medications: dict[str, list[str]] = {}
+        medications: dict[str, tuple[list[str], bool]] = {}
         if isinstance(bundle, dict) and bundle.get("resourceType") == "Bundle":
             items = bundle.get("entry")
             items = items if isinstance(items, list) else []
@@ -285,7 +285,11 @@ class Source:
                     self.problems.append(f"{file}: entry {number}: {entry[10] or 'no patient'}")
 
     def _bundled_medication(
-        self, file: Path, resource: dict[str, Any], full: Any, table: dict[str, list[str]]
+        self,
+        file: Path,
+        resource: dict[str, Any],
+        full: Any,
+        table: dict[str, tuple[list[str], bool]],
     ) -> None:
         """A Bundle's Medication: known by its fullUrl and as Medication/id in that Bundle only."""
         self.resources += 1
