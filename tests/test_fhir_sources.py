@@ -504,3 +504,83 @@ inclusion I1 "Creatinine below its lower limit"
     # 0.006 g/L is 0.6 mg/dL: 0.5 is below it, 0.7 is not
     assert results["a"].status == "eligible"
     assert results["b"].status == "ineligible"
+
+
+# ---- the Synthea sample, read with all of the above ----------------------------------------
+
+SAMPLE = Path(__file__).resolve().parent / "data" / "fhir" / "smart-sample"
+SAMPLE_PROTOCOL = """\
+protocol sample
+data
+  age: quantity 'a' range 0 to 130
+  prediabetes_now: boolean
+  pregnant_now: boolean
+  ever_pregnant: boolean
+  iud_inserted: date
+  acetaminophen: boolean
+inclusion I1 "Adult"
+  met when age >= 18 'a'
+exclusion E1 "Pregnant"
+  met when pregnant_now
+"""
+SAMPLE_BINDING = """\
+protocol: sample
+fhir:
+  age: {patient: birthDate}
+  prediabetes_now: {condition: [snomed:15777000], clinical: active, absent: false}
+  pregnant_now: {condition: [snomed:72892002], clinical: active, absent: false}
+  ever_pregnant: {condition: [snomed:72892002], absent: false}
+  iud_inserted: {procedure: [snomed:65200003], select: latest, read: date}
+  acetaminophen: {medication: [rxnorm:313782], absent: false}
+"""
+WOMAN = "7bc002fa-dc52-17d6-1563-fd8901826f7d"
+MOTHER = "a4a401d1-a46a-eb4a-8a38-760d5d79d6ec"
+
+
+def by_reference(folder: Path) -> Path:
+    """The sample with every MedicationRequest naming a Medication resource instead of its code."""
+    folder.mkdir()
+    medications: dict[str, dict[str, Any]] = {}
+    requests = []
+    for line in (SAMPLE / "MedicationRequest.000.ndjson").read_text(encoding="utf-8").splitlines():
+        resource = json.loads(line)
+        concept = resource.pop("medicationCodeableConcept")
+        mid = f"med-{concept['coding'][0]['code']}"
+        medications[mid] = {"resourceType": "Medication", "id": mid, "code": concept}
+        resource["medicationReference"] = {"reference": f"Medication/{mid}"}
+        requests.append(json.dumps(resource))
+    (folder / "MedicationRequest.000.ndjson").write_text(
+        "\n".join(requests) + "\n", encoding="utf-8"
+    )
+    (folder / "Medication.000.ndjson").write_text(
+        "\n".join(json.dumps(m) for m in medications.values()) + "\n", encoding="utf-8"
+    )
+    for file in SAMPLE.glob("*.ndjson"):
+        if not file.name.startswith("MedicationRequest"):
+            (folder / file.name).write_bytes(file.read_bytes())
+    return folder
+
+
+def test_the_synthea_sample_reads_cleanly_plain_gzipped_and_by_reference(tmp_path: Path) -> None:
+    plain = screen(SAMPLE_PROTOCOL, SAMPLE_BINDING, SAMPLE)
+    assert all(r.problems == () or "deceased" in r.problems[0] for r in plain.values())
+    woman, mother = plain[WOMAN], plain[MOTHER]
+    # Read by hand from the files: her prediabetes is active; the three pregnancies resolved.
+    assert woman.sources["prediabetes_now"].value == "true"
+    assert woman.sources["iud_inserted"].value is not None
+    assert mother.sources["ever_pregnant"].value == "true"
+    assert mother.sources["pregnant_now"].value == "false"
+    assert mother.sources["acetaminophen"].value == "true"
+    assert mother.status == "eligible"
+    gz = tmp_path / "gz"
+    gz.mkdir()
+    for file in SAMPLE.glob("*.ndjson"):
+        (gz / f"{file.name}.gz").write_bytes(gzip.compress(file.read_bytes()))
+    referenced = by_reference(tmp_path / "ref")
+    for other in (screen(SAMPLE_PROTOCOL, SAMPLE_BINDING, gz),
+                  screen(SAMPLE_PROTOCOL, SAMPLE_BINDING, referenced)):  # fmt: skip
+        assert list(other) == list(plain)
+        for pid, result in other.items():
+            assert (result.status, cited(result), result.problems) == (
+                plain[pid].status, cited(plain[pid]), plain[pid].problems,
+            )  # fmt: skip
