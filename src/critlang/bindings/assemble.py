@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import calendar
 import datetime
+import functools
 import re
 from collections.abc import Iterable, Mapping
 from decimal import Decimal
@@ -393,6 +394,7 @@ class Assembler:
         return value, Cited(f"{oldest} a", e[2], text, f"age on {self.as_of}")
 
 
+@functools.lru_cache(maxsize=8192)  # the same days come back patient after patient
 def _day(text: str | None) -> datetime.date | None:
     if text is None or len(text) != 10:
         return None

@@ -371,6 +371,7 @@ class Reader:
                 for form in {bare, _written(code)}:
                     written.setdefault((uri, form), []).append((name, code))
             self.prefixes.setdefault(source, []).extend((p, name) for p in codes.prefixes)
+        self.prefixed = frozenset(source for source, pairs in self.prefixes.items() if pairs)
         self.any_medication = [
             (name, "") for name, e in section.elements.items() if e.source == "medication"
         ]
@@ -441,13 +442,14 @@ class Reader:
         if reader is None or reader not in self.exact:
             return []
         unresolved: str | None = None
+        coded: bool | None
         if reader == "medication":
             codes, coded, unresolved = self._medication_codes(resource, medications)
             # A medication whose codes cannot be found could be any of them.
             matched = self._match(reader, codes) if unresolved is None else self.any_medication
         else:
             matched = self._matches(reader, resource.get("code"))
-            coded = _coded(resource.get("code"))
+            coded = None  # found out only when needed
         components: list[tuple[str, str, dict[str, Any]]] = []
         if kind == "Observation" and isinstance(parts := resource.get("component"), list):
             for part in parts:
@@ -456,7 +458,7 @@ class Reader:
                         (name, code, part) for name, code in self._matches(reader, part.get("code"))
                     )
         if not matched and not components:
-            if coded:
+            if coded or (coded is None and _coded(resource.get("code"))):
                 return []  # coded, but not with a code the binding reads
             return [problem(subject, source, "no code; not read")]
         if not subject:
@@ -488,7 +490,7 @@ class Reader:
         codings = concept.get("coding") if isinstance(concept, dict) else None
         if not isinstance(codings, list):
             return []
-        if self.prefixes.get(reader):
+        if reader in self.prefixed:
             return self._match(reader, _codings(concept))
         written = self.written.get(reader, {})
         found: list[tuple[str, str]] = []

@@ -235,7 +235,10 @@ class Source:
             return []
         self.resources += 1
         entries = self.reader.entries(resource)
-        if all(entry[0] for entry in entries):
+        for entry in entries:
+            if not entry[0]:
+                break
+        else:
             return entries
         for entry in entries:
             if not entry[0]:
