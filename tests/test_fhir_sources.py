@@ -480,7 +480,10 @@ def test_doses_and_reference_ranges_are_read_with_their_units_checked(tmp_path: 
     assert any("no UCUM unit (unit 'tablet')" in p for p in b.problems)
     # A range in another kind of unit (molar, no molar mass) is left out and said; the value stays.
     assert b.sources["creatinine"].value == "1 entry"
-    assert any("'umol/L'" in p and "range is not used" in p for p in b.problems)
+    assert (
+        "Observation/c2: the reference range's high is in 'umol/L', which does not convert "
+        "exactly to the value's 'mg/dL'; the range is not used"
+    ) in b.problems
     assert c.sources["prednisone"].value == "5 mg/d"
 
 

@@ -28,6 +28,7 @@ from each value to the codes that mean it.
 from __future__ import annotations
 
 import datetime
+import decimal
 import functools
 import re
 from decimal import Decimal
@@ -401,17 +402,24 @@ class Reader:
                 names.append(name)
         return names
 
-    def add_medication(self, resource: Any, full_url: str | None = None) -> str | None:
-        """Keep a Medication resource's codes for the resources that name it; a problem or None."""
+    def add_medication(
+        self,
+        resource: Any,
+        full_url: str | None = None,
+        into: dict[str, tuple[list[str], bool]] | None = None,
+    ) -> str | None:
+        """Keep a Medication's codes for the resources that name it (in `into`, else for the
+        whole run); a problem, or None."""
         if not isinstance(resource, dict) or not isinstance(rid := resource.get("id"), str):
             return "a Medication without an id; not read"
         if resource.get("status") == "entered-in-error":
             return f"Medication/{_short(rid)}: entered in error; not used"
+        table = self.medications if into is None else into
         concept = resource.get("code")
         known = (_codings(concept), _coded(concept))
-        self.medications[f"Medication/{rid}"] = known
+        table[f"Medication/{rid}"] = known
         if full_url is not None:
-            self.medications[full_url] = known
+            table[full_url] = known
         return None
 
     def entries(
@@ -912,16 +920,12 @@ def _range(limits: Any, unit: str) -> tuple[str | None, str | None, str | None]:
         if code != unit:
             try:
                 scale = units.factor(code, unit)
-            except units.UnitError:
-                return (
-                    None,
-                    None,
-                    (
-                        f"the reference range's {side} is in '{_short(code)}', "
-                        f"which does not convert to the value's '{_short(unit)}'"
-                    ),
-                )
-            value = str(Decimal(value) * scale.numerator / scale.denominator)
+                with decimal.localcontext() as exact:
+                    exact.traps[decimal.Inexact] = True
+                    value = str(Decimal(value) * scale.numerator / scale.denominator)
+            except (units.UnitError, decimal.Inexact):
+                why = f"the reference range's {side} is in '{_short(code)}', which does not "
+                return None, None, why + f"convert exactly to the value's '{_short(unit)}'"
         found.append(value)
     return found[0], found[1], None
 

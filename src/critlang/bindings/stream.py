@@ -296,12 +296,8 @@ class Source:
     ) -> None:
         """A Bundle's Medication: known by its fullUrl and as Medication/id in that Bundle only."""
         self.resources += 1
-        reader = self.reader
-        kept, reader.medications = reader.medications, table
-        try:
-            problem = reader.add_medication(resource, full if isinstance(full, str) else None)
-        finally:
-            reader.medications = kept
+        url = full if isinstance(full, str) else None
+        problem = self.reader.add_medication(resource, url, into=table)
         if problem is not None:
             self.problems.append(f"{file}: {problem}")
 
