@@ -587,3 +587,35 @@ def test_the_synthea_sample_reads_cleanly_plain_gzipped_and_by_reference(tmp_pat
             assert (result.status, cited(result), result.problems) == (
                 plain[pid].status, cited(plain[pid]), plain[pid].problems,
             )  # fmt: skip
+
+
+def test_icd10cm_codes_are_found_with_or_without_their_dot(tmp_path: Path) -> None:
+    text = """\
+protocol icd
+data
+  sclerosis: boolean
+  lupus: boolean
+inclusion I1 "Sclerosis"
+  met when sclerosis
+"""
+    binding = """\
+protocol: icd
+fhir:
+  sclerosis: {condition: [icd10cm:M34.81], absent: false}
+  lupus: {condition: [icd10cm:M32.1*], absent: false}
+"""
+    icd = "http://hl7.org/fhir/sid/icd-10-cm"
+    resources = [
+        patient("dotted"), patient("bare"),
+        {"resourceType": "Condition", "id": "c1", "code": coded(icd, "M34.81"),
+         "subject": {"reference": "Patient/dotted"}, "onsetDateTime": "2020-01-01"},
+        {"resourceType": "Condition", "id": "c2", "code": coded(icd, "M3481"),
+         "subject": {"reference": "Patient/bare"}, "onsetDateTime": "2020-01-01"},
+        {"resourceType": "Condition", "id": "c3", "code": coded(icd, "M3214"),
+         "subject": {"reference": "Patient/bare"}, "onsetDateTime": "2020-01-01"},
+    ]  # fmt: skip
+    results = screen(text, binding, write_export(tmp_path / "e", resources))
+    assert results["dotted"].sources["sclerosis"].source == "Condition/c1"
+    assert results["bare"].sources["sclerosis"].source == "Condition/c2"
+    assert results["bare"].sources["lupus"].source == "Condition/c3"
+    assert results["dotted"].sources["lupus"].value == "false"

@@ -367,9 +367,9 @@ class Reader:
             written = self.written.setdefault(source, {})
             for code in codes.codes:
                 table.setdefault(code, []).append(name)
-                system, _, bare = code.partition(":")
+                system = code.partition(":")[0]
                 uri = CodeSystem(system).uri
-                for form in {bare, _written(code)}:
+                for form in _forms(code):
                     written.setdefault((uri, form), []).append((name, code))
             self.prefixes.setdefault(source, []).extend((p, name) for p in codes.prefixes)
         self.prefixed = frozenset(source for source, pairs in self.prefixes.items() if pairs)
@@ -390,9 +390,10 @@ class Reader:
         source = SOURCE_OF.get(kind)
         codes = self.exact.get(source, {}) if source is not None else {}
         prefixes = self.prefixes.get(source, []) if source is not None else []
+        # ICD-10-CM both with its dot, as FHIR writes it, and without, as some exports do.
         return (
-            frozenset(_written(code).encode() for code in codes),
-            tuple(sorted({_written(p).encode() for p, _ in prefixes})),
+            frozenset(form.encode() for code in codes for form in _forms(code)),
+            tuple(sorted({form.encode() for p, _ in prefixes for form in _forms(p)})),
         )
 
     def elements_for(self, source: str, code: str) -> list[str]:
@@ -734,6 +735,11 @@ def _written(code: str) -> str:
     if system == CodeSystem.ICD10CM and len(bare) > 3:
         return f"{bare[:3]}.{bare[3:]}"
     return bare
+
+
+def _forms(code: str) -> set[str]:
+    """The ways a file may write a critlang code: as is, and ICD-10-CM with its dot."""
+    return {code.partition(":")[2], _written(code)}
 
 
 def _short(value: Any) -> str:
