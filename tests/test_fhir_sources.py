@@ -619,3 +619,20 @@ fhir:
     assert results["bare"].sources["sclerosis"].source == "Condition/c2"
     assert results["bare"].sources["lupus"].source == "Condition/c3"
     assert results["dotted"].sources["lupus"].value == "false"
+
+
+def test_clinical_active_needs_a_reference_date_on_the_command_line(tmp_path: Path) -> None:
+    from tests.test_fhir import critlang
+
+    (tmp_path / "active.crit").write_text(ACTIVE, encoding="utf-8")
+    (tmp_path / "active.bind.yaml").write_text(ACTIVE_BINDING, encoding="utf-8")
+    folder = write_export(tmp_path / "e", [patient("a"), asthma("a1", "a", "active")])
+    args = ["eval", str(tmp_path / "active.crit"), "--bindings", str(tmp_path / "active.bind.yaml"),
+            "--fhir", str(folder)]  # fmt: skip
+    ran = critlang(*args)
+    assert ran.returncode == 64 and "--as-of" in ran.stderr
+    ran = critlang(*args, "--as-of", "2026-11-29", "--format", "jsonl")
+    assert ran.returncode == 0, ran.stderr
+    (row,) = [json.loads(line) for line in ran.stdout.splitlines()]
+    assert row["status"] == "ineligible"
+    assert row["sources"]["asthma_now"]["source"] == "Condition/a1"
