@@ -636,3 +636,54 @@ def test_clinical_active_needs_a_reference_date_on_the_command_line(tmp_path: Pa
     (row,) = [json.loads(line) for line in ran.stdout.splitlines()]
     assert row["status"] == "ineligible"
     assert row["sources"]["asthma_now"]["source"] == "Condition/a1"
+
+
+ADMINISTERED = """\
+protocol administered
+data
+  meds: history of medications 'mg/d' complete
+  creatinine: history of quantity 'mg/dL' complete
+inclusion I1 "High dose"
+  met when any meds where its dose > 10 'mg/d'
+inclusion I2 "Creatinine on record"
+  met when any creatinine
+"""
+ADMINISTERED_BINDING = """\
+protocol: administered
+fhir:
+  meds: {medication: [rxnorm:312617]}
+  creatinine: {observation: [loinc:2160-0]}
+"""
+
+
+def test_history_entries_that_do_not_fit_are_reported_never_an_error(tmp_path: Path) -> None:
+    given = {
+        "resourceType": "MedicationAdministration", "id": "m1", "status": "completed",
+        "subject": {"reference": "Patient/a"}, "medicationCodeableConcept": coded(RXNORM, "312617"),
+        "effectiveDateTime": "2026-11-20T08:00:00Z", "dosage": {"dose": quantity(40, "mg")},
+    }  # fmt: skip
+    daily = statement("s1", "b", quantity(20, "mg"), frequency=1, period=1, periodUnit="d")
+    molar = creatinine("c1", "b", 100, effectiveDateTime="2026-11-01")
+    molar["valueQuantity"] = quantity(100, "umol/L")
+    coded_value = creatinine("c2", "c", 1, effectiveDateTime="2026-11-01")
+    del coded_value["valueQuantity"]
+    coded_value["valueCodeableConcept"] = coded(SNOMED, "281300000")
+    resources = [patient("a"), patient("b"), patient("c"), given, daily, molar, coded_value,
+                 creatinine("c3", "a", 1.0, effectiveDateTime="2026-11-01")]  # fmt: skip
+    results = screen(ADMINISTERED, ADMINISTERED_BINDING, write_export(tmp_path / "e", resources))
+    a, b, c = results["a"], results["b"], results["c"]
+    # A dose given once (mg) is not a daily dose: left out and said; the entry stays.
+    assert a.error is None and a.sources["meds"].value == "1 entry"
+    assert a.problems == (
+        "MedicationAdministration/m1: its dose is left out: 'mg' (mass) does not convert to "
+        "'mg/d' (mass/time)",
+    )
+    assert a.status == "undetermined"
+    # A daily dose converts; a molar creatinine without a molar mass makes the history unknown.
+    assert b.error is None and b.sources["meds"].value == "1 entry"
+    assert b.sources["creatinine"].value is None
+    assert any("Observation/c1 could not be used" in p and "umol/L" in p for p in b.problems)
+    assert b.status == "undetermined"
+    # A coded value where a quantity is wanted: unknown, reported, never a crash.
+    assert c.error is None and c.sources["creatinine"].value is None
+    assert c.problems == ("Observation/c2 could not be used: its value is not a number",)
