@@ -333,6 +333,11 @@ def main() -> None:
         "Encounter) and parses only the lines that hold one of the binding's codes; the "
         "hand-written reader decodes every line of the four files it needs. critlang also "
         "checks statuses, units, dates and conflicts, and keeps the source of every value.",
+        "- Where the time goes (cProfile): about two thirds reading the files (the "
+        "byte counts and the one regular expression over every chunk, then decoding and "
+        "reading the few lines that matter), a fifth applying the rules, the rest the "
+        "criteria. The chunk checks look for a backslash before a `\\u` escape: a one-byte "
+        "search is ten times faster than a two-byte one, which alone took a sixth of the time.",
         f"- Memory: partitions of {args.partition_mb} MiB of input (`partition_bytes`); the "
         "larger input is spilled to temporary files and read back one partition at a time, "
         "so peak memory stays near that of the smaller one.",

@@ -258,6 +258,7 @@ def _needs_date(section: Any) -> bool:
         or e.read == "time since"
         or (e.type.kind == "quantity" and e.source == "patient")
         or e.source == "reference"
+        or e.option("clinical", "any") == "active"  # active on the reference date
         for e in section.elements.values()
     )
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import calendar
 import datetime
+import functools
 import re
 from collections.abc import Iterable, Mapping
 from decimal import Decimal
@@ -32,6 +33,7 @@ from typing import Any
 
 import attrs
 
+from critlang import units
 from critlang.bindings.binding import CodeSet, ElementBinding, Section
 from critlang.bindings.fhir import PREGNANCY_VALUES, UNCERTAIN, Entry
 from critlang.check import Checked
@@ -215,7 +217,7 @@ class Assembler:
             return _MISSING, Cited(None, rule=rule, why=why)
         kind = element.type.kind
         if kind == "history":
-            return self._history(element, usable, rule)
+            return self._history(element, usable, rule, problems)
         if kind == "set":
             return self._set(element, usable, rule)
         if element.rule.select in ("any", "none"):
@@ -223,24 +225,43 @@ class Assembler:
         return self._pick(element, usable, rule, problems)
 
     def _history(
-        self, element: ElementBinding, usable: list[Entry], rule: str
+        self, element: ElementBinding, usable: list[Entry], rule: str, problems: list[str]
     ) -> tuple[Any, Cited]:
+        """The entries as a record's history, each checked as record intake will check it.
+
+        An entry intake would refuse makes the element unknown (reported), as for
+        a flat element; a medication's dose that does not fit is left out
+        (reported), its start, end and code kept.
+        """
         entry_kind = element.type.entry
+        convert = self.converters[element.name]
+        doses = element.type.unit != units.DIMENSIONLESS  # a history without a dose unit
         history: list[dict[str, Any]] = []
         for e in usable:
-            if entry_kind == "measurement":
-                item: dict[str, Any] = {"date": e[3], "value": _number(e[4]), "unit": e[5]}
-                if e[6] is not None:
-                    item["low"] = _number(e[6])
-                if e[7] is not None:
-                    item["high"] = _number(e[7])
-            elif entry_kind == "medication":
-                item = {"start": e[3], "end": e[9], "code": e[8]}
-                if e[4] is not None:
-                    item.update(dose=_number(e[4]), unit=e[5])
-            else:
-                item = {"date": e[3], "code": e[8]}
-            item["source"] = e[2]
+            item: dict[str, Any] = {}
+            try:
+                if entry_kind == "measurement":
+                    item = {"date": e[3], "value": _number(e[4]), "unit": e[5]}
+                    if e[6] is not None:
+                        item["low"] = _number(e[6])
+                    if e[7] is not None:
+                        item["high"] = _number(e[7])
+                elif entry_kind == "medication":
+                    item = {"start": e[3], "end": e[9], "code": e[8]}
+                    if e[4] is not None and doses:
+                        item.update(dose=_number(e[4]), unit=e[5])
+                else:
+                    item = {"date": e[3], "code": e[8]}
+                item["source"] = e[2]
+                convert([item])
+            except (ValueError, ArithmeticError, TypeError) as error:
+                said = str(error) if isinstance(error, ValueError) else "its value is not a number"
+                if "dose" not in item:
+                    why = f"{e[2]} could not be used: {said}"
+                    problems.append(why)
+                    return _MISSING, Cited(None, rule=rule, why=why)
+                problems.append(f"{e[2]}: its dose is left out: {said}")
+                del item["dose"], item["unit"]
             history.append(item)
         cited = Cited(f"{len(history)} entr{'y' if len(history) == 1 else 'ies'}", rule=rule)
         return history, cited
@@ -393,6 +414,7 @@ class Assembler:
         return value, Cited(f"{oldest} a", e[2], text, f"age on {self.as_of}")
 
 
+@functools.lru_cache(maxsize=8192)  # the same days come back patient after patient
 def _day(text: str | None) -> datetime.date | None:
     if text is None or len(text) != 10:
         return None

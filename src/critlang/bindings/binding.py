@@ -128,6 +128,10 @@ class ElementBinding:
     values: tuple[tuple[str, CodeSet], ...] = ()
     read: str = "value"
     absent: str = "unknown"
+    options: tuple[tuple[str, str], ...] = ()  # a source's own keys as given (`clinical: active`)
+
+    def option(self, key: str, default: str) -> str:
+        return next((value for name, value in self.options if name == key), default)
 
 
 @attrs.frozen
@@ -158,6 +162,8 @@ class SourceKind:
     codes: bool = True
     fields: tuple[str, ...] = ()
     reads: tuple[str, ...] = ("value",)  # what `read:` may name for this source; first is default
+    # Keys only this source takes, each with the words it may be set to (the first is the default).
+    options: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
 
 class Context:
@@ -368,7 +374,8 @@ class Context:
         entries = self.mapping(node, f"the binding of '{name}'")
         if not entries:
             return None
-        allowed = (*sources, "select", "map", "read", "absent")
+        own = tuple(dict.fromkeys(key for kind in sources.values() for key, _ in kind.options))
+        allowed = (*sources, "select", "map", "read", "absent", *own)
         source: tuple[str, yaml.Node, yaml.Node] | None = None
         options: dict[str, tuple[yaml.Node, yaml.Node]] = {}
         ok = True
@@ -448,6 +455,28 @@ class Context:
                         f"for this element write one of: {', '.join(fits)}",
                     )
                     ok = False
+        own_options: list[tuple[str, str]] = []
+        for option in own:
+            if option not in options:
+                continue
+            words = dict(spec.options).get(option)
+            option_node = options[option][1]
+            if words is None:
+                self.error(
+                    options[option][0],
+                    "BIND004",
+                    f"'{option}' does not apply to '{word}'",
+                    f"'{option}' is a key of: "
+                    + ", ".join(s for s, k in sources.items() if option in dict(k.options)),
+                )
+                ok = False
+                continue
+            given = self.scalar(option_node, f"'{option}'")
+            if given is not None and given not in words:
+                self.unknown_key(given, option_node, words, f"'{option}'")
+                ok = False
+            elif given is not None:
+                own_options.append((option, given))
         if rule is None or not ok:
             return None
         if kind.kind in ("enum", "set") and not values and not spec.fields:
@@ -469,6 +498,7 @@ class Context:
             values=values,
             read=read,
             absent=absent,
+            options=tuple(own_options),
         )
 
     def _value_map(self, name: str, kind: Type, node: yaml.Node) -> tuple[tuple[str, CodeSet], ...]:

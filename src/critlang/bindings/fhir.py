@@ -4,13 +4,16 @@ Source keys (see docs/fhir-omop.md):
 
 - `patient: birthDate | gender`: the Patient resource; a quantity element bound
   to `birthDate` reads the age in whole years at the reference date;
-- `observation: CODES`: Observations by code (LOINC), status final, amended
-  or corrected only; `read: value` (valueQuantity, valueCodeableConcept
+- `observation: CODES`: Observations by code (LOINC), or their components
+  by the component's code, status final, amended or corrected only; `read: value` (valueQuantity, valueCodeableConcept
   through `map`, valueBoolean), `date`, or `time since`;
 - `condition: CODES`: Conditions (SNOMED CT, ICD-10-CM), not refuted, not
   entered in error; `read: value` (present), `date` (onset) or `time since`;
+  `clinical: active` only those active on the reference date (abatement
+  date, else clinical status);
 - `medication: CODES`: MedicationStatement, MedicationRequest and
-  MedicationAdministration (RxNorm, ATC); `read: value`, `dose`, `date`
+  MedicationAdministration (RxNorm, ATC), by their own code or their
+  Medication's (`medicationReference`); `read: value`, `dose`, `date`
   (start) or `time since` (the start);
 - `procedure: CODES`: Procedures (SNOMED CT), status completed;
 - `pregnancy: status`: the pregnancy status observation (LOINC 82810-3) as
@@ -25,6 +28,8 @@ from each value to the codes that mean it.
 from __future__ import annotations
 
 import datetime
+import decimal
+import functools
 import re
 from decimal import Decimal
 from typing import Any
@@ -45,7 +50,9 @@ from critlang.vocab import CodeSystem
 SOURCES = {
     "patient": SourceKind(codes=False, fields=("birthDate", "gender")),
     "observation": SourceKind(reads=("value", "date", "time since")),
-    "condition": SourceKind(reads=("value", "date", "time since")),
+    "condition": SourceKind(
+        reads=("value", "date", "time since"), options=(("clinical", ("any", "active")),)
+    ),
     "medication": SourceKind(reads=("value", "dose", "date", "time since")),
     "procedure": SourceKind(reads=("value", "date", "time since")),
     "pregnancy": SourceKind(codes=False, fields=("status",)),
@@ -299,9 +306,19 @@ USED_STATUS = {
     "MedicationRequest": frozenset({"active", "completed", "stopped", "on-hold"}),
     "MedicationAdministration": frozenset({"completed", "in-progress"}),
 }
+# Condition.clinicalStatus: active on the day it was written, or over.
+ACTIVE_CLINICAL = frozenset({"active", "recurrence", "relapse"})
+INACTIVE_CLINICAL = frozenset({"inactive", "remission", "resolved"})
 UNCERTAIN_VERIFICATION = frozenset({"unconfirmed", "provisional", "differential"})
 EXCLUDED_VERIFICATION = frozenset({"refuted", "entered-in-error"})
-_DATE = re.compile(r"([0-9]{4})(?:-([0-9]{2})(?:-([0-9]{2}))?)?(?:T[0-9:.]+(?:Z|[+-][0-9:]+)?)?")
+# A FHIR date or dateTime (an instant is a dateTime with seconds and an offset). FHIR
+# wants seconds and an offset with any time; both are let pass (the day written does
+# not depend on them), a time or an offset out of range is not.
+_DATE = re.compile(
+    r"([0-9]{4})(?:-([0-9]{2})(?:-([0-9]{2})"
+    r"(?:T(?:[01][0-9]|2[0-3]):[0-5][0-9](?::(?:[0-5][0-9]|60)(?:\.[0-9]+)?)?"
+    r"(?:Z|[+-](?:(?:0[0-9]|1[0-3]):[0-5][0-9]|14:00))?)?)?)?"
+)
 
 # An entry: (patient, element, source, date, value, unit, low, high, code, end, note).
 # element "" marks the Patient resource itself; None a problem of the patient as a whole.
@@ -313,15 +330,29 @@ UNCERTAIN = "uncertain"
 
 
 class Reader:
-    """Turns FHIR resources (parsed JSON) into entries for the elements a section binds."""
+    """Turns FHIR resources (parsed JSON) into entries for the elements a section binds.
 
-    def __init__(self, section: Section) -> None:
+    `as_of` is the reference date, which `clinical: active` needs (a condition
+    abated after it was still active on it). `medications` holds the codes of
+    the Medication resources read so far (`add_medication`), by reference.
+    """
+
+    def __init__(self, section: Section, as_of: datetime.date | None = None) -> None:
         self.section = section
+        self.as_of = as_of
         # For each source key: exact code -> element names, and (prefix, name) pairs.
         self.exact: dict[str, dict[str, list[str]]] = {}
         self.prefixes: dict[str, list[tuple[str, str]]] = {}
+        # For each source key: (system URI, code as a file writes it) -> [(name, code)].
+        self.written: dict[str, dict[tuple[str, str], list[tuple[str, str]]]] = {}
         self.patient_fields: list[tuple[str, str]] = []
         self.reads_dose = {name: e.read == "dose" for name, e in section.elements.items()}
+        self.active_only = frozenset(
+            name
+            for name, e in section.elements.items()
+            if e.source == "condition" and e.option("clinical", "any") == "active"
+        )
+        self.medications: dict[str, tuple[list[str], bool]] = {}
         for name, element in section.elements.items():
             source = element.source
             if source == "reference":
@@ -333,11 +364,22 @@ class Reader:
             if source == "pregnancy":
                 source, codes = "observation", CodeSet(frozenset({PREGNANCY_STATUS}))
             table = self.exact.setdefault(source, {})
+            written = self.written.setdefault(source, {})
             for code in codes.codes:
                 table.setdefault(code, []).append(name)
+                system = code.partition(":")[0]
+                uri = CodeSystem(system).uri
+                for form in _forms(code):
+                    written.setdefault((uri, form), []).append((name, code))
             self.prefixes.setdefault(source, []).extend((p, name) for p in codes.prefixes)
+        self.prefixed = frozenset(source for source, pairs in self.prefixes.items() if pairs)
+        self.any_medication = [
+            (name, "") for name, e in section.elements.items() if e.source == "medication"
+        ]
         self.types = frozenset(
-            {"Patient"} | {t for t, source in SOURCE_OF.items() if source in self.exact}
+            {"Patient"}
+            | {t for t, source in SOURCE_OF.items() if source in self.exact}
+            | ({"Medication"} if "medication" in self.exact else set())
         )
 
     def wanted(self, kind: str) -> tuple[frozenset[bytes], tuple[bytes, ...]]:
@@ -348,9 +390,10 @@ class Reader:
         source = SOURCE_OF.get(kind)
         codes = self.exact.get(source, {}) if source is not None else {}
         prefixes = self.prefixes.get(source, []) if source is not None else []
+        # ICD-10-CM both with its dot, as FHIR writes it, and without, as some exports do.
         return (
-            frozenset(_written(code).encode() for code in codes),
-            tuple(sorted({_written(p).encode() for p, _ in prefixes})),
+            frozenset(form.encode() for code in codes for form in _forms(code)),
+            tuple(sorted({form.encode() for p, _ in prefixes for form in _forms(p)})),
         )
 
     def elements_for(self, source: str, code: str) -> list[str]:
@@ -360,12 +403,42 @@ class Reader:
                 names.append(name)
         return names
 
-    def entries(self, resource: Any, patient_of: dict[str, str] | None = None) -> list[Entry]:
-        """The entries one resource gives; never raises on what the resource holds."""
+    def add_medication(
+        self,
+        resource: Any,
+        full_url: str | None = None,
+        into: dict[str, tuple[list[str], bool]] | None = None,
+    ) -> str | None:
+        """Keep a Medication's codes for the resources that name it (in `into`, else for the
+        whole run); a problem, or None."""
+        if not isinstance(resource, dict) or not isinstance(rid := resource.get("id"), str):
+            return "a Medication without an id; not read"
+        if resource.get("status") == "entered-in-error":
+            return f"Medication/{_short(rid)}: entered in error; not used"
+        table = self.medications if into is None else into
+        concept = resource.get("code")
+        known = (_codings(concept), _coded(concept))
+        table[f"Medication/{rid}"] = known
+        if full_url is not None:
+            table[full_url] = known
+        return None
+
+    def entries(
+        self,
+        resource: Any,
+        patient_of: dict[str, str] | None = None,
+        medications: dict[str, tuple[list[str], bool]] | None = None,
+    ) -> list[Entry]:
+        """The entries one resource gives; never raises on what the resource holds.
+
+        `patient_of` and `medications` resolve a Bundle's own references (its fullUrls).
+        """
         if not isinstance(resource, dict):
             return [problem("", "?", "not a JSON object")]
         kind = resource.get("resourceType")
         rid = resource.get("id")
+        if kind == "Patient" and isinstance(rid, str):
+            return self._patient(resource, f"Patient/{rid}")
         subject = _subject(resource, patient_of) or ""
         if not isinstance(kind, str) or kind not in R4_TYPES:
             shown = _short(kind) if isinstance(kind, str) else "(none)"
@@ -374,20 +447,35 @@ class Reader:
         if not isinstance(rid, str):
             return [problem(subject, f"{kind}/?", "a resource without an id; not read")]
         source = f"{kind}/{rid}"
-        if kind == "Patient":
-            return self._patient(resource, source)
         reader = SOURCE_OF.get(kind)
         if reader is None or reader not in self.exact:
             return []
-        matched = self._matches(reader, resource, kind)
-        if not matched:
-            if _coded(resource, kind):
+        unresolved: str | None = None
+        coded: bool | None
+        if reader == "medication":
+            codes, coded, unresolved = self._medication_codes(resource, medications)
+            # A medication whose codes cannot be found could be any of them.
+            matched = self._match(reader, codes) if unresolved is None else self.any_medication
+        else:
+            matched = self._matches(reader, resource.get("code"))
+            coded = None  # found out only when needed
+        components: list[tuple[str, str, dict[str, Any]]] = []
+        if kind == "Observation" and isinstance(parts := resource.get("component"), list):
+            for part in parts:
+                if isinstance(part, dict):
+                    components.extend(
+                        (name, code, part) for name, code in self._matches(reader, part.get("code"))
+                    )
+        if not matched and not components:
+            if coded or (coded is None and _coded(resource.get("code"))):
                 return []  # coded, but not with a code the binding reads
             return [problem(subject, source, "no code; not read")]
         if not subject:
             return [problem("", source, "names no patient; not read")]
         status = resource.get("status")
-        if status == "entered-in-error" or _verification(resource) == "entered-in-error":
+        if status == "entered-in-error" or (
+            kind == "Condition" and _verification(resource) == "entered-in-error"
+        ):
             return [problem(subject, source, "entered in error; not used")]
         used = USED_STATUS.get(kind)
         if used is not None and status not in used:
@@ -395,7 +483,7 @@ class Reader:
             allowed = ", ".join(sorted(used))
             return [problem(subject, source, f"status '{shown}' (only {allowed} are used)")]
         if kind == "Observation":
-            return self._observation(resource, subject, source, matched)
+            return self._observation(resource, subject, source, matched, components)
         if kind == "Condition":
             return self._condition(resource, subject, source, matched)
         if kind == "Procedure":
@@ -404,15 +492,70 @@ class Reader:
                 (subject, name, source, date, None, None, None, None, code, None, note)
                 for name, code in matched
             ]
-        return self._medication(resource, kind, subject, source, matched)
+        return self._medication(resource, kind, subject, source, matched, unresolved)
 
-    def _matches(self, reader: str, resource: dict[str, Any], kind: str) -> list[tuple[str, str]]:
+    def _matches(self, reader: str, concept: Any) -> list[tuple[str, str]]:
+        """(element, code) for each element a CodeableConcept's codes feed, once each."""
+        codings = concept.get("coding") if isinstance(concept, dict) else None
+        if not isinstance(codings, list):
+            return []
+        if reader in self.prefixed:
+            return self._match(reader, _codings(concept))
+        written = self.written.get(reader, {})
         found: list[tuple[str, str]] = []
-        for code in _codes_of(resource, kind):
+        for coding in codings:
+            if not isinstance(coding, dict):
+                continue
+            try:
+                key: Any = (coding.get("system"), coding.get("code"))
+                hits = written.get(key)
+            except TypeError:  # a system or code that is not text (a list, an object)
+                continue
+            for name, code in hits or ():
+                if not found or all(name != n for n, _ in found):
+                    found.append((name, code))
+        return found
+
+    def _match(self, reader: str, codes: list[str]) -> list[tuple[str, str]]:
+        found: list[tuple[str, str]] = []
+        for code in codes:
             for name in self.elements_for(reader, code):
                 if all(name != n for n, _ in found):
                     found.append((name, code))
         return found
+
+    def _medication_codes(
+        self, resource: dict[str, Any], local: dict[str, tuple[list[str], bool]] | None
+    ) -> tuple[list[str], bool, str | None]:
+        """A medication resource's known codes, its own or its Medication's, and whether it
+        has any coding at all; or, for a reference that names nothing, why not."""
+        if "medicationCodeableConcept" in resource:
+            concept = resource["medicationCodeableConcept"]
+            return _codings(concept), _coded(concept), None
+        reference = _get(resource, "medicationReference", "reference")
+        if not isinstance(reference, str):
+            return [], False, None
+        if reference.startswith("#"):
+            contained = resource.get("contained")
+            for item in contained if isinstance(contained, list) else ():
+                if (
+                    isinstance(item, dict)
+                    and item.get("resourceType") == "Medication"
+                    and item.get("id") == reference[1:]
+                ):
+                    return _codings(item.get("code")), _coded(item.get("code")), None
+            why = f"its medicationReference '{_short(reference)}' names no contained Medication"
+            return [], False, why
+        for table in (local, self.medications):
+            if table is None:
+                continue
+            known = table.get(reference)
+            if known is None and "Medication/" in reference:
+                known = table.get("Medication/" + reference.rpartition("Medication/")[2])
+            if known is not None:
+                return known[0], known[1], None
+        why = f"its medicationReference '{_short(reference)}' names no Medication in the export"
+        return [], False, why
 
     def _patient(self, resource: dict[str, Any], source: str) -> list[Entry]:
         patient = str(resource["id"])
@@ -438,47 +581,36 @@ class Reader:
         return out
 
     def _observation(
-        self, resource: dict[str, Any], patient: str, source: str, matched: list[tuple[str, str]]
+        self,
+        resource: dict[str, Any],
+        patient: str,
+        source: str,
+        matched: list[tuple[str, str]],
+        components: list[tuple[str, str, dict[str, Any]]],
     ) -> list[Entry]:
-        date, problem = _date_of(
+        date, date_problem = _date_of(
             resource, ("effectiveDateTime", "effectivePeriod", "effectiveInstant")
         )
-        value: Any = None
-        unit = low = high = code = None
-        if "valueQuantity" in resource:
-            value, unit, quantity_problem = _quantity(resource["valueQuantity"], "the value")
-            problem = problem or quantity_problem
-            ranges = resource.get("referenceRange")
-            if isinstance(ranges, list) and ranges and isinstance(ranges[0], dict):
-                low = _bound(ranges[0].get("low"), unit)
-                high = _bound(ranges[0].get("high"), unit)
-        elif "valueCodeableConcept" in resource:
-            codes = _codings(resource["valueCodeableConcept"])
-            code = codes[0] if codes else None
-            value = codes
-            if not codes:
-                problem = problem or f"{source} has a coded value without a known code"
-        elif "valueBoolean" in resource:
-            value = resource["valueBoolean"] if isinstance(resource["valueBoolean"], bool) else None
-            value = None if value is None else ("true" if value else "false")
-        elif "dataAbsentReason" in resource:
-            problem = problem or f"{source} has no value (data absent)"
-        return [
-            (
-                patient,
-                name,
-                source,
-                date,
-                value,
-                unit,
-                low,
-                high,
-                code or matched_code,
-                None,
-                problem,
-            )
-            for name, matched_code in matched
-        ]
+        out: list[Entry] = []
+        notes: list[str] = []
+        if matched:
+            value, unit, low, high, code, unusable = _observed(resource, source, notes)
+            out.extend(
+                (patient, name, source, date, value, unit, low, high, code or matched_code,
+                 None, date_problem or unusable)
+                for name, matched_code in matched
+            )  # fmt: skip
+        for name, matched_code, part in components:
+            if any(name == e[1] for e in out):
+                continue  # the observation's own code feeds it already
+            value, unit, low, high, code, unusable = _observed(part, source, notes, matched_code)
+            out.append(
+                (patient, name, source, date, value, unit, low, high, code or matched_code,
+                 None, date_problem or unusable)
+            )  # fmt: skip
+        # A reference range that cannot be used is left out and said; the value stands.
+        out.extend(problem(patient, source, note) for note in dict.fromkeys(notes))
+        return out
 
     def _condition(
         self, resource: dict[str, Any], patient: str, source: str, matched: list[tuple[str, str]]
@@ -488,10 +620,42 @@ class Reader:
             return [_noted(patient, None, source, f"{source} is {verification}; not used")]
         date, problem = _date_of(resource, ("onsetDateTime", "onsetPeriod", "recordedDate"))
         note = problem or (UNCERTAIN if verification in UNCERTAIN_VERIFICATION else None)
-        return [
-            (patient, name, source, date, None, None, None, None, code, None, note)
-            for name, code in matched
-        ]
+        abated, abated_problem = _abatement(resource)
+        out: list[Entry] = []
+        for name, code in matched:
+            entry_note = note
+            if name in self.active_only:
+                active, why = self._active(resource, abated, abated_problem)
+                if active is False:
+                    continue  # a matching code, but over by the reference date
+                if why is not None:
+                    entry_note = note if note not in (None, UNCERTAIN) else why
+                elif active is None and entry_note is None:
+                    entry_note = UNCERTAIN
+            out.append(
+                (patient, name, source, date, None, None, None, None, code, abated, entry_note)
+            )
+        return out
+
+    def _active(
+        self, resource: dict[str, Any], abated: str | None, abated_problem: str | None
+    ) -> tuple[bool | None, str | None]:
+        """Whether a condition was active on the reference date: yes, no, or None (not said).
+
+        An abatement date decides: on or before the reference date the condition
+        was over, after it still active. Without one, the clinical status does.
+        """
+        if abated_problem is not None:
+            return None, abated_problem
+        if abated is not None and self.as_of is not None:
+            return abated > self.as_of.isoformat(), None
+        coding = _first(_get(resource, "clinicalStatus", "coding"))
+        status = coding.get("code") if isinstance(coding, dict) else None
+        if status in ACTIVE_CLINICAL:
+            return True, None
+        if status in INACTIVE_CLINICAL:
+            return False, None
+        return None, None
 
     def _medication(
         self,
@@ -500,6 +664,7 @@ class Reader:
         patient: str,
         source: str,
         matched: list[tuple[str, str]],
+        unresolved: str | None,
     ) -> list[Entry]:
         if kind == "MedicationRequest":
             dosage = _first(resource.get("dosageInstruction"))
@@ -541,7 +706,7 @@ class Reader:
                 None,
                 code,
                 end,
-                problem or (dose_problem if self.reads_dose.get(name) else None),
+                unresolved or problem or (dose_problem if self.reads_dose.get(name) else None),
             )
             for name, code in matched
         ]
@@ -570,6 +735,11 @@ def _written(code: str) -> str:
     if system == CodeSystem.ICD10CM and len(bare) > 3:
         return f"{bare[:3]}.{bare[3:]}"
     return bare
+
+
+def _forms(code: str) -> set[str]:
+    """The ways a file may write a critlang code: as is, and ICD-10-CM with its dot."""
+    return {code.partition(":")[2], _written(code)}
 
 
 def _short(value: Any) -> str:
@@ -606,28 +776,17 @@ def _codings(concept: Any) -> list[str]:
     return found
 
 
-def _coded(resource: dict[str, Any], kind: str) -> bool:
-    """Whether the resource has any coding at all (or names a Medication resource)."""
-    if kind in MEDICATION_TYPES:
-        if "medicationReference" in resource:
-            return True
-        concept = resource.get("medicationCodeableConcept")
-    else:
-        concept = resource.get("code")
+def _coded(concept: Any) -> bool:
+    """Whether a CodeableConcept has any coding with a code, in whatever system."""
     codings = concept.get("coding") if isinstance(concept, dict) else None
     return isinstance(codings, list) and any(
         isinstance(c, dict) and isinstance(c.get("code"), str) and c.get("code") for c in codings
     )
 
 
-def _codes_of(resource: dict[str, Any], kind: str) -> list[str]:
-    if kind in MEDICATION_TYPES:
-        return _codings(resource.get("medicationCodeableConcept"))
-    return _codings(resource.get("code"))
-
-
 def _subject(resource: dict[str, Any], patient_of: dict[str, str] | None) -> str | None:
-    reference = _get(resource, "subject", "reference") or _get(resource, "patient", "reference")
+    holder = resource.get("subject") or resource.get("patient")
+    reference = holder.get("reference") if isinstance(holder, dict) else None
     if not isinstance(reference, str):
         return None
     if patient_of is not None and reference in patient_of:
@@ -651,18 +810,30 @@ def _full_or_partial(text: str) -> tuple[str, str, str] | None:
     if match is None:
         return None
     year, month, day = match.groups()
+    return (year, month, day) if _real_day(year, month or "01", day or "01") else None
+
+
+@functools.lru_cache(maxsize=4096)
+def _real_day(year: str, month: str, day: str) -> bool:
     try:
-        datetime.date(int(year), int(month or 1), int(day or 1))
+        datetime.date(int(year), int(month), int(day))
     except ValueError:
-        return None
-    return year, month, day
+        return False
+    return True
 
 
 def _date_text(value: Any, what: str) -> tuple[str | None, str | None]:
     """(YYYY-MM-DD, None) for a full date or dateTime (its local day); else (None, problem)."""
     if value is None:
         return None, f"no {what} date"
-    if not isinstance(value, str) or (parts := _full_or_partial(value)) is None:
+    if isinstance(value, str):
+        return _day_of(value, what)
+    return None, f"the {what} date '{_short(value)}' cannot be read"
+
+
+@functools.lru_cache(maxsize=8192)
+def _day_of(value: str, what: str) -> tuple[str | None, str | None]:
+    if (parts := _full_or_partial(value)) is None:
         return None, f"the {what} date '{_short(value)}' cannot be read"
     year, month, day = parts
     if month is None or day is None:
@@ -703,16 +874,76 @@ def _quantity(quantity: Any, what: str) -> tuple[Any, str | None, str | None]:
     return str(value), code, None
 
 
-def _bound(quantity: Any, unit: str | None) -> str | None:
-    """A reference range limit, in the value's unit (None when it is in another)."""
-    if not isinstance(quantity, dict) or unit is None:
-        return None
-    value = quantity.get("value")
-    if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
-        return None
-    if quantity.get("code", unit) != unit:
-        return None
-    return str(value)
+def _observed(
+    holder: dict[str, Any], source: str, notes: list[str], part: str = ""
+) -> tuple[Any, str | None, Any, Any, str | None, str | None]:
+    """(value, unit, low, high, coded value, problem) of an Observation or one of its components.
+
+    A reference range that cannot be read goes to `notes`: it does not make the value unusable.
+    """
+    value: Any = None
+    unit = low = high = code = problem = None
+    if "valueQuantity" in holder:
+        value, unit, problem = _quantity(
+            holder["valueQuantity"], f"component {part}'s value" if part else "the value"
+        )
+        ranges = holder.get("referenceRange")
+        if unit is not None and isinstance(ranges, list) and ranges:
+            low, high, range_problem = _range(ranges[0], unit)
+            if range_problem is not None:
+                notes.append(f"{range_problem}; the range is not used")
+    elif "valueCodeableConcept" in holder:
+        codes = _codings(holder["valueCodeableConcept"])
+        code = codes[0] if codes else None
+        value = codes
+        if not codes:
+            problem = f"{source} has a coded value{f' in component {part}' if part else ''} without a known code"
+    elif "valueBoolean" in holder:
+        value = holder["valueBoolean"] if isinstance(holder["valueBoolean"], bool) else None
+        value = None if value is None else ("true" if value else "false")
+    elif "dataAbsentReason" in holder:
+        problem = f"{source} has no value{f' in component {part}' if part else ''} (data absent)"
+    return value, unit, low, high, code, problem
+
+
+def _range(limits: Any, unit: str) -> tuple[str | None, str | None, str | None]:
+    """(low, high, problem) of a reference range, converted to the value's unit.
+
+    A limit in another unit of the same kind is converted exactly; one that
+    is not UCUM, or of another kind, is a problem (the range is not used).
+    """
+    if not isinstance(limits, dict):
+        return None, None, "the reference range is not an object"
+    found: list[str | None] = []
+    for side in ("low", "high"):
+        quantity = limits.get(side)
+        if quantity is None:
+            found.append(None)
+            continue
+        value, code, problem = _quantity(quantity, f"the reference range's {side}")
+        if problem is not None or value is None or code is None:
+            return None, None, problem or f"the reference range's {side} cannot be read"
+        if code != unit:
+            try:
+                scale = units.factor(code, unit)
+                with decimal.localcontext() as exact:
+                    exact.traps[decimal.Inexact] = True
+                    value = str(Decimal(value) * scale.numerator / scale.denominator)
+            except (units.UnitError, decimal.Inexact):
+                why = f"the reference range's {side} is in '{_short(code)}', which does not "
+                return None, None, why + f"convert exactly to the value's '{_short(unit)}'"
+        found.append(value)
+    return found[0], found[1], None
+
+
+def _abatement(resource: dict[str, Any]) -> tuple[str | None, str | None]:
+    """A condition's abatement day (dateTime, or a period's end else start), or a problem."""
+    value = resource.get("abatementDateTime")
+    if value is None and isinstance(period := resource.get("abatementPeriod"), dict):
+        value = period.get("end") or period.get("start")
+    if value is None:
+        return None, None
+    return _date_text(value, "abatement")
 
 
 def _daily_dose(dosage: Any, kind: str) -> tuple[str | None, str | None, str | None]:

@@ -46,7 +46,7 @@ class FhirScreen:
     ) -> None:
         self.protocol = protocol
         self.assembler = Assembler(section, protocol.checked, as_of)
-        self.source = Source(path, Reader(section), partition_bytes)
+        self.source = Source(path, Reader(section, as_of), partition_bytes)
         self.patients_with_problems = 0
         self.problem_count = 0
 

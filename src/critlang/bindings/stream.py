@@ -21,15 +21,23 @@ other lines cannot feed an element and are not parsed.
 
 Bundles (`.json`: a Bundle or a single resource) are read whole, one file at a
 time; their `urn:uuid:` references are resolved through the Bundle's fullUrls.
+Any of these files may be gzipped (`.ndjson.gz`, `.json.gz`).
+
+Medication resources name no patient: before anything else, the Medication
+files (`Medication.ndjson`, ...) are read into a table of each Medication's
+codes, which the medication resources that reference one are matched through.
 """
 
 from __future__ import annotations
 
+import gzip
+import io
 import json
 import marshal
 import re
 import tempfile
 import zlib
+from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from decimal import Decimal
 from pathlib import Path
@@ -41,7 +49,10 @@ from critlang.records import MAX_LINE_BYTES, printable
 PARTITION_BYTES = 256 * 2**20  # input bytes per partition
 _FLUSH = 50_000  # entries buffered (over all partitions) before they are spilled
 _CHUNK = 2**20  # bytes of NDJSON scanned at once
-_TYPE_OF_FILE = re.compile(r"^([A-Z][A-Za-z]+)(?:[.\-_][0-9A-Za-z_\-]*)?\.ndjson$")
+_TYPE_OF_FILE = re.compile(r"^([A-Z][A-Za-z]+)(?:[.\-_][0-9A-Za-z_\-]*)?\.ndjson(?:\.gz)?$")
+_SUFFIXES = (".ndjson", ".json", ".ndjson.gz", ".json.gz")
+# What goes wrong reading a file: the system's errors, and a gzip file cut short or corrupt.
+_READ_ERRORS = (OSError, EOFError, zlib.error)
 
 
 class FhirInputError(ValueError):
@@ -87,12 +98,12 @@ class Source:
             raise FhirInputError(f"{path}: no such file or folder")
         # Patient files first: patients come out in the order they name them.
         found = sorted(
-            (p for p in path.iterdir() if p.is_file() and p.name.endswith((".ndjson", ".json"))),
+            (p for p in path.iterdir() if p.is_file() and p.name.endswith(_SUFFIXES)),
             key=lambda p: (_file_type(p) != "Patient", p.name),
         )
         if not found:
             raise FhirInputError(
-                f"{path}: no .ndjson or .json files (a FHIR bulk export or Bundles)"
+                f"{path}: no .ndjson or .json files, gzipped or not (a FHIR bulk export or Bundles)"
             )
         return found
 
@@ -104,13 +115,16 @@ class Source:
             if kind is not None and kind in R4_TYPES and kind not in self.reader.types:
                 self.skipped_files.append(file.name)
                 continue
+            if kind == "Medication":
+                self._medications(file)
+                continue
             wanted.append(file)
-        total = sum(f.stat().st_size for f in wanted)
+        total = sum(_size(f) for f in wanted)
         count = max(1, -(-total // self.partition_bytes))
         if count == 1:
-            groups: dict[str, list[Entry]] = {}
+            groups: defaultdict[str, list[Entry]] = defaultdict(list)
             for entry in self._entries(wanted):
-                groups.setdefault(entry[0], []).append(entry)
+                groups[entry[0]].append(entry)
             yield from _named(groups)
             return
         with tempfile.TemporaryDirectory(prefix="critlang-fhir-") as folder:
@@ -132,36 +146,69 @@ class Source:
                 for handle in handles:
                     handle.close()
             for spill in spills:
-                groups = {}
+                groups = defaultdict(list)
                 with spill.open("rb") as stored:
                     for batch in _batches(stored):
                         for entry in batch:
-                            groups.setdefault(entry[0], []).append(entry)
+                            groups[entry[0]].append(entry)
                 spill.unlink()
                 yield from _named(groups)
 
     def _entries(self, files: list[Path]) -> Iterator[Entry]:
         for file in files:
             try:
-                if file.name.endswith(".ndjson"):
+                if file.name.endswith((".ndjson", ".ndjson.gz")):
                     yield from self._ndjson(file)
                 else:
                     yield from self._bundle(file)
-            except OSError as error:
-                self.problems.append(f"{file}: cannot be read ({error.strerror or error})")
+            except _READ_ERRORS as error:
+                self._unreadable(file, error)
+
+    def _unreadable(self, file: Path, error: Exception) -> None:
+        why = getattr(error, "strerror", None) or str(error) or type(error).__name__
+        self.problems.append(f"{file}: cannot be read ({printable(why)[:80]})")
+
+    def _medications(self, file: Path) -> None:
+        """Read a file of Medication resources into the reader's table of their codes."""
+        try:
+            for number, line in self._lines(file):
+                if not line.strip():
+                    continue
+                try:
+                    resource = self.decode(line)
+                except self.errors as error:
+                    self.problems.append(
+                        f"{file}:{number}: not JSON ({printable(str(error))[:80]})"
+                    )
+                    continue
+                self.resources += 1
+                problem = self.reader.add_medication(resource)
+                if problem is not None:
+                    self.problems.append(f"{file}:{number}: {problem}")
+        except _READ_ERRORS as error:
+            self._unreadable(file, error)
+
+    def _lines(self, file: Path) -> Iterator[tuple[int, bytes]]:
+        with _open(file) as handle:
+            for number, line in enumerate(handle, start=1):
+                if len(line) > MAX_LINE_BYTES:
+                    self.problems.append(f"{file}:{number}: longer than {MAX_LINE_BYTES} bytes")
+                    continue
+                yield number, line
 
     def _ndjson(self, file: Path) -> Iterator[Entry]:
         kind = _file_type(file) or ""
         scan = _Scan.of(self.reader, kind) if kind in self.reader.types else None
         number = 0  # lines before the chunk
-        with file.open("rb") as handle:
+        with _open(file) as handle:
             while True:
                 chunk = handle.read(_CHUNK)
                 if not chunk:
                     return
                 if not chunk.endswith(b"\n"):
                     chunk += handle.readline()
-                if scan is not None and scan.uniform(chunk):
+                lines = chunk.count(b"\n") + (0 if chunk.endswith(b"\n") else 1)
+                if scan is not None and scan.uniform(chunk, lines):
                     for offset, line in scan.matching(chunk):
                         # Line numbers are counted only when a problem names one.
                         where = _Where(number, chunk, offset)
@@ -169,32 +216,38 @@ class Source:
                 else:
                     for offset, line in _numbered(chunk):
                         yield from self._line(file, number + offset, line, scan)
-                number += chunk.count(b"\n") + (0 if chunk.endswith(b"\n") else 1)
+                number += lines
 
     def _line(
         self, file: Path, number: int | _Where, line: bytes, scan: _Scan | None
-    ) -> Iterator[Entry]:
+    ) -> list[Entry]:
         if scan is not None and scan.skippable(line):
-            return
+            return []
         if len(line) > MAX_LINE_BYTES:
             self.problems.append(f"{file}:{number}: longer than {MAX_LINE_BYTES} bytes")
-            return
+            return []
         if not line.strip():
-            return
+            return []
         try:
             resource = self.decode(line)
         except self.errors as error:
             self.problems.append(f"{file}:{number}: not JSON ({printable(str(error))[:80]})")
-            return
+            return []
         self.resources += 1
-        for entry in self.reader.entries(resource):
-            if entry[0]:
-                yield entry
-            else:
+        entries = self.reader.entries(resource)
+        for entry in entries:
+            if not entry[0]:
+                break
+        else:
+            return entries
+        for entry in entries:
+            if not entry[0]:
                 self.problems.append(f"{file}:{number}: {entry[10] or 'no patient'}")
+        return [entry for entry in entries if entry[0]]
 
     def _bundle(self, file: Path) -> Iterator[Entry]:
-        data = file.read_bytes()
+        with _open(file) as handle:
+            data = handle.read()
         try:
             bundle = self.decode(data)
         except self.errors as error:
@@ -202,6 +255,7 @@ class Source:
             return
         resources: list[Any]
         patient_of: dict[str, str] = {}
+        medications: dict[str, tuple[list[str], bool]] = {}
         if isinstance(bundle, dict) and bundle.get("resourceType") == "Bundle":
             items = bundle.get("entry")
             items = items if isinstance(items, list) else []
@@ -210,8 +264,11 @@ class Source:
                 resource = item.get("resource") if isinstance(item, dict) else None
                 if resource is None:
                     continue
-                resources.append(resource)
                 full = item.get("fullUrl")
+                if isinstance(resource, dict) and resource.get("resourceType") == "Medication":
+                    self._bundled_medication(file, resource, full, medications)
+                    continue
+                resources.append(resource)
                 if (
                     isinstance(resource, dict)
                     and resource.get("resourceType") == "Patient"
@@ -224,11 +281,47 @@ class Source:
             resources = [bundle]
         for number, resource in enumerate(resources, start=1):
             self.resources += 1
-            for entry in self.reader.entries(resource, patient_of):
+            for entry in self.reader.entries(resource, patient_of, medications):
                 if entry[0]:
                     yield entry
                 else:
                     self.problems.append(f"{file}: entry {number}: {entry[10] or 'no patient'}")
+
+    def _bundled_medication(
+        self,
+        file: Path,
+        resource: dict[str, Any],
+        full: Any,
+        table: dict[str, tuple[list[str], bool]],
+    ) -> None:
+        """A Bundle's Medication: known by its fullUrl and as Medication/id in that Bundle only."""
+        self.resources += 1
+        url = full if isinstance(full, str) else None
+        problem = self.reader.add_medication(resource, url, into=table)
+        if problem is not None:
+            self.problems.append(f"{file}: {problem}")
+
+
+def _open(file: Path) -> io.BufferedIOBase:
+    if file.name.endswith(".gz"):
+        return gzip.open(file, "rb")
+    return file.open("rb")
+
+
+def _size(file: Path) -> int:
+    """The bytes a file holds once decompressed (as a gzip file's trailer says), for partitions."""
+    size = file.stat().st_size
+    if not file.name.endswith(".gz") or size < 18:
+        return size
+    try:
+        with file.open("rb") as handle:
+            handle.seek(-4, 2)
+            said = int.from_bytes(handle.read(4), "little")
+    except OSError:
+        return size * 4
+    # The trailer holds the size modulo 2**32 (of the last member only): never less than
+    # the compressed size times a ratio NDJSON always reaches.
+    return max(said, size * 4)
 
 
 def _file_type(file: Path) -> str | None:
@@ -265,10 +358,9 @@ class _Scan:
         codes, prefixes = reader.wanted(kind)
         return cls(kind, codes, prefixes)
 
-    def uniform(self, chunk: bytes) -> bool:
-        lines = chunk.count(b"\n") + (0 if chunk.endswith(b"\n") else 1)
+    def uniform(self, chunk: bytes, lines: int) -> bool:
         starts = chunk.count(b"\n" + self.start) + chunk.startswith(self.start)
-        return starts == lines and chunk.count(self.coded) >= lines and b"\\u" not in chunk
+        return starts == lines and chunk.count(self.coded) >= lines and not _escaped(chunk)
 
     def matching(self, chunk: bytes) -> Iterator[tuple[int, bytes]]:
         """(offset in the chunk, line) of each line with a match, in order."""
@@ -287,9 +379,18 @@ class _Scan:
         return (
             self.mark in line
             and (self.coded in line or self.coded_spaced in line)
-            and b"\\u" not in line
+            and not _escaped(line)
             and self.pattern.search(line) is None
         )
+
+
+def _escaped(data: bytes) -> bool:
+    """Whether `data` holds a JSON `\\u` escape (which could spell a code another way).
+
+    A backslash is looked for first: a one-byte search is many times faster than a
+    two-byte one, and most exports have no backslash at all.
+    """
+    return b"\\" in data and b"\\u" in data
 
 
 class _Where:
