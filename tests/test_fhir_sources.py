@@ -687,3 +687,42 @@ def test_history_entries_that_do_not_fit_are_reported_never_an_error(tmp_path: P
     # A coded value where a quantity is wanted: unknown, reported, never a crash.
     assert c.error is None and c.sources["creatinine"].value is None
     assert c.problems == ("Observation/c2 could not be used: its value is not a number",)
+
+
+DIAGNOSES = """\
+protocol diagnoses
+as of screening
+codes asthma "Asthma" snomed ("195967001")
+data
+  screening: date
+  diagnoses: history of codes complete
+exclusion E1 "Asthma"
+  met when any diagnoses where its code in asthma
+"""
+DIAGNOSES_BINDING = """\
+protocol: diagnoses
+fhir:
+  diagnoses: {condition: [snomed:195967001]}
+"""
+
+
+def test_a_provisional_diagnosis_makes_its_history_unknown_never_a_yes_or_a_no(
+    tmp_path: Path,
+) -> None:
+    provisional = coded("http://terminology.hl7.org/CodeSystem/condition-ver-status", "provisional")
+    resources = [
+        patient("a"), patient("b"), patient("c"),
+        asthma("a1", "a", "active"),
+        asthma("b1", "b", "active", verificationStatus=provisional),
+        # a confirmed diagnosis beside a provisional one: the history is still unknown (documented:
+        # a history cannot hold doubt, so certainty from the confirmed entry is given up)
+        asthma("c1", "c", "active"), asthma("c2", "c", "active", verificationStatus=provisional),
+    ]  # fmt: skip
+    results = screen(DIAGNOSES, DIAGNOSES_BINDING, write_export(tmp_path / "e", resources))
+    assert results["a"].status == "ineligible"
+    # Read as confirmed, b would be excluded; left out of a complete history, b would be
+    # eligible. Neither is known.
+    assert results["b"].status == "undetermined"
+    assert results["b"].sources["diagnoses"].value is None
+    assert "only uncertain" in (results["b"].sources["diagnoses"].why or "")
+    assert results["c"].sources["diagnoses"].value is None

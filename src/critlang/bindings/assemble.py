@@ -237,6 +237,13 @@ class Assembler:
         convert = self.converters[element.name]
         doses = element.type.unit != units.DIMENSIONLESS  # a history without a dose unit
         history: list[dict[str, Any]] = []
+        doubtful = next((e for e in usable if e[10] == UNCERTAIN), None)
+        if doubtful is not None:
+            # A history entry has no place for doubt: a provisional diagnosis read
+            # as confirmed could decide `any`, left out it could decide `no` of a
+            # complete history. The whole history is unknown instead.
+            why = f"{doubtful[2]} is only {UNCERTAIN} (not confirmed)"
+            return _MISSING, Cited(None, doubtful[2], doubtful[3], rule, why=why)
         for e in usable:
             item: dict[str, Any] = {}
             try:
