@@ -411,7 +411,8 @@ class Explanations:
             anchor = (
                 self.reference_words() if window.anchor is None else self.subject(window.anchor)
             )
-            said.append(f"within {span} {window.direction} {anchor}")
+            word = "during" if window.overlap else "within"
+            said.append(f"{word} {span} {window.direction} {anchor}")
         return _Selection(
             label=label,
             entry=kind.entry,
@@ -686,7 +687,8 @@ class _Selection:
         if self.entry == EntryKind.MEASUREMENT:
             return f"{format_quantity(fields['value'], self.unit)} on {fields['date']}{source}"
         if self.entry == EntryKind.CODE:
-            return f"{fields['code']} on {fields['date']}{source}"
+            ended = "" if fields["end"] is None else f" to {fields['end']}"
+            return f"{fields['code']} on {fields['date']}{ended}{source}"
         taken = "ongoing" if fields["end"] is None else f"to {fields['end']}"
         dose = "" if fields["dose"] is None else f", {format_quantity(fields['dose'], self.unit)}"
         return f"{fields['code']} from {fields['start']} {taken}{dose}{source}"
