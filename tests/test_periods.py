@@ -218,3 +218,34 @@ def test_its_end_of_a_code_history_checks(condition: str) -> None:
     text = PROTOCOL + f'inclusion I9 "x" met when {condition}\n'
     _, diagnostics = check_source(text, "p.crit")
     assert not [d for d in diagnostics if d.is_error]
+
+
+DOC_PROTOCOL = """protocol idioms
+  as of screening
+
+codes cancer "Malignant neoplasms" icd10cm ("C*")
+codes rituximab "Rituximab" atc ("L01FA01")
+
+data
+  screening: date
+  surgery_date: date
+  diagnoses: history of codes complete
+  infections: history of codes
+  medications: history of medications 'mg/d' complete
+
+"""
+
+
+def test_the_idioms_of_the_language_page_check() -> None:
+    text = (Path(__file__).parents[1] / "docs" / "language.md").read_text("utf-8")
+    start = text.index("any diagnoses during 5 years where its code in cancer\nany diagnoses")
+    block = text[start : text.index("```", start)].strip().splitlines()
+    assert len(block) == 4
+    for number, line in enumerate(block, 1):
+        source = DOC_PROTOCOL + f'inclusion I{number} "idiom"\n  met when {line}\n'
+        _, diagnostics = check_source(source, "idioms.crit")
+        assert not [d for d in diagnostics if d.is_error], (line, diagnostics)
+    examples = text[text.index('exclusion E1 "Cancer in the past 5 years"') :]
+    examples = examples[: examples.index("```")]
+    _, diagnostics = check_source(DOC_PROTOCOL + examples, "examples.crit")
+    assert not [d for d in diagnostics if d.is_error], diagnostics
