@@ -134,6 +134,12 @@ def test_explanations_show_a_diagnosis_period() -> None:
     reason = result.criteria[0].reason
     assert "icd10cm:C509 on 2015-01-01 to 2022-01-01 (C/1)" in reason, reason
     assert "during 5 years before" in reason, reason
+    open_world = protocol.evaluate(
+        {"screening": "2026-06-01", "infections": [{"date": "2025-01-01", "code": "icd10cm:J18.9"}]}
+    )
+    reason = open_world.criteria[1].reason
+    assert open_world.criteria[1].value is None
+    assert "has no end and may have resolved off the record" in reason, reason
 
 
 # ---- the Python engine against the rules, worked out plainly ----------------------------

@@ -438,7 +438,11 @@ class Explanations:
             if found is True:
                 return [f"{sel.label}: {sel.entry_words(sel.used(t))}, an entry{asked}"]
             if found is None:
-                return [f"{sel.label}: unknown whether an entry{asked} (an entry lacks a value)"]
+                lacks = "an entry lacks a value"
+                if sel.entry == EntryKind.CODE and not sel.complete:
+                    # An open history's diagnosis without an end may have resolved off the record.
+                    lacks += ", or has no end and may have resolved off the record"
+                return [f"{sel.label}: unknown whether an entry{asked} ({lacks})"]
             outcome = value(t)
             if outcome is None:
                 return [
