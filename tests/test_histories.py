@@ -142,7 +142,13 @@ def test_format_puts_the_window_first_and_keeps_the_meaning() -> None:
     ("condition", "code", "words"),
     [
         ("any medications where its dose > 1 'mg/d'", None, None),
-        ("any diagnoses where ongoing", "CRIT052", "'ongoing' is said of medications"),
+        ("any diagnoses where ongoing", None, None),
+        ("any diagnoses where its end <= screening", None, None),
+        ("any diagnoses during 5 years where its code in ild", None, None),
+        ("any alt where ongoing", "CRIT052", "'ongoing' is said of medications and codes"),
+        ("any alt where its end <= screening", "CRIT052", "has no end"),
+        ("any diagnoses during -2 days", "CRIT042", "cannot be negative"),
+        ("any diagnoses during 2 days before 3", "CRIT054", "a window ends at a date"),
         ("(latest (its code) of diagnoses) in ild", None, None),
         ("(number of alt) + 1 >= 2", "CRIT056", "only a lower bound"),
         ("(number of diagnoses) + 1 >= 2", None, None),
@@ -284,7 +290,10 @@ def test_entries_become_tuples_in_the_history_unit(protocol: critlang.Protocol) 
     given = record(
         creatinine=[{"date": "2026-05-02", "value": 12, "unit": "mg/L", "low": 6, "high": 13}],
         medications=[{"start": "2025-01-01", "end": None, "code": "atc:L04AA06", "dose": 2, "unit": "g/d"}],
-        diagnoses=[{"date": "2019-05-02", "system": "icd10cm", "code": "J84.10"}],
+        diagnoses=[
+            {"date": "2019-05-02", "system": "icd10cm", "code": "J84.10"},
+            {"date": "2019-05-02", "code": "icd10cm:J84.10", "end": "2020-01-31", "source": "C/1"},
+        ],
     )  # fmt: skip
     _, env = protocol.intake(given, 1)
     day = datetime.date(2026, 5, 2)
@@ -292,7 +301,10 @@ def test_entries_become_tuples_in_the_history_unit(protocol: critlang.Protocol) 
     assert env["medications"] == (
         (datetime.date(2025, 1, 1), None, "atc:L04AA06", Decimal(2000), None),
     )
-    assert env["diagnoses"] == ((datetime.date(2019, 5, 2), "icd10cm:J8410", None),)
+    assert env["diagnoses"] == (
+        (datetime.date(2019, 5, 2), "icd10cm:J8410", None, None),
+        (datetime.date(2019, 5, 2), "icd10cm:J8410", datetime.date(2020, 1, 31), "C/1"),
+    )
     assert env["primary"] == "icd10cm:I10"
 
 
@@ -315,6 +327,10 @@ def test_entries_become_tuples_in_the_history_unit(protocol: critlang.Protocol) 
         ({"diagnoses": [{"date": "2019-05-02"}]}, ["'diagnoses[0].code'", "has no code"]),
         ({"medications": [{"start": "2025-02-01", "end": "2025-01-01", "code": "atc:L04AA06"}]},
          ["'medications[0].end'", "before the start"]),
+        ({"diagnoses": [{"date": "2019-05-02", "code": "icd10cm:J84.10", "end": "2019-05-01"}]},
+         ["'diagnoses[0].end'", "before the date (2019-05-02)"]),
+        ({"diagnoses": [{"date": "2019-05-02", "code": "icd10cm:J84.10", "end": "2019-05"}]},
+         ["'diagnoses[0].end'", "full date"]),
         ({"medications": [{"start": "2026-06-02", "code": "atc:L04AA06"}]},
          ["'medications[0].start'", "after the reference date 2026-06-01"]),
         ({"creatinine": [{"date": "2026-06-02", "value": 1, "unit": "mg/dL"}]},

@@ -135,6 +135,14 @@ def test_an_eligible_patient_from_the_events_table() -> None:
             {5: {"end": "2024-12-31"}},
             "history 'drugs', entry field 'end' 2024-12-31: the end is before the start",
         ),
+        (
+            {2: {"end": "2019-12-31"}},
+            "history 'diagnoses', entry field 'end' 2019-12-31: the end is before the date",
+        ),
+        (
+            {2: {"end": "2021-05"}},
+            "history 'diagnoses', entry field 'end' 2021-05: expected a full date",
+        ),
     ],
 )
 def test_a_bad_entry_is_that_patients_error_and_the_rest_go_on(

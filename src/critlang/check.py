@@ -1178,12 +1178,12 @@ class _Checker:
         history = self.entry(ref.span, "'ongoing'")
         if history is None:
             return ERROR
-        if history.entry != "medication":
+        if history.entry == "measurement":
             self.error(
                 "CRIT052",
                 ref.span,
-                f"'ongoing' is said of medications, not of {history.describe()}",
-                "an entry of a history of medications is ongoing when it has no end",
+                f"'ongoing' is said of medications and codes, not of {history.describe()}",
+                "a medication, or a diagnosis of a history of codes, is ongoing when it has no end",
             )
             return ERROR
         return BOOLEAN
@@ -1259,6 +1259,15 @@ class _Checker:
         known = history if history.kind == "history" else None
         if expr.window is not None:
             self.entry_window(expr.window)
+            if expr.window.overlap and known is not None and known.entry == "measurement":
+                self.warning(
+                    "CRIT059",
+                    expr.window.span,
+                    f"a measurement has one date, so 'during' keeps the same entries of '{name}' "
+                    "as 'within'",
+                    "write within; 'during' is for entries with a period (codes with an end, "
+                    "medications)",
+                )
         self.entries.append(known)
         try:
             if expr.where is not None:
@@ -1328,16 +1337,17 @@ class _Checker:
     def entry_window(self, window: s.EntryWindow) -> None:
         """A selector's window: a calendar duration before or after a date (the reference date)."""
         self.infer(window.duration)
+        word = "during" if window.overlap else "within"
         if window.duration.amount < 0:
             self.error(
                 "CRIT042",
                 window.duration.span,
                 "a window's length cannot be negative",
-                f"write within {-window.duration.amount} {window.duration.unit}s "
+                f"write {word} {-window.duration.amount} {window.duration.unit}s "
                 f"{'after' if window.direction == 'before' else 'before'} instead",
             )
         if window.anchor is None:
-            self.needs_reference(window.span, f"'within ... {window.direction}' without a date")
+            self.needs_reference(window.span, f"'{word} ... {window.direction}' without a date")
             return
         self.entries.append(None)
         try:
@@ -1767,7 +1777,7 @@ FIELD_WORDS = {
 # The fields of each kind of entry (vocab.EntryKind) and the kind of their values.
 FIELD_TYPES = {
     "measurement": {"date": "date", "value": "quantity", "high": "quantity", "low": "quantity"},
-    "code": {"date": "date", "code": "code"},
+    "code": {"date": "date", "code": "code", "end": "date"},
     "medication": {"start": "date", "end": "date", "code": "code", "dose": "quantity"},
 }
 # UCUM's units of time an author may have meant as calendar units, and how long they are.

@@ -411,7 +411,8 @@ class Explanations:
             anchor = (
                 self.reference_words() if window.anchor is None else self.subject(window.anchor)
             )
-            said.append(f"within {span} {window.direction} {anchor}")
+            word = "during" if window.overlap else "within"
+            said.append(f"{word} {span} {window.direction} {anchor}")
         return _Selection(
             label=label,
             entry=kind.entry,
@@ -437,7 +438,11 @@ class Explanations:
             if found is True:
                 return [f"{sel.label}: {sel.entry_words(sel.used(t))}, an entry{asked}"]
             if found is None:
-                return [f"{sel.label}: unknown whether an entry{asked} (an entry lacks a value)"]
+                lacks = "an entry lacks a value"
+                if sel.entry == EntryKind.CODE and not sel.complete:
+                    # An open history's diagnosis without an end may have resolved off the record.
+                    lacks += ", or has no end and may have resolved off the record"
+                return [f"{sel.label}: unknown whether an entry{asked} ({lacks})"]
             outcome = value(t)
             if outcome is None:
                 return [
@@ -686,7 +691,8 @@ class _Selection:
         if self.entry == EntryKind.MEASUREMENT:
             return f"{format_quantity(fields['value'], self.unit)} on {fields['date']}{source}"
         if self.entry == EntryKind.CODE:
-            return f"{fields['code']} on {fields['date']}{source}"
+            ended = "" if fields["end"] is None else f" to {fields['end']}"
+            return f"{fields['code']} on {fields['date']}{ended}{source}"
         taken = "ongoing" if fields["end"] is None else f"to {fields['end']}"
         dose = "" if fields["dose"] is None else f", {format_quantity(fields['dose'], self.unit)}"
         return f"{fields['code']} from {fields['start']} {taken}{dose}{source}"

@@ -891,7 +891,8 @@ class _Builder:
         if node.window is not None:
             window = node.window
             amount, unit = window.duration.amount, window.duration.unit
-            parts += [Line(), Text(f"within {amount} {unit if amount == 1 else unit + 's'}")]
+            word = "during" if window.overlap else "within"
+            parts += [Line(), Text(f"{word} {amount} {unit if amount == 1 else unit + 's'}")]
             if window.anchor is not None:
                 parts += [Text(f" {window.direction} "), self.operand(window.anchor, SUM)]
             elif window.direction == "after":

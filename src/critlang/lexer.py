@@ -109,6 +109,7 @@ class CritLexer(RegexLexer):
             (r"\d+(\.\d+)?%?", Number),
             (r"\b[IE]\d+\b", Name.Label),
             (r"\bscore(?=\s*\[)", Operator.Word),  # a keyword only before '[', as in the grammar
+            (r"\bduring(?=\s+-?\d)", Operator.Word),  # a keyword only before a number
             (words(DECLARATIONS, suffix=r"\b"), Keyword.Declaration),
             (words(FIELDS, suffix=r"\b"), Keyword),
             (words(TYPES, suffix=r"\b"), Keyword.Type),

@@ -88,6 +88,7 @@ class _Lowering:
         self.latest: dict[int, ir.Node] = {}
         self.dates: dict[str, _Range] = {}  # date elements as (earliest, latest)
         self.ranges: dict[str, _Range] = {}  # definitions whose value is a range, inlined
+        self.entry_histories: list[Type] = []  # the histories of the selectors being lowered
         as_of = checked.protocol.header.as_of
         self.reference_name = as_of.text if as_of is not None else None
 
@@ -257,7 +258,7 @@ class _Lowering:
     def reference(self, name: str, kind: Type) -> _Range:
         c = self.checked
         if name == "ongoing" and name not in c.elements and name not in c.definitions:
-            return _Range.of(self.make(ir.Entry, BOOLEAN, field="ongoing"))
+            return _Range.of(self.ongoing())
         if name in c.elements:
             if c.element_types[name].kind == "date":
                 return self.date_element(name)
@@ -298,19 +299,23 @@ class _Lowering:
         """
         history = self.expr(node.history)
         assert isinstance(history, ir.Element)
-        conditions = [] if node.where is None else [self.expr(node.where)]
-        if node.window is not None:
-            conditions += self.entry_window(node.window, history.type.entry)
+        self.entry_histories.append(history.type)
+        try:
+            conditions = [] if node.where is None else [self.expr(node.where)]
+            if node.window is not None:
+                conditions += self.entry_window(node.window, history.type.entry)
+            of: ir.Node | None = None
+            if node.of is not None:
+                of = self.expr(node.of)
+        finally:
+            self.entry_histories.pop()
         where = None
         if len(conditions) == 1:
             where = conditions[0]
         elif conditions:
             where = self.make(ir.And, BOOLEAN, operands=tuple(conditions))
         op = AGGREGATES[node.op]
-        of: ir.Node | None = None
-        if node.of is not None:
-            of = self.expr(node.of)
-        elif op not in ("exists", "count"):
+        if node.of is None and op not in ("exists", "count"):
             of = self.make(ir.Entry, kind, field="value")
         made_type = BOOLEAN if op == "exists" else kind
         found: ir.Node = self.make(
@@ -323,10 +328,28 @@ class _Lowering:
             found = self.make(ir.Not, BOOLEAN, operand=found)
         return found
 
+    def ongoing(self) -> ir.Node:
+        """An entry without an end: a medication still taken, a diagnosis not resolved.
+
+        A code entry of an incomplete history without an end may have resolved
+        off the record: it is ongoing or unknown, never known to be ongoing
+        (a medication's missing end means ongoing, complete or not)."""
+        ongoing = self.make(ir.Entry, BOOLEAN, field="ongoing")
+        history = self.entry_histories[-1] if self.entry_histories else None
+        if history is None or history.entry != EntryKind.CODE or history.complete:
+            return ongoing
+        unknown = self.make(ir.Const, BOOLEAN, value=None)
+        return self.make(ir.And, BOOLEAN, operands=(ongoing, unknown))
+
     def entry_window(self, window: s.EntryWindow, entry: str) -> list[ir.Node]:
         """`within N units before D`: dated from D - N units to D (`after D`: from D to D + N
         units); a medication when taken then: started by the end, and ongoing or ended after
-        the start. D may be a partial date: the comparisons are then three-valued."""
+        the start. D may be a partial date: the comparisons are then three-valued.
+
+        `during N units before D`: the entry's period overlaps the window. For a
+        code entry, from its date to its end: dated by the window's end, and
+        dated in the window, or ongoing (see `ongoing`), or ended on or after its
+        start. A medication is as with `within`, a measurement (one day) too."""
         self.duration(window.duration)
         anchor = self.reference_date() if window.anchor is None else self.value(window.anchor)
         amount, unit = window.duration.amount, window.duration.unit
@@ -338,6 +361,18 @@ class _Lowering:
         def field(name: str) -> _Range:
             return _Range.of(self.make(ir.Entry, DATE, field=name))
 
+        if entry == EntryKind.CODE and window.overlap:
+            date = field("date")
+            present = self.make(
+                ir.Or,
+                BOOLEAN,
+                operands=(
+                    self.compare("<=", low, date),
+                    self.ongoing(),
+                    self.compare("<=", low, field("end")),
+                ),
+            )
+            return [self.compare("<=", date, high), present]
         if entry != EntryKind.MEDICATION:
             date = field("date")
             return [self.compare("<=", low, date), self.compare("<=", date, high)]

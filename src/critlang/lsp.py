@@ -90,6 +90,7 @@ KEYWORDS = (
     "points when",
     "as of",
     "within",
+    "during",
     "before",
     "after",
     "years since",

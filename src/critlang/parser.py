@@ -1035,6 +1035,16 @@ class AstBuilder(Transformer[Token, Any]):
         direction, reference = anchor if anchor is not None else ("before", None)
         return s.EntryWindow(duration, direction, reference, _span(self.file, meta))
 
+    def entry_during(
+        self,
+        meta: Meta,
+        _during: Token,
+        duration: s.CalendarDuration,
+        anchor: tuple[str, s.Expr | None] | None,
+    ) -> s.EntryWindow:
+        direction, reference = anchor if anchor is not None else ("before", None)
+        return s.EntryWindow(duration, direction, reference, _span(self.file, meta), overlap=True)
+
     def arithmetic(self, meta: Meta, left: s.Expr, op: Token, right: s.Expr) -> s.Arithmetic:
         return s.Arithmetic(str(op), left, right, _span(self.file, meta))
 

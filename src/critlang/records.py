@@ -579,8 +579,10 @@ def reference_date(value: datetime.date | str | None) -> datetime.date | None:
 #
 #   measurement  {"date": "2026-05-02", "value": 1.6, "unit": "mg/dL",
 #                 "low": 0.6, "high": 1.2, "source": "Observation/123"}
-#   code         {"date": "2019-05-02", "code": "icd10cm:M34.81", "source": "Condition/9"}
-#                (or "system": "icd10cm", "code": "M34.81"; the system may be its FHIR URI)
+#   code         {"date": "2019-05-02", "code": "icd10cm:M34.81", "end": "2020-01-10",
+#                 "source": "Condition/9"}
+#                (or "system": "icd10cm", "code": "M34.81"; the system may be its FHIR URI;
+#                `end`, when the condition resolved, is optional)
 #   medication   {"start": "2025-01-01", "end": null, "code": "atc:L04AA06",
 #                 "dose": 2000, "unit": "mg/d", "source": "MedicationStatement/4"}
 #
@@ -588,17 +590,18 @@ def reference_date(value: datetime.date | str | None) -> datetime.date | None:
 # vocab.ENTRY_LAYOUT says, every engine's Python representation:
 #
 #   measurement  (date, value, low, high, source)
-#   code         (date, code, source)
+#   code         (date, code, end, source)
 #   medication   (start, end, code, dose, source)
 #
 # dates are `datetime.date` (full dates only), value/low/high/dose Decimals in
 # the history's declared unit (converted exactly; another kind is refused),
-# codes `system:code` strings, `end` None while ongoing, `source` a string or
+# codes `system:code` strings, `end` None while ongoing (or, for a code entry,
+# when no end is on record), `source` a string or
 # None; low, high and dose may be None. Entries keep the record's order.
 
 ENTRY_KEYS = {
     "measurement": frozenset({"date", "value", "unit", "low", "high", "source"}),
-    "code": frozenset({"date", "code", "system", "source"}),
+    "code": frozenset({"date", "code", "system", "end", "source"}),
     "medication": frozenset({"start", "end", "code", "system", "dose", "unit", "source"}),
 }
 
@@ -749,7 +752,12 @@ def _code_entry(
 ) -> tuple[Any, ...]:
     item = _entry_fields(index, raw, "code")
     day = _entry_date(index, item, "date")
-    return (day, _entry_code(index, item), _entry_source(index, item))
+    end = _entry_date(index, item, "end", required=False)
+    if end is not None and end < day:
+        raise _EntryInvalid(
+            index, "end", _given(item, "end"), f"the end is before the date ({day})"
+        )
+    return (day, _entry_code(index, item), end, _entry_source(index, item))
 
 
 def _medication_entry(

@@ -397,7 +397,8 @@ class _Words:
     def entry_window(self, window: s.EntryWindow) -> str:
         amount, unit = window.duration.amount, window.duration.unit
         anchor = "the reference date" if window.anchor is None else self.phrase(window.anchor)
-        return f"within {amount} {unit if amount == 1 else unit + 's'} {window.direction} {anchor}"
+        word = "present at some time within" if window.overlap else "within"
+        return f"{word} {amount} {unit if amount == 1 else unit + 's'} {window.direction} {anchor}"
 
     def label(self, ref: s.Ref) -> str:
         """The name of a data element or definition as its author wrote the label."""

@@ -384,13 +384,15 @@ class InCodes:
 class EntryWindow:
     """`within 90 days [before|after DATE]`: entries dated (medications: taken) in the window.
 
-    No `anchor`: the reference date (`as of`).
+    `during 90 days ...` (`overlap`): entries whose period (from their date or
+    start to their end) overlaps the window. No `anchor`: the reference date (`as of`).
     """
 
     duration: CalendarDuration
     direction: str  # "before" | "after"
     anchor: Expr | None
     span: Span
+    overlap: bool = False
 
 
 @attrs.frozen(cache_hash=True)

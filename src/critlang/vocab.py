@@ -55,16 +55,17 @@ class EntryKind(enum.StrEnum):
     """What the entries of a history hold (`history of quantity`, `of codes`, `of medications`)."""
 
     MEASUREMENT = "measurement"  # date, value (in the declared unit), optional low and high
-    CODE = "code"  # date, code (a diagnosis, procedure or finding)
+    CODE = "code"  # date, code, optional end (a diagnosis, procedure or finding; its resolution)
     MEDICATION = "medication"  # start, end (absent while ongoing), code, optional dose
 
 
 # How the Python engine and record intake hold one history entry: a tuple of
 # these fields, in this order (records.py says what each holds). A
-# medication is ongoing when its `end` is None.
+# medication, or a code entry, is ongoing when its `end` is None (for a code
+# entry of an incomplete history lowering reads that as unknown).
 ENTRY_LAYOUT = {
     EntryKind.MEASUREMENT: ("date", "value", "low", "high", "source"),
-    EntryKind.CODE: ("date", "code", "source"),
+    EntryKind.CODE: ("date", "code", "end", "source"),
     EntryKind.MEDICATION: ("start", "end", "code", "dose", "source"),
 }
 

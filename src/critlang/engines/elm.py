@@ -64,7 +64,7 @@ ENTRY_FIELDS = {
         ("low", "Decimal"),
         ("high", "Decimal"),
     ),
-    "code": (("date", "Date"), ("code", "String")),
+    "code": (("date", "Date"), ("code", "String"), ("end", "Date")),
     "medication": (("start", "Date"), ("end", "Date"), ("code", "String"), ("dose", "Decimal")),
 }
 _COMPARE = {"<": "Less", "<=": "LessOrEqual", ">": "Greater", ">=": "GreaterOrEqual", "=": "Equal"}

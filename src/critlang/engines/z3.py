@@ -85,7 +85,7 @@ ENTRIES = 3  # the most entries a history holds in the z3 engine (docs/analysis.
 # An entry's fields by kind (vocab.EntryKind): (name, sort, always present when the entry is).
 ENTRY_FIELDS = {
     "measurement": (("date", "date", True), ("value", "number", True)),
-    "code": (("date", "date", True), ("code", "code", True)),
+    "code": (("date", "date", True), ("code", "code", True), ("end", "date", False)),
     "medication": (("start", "date", True), ("end", "date", False), ("code", "code", True)),
 }
 ENTRY_FIELDS["measurement"] += (("low", "number", False), ("high", "number", False))
@@ -286,7 +286,8 @@ class Elements:
                     out += [value >= real(low), value <= real(high)]
             if "end" in fields:
                 end = fields["end"]
-                out.append(z3.Implies(end.known, end.value >= fields["start"].value))
+                first = fields["start" if "start" in fields else "date"]
+                out.append(z3.Implies(end.known, end.value >= first.value))
             if program is not None and program.reference in self.types:
                 reference = self.raw[program.reference]
                 day = fields["start" if "start" in fields else "date"].value
@@ -678,7 +679,7 @@ class Encoding:
 
     def entry(self, node: ir.Entry) -> Value:
         assert self.slot is not None, "an entry is read inside its history's aggregate"
-        if node.field == "ongoing":  # a medication without an end
+        if node.field == "ongoing":  # a medication or code entry without an end
             end = self.slot["end"].known
             return Tri(z3.Not(end), end)
         return self.slot[node.field]

@@ -117,7 +117,7 @@ class Histories:
     # ---- entries, inside an aggregate ----
 
     def entry(self, node: ir.Entry) -> Value:
-        if node.field == "ongoing":  # a medication without an end
+        if node.field == "ongoing":  # a medication or code entry without an end
             return b.is_null(b.col(entry_field("end")))
         if node.field in EVENT_NUMBERS:
             return exact.Ratio(entry_number(node.field, self.layout.events))

@@ -942,7 +942,7 @@ class EventsInput:
             )
         fields = {
             "measurement": ("date", "value", "low", "high"),
-            "code": ("date", "code"),
+            "code": ("date", "code", "end"),
             "medication": ("start", "end", "code", "dose"),
         }.get(kind.entry, ())
         for field in fields:
@@ -959,9 +959,11 @@ class EventsInput:
                     f"exactly in {SCALE} decimal places"
                 )
             out.append((bad, message(field, what)))
-        if kind.entry == "medication":
-            before = exp.LT(this=b.col(entry_field("end")), expression=b.col(entry_field("start")))
-            out.append((b.is_(before, True), message("end", "the end is before the start")))
+        if kind.entry in ("medication", "code"):
+            first = ENTRY_DATE[kind.entry]
+            before = exp.LT(this=b.col(entry_field("end")), expression=b.col(entry_field(first)))
+            what = f"the end is before the {'start' if first == 'start' else 'date'}"
+            out.append((b.is_(before, True), message("end", what)))
         if self.events.column("unit") is not None and kind.unit != "1":
             number = {"measurement": "value", "medication": "dose"}.get(kind.entry)
             if number is not None:
