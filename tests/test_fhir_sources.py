@@ -726,3 +726,41 @@ def test_a_provisional_diagnosis_makes_its_history_unknown_never_a_yes_or_a_no(
     assert results["b"].sources["diagnoses"].value is None
     assert "only uncertain" in (results["b"].sources["diagnoses"].why or "")
     assert results["c"].sources["diagnoses"].value is None
+
+
+CANCER = """\
+protocol cancer
+as of screening
+codes asthma "Asthma" snomed ("195967001")
+data
+  screening: date
+  diagnoses: history of codes complete
+exclusion E1 "Asthma at any time in the last 5 years"
+  met when any diagnoses during 5 years where its code in asthma
+"""
+
+
+def test_an_abatement_date_ends_a_diagnosis_and_an_undated_resolution_is_unknown(
+    tmp_path: Path,
+) -> None:
+    resources = [
+        *(patient(p) for p in "abcd"),
+        # onset 2015: resolved in 2020, before the 5 years; in 2023, inside them
+        asthma("a1", "a", "resolved", abatementDateTime="2020-05-01T00:00:00-04:00"),
+        asthma("b1", "b", "resolved", abatementDateTime="2023-05-01"),
+        asthma("c1", "c", "active"),  # still present
+        asthma("d1", "d", "resolved"),  # resolved, but when?
+    ]  # fmt: skip
+    binding = DIAGNOSES_BINDING.replace("protocol: diagnoses", "protocol: cancer")
+    binding += "  screening: {reference: date}\n"
+    checked = compile_source(CANCER)
+    bound, diagnostics = check_binding(binding, "test.bind.yaml", checked.checked)
+    assert bound is not None, diagnostics
+    run = FhirScreen(
+        checked, bound.sections["fhir"], write_export(tmp_path / "e", resources), AS_OF
+    )
+    results = {r.id: r for r in run.results()}
+    assert [results[p].status for p in "abcd"] == [
+        "eligible", "ineligible", "ineligible", "undetermined",
+    ]  # fmt: skip
+    assert "resolved with no abatement date" in (results["d"].sources["diagnoses"].why or "")

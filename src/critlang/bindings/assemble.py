@@ -259,6 +259,8 @@ class Assembler:
                         item.update(dose=_number(e[4]), unit=e[5])
                 else:
                     item = {"date": e[3], "code": e[8]}
+                    if e[9] is not None:
+                        item["end"] = e[9]  # a condition's abatement
                 item["source"] = e[2]
                 convert([item])
             except (ValueError, ArithmeticError, TypeError) as error:

@@ -352,6 +352,13 @@ class Reader:
             for name, e in section.elements.items()
             if e.source == "condition" and e.option("clinical", "any") == "active"
         )
+        # Histories of codes carry a diagnosis's end: one resolved on an unknown day
+        # cannot be placed in time there (see `_condition`).
+        self.code_histories = frozenset(
+            name
+            for name, e in section.elements.items()
+            if e.source == "condition" and e.type.kind == "history"
+        )
         self.medications: dict[str, tuple[list[str], bool]] = {}
         for name, element in section.elements.items():
             source = element.source
@@ -632,6 +639,11 @@ class Reader:
                     entry_note = note if note not in (None, UNCERTAIN) else why
                 elif active is None and entry_note is None:
                     entry_note = UNCERTAIN
+            elif name in self.code_histories and abated is None and entry_note is None:
+                coding = _first(_get(resource, "clinicalStatus", "coding"))
+                if isinstance(coding, dict) and coding.get("code") in INACTIVE_CLINICAL:
+                    # Without its end, a history would hold it as still present.
+                    entry_note = f"{source} is {coding.get('code')} with no abatement date"
             out.append(
                 (patient, name, source, date, None, None, None, None, code, abated, entry_note)
             )
