@@ -276,20 +276,24 @@ def resolve(
     named = [s for s in sources if _named(s)]
     if named:
         needed.add("concept")
+    hierarchy = [s for s in sources if any(c.descendants for c in _code_sets(s))]
+    if hierarchy:
+        needed.add("concept_ancestor")
     absent = sorted(needed - tables)
     if absent:
         raise ValueError(f"the OMOP database has no table {', '.join(absent)}")
-    catalog = _catalog(
-        [*(s.codes for s in named), *(c for s in named for _, c in s.values)], backend
-    )
+    catalog = _catalog([c for s in named for c in _code_sets(s)], backend)
+    below = _descendants([c for s in hierarchy for c in _code_sets(s)], catalog, backend)
     resolved: list[Resolved] = []
     problems: list[Problem] = []
     for source in sources:
         kind = checked.element_types[source.element]
-        concepts, missing = _concepts(source.codes, catalog)
+        excluded, missing = _concepts(source.exclude, catalog, below)
+        concepts, lost = _concepts(source.codes, catalog, below, excluded)
+        missing += lost
         values = []
         for value, codes in source.values:
-            ids, lost = _concepts(codes, catalog)
+            ids, lost = _concepts(codes, catalog, below, excluded)
             values.append((value, tuple(ids)))
             missing += lost
         problems += [
@@ -332,14 +336,48 @@ def _storage(column_type: str) -> str:
     return "text"  # VARCHAR, an unbounded NUMERIC, or what is not known: parsed from its text
 
 
+def _code_sets(source: OmopSource) -> list[CodeSet]:
+    """Every set of codes a binding names: its records', its values' and those it excludes."""
+    return [source.codes, source.exclude, *(codes for _, codes in source.values)]
+
+
 def _named(source: OmopSource) -> bool:
     """Does the binding name codes that need looking up in `concept`?"""
-    every = [source.codes, *(codes for _, codes in source.values)]
     return any(
         not code.startswith(f"{CONCEPT_SYSTEM}:")
-        for codes in every
+        for codes in _code_sets(source)
         for code in (*codes.codes, *codes.prefixes)
     )
+
+
+def _concept_id(code: str, catalog: dict[str, int]) -> int | None:
+    system, _, bare = code.partition(":")
+    return int(bare) if system == CONCEPT_SYSTEM else catalog.get(code)
+
+
+def _descendants(
+    sets: Sequence[CodeSet], catalog: dict[str, int], backend: Backend
+) -> dict[int, set[int]]:
+    """concept id -> the concepts below it in `concept_ancestor`, for the codes named
+    `with descendants` (one query for all); each concept counts as its own descendant."""
+    wanted = sorted(
+        {
+            concept
+            for codes in sets
+            for code in codes.descendants
+            if (concept := _concept_id(code, catalog)) is not None
+        }
+    )
+    below: dict[int, set[int]] = {concept: {concept} for concept in wanted}
+    if not wanted:
+        return below
+    query = _select(
+        [exp.column("ancestor_concept_id"), exp.column("descendant_concept_id")],
+        "concept_ancestor",
+    ).where(exp.In(this=exp.column("ancestor_concept_id"), expressions=_ints(wanted)), copy=False)
+    for ancestor, descendant in backend.rows(query):
+        below[int(ancestor)].add(int(descendant))
+    return below
 
 
 def _catalog(sets: Sequence[CodeSet], backend: Backend) -> dict[str, int]:
@@ -393,24 +431,32 @@ def _catalog(sets: Sequence[CodeSet], backend: Backend) -> dict[str, int]:
     return found
 
 
-def _concepts(codes: CodeSet, catalog: dict[str, int]) -> tuple[list[int], list[str]]:
-    """The concept ids `codes` name, and the codes not found in the concept table."""
+def _concepts(
+    codes: CodeSet,
+    catalog: dict[str, int],
+    below: dict[int, set[int]],
+    excluded: Sequence[int] = (),
+) -> tuple[list[int], list[str]]:
+    """The concept ids `codes` name (with the descendants of those so marked), less
+    `excluded`, and the codes not found in the concept table. As OHDSI's concept sets:
+    what is excluded is left out whichever code included it."""
     ids: set[int] = set()
     missing: list[str] = []
     for code in sorted(codes.codes):
-        system, _, bare = code.partition(":")
-        if system == CONCEPT_SYSTEM:
-            ids.add(int(bare))
-        elif code in catalog:
-            ids.add(catalog[code])
-        else:
+        concept = _concept_id(code, catalog)
+        if concept is None:
             missing.append(code)
+        elif code in codes.descendants:
+            ids.update(below.get(concept, {concept}))
+        else:
+            ids.add(concept)
     for prefix in codes.prefixes:
         hits = [concept for code, concept in catalog.items() if code.startswith(prefix)]
         if not hits:
             missing.append(prefix + "*")
         ids.update(hits)
     ids.discard(0)  # concept 0 means "not mapped": it never names an element's records
+    ids.difference_update(excluded)
     return sorted(ids), missing
 
 

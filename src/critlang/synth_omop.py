@@ -152,7 +152,8 @@ class _Etl:
         self.rows["person"].append(
             (person_id, _GENDER.get(gender or "", 0), parts[0] if parts else None,
              parts[1] if len(parts) > 1 else None, parts[2] if full else None,
-             datetime.datetime(*parts) if full else None, 0, 0, patient_id, gender)
+             datetime.datetime(parts[0], parts[1], parts[2]) if full else None, 0, 0, patient_id,
+             gender)
         )  # fmt: skip
 
     def _measurement(self, person_id: int, resource: Mapping[str, Any]) -> None:

@@ -158,6 +158,7 @@ class OmopSource:
     read: str = "value"
     absent: str = "unknown"
     mapped: bool = False  # `values` are of the value concept (`map`), not of the records
+    exclude: CodeSet = attrs.field(factory=CodeSet)  # records of these concepts never count
 
 
 def source_of(element: ElementBinding) -> OmopSource:
@@ -182,6 +183,7 @@ def source_of(element: ElementBinding) -> OmopSource:
         read=element.read,
         absent=element.absent,
         mapped=mapped,
+        exclude=element.exclude,
     )
 
 
@@ -195,6 +197,7 @@ def _union(values: tuple[tuple[str, CodeSet], ...]) -> CodeSet:
 def parse_section(node: yaml.Node, context: Context) -> Section | None:
     """The `omop:` section of a binding; problems go to `context`."""
     context.extra_systems = (CONCEPT_SYSTEM,)
+    context.hierarchy = True  # concept_ancestor: `with descendants` and `exclude`
     elements, unbound = context.elements(node, "the omop section", SOURCES)
     fitting = {name: e for name, e in elements.items() if _fits(e, context)}
     return Section("omop", context.span(node), fitting, unbound)
@@ -235,7 +238,7 @@ def _fits(element: ElementBinding, context: Context) -> bool:
         hint = f"declare it as a duration in one of {', '.join(DURATION_UNITS)}"
     elif element.read == "value" and table is not None:
         problem, hint = _value_problem(element, kind, table)
-    named = _union((("", element.codes), *element.values))
+    named = _union((("", element.codes), ("", element.exclude), *element.values))
     ids = [c for c in (*sorted(named.codes), *named.prefixes) if c.startswith("omop:")]
     wrong = [c for c in ids if c in named.prefixes or not c.partition(":")[2].isdigit()]
     if problem is None and wrong:
