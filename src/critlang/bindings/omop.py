@@ -483,25 +483,37 @@ class PatientTable:
         self.resolved = list(resolved)
         self.reference = reference
         self.count_absent = True  # count, per element with a value, the patients with no data
+        self.persons: Sequence[int] | None = None  # only these persons (an explanation's)
 
     # ---- one element's records ----
 
     def match(self, item: Resolved) -> exp.Expr:
-        """Is a row of the element's table one of its records: its concept or source concept."""
+        """Is a row of the element's table one of its records: its concept or source concept
+        (and its person one of `persons`, when given)."""
         table = TABLES[item.source.table]
-        return b.or_(
+        match = b.or_(
             _in(_c(table.concept), item.concepts), _in(_c(table.source_concept), item.concepts)
         )
+        if self.persons is None:
+            return match
+        return b.and_(b.paren(match), self.of_persons())
 
-    def matched(self, item: Resolved, window_only: bool = False) -> exp.Select:
+    def of_persons(self) -> exp.Expr:
+        assert self.persons is not None
+        return _in(_c(PERSON_ID), self.persons)
+
+    def matched(self, item: Resolved, window_only: bool = False, cite: bool = False) -> exp.Select:
         """The element's records: person `pid`, date `d` (`e`, a drug's end), and for a value
-        `v` (NULL when it cannot be read, with `bad`)."""
+        `v` (NULL when it cannot be read, with `bad`); `cite`: with its row id (`rid`), for
+        an explanation to cite."""
         table = TABLES[item.source.table]
         match = self.match(item)
         columns: list[exp.Expr] = [
             b.alias(_c(PERSON_ID), "pid"),
             b.alias(b.cast(_c(table.date), exp.DataType.build("DATE")), "d"),
         ]
+        if cite:
+            columns.append(b.alias(b.cast(_c(f"{table.name}_id"), "BIGINT"), "rid"))
         if table.end is not None:
             columns.append(b.alias(b.cast(_c(table.end), exp.DataType.build("DATE")), "e"))
         if window_only:
@@ -983,6 +995,8 @@ class PatientTable:
                 select = select.select(b.alias(sql, flag_column(source.element, flag)), copy=False)
         for name, cte in ctes:
             select = select.with_(name, as_=cte, copy=False)
+        if self.persons is not None:
+            select = select.where(_in(person_id.copy(), self.persons), copy=False)
         return select
 
     def record_flags(self, item: Resolved) -> dict[str, exp.Expr]:
@@ -1092,7 +1106,8 @@ class PatientTable:
                 for n in ("low", "high", "dose")
             ),
         ]
-        return b.select(columns, exp.to_table("person"))
+        select = b.select(columns, exp.to_table("person"))
+        return select if self.persons is None else select.where(self.of_persons(), copy=False)
 
     def entries(self, item: Resolved) -> exp.Select:
         table = TABLES[item.source.table]
