@@ -147,3 +147,33 @@ def test_synthetic_patients_with_descendants_and_exclusions(tmp_path: Path) -> N
     excluded = screened(below + "\n    exclude: [atc:L01AA01]", "excluded")
     assert excluded == screened("[atc:L04AA06, atc:L04AX01, atc:L04AD01]", "three")
     assert excluded != rows
+
+
+def test_no_data_counts_persons_whose_records_are_all_outside_the_window(tmp_path: Path) -> None:
+    """'No data at all' for a value read within a window: the persons with a record in the
+    window come from the patient table, the others are looked for among all the records."""
+    import duckdb
+
+    text = BINDING.read_text(encoding="utf-8").replace(
+        "    select: earliest\n    read: time since",
+        "    select: earliest within 1 year\n    read: time since",
+    )
+    binding, diagnostics = check_binding(text, "window.bind.yaml", GI_BLEED.checked)
+    assert binding is not None, diagnostics
+    done = screen_omop.run(GI_BLEED.checked, binding, str(eunomia()), AS_OF)
+    listed = "1118084, 1124300, 19078461, 1115171, 1115008"
+    with duckdb.connect(str(eunomia()), read_only=True) as connection:
+        ((anyone,),) = connection.execute(
+            f"SELECT COUNT(DISTINCT person_id) FROM drug_exposure WHERE drug_concept_id IN "
+            f"({listed}) OR drug_source_concept_id IN ({listed})"
+        ).fetchall()
+        ((recent,),) = connection.execute(
+            f"SELECT COUNT(DISTINCT person_id) FROM drug_exposure WHERE (drug_concept_id IN "
+            f"({listed}) OR drug_source_concept_id IN ({listed})) AND drug_exposure_start_date "
+            "<= DATE '2019-07-01' AND COALESCE(drug_exposure_end_date, drug_exposure_start_date)"
+            " >= DATE '2018-07-01'"
+        ).fetchall()
+    assert 0 < recent < anyone  # some persons' NSAIDs are all older than the window
+    assert dict(done.no_data)["time_on_nsaids"] == 2694 - anyone
+    lean = screen_omop.run(GI_BLEED.checked, binding, str(eunomia()), AS_OF, count_absent=False)
+    assert lean.attrition == done.attrition

@@ -724,11 +724,15 @@ def _screen_duckdb(
         described = connection.execute(f"DESCRIBE {EVENTS}").fetchall()
         layout = _with_events(layout, [(str(row[0]), str(row[1])) for row in described], "duckdb")
     query = sql.to_sql(checked, PATIENTS, "duckdb", layout, pretty=False)
-    connection.sql(query).create(screen.SCREENED)
+    if output is None:
+        # Read once, by the attrition count: screened where it is counted, never stored.
+        connection.execute(f"CREATE VIEW {_quoted(screen.SCREENED)} AS {query}")
+    else:
+        connection.sql(query).create(screen.SCREENED)
     # Every person was read without an intake error: the results are the screened rows in
     # person order, with no join back to the patient table.
     connection.execute(
-        f"CREATE TABLE {screen.RESULTS} AS SELECT CAST({_quoted(ID_FIELD)} AS BIGINT) AS "
+        f"CREATE VIEW {screen.RESULTS} AS SELECT CAST({_quoted(ID_FIELD)} AS BIGINT) AS "
         f"{_quoted(ROW)}, * FROM {_quoted(screen.SCREENED)}"
     )
     if output is not None and target == ".parquet":
@@ -756,9 +760,13 @@ def _counts(backend: Backend, table: PatientTable, total: int) -> dict[str, Any]
         if not table.count_absent:
             break
         if item.source.table in TABLES and not item.history and not table.counted_per_person(item):
-            row = _one_row(backend, table.record_counts(item))
-            counts[flag_column(item.source.element, "none")] = total - int(row["persons"] or 0)
-            counts[flag_column(item.source.element, "future")] = int(row["future"] or 0)
+            records, future = table.record_counts(item, PATIENTS)
+            seen = int(counts[flag_column(item.source.element, "seen")] or 0)
+            others = int(_one_row(backend, records)["persons"] or 0)
+            counts[flag_column(item.source.element, "none")] = total - seen - others
+            counts[flag_column(item.source.element, "future")] = int(
+                _one_row(backend, future)["future"] or 0
+            )
     for item in table.resolved:
         if item.history and item.source.read == "dose":
             row = _one_row(backend, table.dose_problems(item))

@@ -869,18 +869,41 @@ class PatientTable:
         A value's are counted by `record_counts` instead, in one pass without grouping."""
         return item.presence or item.kind.kind == "set"
 
-    def record_counts(self, item: Resolved) -> exp.Select:
-        """One row: how many persons have any record of the element (`persons`), and how many
-        records are dated after the reference date (`future`)."""
+    def record_counts(self, item: Resolved, patients: str) -> tuple[exp.Select, exp.Select]:
+        """Two one-row queries for an element with a value: how many of the persons of the
+        patient table `patients` with no record in the window have a record at all
+        (`persons`), and how many records are dated after the reference date (`future`).
+
+        Those with a record in the window are known from the patient table (its `seen`
+        flag): only the others are looked for among all the records, and the records
+        after the reference date are counted by a filter an engine can answer from its
+        zone maps; both cost far less than counting the distinct persons of every record.
+        """
         table = TABLES[item.source.table]
-        future: exp.Expr = exp.false()
+        row = exp.column(ROW, quoted=True)
+        unseen = (
+            exp.select(row, copy=False)
+            .from_(exp.to_table(patients, quoted=True), copy=False)
+            .where(
+                exp.EQ(
+                    this=exp.column(flag_column(item.source.element, "seen"), quoted=True),
+                    expression=_num(0),
+                ),
+                copy=False,
+            )
+        )
+        found = b.and_(
+            b.paren(self.match(item)), exp.In(this=_c(PERSON_ID), query=exp.Subquery(this=unseen))
+        )
+        persons = b.alias(exp.Count(this=exp.Distinct(expressions=[_c(PERSON_ID)])), "persons")
+        records = b.select([persons], exp.to_table(table.name)).where(found, copy=False)
+        late: exp.Expr = exp.false()
         if self.reference is not None:
-            future = exp.GT(this=_c(table.date), expression=_date(self.reference))
-        columns = [
-            b.alias(exp.Count(this=exp.Distinct(expressions=[_c(PERSON_ID)])), "persons"),
-            b.alias(_count_if(future), "future"),
-        ]
-        return b.select(columns, exp.to_table(table.name)).where(self.match(item), copy=False)
+            late = exp.GT(this=_c(table.date), expression=_date(self.reference))
+        future = b.select(
+            [b.alias(exp.Count(this=exp.Star()), "future")], exp.to_table(table.name)
+        ).where(b.and_(b.paren(self.match(item)), late), copy=False)
+        return records, future
 
     def element_value(self, item: Resolved) -> exp.Expr:
         """The element's value from its per-person CTE."""
@@ -1010,9 +1033,11 @@ class PatientTable:
                 "none": b.when(b.is_null(exp.column("n", name, quoted=True)), _num(1), _num(0)),
                 "future": zero("future"),
             }
+        seen = b.is_null(exp.column("pid", name, quoted=True))
         return {
             "unreadable": b.when(exp.GT(this=zero("bad"), expression=_num(0)), _num(1), _num(0)),
             "conflict": zero("conflict"),
+            "seen": b.when(seen, _num(0), _num(1)),  # a record in the window (record_counts)
         }
 
     def person_flags(self, item: Resolved) -> dict[str, exp.Expr]:
