@@ -167,3 +167,16 @@ def test_cli_explains_persons_without_a_traceback(tmp_path: Path) -> None:
     bad = runner.invoke(main, [*args[:-4], "--omop", nothing, *args[-2:]])
     assert bad.exit_code != 0 and "no such OMOP database" in bad.output
     assert "Traceback" not in bad.output + undated.output
+
+
+def test_explanations_from_postgres_are_those_from_duckdb(postgres_url: str) -> None:
+    from tests.omop import to_postgres
+
+    binding = binding_for(GI_BLEED)
+    to_postgres(eunomia(), postgres_url)
+    asked = [1, 6, 40, 1200, 2694]
+    in_postgres = explained(GI_BLEED, binding, postgres_url, AS_OF, asked=asked)
+    in_duckdb = explained(GI_BLEED, binding, str(eunomia()), AS_OF, asked=asked)
+    assert set(in_postgres) == {str(p) for p in asked}
+    for person, result in in_duckdb.items():
+        assert in_postgres[person].to_dict() == result.to_dict()
