@@ -211,6 +211,20 @@ def fhir_options(command: Callable[..., Any]) -> Callable[..., Any]:
     return command
 
 
+def _checked_binding(bindings: Path, protocol: Protocol) -> Any:
+    """The binding file checked against the protocol, its diagnostics shown; exit 1 on errors."""
+    optional("yaml", "bindings")
+    from critlang.bindings import load_binding
+
+    binding, diagnostics = load_binding(bindings, protocol.checked)
+    text = bindings.read_text(encoding="utf-8", errors="replace") if bindings.is_file() else None
+    for diagnostic in diagnostics:
+        click.echo(render(diagnostic, text), err=True)
+    if binding is None:
+        sys.exit(1)
+    return binding
+
+
 def _eval_fhir(
     protocol: Protocol,
     protocol_file: Path,
@@ -221,19 +235,12 @@ def _eval_fhir(
     output: Path | None,
 ) -> None:
     """`eval --bindings --fhir`: every patient's result, each value citing its source."""
-    optional("yaml", "bindings")
-    from critlang.bindings import load_binding
     from critlang.bindings.run import FhirScreen, writer
     from critlang.bindings.stream import FhirInputError
     from critlang.evaluate import ERROR
     from critlang.report import summary, write_results
 
-    binding, diagnostics = load_binding(bindings, protocol.checked)
-    text = bindings.read_text(encoding="utf-8", errors="replace") if bindings.is_file() else None
-    for diagnostic in diagnostics:
-        click.echo(render(diagnostic, text), err=True)
-    if binding is None:
-        sys.exit(1)
+    binding = _checked_binding(bindings, protocol)
     section = binding.sections.get("fhir")
     if section is None:
         raise _Usage(f"{bindings}: the binding has no fhir section")
@@ -262,20 +269,13 @@ def _eval_omop(
     output: Path | None,
 ) -> None:
     """`eval --bindings --omop`: each person's result, each value citing its table row."""
-    optional("yaml", "bindings")
     optional("sqlglot", "sql")
-    from critlang.bindings import load_binding
     from critlang.bindings.run import writer
     from critlang.evaluate import ERROR
     from critlang.explain_omop import OmopExplain
     from critlang.report import summary, write_results
 
-    binding, diagnostics = load_binding(bindings, protocol.checked)
-    text = bindings.read_text(encoding="utf-8", errors="replace") if bindings.is_file() else None
-    for diagnostic in diagnostics:
-        click.echo(render(diagnostic, text), err=True)
-    if binding is None:
-        sys.exit(1)
+    binding = _checked_binding(bindings, protocol)
     try:
         explained = OmopExplain(protocol, binding, omop, as_of)
     except ValueError as error:
