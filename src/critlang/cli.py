@@ -211,6 +211,20 @@ def fhir_options(command: Callable[..., Any]) -> Callable[..., Any]:
     return command
 
 
+def _checked_binding(bindings: Path, protocol: Protocol) -> Any:
+    """The binding file checked against the protocol, its diagnostics shown; exit 1 on errors."""
+    optional("yaml", "bindings")
+    from critlang.bindings import load_binding
+
+    binding, diagnostics = load_binding(bindings, protocol.checked)
+    text = bindings.read_text(encoding="utf-8", errors="replace") if bindings.is_file() else None
+    for diagnostic in diagnostics:
+        click.echo(render(diagnostic, text), err=True)
+    if binding is None:
+        sys.exit(1)
+    return binding
+
+
 def _eval_fhir(
     protocol: Protocol,
     protocol_file: Path,
@@ -221,19 +235,12 @@ def _eval_fhir(
     output: Path | None,
 ) -> None:
     """`eval --bindings --fhir`: every patient's result, each value citing its source."""
-    optional("yaml", "bindings")
-    from critlang.bindings import load_binding
     from critlang.bindings.run import FhirScreen, writer
     from critlang.bindings.stream import FhirInputError
     from critlang.evaluate import ERROR
     from critlang.report import summary, write_results
 
-    binding, diagnostics = load_binding(bindings, protocol.checked)
-    text = bindings.read_text(encoding="utf-8", errors="replace") if bindings.is_file() else None
-    for diagnostic in diagnostics:
-        click.echo(render(diagnostic, text), err=True)
-    if binding is None:
-        sys.exit(1)
+    binding = _checked_binding(bindings, protocol)
     section = binding.sections.get("fhir")
     if section is None:
         raise _Usage(f"{bindings}: the binding has no fhir section")
@@ -246,6 +253,42 @@ def _eval_fhir(
     with _safe_output(output, (fhir, bindings, protocol_file)) as out, _progress() as advance:
         counts = write_results(screen.results(), writer(output_format, out, protocol), advance)
     for line in screen.report():
+        click.echo(line, err=True)
+    if output_format != "text" or output is not None:
+        click.echo(summary(counts), err=True)
+    sys.exit(2 if counts[ERROR] else 0)
+
+
+def _eval_omop(
+    protocol: Protocol,
+    bindings: Path,
+    omop: str,
+    persons: tuple[int, ...],
+    as_of: datetime.date | None,
+    output_format: str,
+    output: Path | None,
+) -> None:
+    """`eval --bindings --omop`: each person's result, each value citing its table row."""
+    optional("sqlglot", "sql")
+    from critlang.bindings.run import writer
+    from critlang.evaluate import ERROR
+    from critlang.explain_omop import OmopExplain
+    from critlang.report import summary, write_results
+
+    binding = _checked_binding(bindings, protocol)
+    try:
+        explained = OmopExplain(protocol, binding, omop, as_of)
+    except ValueError as error:
+        raise _Input(str(error)) from None
+    try:
+        with _safe_output(output, (bindings,)) as out, _progress() as advance:
+            results = explained.results(list(persons) or None)
+            counts = write_results(results, writer(output_format, out, protocol), advance)
+    except ValueError as error:
+        raise _Input(str(error)) from None
+    finally:
+        explained.close()
+    for line in explained.report(list(persons), sum(counts.values())):
         click.echo(line, err=True)
     if output_format != "text" or output is not None:
         click.echo(summary(counts), err=True)
@@ -345,6 +388,10 @@ def synth_command(
 @record_options
 @as_of_option
 @fhir_options
+@click.option(
+    "--omop", help="An OMOP CDM database (DuckDB file, Parquet folder, postgresql:// URL)."
+)
+@click.option("--person", "persons", multiple=True, type=int, help="--omop: only this person_id.")
 def eval_command(
     protocol_file: Path,
     records_file: Path | None,
@@ -357,11 +404,14 @@ def eval_command(
     bindings: Path | None,
     fhir: Path | None,
     as_of: datetime.date | None,
+    omop: str | None,
+    persons: tuple[int, ...],
 ) -> None:
     """Screen RECORDS (.json, .jsonl, .csv, .parquet; - for stdin) against PROTOCOL.
 
-    Or screen the patients of a FHIR R4 bulk export or Bundles (--fhir) through
-    a binding file (--bindings); see docs/fhir-omop.md.
+    Or screen the patients of a FHIR R4 bulk export or Bundles (--fhir), or the
+    persons of an OMOP CDM database (--omop, --person), through a binding file
+    (--bindings); see docs/fhir-omop.md.
 
     Every record gets one result; a record in error is reported and the rest
     go on. Exits 2 when any record was in error.
@@ -370,6 +420,11 @@ def eval_command(
     from critlang.report import WRITERS, summary, write_results
 
     protocol = load_protocol(protocol_file)
+    if omop is not None:
+        if records_file is not None or fhir is not None or bindings is None or events is not None:
+            raise _Usage("give --bindings with --omop, and no RECORDS, --fhir or --events")
+        _eval_omop(protocol, bindings, omop, persons, as_of, output_format, output)
+        return
     if fhir is not None or bindings is not None:
         if records_file is not None or fhir is None or bindings is None or events is not None:
             raise _Usage("give --bindings and --fhir together, and no RECORDS or --events file")

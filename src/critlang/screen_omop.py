@@ -14,17 +14,20 @@ from __future__ import annotations
 import datetime
 import re
 from collections.abc import Callable, Sequence
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 import attrs
 from sqlglot import exp
 
-from critlang import screen, sql
+from critlang import screen, sql, units
 from critlang.bindings.binding import Binding, CodeSet, normal_code
 from critlang.bindings.omop import (
     CONCEPT_SYSTEM,
+    DOSE_DIGITS,
     EXACT_PLACES,
+    FACTOR_PLACES,
     FLAGS,
     PERSON_ID,
     RECORD_ERROR,
@@ -41,6 +44,7 @@ from critlang.bindings.omop import (
     source_of,
 )
 from critlang.check import Checked
+from critlang.engines.sql import exact
 from critlang.records import ID_FIELD
 from critlang.report import atomic_path
 from critlang.vocab import CodeSystem
@@ -54,7 +58,7 @@ class Problem:
     """A count of one kind of trouble in an element's data."""
 
     element: str
-    kind: str  # a key of bindings.omop.FLAGS, or "unit", "code", "unmapped", "unbound"
+    kind: str  # a key of bindings.omop.FLAGS, or "unit", "code", "unmapped", "unbound", "strength"
     count: int
     detail: str = ""
 
@@ -65,6 +69,8 @@ class Problem:
             return f"{self.element}: {self.count} record(s) with an unusable unit{detail}"
         if self.kind == "code":
             return f"{self.element}: {self.detail}"
+        if self.kind == "strength":
+            return f"{self.element}: {self.detail}; its doses are not read"
         if self.kind == "unmapped":
             return f"{self.element}: {self.count} record(s) with concept 0 (not mapped){detail}"
         if self.kind == "unbound":
@@ -84,7 +90,7 @@ class OmopScreen:
         lines = [self.attrition.text(), "", "no data at all, by element:"]
         width = max((len(name) for name, _ in self.no_data), default=0)
         lines += [f"  {name.ljust(width)}  {count}" for name, count in self.no_data]
-        shown = [p for p in self.problems if p.count or p.kind in ("code", "unbound")]
+        shown = [p for p in self.problems if p.count or p.kind in ("code", "unbound", "strength")]
         if shown:
             lines += ["", "data problems (counted; none changed a result silently):"]
             lines += [f"  {problem.text()}" for problem in shown]
@@ -276,20 +282,26 @@ def resolve(
     named = [s for s in sources if _named(s)]
     if named:
         needed.add("concept")
+    if any(s.read == "dose" for s in sources):
+        needed |= {"drug_strength", "concept"}
+    hierarchy = [s for s in sources if any(c.descendants for c in _code_sets(s))]
+    if hierarchy:
+        needed.add("concept_ancestor")
     absent = sorted(needed - tables)
     if absent:
         raise ValueError(f"the OMOP database has no table {', '.join(absent)}")
-    catalog = _catalog(
-        [*(s.codes for s in named), *(c for s in named for _, c in s.values)], backend
-    )
+    catalog = _catalog([c for s in named for c in _code_sets(s)], backend)
+    below = _descendants([c for s in hierarchy for c in _code_sets(s)], catalog, backend)
     resolved: list[Resolved] = []
     problems: list[Problem] = []
     for source in sources:
         kind = checked.element_types[source.element]
-        concepts, missing = _concepts(source.codes, catalog)
+        excluded, missing = _concepts(source.exclude, catalog, below)
+        concepts, lost = _concepts(source.codes, catalog, below, excluded)
+        missing += lost
         values = []
         for value, codes in source.values:
-            ids, lost = _concepts(codes, catalog)
+            ids, lost = _concepts(codes, catalog, below, excluded)
             values.append((value, tuple(ids)))
             missing += lost
         problems += [
@@ -305,14 +317,34 @@ def resolve(
                 if read.factor is None:
                     problems.append(Problem(source.element, "unit", count, read.problem or ""))
             reads = tuple(read for read, _ in counted)
-        storage = "text"
+        storage, ranges = "text", None
         if reads and table is not None and table.value is not None:
             storage = _storage(backend.column_type(table.name, table.value))
+            if kind.kind == "history":
+                low = backend.column_type(table.name, "range_low")
+                ranges = _storage(low) if low else None
+        strengths: tuple[tuple[int, Fraction], ...] = ()
+        quantity = "text"
+        if source.read == "dose":
+            strengths, refused = _strengths(source.element, kind, concepts, backend)
+            problems += refused
+            quantity = _storage(backend.column_type("drug_exposure", "quantity"))
         coded: tuple[tuple[int, str], ...] = ()
         if kind.kind == "code" or (kind.kind == "history" and kind.entry in ("code", "medication")):
             coded = _codes_of(concepts, catalog, backend)
         resolved.append(
-            Resolved(source, kind, tuple(concepts), tuple(values), reads, storage, coded)
+            Resolved(
+                source,
+                kind,
+                tuple(concepts),
+                tuple(values),
+                reads,
+                storage,
+                coded,
+                ranges,
+                strengths,
+                quantity,
+            )
         )
     return resolved, problems
 
@@ -332,14 +364,48 @@ def _storage(column_type: str) -> str:
     return "text"  # VARCHAR, an unbounded NUMERIC, or what is not known: parsed from its text
 
 
+def _code_sets(source: OmopSource) -> list[CodeSet]:
+    """Every set of codes a binding names: its records', its values' and those it excludes."""
+    return [source.codes, source.exclude, *(codes for _, codes in source.values)]
+
+
 def _named(source: OmopSource) -> bool:
     """Does the binding name codes that need looking up in `concept`?"""
-    every = [source.codes, *(codes for _, codes in source.values)]
     return any(
         not code.startswith(f"{CONCEPT_SYSTEM}:")
-        for codes in every
+        for codes in _code_sets(source)
         for code in (*codes.codes, *codes.prefixes)
     )
+
+
+def _concept_id(code: str, catalog: dict[str, int]) -> int | None:
+    system, _, bare = code.partition(":")
+    return int(bare) if system == CONCEPT_SYSTEM else catalog.get(code)
+
+
+def _descendants(
+    sets: Sequence[CodeSet], catalog: dict[str, int], backend: Backend
+) -> dict[int, set[int]]:
+    """concept id -> the concepts below it in `concept_ancestor`, for the codes named
+    `with descendants` (one query for all); each concept counts as its own descendant."""
+    wanted = sorted(
+        {
+            concept
+            for codes in sets
+            for code in codes.descendants
+            if (concept := _concept_id(code, catalog)) is not None
+        }
+    )
+    below: dict[int, set[int]] = {concept: {concept} for concept in wanted}
+    if not wanted:
+        return below
+    query = _select(
+        [exp.column("ancestor_concept_id"), exp.column("descendant_concept_id")],
+        "concept_ancestor",
+    ).where(exp.In(this=exp.column("ancestor_concept_id"), expressions=_ints(wanted)), copy=False)
+    for ancestor, descendant in backend.rows(query):
+        below[int(ancestor)].add(int(descendant))
+    return below
 
 
 def _catalog(sets: Sequence[CodeSet], backend: Backend) -> dict[str, int]:
@@ -393,24 +459,32 @@ def _catalog(sets: Sequence[CodeSet], backend: Backend) -> dict[str, int]:
     return found
 
 
-def _concepts(codes: CodeSet, catalog: dict[str, int]) -> tuple[list[int], list[str]]:
-    """The concept ids `codes` name, and the codes not found in the concept table."""
+def _concepts(
+    codes: CodeSet,
+    catalog: dict[str, int],
+    below: dict[int, set[int]],
+    excluded: Sequence[int] = (),
+) -> tuple[list[int], list[str]]:
+    """The concept ids `codes` name (with the descendants of those so marked), less
+    `excluded`, and the codes not found in the concept table. As OHDSI's concept sets:
+    what is excluded is left out whichever code included it."""
     ids: set[int] = set()
     missing: list[str] = []
     for code in sorted(codes.codes):
-        system, _, bare = code.partition(":")
-        if system == CONCEPT_SYSTEM:
-            ids.add(int(bare))
-        elif code in catalog:
-            ids.add(catalog[code])
-        else:
+        concept = _concept_id(code, catalog)
+        if concept is None:
             missing.append(code)
+        elif code in codes.descendants:
+            ids.update(below.get(concept, {concept}))
+        else:
+            ids.add(concept)
     for prefix in codes.prefixes:
         hits = [concept for code, concept in catalog.items() if code.startswith(prefix)]
         if not hits:
             missing.append(prefix + "*")
         ids.update(hits)
     ids.discard(0)  # concept 0 means "not mapped": it never names an element's records
+    ids.difference_update(excluded)
     return sorted(ids), missing
 
 
@@ -451,18 +525,71 @@ def _units(
         .group_by(exp.column(table.unit_concept), exp.column(table.unit_source), copy=False)
     )
     pairs = [(_int(c), None if s is None else str(s), int(n)) for c, s, n in backend.rows(query)]
-    unit_ids = sorted({c for c, _, _ in pairs if c})
-    ucum: dict[int, str] = {}
-    if unit_ids and "concept" in backend.tables():
-        lookup = _select([exp.column("concept_id"), exp.column("concept_code")], "concept").where(
-            exp.and_(
-                exp.In(this=exp.column("concept_id"), expressions=_ints(unit_ids)),
-                exp.EQ(this=exp.column("vocabulary_id"), expression=exp.Literal.string("UCUM")),
-            ),
-            copy=False,
-        )
-        ucum = {int(i): str(code) for i, code in backend.rows(lookup)}
+    ucum = _ucum([c for c, _, _ in pairs if c], backend)
     return [(read_unit(kind, c, s, ucum), n) for c, s, n in pairs]
+
+
+def _ucum(unit_ids: Sequence[int], backend: Backend) -> dict[int, str]:
+    """The UCUM code of each unit concept (those of the UCUM vocabulary)."""
+    if not unit_ids or "concept" not in backend.tables():
+        return {}
+    lookup = _select([exp.column("concept_id"), exp.column("concept_code")], "concept").where(
+        exp.and_(
+            exp.In(this=exp.column("concept_id"), expressions=_ints(sorted(set(unit_ids)))),
+            exp.EQ(this=exp.column("vocabulary_id"), expression=exp.Literal.string("UCUM")),
+        ),
+        copy=False,
+    )
+    return {int(i): str(code) for i, code in backend.rows(lookup)}
+
+
+def _strengths(
+    element: str, kind: Any, concepts: Sequence[int], backend: Backend
+) -> tuple[tuple[tuple[int, Fraction], ...], list[Problem]]:
+    """Per drug concept, its amount per unit dispensed (drug_strength's amount_value) in the
+    element's unit per day: a daily dose is that x quantity / days_supply. A drug without
+    one strength (none, or one per ingredient), with no amount, a unit that is not UCUM or
+    of another kind, or a factor not exact in SQL decimals is refused and named."""
+    if not concepts:
+        return (), []
+    query = _select(
+        [
+            exp.column("drug_concept_id"),
+            exp.column("amount_value"),
+            exp.column("amount_unit_concept_id"),
+        ],
+        "drug_strength",
+    ).where(exp.In(this=exp.column("drug_concept_id"), expressions=_ints(concepts)), copy=False)
+    rows: dict[int, list[tuple[Any, int | None]]] = {}
+    for drug, amount, unit in backend.rows(query):
+        rows.setdefault(int(drug), []).append((amount, _int(unit)))
+    ucum = _ucum([u for found in rows.values() for _, u in found if u], backend)
+    strengths: list[tuple[int, Fraction]] = []
+    problems: list[Problem] = []
+    for drug, found in sorted(rows.items()):
+        why = None
+        if len(found) > 1:
+            why = f"{len(found)} strengths (one per ingredient)"
+        elif found[0][0] is None:
+            why = "no amount_value (not a solid form)"
+        else:
+            amount, unit_id = found[0]
+            code = ucum.get(unit_id) if unit_id else None
+            per_day = f"{code}/d" if code else None
+            if per_day is None or not units.is_valid(per_day):
+                why = f"amount unit concept {unit_id} is not a UCUM unit"
+            elif not units.compatible(per_day, kind.unit, kind.molar_mass):
+                why = f"'{per_day}' does not convert to '{kind.unit}'"
+            else:
+                per = Fraction(str(amount)) * units.factor(per_day, kind.unit, kind.molar_mass)
+                places = exact.places(per)
+                if places is None or places > FACTOR_PLACES or abs(per) >= 10**DOSE_DIGITS:
+                    why = f"{amount} {per_day} is {per} '{kind.unit}', not exact in SQL decimals"
+                else:
+                    strengths.append((drug, per))
+        if why is not None:
+            problems.append(Problem(element, "strength", 0, f"drug concept {drug}: {why}"))
+    return tuple(strengths), problems
 
 
 def _codes_of(
@@ -597,11 +724,15 @@ def _screen_duckdb(
         described = connection.execute(f"DESCRIBE {EVENTS}").fetchall()
         layout = _with_events(layout, [(str(row[0]), str(row[1])) for row in described], "duckdb")
     query = sql.to_sql(checked, PATIENTS, "duckdb", layout, pretty=False)
-    connection.sql(query).create(screen.SCREENED)
+    if output is None:
+        # Read once, by the attrition count: screened where it is counted, never stored.
+        connection.execute(f"CREATE VIEW {_quoted(screen.SCREENED)} AS {query}")
+    else:
+        connection.sql(query).create(screen.SCREENED)
     # Every person was read without an intake error: the results are the screened rows in
     # person order, with no join back to the patient table.
     connection.execute(
-        f"CREATE TABLE {screen.RESULTS} AS SELECT CAST({_quoted(ID_FIELD)} AS BIGINT) AS "
+        f"CREATE VIEW {screen.RESULTS} AS SELECT CAST({_quoted(ID_FIELD)} AS BIGINT) AS "
         f"{_quoted(ROW)}, * FROM {_quoted(screen.SCREENED)}"
     )
     if output is not None and target == ".parquet":
@@ -629,9 +760,17 @@ def _counts(backend: Backend, table: PatientTable, total: int) -> dict[str, Any]
         if not table.count_absent:
             break
         if item.source.table in TABLES and not item.history and not table.counted_per_person(item):
-            row = _one_row(backend, table.record_counts(item))
-            counts[flag_column(item.source.element, "none")] = total - int(row["persons"] or 0)
-            counts[flag_column(item.source.element, "future")] = int(row["future"] or 0)
+            records, future = table.record_counts(item, PATIENTS)
+            seen = int(counts[flag_column(item.source.element, "seen")] or 0)
+            others = int(_one_row(backend, records)["persons"] or 0)
+            counts[flag_column(item.source.element, "none")] = total - seen - others
+            counts[flag_column(item.source.element, "future")] = int(
+                _one_row(backend, future)["future"] or 0
+            )
+    for item in table.resolved:
+        if item.history and item.source.read == "dose":
+            row = _one_row(backend, table.dose_problems(item))
+            counts[flag_column(item.source.element, "unreadable")] = int(row["persons"] or 0)
     histories = [item for item in table.resolved if item.history]
     if not histories:
         return counts
@@ -661,7 +800,8 @@ def _counts(backend: Backend, table: PatientTable, total: int) -> dict[str, Any]
     row = _one_row(backend, _select(columns, EVENTS))
     for index, item in enumerate(histories):
         counts[flag_column(item.source.element, "none")] = total - int(row[f"h{index}"] or 0)
-        counts[flag_column(item.source.element, "unreadable")] = int(row[f"u{index}"] or 0)
+        unreadable = flag_column(item.source.element, "unreadable")
+        counts[unreadable] = counts.get(unreadable, 0) + int(row[f"u{index}"] or 0)
     return counts
 
 

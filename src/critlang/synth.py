@@ -26,7 +26,7 @@ import attrs
 
 from critlang import units
 from critlang.bindings.assemble import shift, whole_years
-from critlang.bindings.binding import CodeSet, ElementBinding, Section, normal_code
+from critlang.bindings.binding import CodeSet, ElementBinding, Section
 from critlang.bindings.fhir import PREGNANCY_STATUS, PREGNANCY_VALUES, UCUM
 from critlang.check import Checked
 from critlang.vocab import CODE_SYSTEM_URIS, CalendarUnit, CodeSystem
@@ -546,166 +546,15 @@ def write_fhir(patients: Iterable[Synthetic], folder: Path) -> None:
             handle.close()
 
 
-# ---- OMOP CDM 5.4 ------------------------------------------------------------------------
+# ---- OMOP CDM 5.4: one writer, in synth_omop.py -------------------------------------------
 
-_VOCABULARIES = {
-    "loinc": "LOINC",
-    "snomed": "SNOMED",
-    "icd10cm": "ICD10CM",
-    "rxnorm": "RxNorm",
-    "atc": "ATC",
-}
-_GENDER_CONCEPTS = {"female": 8532, "male": 8507}
-_EHR = 32817  # type concept: EHR
-_FIRST_CONCEPT = 2_000_000_001  # OMOP's range for site-made concepts
-
-OMOP_TABLES = {
-    "concept": "concept_id BIGINT, concept_name VARCHAR, domain_id VARCHAR, vocabulary_id VARCHAR, "
-    "concept_class_id VARCHAR, standard_concept VARCHAR, concept_code VARCHAR, "
-    "valid_start_date DATE, valid_end_date DATE, invalid_reason VARCHAR",
-    "person": "person_id BIGINT, gender_concept_id BIGINT, year_of_birth INTEGER, "
-    "month_of_birth INTEGER, day_of_birth INTEGER, birth_datetime TIMESTAMP, "
-    "race_concept_id BIGINT, ethnicity_concept_id BIGINT, person_source_value VARCHAR, "
-    "gender_source_value VARCHAR",
-    "measurement": "measurement_id BIGINT, person_id BIGINT, measurement_concept_id BIGINT, "
-    "measurement_date DATE, measurement_type_concept_id BIGINT, value_as_number DECIMAL(18,6), "
-    "value_as_concept_id BIGINT, unit_concept_id BIGINT, range_low DECIMAL(18,6), "
-    "range_high DECIMAL(18,6), measurement_source_value VARCHAR, unit_source_value VARCHAR",
-    "observation": "observation_id BIGINT, person_id BIGINT, observation_concept_id BIGINT, "
-    "observation_date DATE, observation_type_concept_id BIGINT, value_as_number DECIMAL(18,6), "
-    "value_as_concept_id BIGINT, unit_concept_id BIGINT, observation_source_value VARCHAR",
-    "condition_occurrence": "condition_occurrence_id BIGINT, person_id BIGINT, "
-    "condition_concept_id BIGINT, condition_start_date DATE, condition_end_date DATE, "
-    "condition_type_concept_id BIGINT, condition_status_concept_id BIGINT, "
-    "condition_source_value VARCHAR, condition_source_concept_id BIGINT",
-    "drug_exposure": "drug_exposure_id BIGINT, person_id BIGINT, drug_concept_id BIGINT, "
-    "drug_exposure_start_date DATE, drug_exposure_end_date DATE, drug_type_concept_id BIGINT, "
-    "quantity DECIMAL(18,6), dose_unit_source_value VARCHAR, drug_source_value VARCHAR, "
-    "drug_source_concept_id BIGINT",
-    "procedure_occurrence": "procedure_occurrence_id BIGINT, person_id BIGINT, "
-    "procedure_concept_id BIGINT, procedure_date DATE, procedure_type_concept_id BIGINT, "
-    "procedure_source_value VARCHAR, procedure_source_concept_id BIGINT",
-}
+_OMOP_NAMES = ("OMOP_TABLES", "omop_tables", "write_omop")
 
 
-class _Omop:
-    """The rows of the OMOP tables, with a concept for every code and unit used."""
+def __getattr__(name: str) -> Any:
+    # Read from synth_omop when asked: it needs the SQL extra (sqlglot), FHIR alone does not.
+    if name in _OMOP_NAMES:
+        import critlang.synth_omop
 
-    def __init__(self) -> None:
-        self.rows: dict[str, list[tuple[Any, ...]]] = {name: [] for name in OMOP_TABLES}
-        self.concepts: dict[tuple[str, str], int] = {}
-        self.serial = 0
-
-    def concept(self, vocabulary: str, code: str, domain: str) -> int:
-        key = (vocabulary, code)
-        if key not in self.concepts:
-            concept_id = _FIRST_CONCEPT + len(self.concepts)
-            self.concepts[key] = concept_id
-            self.rows["concept"].append(
-                (concept_id, f"{vocabulary} {code}", domain, vocabulary, "Clinical", "S", code,
-                 datetime.date(1970, 1, 1), datetime.date(2099, 12, 31), None)
-            )  # fmt: skip
-        return self.concepts[key]
-
-    def coded(self, code: str, domain: str) -> tuple[int, str]:
-        system, _, bare = code.partition(":")
-        vocabulary = _VOCABULARIES[system]
-        if system == CodeSystem.ICD10CM and len(bare) > 3:
-            bare = f"{bare[:3]}.{bare[3:]}"
-        return self.concept(vocabulary, bare, domain), bare
-
-    def next_id(self) -> int:
-        self.serial += 1
-        return self.serial
-
-    def add(self, person_id: int, resource: Mapping[str, Any]) -> None:
-        kind = resource["resourceType"]
-        if kind == "Patient":
-            born = resource.get("birthDate")
-            day = datetime.date.fromisoformat(born) if born else None
-            gender = resource.get("gender")
-            self.rows["person"].append(
-                (person_id, _GENDER_CONCEPTS.get(gender or "", 0),
-                 day.year if day else None, day.month if day else None, day.day if day else None,
-                 datetime.datetime(day.year, day.month, day.day) if day else None,
-                 0, 0, resource["id"], gender)
-            )  # fmt: skip
-            return
-        if resource.get("status") in ("preliminary", "entered-in-error"):
-            return  # an ETL to OMOP loads results that count
-        if kind == "Observation":
-            self._observation(person_id, resource)
-        elif kind == "Condition":
-            concept, bare = self.coded(_code_of(resource["code"]), "Condition")
-            self.rows["condition_occurrence"].append(
-                (self.next_id(), person_id, concept, resource["onsetDateTime"][:10], None, _EHR, 0,
-                 bare, concept)
-            )  # fmt: skip
-        elif kind == "MedicationStatement":
-            concept, bare = self.coded(_code_of(resource["medicationCodeableConcept"]), "Drug")
-            period = resource["effectivePeriod"]
-            dose, unit = None, None
-            if "dosage" in resource:
-                quantity = resource["dosage"][0]["doseAndRate"][0]["doseQuantity"]
-                dose, unit = quantity["value"], f"{quantity['code']}/d"
-            self.rows["drug_exposure"].append(
-                (self.next_id(), person_id, concept, period["start"], period.get("end"), _EHR,
-                 dose, unit, bare, concept)
-            )  # fmt: skip
-        elif kind == "Procedure":
-            concept, bare = self.coded(_code_of(resource["code"]), "Procedure")
-            self.rows["procedure_occurrence"].append(
-                (self.next_id(), person_id, concept, resource["performedDateTime"][:10], _EHR,
-                 bare, concept)
-            )  # fmt: skip
-
-    def _observation(self, person_id: int, resource: Mapping[str, Any]) -> None:
-        concept, bare = self.coded(_code_of(resource["code"]), "Measurement")
-        day = resource["effectiveDateTime"][:10]
-        if "valueCodeableConcept" in resource:
-            value_concept, _ = self.coded(_code_of(resource["valueCodeableConcept"]), "Meas Value")
-            self.rows["observation"].append(
-                (self.next_id(), person_id, concept, day, _EHR, None, value_concept, None, bare)
-            )
-            return
-        quantity = resource["valueQuantity"]
-        unit = quantity["code"]
-        unit_concept = self.concept("UCUM", unit, "Unit")
-        low = high = None
-        ranges = resource.get("referenceRange")
-        if ranges:
-            low, high = ranges[0]["low"]["value"], ranges[0]["high"]["value"]
-        self.rows["measurement"].append(
-            (self.next_id(), person_id, concept, day, _EHR, quantity["value"], None, unit_concept,
-             low, high, bare, unit)
-        )  # fmt: skip
-
-
-def _code_of(concept: Mapping[str, Any]) -> str:
-    coding = concept["coding"][0]
-    system = next(name for name, uri in CODE_SYSTEM_URIS.items() if uri == coding["system"])
-    return normal_code(system, coding["code"])
-
-
-def write_omop(patients: Iterable[Synthetic], path: Path) -> None:
-    """OMOP CDM 5.4 tables in a DuckDB file: the same patients, person_id numbered from 1.
-
-    Codes become site concepts (ids from 2,000,000,001) in `concept`, with the
-    vocabulary's name (LOINC, SNOMED, ICD10CM, RxNorm, ATC, UCUM); preliminary
-    results are not loaded; a medication's daily dose is `quantity` with
-    `dose_unit_source_value` 'mg/d'; an ongoing one has no end date.
-    """
-    import duckdb
-
-    omop = _Omop()
-    for number, patient in enumerate(patients, start=1):
-        for resource in patient.resources:
-            omop.add(number, resource)
-    path.unlink(missing_ok=True)
-    with duckdb.connect(str(path)) as connection:
-        for table, columns in OMOP_TABLES.items():
-            connection.execute(f"CREATE TABLE {table} ({columns})")
-            rows = omop.rows[table]
-            if rows:
-                marks = ", ".join("?" for _ in rows[0])
-                connection.executemany(f"INSERT INTO {table} VALUES ({marks})", rows)
+        return getattr(critlang.synth_omop, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -60,6 +60,7 @@ _CALENDAR = {
     **dict.fromkeys(("day", "days"), CalendarUnit.DAY),
 }
 _SYSTEMS = frozenset(str(system) for system in CodeSystem)
+DESCENDANTS = " with descendants"  # after a code: it and every concept below it
 _CODE_FORMATS = {
     CodeSystem.SNOMED: re.compile(r"[1-9][0-9]{5,17}"),
     CodeSystem.ICD10CM: re.compile(r"[A-Z][0-9][0-9A-Z](?:\.?[0-9A-Z]{1,4})?"),
@@ -71,10 +72,15 @@ _CODE_FORMATS = {
 
 @attrs.frozen
 class CodeSet:
-    """Codes written `system:code` (ICD-10-CM without its dot) and prefixes they may start with."""
+    """Codes written `system:code` (ICD-10-CM without its dot) and prefixes they may start with.
+
+    `descendants` are those of `codes` whose descendants count too (`with descendants`,
+    read through a source's concept hierarchy: OMOP's `concept_ancestor`).
+    """
 
     codes: frozenset[str] = frozenset()
     prefixes: tuple[str, ...] = ()
+    descendants: frozenset[str] = frozenset()
 
     def matches(self, code: str) -> bool:
         return code in self.codes or (bool(self.prefixes) and code.startswith(self.prefixes))
@@ -83,7 +89,11 @@ class CodeSet:
         return bool(self.codes or self.prefixes)
 
     def union(self, other: CodeSet) -> CodeSet:
-        return CodeSet(self.codes | other.codes, self.prefixes + other.prefixes)
+        return CodeSet(
+            self.codes | other.codes,
+            self.prefixes + other.prefixes,
+            self.descendants | other.descendants,
+        )
 
 
 def normal_code(system: str, code: str) -> str:
@@ -115,7 +125,8 @@ class ElementBinding:
     `field` what that key named when it is not codes (`Patient` fields),
     `codes` what selects the source's entries, `values` which codes mean
     which value (enum, set and boolean elements), `read` what is taken from
-    the chosen entry (`value`, `date`, `time since`, ...).
+    the chosen entry (`value`, `date`, `time since`, ...), `exclude` the codes
+    whose entries never count (where the source has a concept hierarchy).
     """
 
     name: str
@@ -129,6 +140,7 @@ class ElementBinding:
     read: str = "value"
     absent: str = "unknown"
     options: tuple[tuple[str, str], ...] = ()  # a source's own keys as given (`clinical: active`)
+    exclude: CodeSet = CodeSet()
 
     def option(self, key: str, default: str) -> str:
         return next((value for name, value in self.options if name == key), default)
@@ -175,6 +187,8 @@ class Context:
         self.diagnostics: list[Diagnostic] = []
         # Code systems a section accepts besides vocab.CodeSystem (OMOP concept ids, say).
         self.extra_systems: tuple[str, ...] = ()
+        # Does the section's source have a concept hierarchy (`with descendants`, `exclude`)?
+        self.hierarchy = False
 
     # -- diagnostics
 
@@ -248,21 +262,43 @@ class Context:
         items = node.value if isinstance(node, yaml.SequenceNode) else [node]
         codes: set[str] = set()
         prefixes: list[str] = []
+        descendants: set[str] = set()
         if not items:
             self.error(node, "BIND020", "the list of codes is empty", "name at least one code")
         for item in items:
             text = self.scalar(item, "a code")
             if text is None:
                 continue
-            parsed = self._code(item, text.strip(), extra_systems)
+            text = text.strip()
+            below = text.endswith(DESCENDANTS)
+            if below:
+                text = text.removesuffix(DESCENDANTS).rstrip()
+                if not self.hierarchy:
+                    self.error(
+                        item,
+                        "BIND024",
+                        f"'{text}{DESCENDANTS}': this source has no concept hierarchy",
+                        "list the codes themselves, or a prefix with a trailing *",
+                    )
+                    continue
+            parsed = self._code(item, text, extra_systems)
             if parsed is None:
                 continue
             code, prefix = parsed
-            if prefix:
+            if prefix and below:
+                self.error(
+                    item,
+                    "BIND024",
+                    f"'{text}' is a prefix; only a code has descendants",
+                    f"write the code itself, e.g. '{text.rstrip('*')}{DESCENDANTS}'",
+                )
+            elif prefix:
                 prefixes.append(code)
             else:
                 codes.add(code)
-        return CodeSet(frozenset(codes), tuple(prefixes))
+                if below:
+                    descendants.add(code)
+        return CodeSet(frozenset(codes), tuple(prefixes), frozenset(descendants))
 
     def _code(
         self, node: yaml.Node, text: str, extra_systems: tuple[str, ...]
@@ -376,6 +412,8 @@ class Context:
             return None
         own = tuple(dict.fromkeys(key for kind in sources.values() for key, _ in kind.options))
         allowed = (*sources, "select", "map", "read", "absent", *own)
+        if self.hierarchy:
+            allowed = (*allowed, "exclude")
         source: tuple[str, yaml.Node, yaml.Node] | None = None
         options: dict[str, tuple[yaml.Node, yaml.Node]] = {}
         ok = True
@@ -421,6 +459,9 @@ class Context:
         else:
             codes = self.codes(value, self.extra_systems)
         rule = self._rule_for(name, kind, options.get("select"))
+        exclude = CodeSet()
+        if "exclude" in options:
+            exclude = self.codes(options["exclude"][1], self.extra_systems)
         if "map" in options:
             if spec.fields or isinstance(value, yaml.MappingNode):
                 self.error(
@@ -499,6 +540,7 @@ class Context:
             read=read,
             absent=absent,
             options=tuple(own_options),
+            exclude=exclude,
         )
 
     def _value_map(self, name: str, kind: Type, node: yaml.Node) -> tuple[tuple[str, CodeSet], ...]:

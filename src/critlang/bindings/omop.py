@@ -32,6 +32,9 @@ from sqlglot import exp
 
 from critlang import units
 from critlang.bindings.assemble import shift
+from critlang.bindings.binding import (
+    SELECT_FLAT as SELECT_NUMBER,
+)
 from critlang.bindings.binding import CodeSet, Context, ElementBinding, Section, SourceKind
 from critlang.check import Checked, Type
 from critlang.engines.sql import build as b
@@ -105,6 +108,7 @@ TABLES = {
 SOURCES = {
     "person": SourceKind(codes=False, fields=("birth_date", "gender", "reference_date")),
     **{name: SourceKind(reads=("value", "date", "time since")) for name in TABLES},
+    "drug_exposure": SourceKind(reads=("value", "date", "time since", "dose")),
 }
 # OMOP's standard gender concepts, read as the FHIR genders are named.
 GENDERS = (("female", 8532), ("male", 8507), ("other", 8521), ("unknown", 8551))
@@ -158,6 +162,7 @@ class OmopSource:
     read: str = "value"
     absent: str = "unknown"
     mapped: bool = False  # `values` are of the value concept (`map`), not of the records
+    exclude: CodeSet = attrs.field(factory=CodeSet)  # records of these concepts never count
 
 
 def source_of(element: ElementBinding) -> OmopSource:
@@ -182,6 +187,7 @@ def source_of(element: ElementBinding) -> OmopSource:
         read=element.read,
         absent=element.absent,
         mapped=mapped,
+        exclude=element.exclude,
     )
 
 
@@ -195,6 +201,7 @@ def _union(values: tuple[tuple[str, CodeSet], ...]) -> CodeSet:
 def parse_section(node: yaml.Node, context: Context) -> Section | None:
     """The `omop:` section of a binding; problems go to `context`."""
     context.extra_systems = (CONCEPT_SYSTEM,)
+    context.hierarchy = True  # concept_ancestor: `with descendants` and `exclude`
     elements, unbound = context.elements(node, "the omop section", SOURCES)
     fitting = {name: e for name, e in elements.items() if _fits(e, context)}
     return Section("omop", context.span(node), fitting, unbound)
@@ -226,6 +233,13 @@ def _fits(element: ElementBinding, context: Context) -> bool:
         hint = "bind it in another source, or write '~': unknown for every patient"
     elif kind.kind == "history" and table is not None:
         problem, hint = _history_problem(kind, table)
+        if problem is None and element.read == "dose" and kind.entry != "medication":
+            problem = f"'read: dose' gives a medication's dose, not {kind.describe()}"
+    elif element.read == "dose" and (
+        kind.kind != "quantity" or element.rule.select not in SELECT_NUMBER
+    ):
+        problem = f"'read: dose' gives a daily dose (a quantity), not {kind.describe()}"
+        hint = "declare it as a quantity such as 'mg/d', selected latest, earliest, ..."
     elif element.read == "date" and kind.kind != "date":
         problem = f"'read: date' does not give {kind.describe()}"
     elif element.read == "time since" and (
@@ -235,7 +249,7 @@ def _fits(element: ElementBinding, context: Context) -> bool:
         hint = f"declare it as a duration in one of {', '.join(DURATION_UNITS)}"
     elif element.read == "value" and table is not None:
         problem, hint = _value_problem(element, kind, table)
-    named = _union((("", element.codes), *element.values))
+    named = _union((("", element.codes), ("", element.exclude), *element.values))
     ids = [c for c in (*sorted(named.codes), *named.prefixes) if c.startswith("omop:")]
     wrong = [c for c in ids if c in named.prefixes or not c.partition(":")[2].isdigit()]
     if problem is None and wrong:
@@ -292,6 +306,7 @@ VALUE_DIGITS = 14  # integer digits of a value read from OMOP
 NARROW_DIGITS = 8  # ... when its plausible range allows: DECIMAL(18, 10), 64 bits in DuckDB
 FACTOR_PLACES = 6  # a unit factor must be exact in this many places
 FACTOR_DIGITS = 6
+DOSE_DIGITS = 8  # integer digits of a quantity dispensed and of a drug's amount per unit
 
 
 @attrs.frozen
@@ -345,6 +360,12 @@ class Resolved:
     units: tuple[UnitRead, ...] = ()
     storage: str = "text"  # how the table holds its values: "float", "decimal" or "text"
     coded: tuple[tuple[int, str], ...] = ()  # concept id -> `system:code`, for history entries
+    # How the table holds its reference ranges (range_low, range_high), or None: it has none.
+    ranges: str | None = None
+    # `read: dose`: per drug concept, its amount per unit dispensed (drug_strength) in the
+    # element's unit times days; how the table holds `quantity`.
+    strengths: tuple[tuple[int, Fraction], ...] = ()
+    quantity: str = "text"
 
     @property
     def history(self) -> bool:
@@ -427,6 +448,23 @@ def _factor_type(factor: Fraction) -> exp.DataType:
     return _dec(digits + places, places)
 
 
+def _number(text: exp.Expr, storage: str, digits: int, places: int) -> exp.Expr:
+    """A stored number as DECIMAL(digits + places, places); NULL when it is not one exactly."""
+    decimal = _dec(digits + places, places)
+    if storage == "text":
+        pattern = rf"^[+-]?[0-9]{{1,{digits}}}(\.[0-9]{{0,{places}}}0*)?$"
+        # The text is checked before the cast: every engine then casts it alike.
+        shaped = exp.RegexpLike(this=text, expression=b.text(pattern))
+        return b.when(shaped, b.cast(text.copy(), decimal))
+    found = b.when(_inside(text, Fraction(10**digits)), b.cast(text.copy(), decimal))
+    if storage == "float":
+        # Kept only when its decimal reads back as the same double: then it is the
+        # double's shortest decimal, as the SQL engine reads a floating-point column.
+        back = b.cast(found.copy(), exp.DataType.build("DOUBLE"))
+        found = b.when(exp.EQ(this=back, expression=text.copy()), found)
+    return found
+
+
 def _count_if(condition: exp.Expr) -> exp.Expr:
     return exp.Sum(this=b.when(condition, _num(1), _num(0)))
 
@@ -445,25 +483,37 @@ class PatientTable:
         self.resolved = list(resolved)
         self.reference = reference
         self.count_absent = True  # count, per element with a value, the patients with no data
+        self.persons: Sequence[int] | None = None  # only these persons (an explanation's)
 
     # ---- one element's records ----
 
     def match(self, item: Resolved) -> exp.Expr:
-        """Is a row of the element's table one of its records: its concept or source concept."""
+        """Is a row of the element's table one of its records: its concept or source concept
+        (and its person one of `persons`, when given)."""
         table = TABLES[item.source.table]
-        return b.or_(
+        match = b.or_(
             _in(_c(table.concept), item.concepts), _in(_c(table.source_concept), item.concepts)
         )
+        if self.persons is None:
+            return match
+        return b.and_(b.paren(match), self.of_persons())
 
-    def matched(self, item: Resolved, window_only: bool = False) -> exp.Select:
+    def of_persons(self) -> exp.Expr:
+        assert self.persons is not None
+        return _in(_c(PERSON_ID), self.persons)
+
+    def matched(self, item: Resolved, window_only: bool = False, cite: bool = False) -> exp.Select:
         """The element's records: person `pid`, date `d` (`e`, a drug's end), and for a value
-        `v` (NULL when it cannot be read, with `bad`)."""
+        `v` (NULL when it cannot be read, with `bad`); `cite`: with its row id (`rid`), for
+        an explanation to cite."""
         table = TABLES[item.source.table]
         match = self.match(item)
         columns: list[exp.Expr] = [
             b.alias(_c(PERSON_ID), "pid"),
             b.alias(b.cast(_c(table.date), exp.DataType.build("DATE")), "d"),
         ]
+        if cite:
+            columns.append(b.alias(b.cast(_c(f"{table.name}_id"), "BIGINT"), "rid"))
         if table.end is not None:
             columns.append(b.alias(b.cast(_c(table.end), exp.DataType.build("DATE")), "e"))
         if window_only:
@@ -477,6 +527,8 @@ class PatientTable:
             value = exp.DateDiff(this=_date(self.reference), expression=day, unit=exp.var("DAY"))
         elif source.read == "date":
             value = b.cast(_c(table.date), exp.DataType.build("DATE"))
+        elif source.read == "dose":
+            return self.doses(item, columns, match)
         elif kind.numeric:
             return self.numbers(item, table, columns, match)
         elif source.mapped:
@@ -505,9 +557,11 @@ class PatientTable:
         columns: list[exp.Expr],
         match: exp.Expr,
         every: bool = False,
+        ranges: bool = False,
     ) -> exp.Select:
         """The records with their values in the element's unit as exact DECIMALs (`v`), NULL
-        and `bad` when a value in the window cannot be read.
+        and `bad` when a value in the window cannot be read; with `ranges`, the reference
+        range (`lo`, `hi`) through the same unit, NULL when it cannot be read.
 
         In steps, each computing one thing once: the value's text and unit (only in
         the window: no other value is ever selected), the number the text says, the
@@ -515,62 +569,135 @@ class PatientTable:
         """
         assert table.value is not None
         kept = [column.alias_or_name for column in columns]
+        # (the table's column, how it stores numbers, the name of the number read)
+        read = [(table.value, item.storage, "v")]
+        if ranges and item.ranges is not None:
+            read += [("range_low", item.ranges, "lo"), ("range_high", item.ranges, "hi")]
+        names = [name for _, _, name in read]
 
-        def carried(*names: str) -> list[exp.Expr]:
-            return [b.col(name) for name in (*kept, *names)]
+        def carried(*more: str) -> list[exp.Expr]:
+            return [b.col(name) for name in (*kept, *more)]
 
         def window() -> exp.Expr:
             # `every`: a history's entries, every record up to the reference date.
             return exp.true() if every else self.in_window(item, raw=True)
 
-        inside = window()
-        given: exp.Expr = _c(table.value)
-        if item.storage == "text":
-            given = exp.Trim(this=b.cast(given, exp.DataType.build("VARCHAR")))
+        def given(column: str, storage: str) -> exp.Expr:
+            value: exp.Expr = _c(column)
+            if storage == "text":
+                value = exp.Trim(this=b.cast(value, exp.DataType.build("VARCHAR")))
+            return b.when(window(), value)
+
         usable = [unit for unit in item.units if unit.factor is not None]
         which = b.case([(self.unit_is(unit, table), _num(i)) for i, unit in enumerate(usable)])
         first = b.select(
             [
                 *columns,
                 b.alias(window(), "w"),
-                b.alias(b.when(inside, given), "t"),
+                *(b.alias(given(column, storage), f"t{name}") for column, storage, name in read),
                 b.alias(which if usable else b.cast(exp.null(), "INT"), "u"),
             ],
             exp.to_table(table.name),
         ).where(match, copy=False)
         digits = self.value_digits(item, usable)
         decimal = _dec(digits + EXACT_PLACES, EXACT_PLACES)
-        if item.storage == "text":
-            pattern = rf"^[+-]?[0-9]{{1,{digits}}}(\.[0-9]{{0,{EXACT_PLACES}}}0*)?$"
-            # The text is checked before the cast: every engine then casts it alike.
-            shaped = exp.RegexpLike(this=b.col("t"), expression=b.text(pattern))
-            number: exp.Expr = b.when(shaped, b.cast(b.col("t"), decimal))
-        else:
-            number = b.when(_inside(b.col("t"), Fraction(10**digits)), b.cast(b.col("t"), decimal))
-            if item.storage == "float":
-                # Kept only when its decimal reads back as the same double: then it is the
-                # double's shortest decimal, as the SQL engine reads a floating-point column.
-                back = b.cast(number.copy(), exp.DataType.build("DOUBLE"))
-                number = b.when(exp.EQ(this=back, expression=b.col("t")), number)
-        second = b.select([*carried("w", "u"), b.alias(number, "r")], _derived(first, "s1"))
-        whens: list[tuple[exp.Expr, exp.Expr]] = []
-        for index, unit in enumerate(usable):
-            assert unit.factor is not None
-            converted: exp.Expr = b.col("r")
-            if unit.factor != 1:
-                # r * f, kept when it fits the value's type exactly; each branch of one type,
-                # so that values in the element's own unit stay narrow.
-                factor = b.cast(b.text(_decimal_text(unit.factor)), _factor_type(unit.factor))
-                product = exp.Mul(this=b.col("r"), expression=factor)
-                narrow = b.cast(product.copy(), decimal.copy())
-                exact_enough = exp.EQ(this=narrow, expression=product)
-                fits = _inside(b.col("r"), Fraction(10**digits) / abs(unit.factor))
-                converted = b.when(fits, b.when(exact_enough, narrow.copy()))
-            whens.append((exp.EQ(this=b.col("u"), expression=_num(index)), converted))
-        value = b.case(whens) if whens else b.cast(exp.null(), decimal.copy())
-        third = b.select([*carried("w"), b.alias(value, "v")], _derived(second, "s2"))
+
+        def number(text: exp.Expr, storage: str) -> exp.Expr:
+            return _number(text, storage, digits, EXACT_PLACES)
+
+        second = b.select(
+            [
+                *carried("w", "u"),
+                *(b.alias(number(b.col(f"t{n}"), storage), f"r{n}") for _, storage, n in read),
+            ],
+            _derived(first, "s1"),
+        )
+
+        def converted(name: str) -> exp.Expr:
+            whens: list[tuple[exp.Expr, exp.Expr]] = []
+            for index, unit in enumerate(usable):
+                assert unit.factor is not None
+                value: exp.Expr = b.col(f"r{name}")
+                if unit.factor != 1:
+                    # r * f, kept when it fits the value's type exactly; each branch of one
+                    # type, so that values in the element's own unit stay narrow.
+                    factor = b.cast(b.text(_decimal_text(unit.factor)), _factor_type(unit.factor))
+                    product = exp.Mul(this=b.col(f"r{name}"), expression=factor)
+                    narrow = b.cast(product.copy(), decimal.copy())
+                    exact_enough = exp.EQ(this=narrow, expression=product)
+                    fits = _inside(b.col(f"r{name}"), Fraction(10**digits) / abs(unit.factor))
+                    value = b.when(fits, b.when(exact_enough, narrow.copy()))
+                whens.append((exp.EQ(this=b.col("u"), expression=_num(index)), value))
+            return b.case(whens) if whens else b.cast(exp.null(), decimal.copy())
+
+        third = b.select(
+            [*carried("w"), *(b.alias(converted(name), name) for name in names)],
+            _derived(second, "s2"),
+        )
         bad = b.and_(b.col("w"), b.is_null(b.col("v")))
-        return b.select([*carried("v"), b.alias(bad, "bad")], _derived(third, "s3"))
+        return b.select([*carried(*names), b.alias(bad, "bad")], _derived(third, "s3"))
+
+    def doses(
+        self, item: Resolved, columns: list[exp.Expr], match: exp.Expr, every: bool = False
+    ) -> exp.Select:
+        """Drug exposures with their daily dose in the element's unit (`v`): the drug's
+        amount per unit (drug_strength) x `quantity` / `days_supply`, kept only when exact
+        in the table's places; `bad` when a quantity is recorded but no dose can be read
+        from it (no single strength of a known unit, no days' supply, not exact)."""
+        kept = [column.alias_or_name for column in columns]
+
+        def carried(*more: str) -> list[exp.Expr]:
+            return [b.col(name) for name in (*kept, *more)]
+
+        inside = exp.true() if every else self.in_window(item, raw=True)
+        amount = (
+            b.case(
+                [
+                    (
+                        exp.EQ(this=_c("drug_concept_id"), expression=_num(drug)),
+                        b.cast(
+                            b.text(_decimal_text(per)),
+                            _dec(DOSE_DIGITS + FACTOR_PLACES, FACTOR_PLACES),
+                        ),
+                    )
+                    for drug, per in item.strengths
+                ]
+            )
+            if item.strengths
+            else b.cast(exp.null(), _dec(DOSE_DIGITS + FACTOR_PLACES, FACTOR_PLACES))
+        )
+        first = b.select(
+            [
+                *columns,
+                b.alias(inside, "w"),
+                b.alias(b.when(inside.copy(), _c("quantity")), "tq"),
+                b.alias(_c("days_supply"), "ds"),
+                b.alias(amount, "a"),
+            ],
+            exp.to_table("drug_exposure"),
+        ).where(match, copy=False)
+        quantity = _number(b.col("tq"), item.quantity, DOSE_DIGITS, FACTOR_PLACES)
+        usable = b.and_(b.not_(b.is_null(b.col("a"))), exp.GT(this=b.col("ds"), expression=_num(0)))
+        product = exp.Mul(this=quantity, expression=b.col("a"))
+        second = b.select(
+            [
+                *carried("w", "tq", "ds"),
+                b.alias(b.when(usable, product), "p"),
+            ],
+            _derived(first, "d1"),
+        )
+        # A dose has the integer digits of any value read (the cast cannot overflow).
+        decimal = _dec(VALUE_DIGITS + EXACT_PLACES, EXACT_PLACES)
+        divided = exp.Div(this=b.col("p"), expression=b.col("ds"))
+        quotient = b.when(_inside(b.col("p"), Fraction(10**VALUE_DIGITS)), b.cast(divided, decimal))
+        third = b.select(
+            [*carried("w", "tq", "ds", "p"), b.alias(quotient, "q")], _derived(second, "d2")
+        )
+        back = exp.Mul(this=b.col("q"), expression=b.cast(b.col("ds"), _dec(18, 0)))
+        dose = b.when(exp.EQ(this=back, expression=b.col("p")), b.col("q"))
+        fourth = b.select([*carried("w", "tq"), b.alias(dose, "v")], _derived(third, "d3"))
+        bad = b.and_(b.col("w"), b.not_(b.is_null(b.col("tq"))), b.is_null(b.col("v")))
+        return b.select([*carried("v"), b.alias(bad, "bad")], _derived(fourth, "d4"))
 
     def value_digits(self, item: Resolved, usable: Sequence[UnitRead]) -> int:
         """Integer digits of the values read: NARROW_DIGITS when the element's plausible range
@@ -742,18 +869,41 @@ class PatientTable:
         A value's are counted by `record_counts` instead, in one pass without grouping."""
         return item.presence or item.kind.kind == "set"
 
-    def record_counts(self, item: Resolved) -> exp.Select:
-        """One row: how many persons have any record of the element (`persons`), and how many
-        records are dated after the reference date (`future`)."""
+    def record_counts(self, item: Resolved, patients: str) -> tuple[exp.Select, exp.Select]:
+        """Two one-row queries for an element with a value: how many of the persons of the
+        patient table `patients` with no record in the window have a record at all
+        (`persons`), and how many records are dated after the reference date (`future`).
+
+        Those with a record in the window are known from the patient table (its `seen`
+        flag): only the others are looked for among all the records, and the records
+        after the reference date are counted by a filter an engine can answer from its
+        zone maps; both cost far less than counting the distinct persons of every record.
+        """
         table = TABLES[item.source.table]
-        future: exp.Expr = exp.false()
+        row = exp.column(ROW, quoted=True)
+        unseen = (
+            exp.select(row, copy=False)
+            .from_(exp.to_table(patients, quoted=True), copy=False)
+            .where(
+                exp.EQ(
+                    this=exp.column(flag_column(item.source.element, "seen"), quoted=True),
+                    expression=_num(0),
+                ),
+                copy=False,
+            )
+        )
+        found = b.and_(
+            b.paren(self.match(item)), exp.In(this=_c(PERSON_ID), query=exp.Subquery(this=unseen))
+        )
+        persons = b.alias(exp.Count(this=exp.Distinct(expressions=[_c(PERSON_ID)])), "persons")
+        records = b.select([persons], exp.to_table(table.name)).where(found, copy=False)
+        late: exp.Expr = exp.false()
         if self.reference is not None:
-            future = exp.GT(this=_c(table.date), expression=_date(self.reference))
-        columns = [
-            b.alias(exp.Count(this=exp.Distinct(expressions=[_c(PERSON_ID)])), "persons"),
-            b.alias(_count_if(future), "future"),
-        ]
-        return b.select(columns, exp.to_table(table.name)).where(self.match(item), copy=False)
+            late = exp.GT(this=_c(table.date), expression=_date(self.reference))
+        future = b.select(
+            [b.alias(exp.Count(this=exp.Star()), "future")], exp.to_table(table.name)
+        ).where(b.and_(b.paren(self.match(item)), late), copy=False)
+        return records, future
 
     def element_value(self, item: Resolved) -> exp.Expr:
         """The element's value from its per-person CTE."""
@@ -868,6 +1018,8 @@ class PatientTable:
                 select = select.select(b.alias(sql, flag_column(source.element, flag)), copy=False)
         for name, cte in ctes:
             select = select.with_(name, as_=cte, copy=False)
+        if self.persons is not None:
+            select = select.where(_in(person_id.copy(), self.persons), copy=False)
         return select
 
     def record_flags(self, item: Resolved) -> dict[str, exp.Expr]:
@@ -881,9 +1033,11 @@ class PatientTable:
                 "none": b.when(b.is_null(exp.column("n", name, quoted=True)), _num(1), _num(0)),
                 "future": zero("future"),
             }
+        seen = b.is_null(exp.column("pid", name, quoted=True))
         return {
             "unreadable": b.when(exp.GT(this=zero("bad"), expression=_num(0)), _num(1), _num(0)),
             "conflict": zero("conflict"),
+            "seen": b.when(seen, _num(0), _num(1)),  # a record in the window (record_counts)
         }
 
     def person_flags(self, item: Resolved) -> dict[str, exp.Expr]:
@@ -967,13 +1121,18 @@ class PatientTable:
             b.alias(b.cast(_c(PERSON_ID), varchar), "id"),
             b.alias(b.text(item.source.element), "element"),
             b.alias(b.cast(exp.null(), day), "date"),
-            b.alias(b.cast(exp.null(), _dec(38, EXACT_PLACES)), "value"),
+            b.alias(b.cast(exp.null(), _dec(NARROW_DIGITS + EXACT_PLACES, EXACT_PLACES)), "value"),
             b.alias(b.cast(exp.null(), varchar), "code"),
             b.alias(b.cast(exp.null(), day), "start"),
             b.alias(b.cast(exp.null(), day), "end"),
             b.alias(b.cast(exp.null(), varchar), "source"),
+            *(
+                b.alias(b.cast(exp.null(), _dec(NARROW_DIGITS + EXACT_PLACES, EXACT_PLACES)), n)
+                for n in ("low", "high", "dose")
+            ),
         ]
-        return b.select(columns, exp.to_table("person"))
+        select = b.select(columns, exp.to_table("person"))
+        return select if self.persons is None else select.where(self.of_persons(), copy=False)
 
     def entries(self, item: Resolved) -> exp.Select:
         table = TABLES[item.source.table]
@@ -994,7 +1153,7 @@ class PatientTable:
             "id": b.cast(_c(PERSON_ID), varchar),
             "element": b.text(source.element),
             "date": b.cast(exp.null(), day),
-            "value": b.cast(exp.null(), _dec(38, EXACT_PLACES)),
+            "value": b.cast(exp.null(), _dec(NARROW_DIGITS + EXACT_PLACES, EXACT_PLACES)),
             "code": b.cast(exp.null(), varchar),
             "start": b.cast(exp.null(), day),
             "end": b.cast(exp.null(), day),
@@ -1015,16 +1174,44 @@ class PatientTable:
             match = b.and_(
                 b.paren(match), exp.LTE(this=date.copy(), expression=_date(self.reference))
             )
-        if entry != "measurement":
+        for name in ("low", "high", "dose"):
+            columns[name] = b.cast(exp.null(), _dec(NARROW_DIGITS + EXACT_PLACES, EXACT_PLACES))
+        # A measurement's value and range go through the steps of `numbers`, a dose through
+        # those of `doses`, with the row's other fields carried along.
+        computed: dict[str, str] = {}
+        if entry == "measurement":
+            computed = {"value": "v"}
+            if item.ranges is not None:
+                computed.update(low="lo", high="hi")
+        elif source.read == "dose":
+            computed = {"dose": "v"}
+        if not computed:
             listed = [b.alias(value, name) for name, value in columns.items()]
             return b.select(listed, exp.to_table(table.name)).where(match, copy=False)
-        # A measurement's value goes through the steps of `numbers`, with the row's source.
-        carried = [b.alias(value, name) for name, value in columns.items() if name != "value"]
-        read = self.numbers(item, table, carried, match, every=True)
-        names = [name for name in columns if name != "value"]
-        listed = [b.col(name) for name in names[:3]]
-        listed += [b.alias(b.col("v"), "value"), *(b.col(name) for name in names[3:])]
+        carried = [b.alias(value, name) for name, value in columns.items() if name not in computed]
+        if entry == "measurement":
+            read = self.numbers(item, table, carried, match, every=True, ranges=True)
+        else:
+            read = self.doses(item, carried, match, every=True)
+        listed = [
+            b.alias(b.col(computed[name]), name) if name in computed else b.col(name)
+            for name in columns
+        ]
         return b.select(listed, _derived(read, "m"))
+
+    def dose_problems(self, item: Resolved) -> exp.Select:
+        """One row: how many persons have a drug exposure, up to the reference date, whose
+        recorded quantity gives no dose (`persons`)."""
+        columns = [b.alias(_c(PERSON_ID), "pid")]
+        match = self.match(item)
+        if self.reference is not None:
+            day = b.cast(_c("drug_exposure_start_date"), exp.DataType.build("DATE"))
+            match = b.and_(b.paren(match), exp.LTE(this=day, expression=_date(self.reference)))
+        doses = self.doses(item, columns, match, every=True)
+        count = exp.Count(this=exp.Distinct(expressions=[b.col("pid")]))
+        return b.select([b.alias(count, "persons")], _derived(doses, "p")).where(
+            b.col("bad"), copy=False
+        )
 
     def typed(self, value: exp.Expr, item: Resolved) -> exp.Expr:
         kind = item.kind
