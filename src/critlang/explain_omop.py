@@ -237,6 +237,8 @@ def _entry(row: Sequence[Any], item: Resolved) -> dict[str, Any]:
             entry.update(dose=dose, unit=unit)
     else:
         entry = {"date": date, "code": code}
+        if end is not None:
+            entry["end"] = end  # a condition's end date
     entry["source"] = source
     return entry
 

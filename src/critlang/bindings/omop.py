@@ -53,6 +53,9 @@ class Table:
     source_concept: str
     date: str
     end: str | None = None  # drug_exposure: the exposure's last day
+    # condition_occurrence: the condition's last day, read only as a history entry's end
+    # (a binding's window reads the record's date alone).
+    period_end: str | None = None
     value: str | None = None  # value_as_number, where the table has one
     value_concept: str | None = None
     unit_concept: str | None = None
@@ -87,6 +90,7 @@ TABLES = {
             "condition_concept_id",
             "condition_source_concept_id",
             "condition_start_date",
+            period_end="condition_end_date",
         ),
         Table(
             "drug_exposure",
@@ -1164,6 +1168,8 @@ class PatientTable:
         elif entry == "code":
             columns["date"] = date
             columns["code"] = code()
+            if table.period_end is not None:
+                columns["end"] = b.cast(_c(table.period_end), day)
         else:
             assert table.end is not None
             columns["start"] = date
