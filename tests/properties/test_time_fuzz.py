@@ -23,7 +23,7 @@ from tests.conformance.random_time import random_time_protocols, random_time_rec
 from tests.properties.test_evaluator import RandomProtocol
 
 SETTINGS = settings(
-    max_examples=8,
+    max_examples=4,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
@@ -80,7 +80,7 @@ def test_z3_agrees(generated: RandomProtocol, seed: int) -> None:
 
 @pytest.mark.sql
 @pytest.mark.postgres
-@settings(SETTINGS, max_examples=2)
+@settings(SETTINGS, max_examples=1)
 @given(data=st.data())
 def test_postgres_agrees(postgres_url: str, data: st.DataObject) -> None:
     generated = data.draw(random_time_protocols())
@@ -99,7 +99,7 @@ def spark_session() -> Iterator[Any]:
 
 @pytest.mark.sql
 @pytest.mark.spark
-@settings(SETTINGS, max_examples=2)
+@settings(SETTINGS, max_examples=1)
 @given(data=st.data())
 def test_spark_agrees(spark_session: Any, data: st.DataObject) -> None:
     generated = data.draw(random_time_protocols())
