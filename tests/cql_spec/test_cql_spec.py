@@ -17,6 +17,7 @@ from tests.cql_spec import translate
 
 ROOT = Path(__file__).resolve().parents[2]
 SUITE = translate.translate_all()
+SPARK_EVERY = 3  # Spark answers every third case (all of them: 75 s on a loaded machine)
 Z3_EVERY = 6  # z3 answers every sixth case (all of them: 75 solver calls, minutes)
 
 
@@ -74,6 +75,8 @@ def test_every_translated_case_agrees(engine: str, request: pytest.FixtureReques
     cases = SUITE.translated
     if engine == "z3":
         cases = cases[::Z3_EVERY]  # a solver call per criterion: a sample keeps CI short
+    if engine == "spark":
+        cases = cases[::SPARK_EVERY]  # Spark plans one wide query slowly
     source, record = translate.protocol_source(cases), translate.record(cases)
     words = adapters[engine](source, [record])[0]["criteria"]
     wrong = [
