@@ -13,7 +13,10 @@ pass grouped per patient, with FILTER:
   is unknown (`open`), and the count, sum, maximum or minimum of `of` over
   the selected ones, or for `latest`/`earliest` their latest/earliest date;
 - `latest`/`earliest` take a second pass over the entries on that date: the
-  smallest and largest `of` there, which must agree.
+  smallest and largest `of` there, which must agree. When `of` is a quotient
+  of entry values (`its value / its upper limit`) equal ratios may be written
+  differently (1.2/0.6, 2.4/1.2), so a third pass cross-multiplies each entry
+  with a candidate ratio (see `ties`).
 
 The Kleene rules are `ir.Aggregate`'s, word for word. The aggregates'
 values are columns of `screen_histories`, read like any other column from
@@ -50,6 +53,7 @@ from critlang.engines.sql.layout import (
 
 HISTORY_ID = "history id"
 HISTORY_ID_AT = "history id at"
+HISTORY_ID_TIES = "history id ties"
 HISTORY_ERROR = "history error"
 MAX_ENTRIES_DIGITS = 6  # a sum's bounds allow a million entries per history
 COUNT_DIGITS = 12
@@ -143,6 +147,9 @@ class Histories:
         stages.append(("screen_history_entries", first))
         if second is not None:
             stages.append(("screen_history_dates", second))
+        ties = self.ties(patients)
+        if ties is not None:
+            stages.append(("screen_history_ties", ties))
         return stages
 
     def joined(self, patients: str, events: str = "screen_events") -> exp.Select:
@@ -353,6 +360,77 @@ class Histories:
         select = select.select(*columns, copy=False).where(wanted, copy=False)
         return select.group_by(b.col(EVENT_ID), copy=False)
 
+    def quotients(self) -> list[ir.Aggregate]:
+        """The `latest`/`earliest` whose `of` divides by an entry value."""
+        found = []
+        for node in self.aggregates:
+            if node.op in ("latest", "earliest"):
+                with self.exactly(node):
+                    of = self.of(node)
+                if isinstance(of, exact.Ratio) and of.den is not None and of.den.constant is None:
+                    found.append(node)
+        return found
+
+    def ties(self, patients: str) -> exp.Select | None:
+        """The third pass: do the ratios n/d on a `latest`/`earliest` date agree?
+
+        Every denominator is positive. If all the ratios are one q, the entry with the
+        smallest numerator has the smallest denominator (q > 0), the largest (q < 0), or
+        any (q = 0): so they agree exactly when every entry's n * d_low = n_low * d, or
+        every entry's n * d_high = n_low * d. This pass counts the entries where each
+        fails; the value is n_low over the denominator whose count is 0.
+        """
+        quotients = self.quotients()
+        if not quotients:
+            return None
+        columns: list[exp.Expr] = [b.alias(b.col(EVENT_ID), HISTORY_ID_TIES)]
+        for node in quotients:
+            with self.exactly(node):
+                at = b.and_(
+                    self.selected(node),
+                    exp.EQ(
+                        this=self.date_of(node), expression=b.col(aggregate_column(node, "date"))
+                    ),
+                )
+                for end in ("low", "high"):
+                    entry = self.of(node)  # n / d of each entry
+                    assert isinstance(entry, exact.Ratio) and entry.den is not None
+                    num, den = _narrow(entry.num), _narrow(entry.den)
+                    low = _narrow(
+                        attrs.evolve(entry.num, sql=b.col(aggregate_column(node, "value low")))
+                    )
+                    candidate = _narrow(
+                        attrs.evolve(entry.den, sql=b.col(aggregate_column(node, f"den {end}")))
+                    )
+                    fits = b.and_(*(fit for fit, _ in (num, den, low, candidate)))
+                    differs = exact.ratio_compare(
+                        exact.Ratio(num[1], den[1]), "!=", exact.Ratio(low[1], candidate[1])
+                    )
+                    # An entry too wide to cross-multiply counts as differing: unknown.
+                    unsure = b.or_(b.not_(b.paren(fits)), b.paren(differs))
+                    columns.append(
+                        b.alias(
+                            _count(
+                                b.and_(
+                                    at.copy(),
+                                    b.paren(exp.Coalesce(this=unsure, expressions=[exp.true()])),
+                                )
+                            ),
+                            aggregate_column(node, f"ties {end}"),
+                        )
+                    )
+        select = self.joined(patients, "screen_events_parsed")
+        for table, key in (
+            ("screen_history_entries", HISTORY_ID),
+            ("screen_history_dates", HISTORY_ID_AT),
+        ):
+            on = exp.EQ(this=b.col(EVENT_ID), expression=b.col(key))
+            select = select.join(table, on=on, join_type="inner", copy=False)
+        histories = sorted({n.history.name for n in quotients})
+        wanted = exp.In(this=b.col(EVENT_ELEMENT), expressions=[b.text(h) for h in histories])
+        select = select.select(*columns, copy=False).where(wanted, copy=False)
+        return select.group_by(b.col(EVENT_ID), copy=False)
+
     # ---- the values, in screen_histories ----
 
     def source(self, patients: str) -> exp.Select:
@@ -363,6 +441,9 @@ class Histories:
         if any(n.op in ("latest", "earliest") for n in self.aggregates):
             on = exp.EQ(this=b.col(PATIENT_KEY), expression=b.col(HISTORY_ID_AT))
             select = select.join("screen_history_dates", on=on, join_type="left", copy=False)
+        if self.quotients():
+            on = exp.EQ(this=b.col(PATIENT_KEY), expression=b.col(HISTORY_ID_TIES))
+            select = select.join("screen_history_ties", on=on, join_type="left", copy=False)
         return select
 
     def on_record(self, history: str) -> exp.Expr:
@@ -414,7 +495,9 @@ class Histories:
         of = self.of(node)
         dated = node.op in ("latest", "earliest")
         column = aggregate_column(node, "value low" if dated else "value")
-        if dated:
+        den = of.den if isinstance(of, exact.Ratio) else None
+        quotient = dated and den is not None and den.constant is None
+        if dated and not quotient:
             ready.append(
                 exp.EQ(
                     this=b.col(aggregate_column(node, "value low")),
@@ -433,16 +516,55 @@ class Histories:
                 raise exact.TooWide
         else:
             dec = exact.Dec(b.col(column), num.low, num.high, num.scale)
-        den = of.den
-        if dated and den is not None and den.constant is None:
-            ready.append(
-                exp.EQ(
-                    this=b.col(aggregate_column(node, "den low")),
-                    expression=b.col(aggregate_column(node, "den high")),
+        if quotient:
+            assert den is not None
+            # The ratios agree when every entry has one same n and d, or with
+            # n_low / d_low or n_low / d_high (see `ties`).
+            same = b.and_(
+                *(
+                    exp.EQ(
+                        this=b.col(aggregate_column(node, f"{what} low")),
+                        expression=b.col(aggregate_column(node, f"{what} high")),
+                    )
+                    for what in ("value", "den")
                 )
             )
-            den = attrs.evolve(den, sql=b.col(aggregate_column(node, "den low")), nullable=True)
+            by_low = _zero(aggregate_column(node, "ties low"))
+            by_high = _zero(aggregate_column(node, "ties high"))
+            ready.append(b.paren(b.or_(same, by_low, by_high)))
+            chosen = b.case(
+                [(b.or_(same.copy(), by_low.copy()), b.col(aggregate_column(node, "den low")))],
+                b.col(aggregate_column(node, "den high")),
+            )
+            den = attrs.evolve(den, sql=chosen, nullable=True)
         return exact.Ratio(self.guarded(dec, ready), den)
+
+
+NARROW_DIGITS, NARROW_SCALE = 12, 6  # two such numbers multiply within 38 digits
+
+
+def _narrow(dec: exact.Dec) -> tuple[exp.Expr, exact.Dec]:
+    """`dec` as DECIMAL(18, 6) and the condition under which that is exact:
+    |dec| < 10^12 with at most 6 decimal places (any record's value in practice)."""
+    scale = min(dec.scale, NARROW_SCALE)
+    bound = Fraction(10**NARROW_DIGITS)
+    if dec.digits <= NARROW_DIGITS and dec.scale <= NARROW_SCALE:
+        return exp.true(), dec
+    fits = b.and_(
+        exp.LT(this=exp.Abs(this=dec.sql.copy()), expression=exp.Literal.number(10**NARROW_DIGITS)),
+        exp.EQ(
+            this=dec.sql.copy(),
+            expression=exp.Round(this=dec.sql.copy(), decimals=exp.Literal.number(scale)),
+        ),
+    )
+    largest = bound - Fraction(1, 10**scale)
+    narrow = exact.Dec(
+        b.case([(fits.copy(), dec.sql.copy())]),
+        max(dec.low, -largest),
+        min(dec.high, largest),
+        scale,
+    )
+    return fits, attrs.evolve(narrow, sql=b.cast(narrow.sql, narrow.type))
 
 
 @attrs.frozen
