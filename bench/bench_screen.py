@@ -76,22 +76,25 @@ def same_file(ours: Path, theirs: Path) -> int:
     )
 
 
-def timed(command: list[str], repeats: int) -> tuple[float, float]:
-    """(best wall-clock time, best CPU time: user + system of the process and its threads).
+def timed(commands: list[list[str]], repeats: int) -> list[tuple[float, float]]:
+    """For each command, (best wall-clock time, best CPU time: user + system of the process
+    and its threads); the commands take turns, so that a burst of other work on the
+    shared machine slows each of them alike.
 
     CPU time is the fairer measure on a machine others are using: it counts the
     work done, not the time spent waiting for a core.
     """
-    best, best_cpu = float("inf"), float("inf")
+    best = [(float("inf"), float("inf")) for _ in commands]
     for _ in range(repeats):
-        before = resource.getrusage(resource.RUSAGE_CHILDREN)
-        started = time.perf_counter()
-        subprocess.run(command, check=True, capture_output=True)
-        best = min(best, time.perf_counter() - started)
-        after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-        best_cpu = min(best_cpu, cpu)
-    return best, best_cpu
+        for index, command in enumerate(commands):
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
+            started = time.perf_counter()
+            subprocess.run(command, check=True, capture_output=True)
+            seconds = time.perf_counter() - started
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+            best[index] = (min(best[index][0], seconds), min(best[index][1], cpu))
+    return best
 
 
 def main() -> None:
@@ -111,14 +114,13 @@ def main() -> None:
         script = work / "handwritten.py"
         script.write_text(SCRIPT, encoding="utf-8")
         out, hand = work / "out.parquet", work / "hand_full.parquet"
-        baseline, baseline_cpu = timed(
-            [sys.executable, str(script), str(query), str(work / "hand.parquet")], args.repeats
-        )
-        full, full_cpu = timed(
-            [sys.executable, str(script), str(full_query), str(hand)], args.repeats
-        )
-        critlang, critlang_cpu = timed(
-            [str(CRITLANG), "screen", str(PROTOCOL), str(data), "-o", str(out)], args.repeats
+        (baseline, baseline_cpu), (full, full_cpu), (critlang, critlang_cpu) = timed(
+            [
+                [sys.executable, str(script), str(query), str(work / "hand.parquet")],
+                [sys.executable, str(script), str(full_query), str(hand)],
+                [str(CRITLANG), "screen", str(PROTOCOL), str(data), "-o", str(out)],
+            ],
+            args.repeats,
         )
         differ = same_file(out, hand)
         if differ:
@@ -132,7 +134,7 @@ def main() -> None:
         [
             f"Measured by `bench/bench_screen.py --patients {args.patients}`: whole processes on "
             f"the same Parquet file of {args.patients:,} generated patients (best of "
-            f"{args.repeats}; {os.cpu_count()} cores, DuckDB's default threads, load average "
+            f"{args.repeats}, taking turns; {os.cpu_count()} cores, DuckDB's default threads, load average "
             f"{os.getloadavg()[0]:.1f} at the end).",
             "",
             "| path | time | relative | CPU time | relative |",
