@@ -627,8 +627,8 @@ def summarise(
         f"{python['heap_peak_mb'] * 2**20 / 5000 / 1024:.1f} KiB a patient; peak RSS counts the "
         "sample held in memory.",
         "- Each engine runs in a fresh process, so each peak RSS is that engine's own; DuckDB's",
-        f"  times (wall-clock and CPU, each the best of {REPEATS} runs in each of {ROUNDS} processes"
-        "  taking turns) are of `CREATE TEMP TABLE",
+        f"  times (wall-clock and CPU, each the best of {REPEATS} runs in each of {ROUNDS} "
+        "processes taking turns) are of `CREATE TEMP TABLE",
         "  results AS <query>` over the Parquet file, all rows and columns materialised. On a",
         "  shared machine the CPU time is the steadier figure, and the ratios are taken of it.",
     ]
