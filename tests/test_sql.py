@@ -283,7 +283,7 @@ def test_layout_reads_types_and_units() -> None:
     assert layout.id_column == "id"
     assert layout.column("age") == sql.Column("age", "age", scale=0)
     assert layout.column("creatinine") == sql.Column(
-        "creatinine", "creatinine (umol/L)", unit="umol/L", scale=3
+        "creatinine", "creatinine (umol/L)", unit="umol/L", scale=3, digits=6
     )
     # Doubles are kept when exact in SCALE places; wider DECIMALs when their extra places are 0.
     assert layout.column("fvc_baseline") == sql.Column(

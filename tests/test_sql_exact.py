@@ -236,3 +236,44 @@ def test_bad_text_makes_its_row_an_error_on_postgres(postgres_url: str) -> None:
     for ident, where in expected.items():
         assert rows[ident]["status"] == "error", rows[ident]
         assert rows[ident]["error"].startswith(where), rows[ident]
+
+
+@pytest.mark.parametrize(
+    ("decimal_type", "places"),
+    [((4, 1), 1), ((3, 1), 1), ((9, 1), 1), ((6, 3), 3), ((18, 0), 0)],
+)
+def test_typed_decimal_columns_are_checked_against_their_range_as_read(
+    decimal_type: tuple[int, int], places: int
+) -> None:
+    """A DECIMAL column of the query's own type (4, 1), a narrower one, a wider one whose
+    values may not fit the range's digits, other places: read as they are, each value
+    outside 0 to 130 makes its row an error in critlang's words, and the others go on."""
+    precision, scale = decimal_type
+    largest = Decimal(10 ** (precision - scale)) - Decimal(1).scaleb(-scale)
+    values = {
+        "low": Decimal(0),
+        "adult": Decimal(18),
+        "child": Decimal("17.9") if scale else Decimal(17),
+        "high": Decimal(130) if precision - scale >= 3 else None,
+        "over": Decimal("130.1") if scale and precision - scale >= 3 else None,
+        "largest": largest,
+        "negative": -largest,
+        "missing": None,
+    }
+    table = pa.table(
+        {"id": list(values), "age": pa.array(list(values.values()), pa.decimal128(*decimal_type))}
+    )
+    results = run_table(table)
+    message = f"column 'age': expected a number from 0 to 130 a, exactly in {places} decimal places"
+    expected = {"low": "ineligible", "adult": "eligible", "child": "ineligible"}
+    expected["missing"] = "undetermined"
+    for name, value in values.items():
+        if name in expected:
+            continue
+        fits = value is None or 0 <= value <= 130
+        expected[name] = ("eligible" if value is not None else "undetermined") if fits else "error"
+    for name, status in expected.items():
+        assert results[name]["status"] == status, name
+        assert results[name]["error"] == (message if status == "error" else None), name
+        if status == "error":
+            assert results[name]["I1"] is None, name  # masked

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 import click
 
-from critlang.check import check_source, coverage
+from critlang.check import Checked, check_source, coverage
 from critlang.diagnostics import render
 from critlang.records import FORMATS as FORMATS_IN
 from critlang.records import (
@@ -140,13 +140,19 @@ def load_protocol(path: Path) -> Protocol:
     """Compile a protocol file, or print its diagnostics and exit 1."""
     from critlang.pipeline import build
 
+    return build(load_checked(path))
+
+
+def load_checked(path: Path) -> Checked:
+    """Check a protocol file, or print its diagnostics and exit 1; for a command that
+    needs no Python engine (`screen` compiles to SQL only)."""
     text = read_source(path)
     checked, diagnostics = check_source(text, str(path))
     if checked is None:
         for diagnostic in diagnostics:
             click.echo(render(diagnostic, text), err=True)
         sys.exit(1)
-    return build(checked)
+    return checked
 
 
 def record_options(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -718,11 +724,11 @@ def screen_command(
             refuse_overwriting(report, (output,))
     except OutputError as error:
         raise _Output(str(error)) from None
-    protocol = load_protocol(protocol_file)
-    intake = Intake(protocol.checked, id_field, strict_fields, as_of)
+    checked = load_checked(protocol_file)
+    intake = Intake(checked, id_field, strict_fields, as_of)
     try:
         attrition = screen.run(
-            protocol.checked,
+            checked,
             data_file,
             engine,
             output,

@@ -163,16 +163,20 @@ def attrition_query(
 WEIGHT = "critlang count"
 
 
-def grouped_results(checked: Checked, table: str = RESULTS) -> exp.Select:
+def grouped_results(
+    checked: Checked, table: str = RESULTS, weight: str | None = None
+) -> exp.Select:
     """One row per distinct (status, criterion values, applicability) of a results table,
     with how many results have it in `WEIGHT`: the attrition counts these few rows
-    (thousands for a million patients) instead of every result, and counts the same."""
+    (thousands for a million patients) instead of every result, and counts the same.
+    With `weight`, each row of `table` stands for that many results already."""
     names = [sql.STATUS]
     for criterion in checked.protocol.criteria:
         names.append(criterion.id.text)
         if criterion.applies_when is not None:
             names.append(sql.applies_column(criterion.id.text))
-    counted = exp.alias_(exp.Count(this=exp.Star()), WEIGHT, quoted=True)
+    total = exp.Count(this=exp.Star()) if weight is None else exp.Sum(this=_col(weight))
+    counted = exp.alias_(total, WEIGHT, quoted=True)
     return (
         exp.select(*(_col(name) for name in names), counted)
         .from_(exp.table_(table, quoted=True))
@@ -180,9 +184,11 @@ def grouped_results(checked: Checked, table: str = RESULTS) -> exp.Select:
     )
 
 
-def _duckdb_attrition(connection: Any, checked: Checked, table: str = RESULTS) -> Attrition:
+def _duckdb_attrition(
+    connection: Any, checked: Checked, table: str = RESULTS, weight: str | None = None
+) -> Attrition:
     """The attrition of DuckDB results, counted over the grouped results."""
-    grouped = grouped_results(checked, table).subquery("grouped")
+    grouped = grouped_results(checked, table, weight).subquery("grouped")
     counts = connection.sql(
         attrition_query(checked, "grouped", WEIGHT).from_(grouped).sql("duckdb")
     )
@@ -375,7 +381,7 @@ def _screen_in_place(
             connection.execute(
                 f"CREATE VIEW {_quoted(WRITTEN)} AS {_results_from_words(checked, written)}"
             )
-            return _duckdb_attrition(connection, checked, WRITTEN)
+            return _duckdb_attrition(connection, checked, WRITTEN, WEIGHT)
     connection.sql(query).create(RESULTS)
     if target is not None:
         columns = ", ".join(_quoted(name) for name in sql.result_columns(checked))
@@ -389,11 +395,19 @@ WRITTEN = "critlang written"
 
 def _results_from_words(checked: Checked, source: str) -> str:
     """The status, criterion and `applies` columns of results, read back from the words of
-    the flat result file `source` wrote by `_flat_sql`: the exact inverse of its words.
+    the flat result file `source` wrote by `_flat_sql`: the exact inverse of its words,
+    with how many results have them in `WEIGHT`.
 
     'not applicable' is an `applies` of FALSE, and the criterion's value is then
     its neutral one (TRUE for an inclusion, FALSE for an exclusion), as in the query.
+    The words are grouped first, so that they are turned back into values once for
+    each of the few thousand distinct rows, not for each of a million results.
     """
+    words = [_quoted("status"), *(_quoted(c.id.text) for c in checked.protocol.criteria)]
+    grouped = (
+        f"SELECT {', '.join(words)}, count(*) AS {_quoted(WEIGHT)} "
+        f"FROM read_parquet({source}) GROUP BY {', '.join(words)}"
+    )
     columns = [_quoted("status")]
     for criterion in checked.protocol.criteria:
         ident = _quoted(criterion.id.text)
@@ -405,7 +419,7 @@ def _results_from_words(checked: Checked, source: str) -> str:
         if criterion.applies_when is not None:
             applies = _quoted(sql.applies_column(criterion.id.text))
             columns.append(f"{ident} <> '{Truth.NOT_APPLICABLE.value}' AS {applies}")
-    return f"SELECT {', '.join(columns)} FROM read_parquet({source})"
+    return f"SELECT {', '.join(columns)}, {_quoted(WEIGHT)} FROM ({grouped})"
 
 
 def _element_of(checked: Checked, column: str) -> str | None:

@@ -52,7 +52,9 @@ def decimal_type(precision: int, scale: int) -> exp.DataType:
 class Dec:
     """A DECIMAL expression with bounds on its value and its scale.
 
-    Its SQL type is always DECIMAL(digits + scale, scale).
+    Its SQL type is DECIMAL(width, scale): `width` is the precision the engines
+    give the expression as written, at least `precision`; None when it is not
+    known (an aggregate), and then it is cast before it is computed with.
     """
 
     sql: exp.Expr
@@ -60,6 +62,7 @@ class Dec:
     high: Fraction
     scale: int
     nullable: bool = True
+    width: int | None = None
 
     @property
     def digits(self) -> int:
@@ -86,14 +89,41 @@ def literal(value: Fraction) -> Dec:
     text = f"{scaled[:-count]}.{scaled[-count:]}" if count else scaled
     text = "-" + text if value < 0 else text
     dec = Dec(exp.Literal.number(text), value, value, count, nullable=False)
-    return attrs.evolve(dec, sql=build.cast(dec.sql, dec.type))
+    return attrs.evolve(dec, sql=build.cast(dec.sql, dec.type), width=dec.precision)
 
 
 def typed(sql: exp.Expr, low: Fraction, high: Fraction, scale: int, nullable: bool) -> Dec:
     dec = Dec(sql, low, high, scale, nullable)
     if dec.precision > MAX_PRECISION:
         raise TooWide
-    return attrs.evolve(dec, sql=build.cast(sql, dec.type))
+    return attrs.evolve(dec, sql=build.cast(sql, dec.type), width=dec.precision)
+
+
+def result(
+    sql: exp.Expr, low: Fraction, high: Fraction, scale: int, nullable: bool, width: int | None
+) -> Dec:
+    """An operation's result: as the engines type it when that is narrow, else cast.
+
+    `width` is the precision every engine gives the operation (the widest of
+    their rules). Up to 18 digits DuckDB computes it in 64 bits without
+    overflow, Spark neither rounds nor widens past 38 and PostgreSQL's NUMERIC
+    is exact: the value is exact as it is, and a CAST would only cost time.
+    """
+    if width is not None and width <= INT64_DIGITS:
+        return Dec(sql, low, high, scale, nullable, width)
+    return typed(sql, low, high, scale, nullable)
+
+
+def tight(a: Dec) -> Dec:
+    """`a` cast to its own DECIMAL(precision, scale) if it is typed wider; one whose
+    width is not known is left as it is (the operation casts its result)."""
+    if a.width is None or a.width == a.precision:
+        return a
+    return attrs.evolve(a, sql=build.cast(a.sql, a.type), width=a.precision)
+
+
+def _widths(a: Dec, b: Dec) -> tuple[int, int] | None:
+    return None if a.width is None or b.width is None else (a.width, b.width)
 
 
 def mul(a: Dec, b: Dec) -> Dec:
@@ -101,6 +131,14 @@ def mul(a: Dec, b: Dec) -> Dec:
         return b
     if b.constant == 1:
         return a
+    corners = [a.low * b.low, a.low * b.high, a.high * b.low, a.high * b.high]
+    nullable = a.nullable or b.nullable
+    widths = _widths(a, b)
+    if widths is not None and widths[0] + widths[1] + 1 <= INT64_DIGITS:
+        product = exp.Mul(this=paren(a.sql), expression=paren(b.sql))
+        low, high, scale = min(corners), max(corners), a.scale + b.scale
+        return result(product, low, high, scale, nullable, sum(widths) + 1)
+    a, b = tight(a), tight(b)
     # Spark types a product DECIMAL(p1 + p2 + 1, s1 + s2) and rounds if that is over 38.
     if a.precision + b.precision + 1 > MAX_PRECISION:
         raise TooWide
@@ -111,13 +149,19 @@ def mul(a: Dec, b: Dec) -> Dec:
         # and 19 + 18 + 1 digits still fit Spark's 38.
         inner = left.this if isinstance(left, exp.Cast) else left
         left = build.cast(inner, decimal_type(INT64_DIGITS + 1, a.scale))
-    corners = [a.low * b.low, a.low * b.high, a.high * b.low, a.high * b.high]
     product = exp.Mul(this=paren(left), expression=paren(b.sql))
-    return typed(product, min(corners), max(corners), a.scale + b.scale, a.nullable or b.nullable)
+    return typed(product, min(corners), max(corners), a.scale + b.scale, nullable)
 
 
 def add(a: Dec, b: Dec, subtract: bool) -> Dec:
     scale = max(a.scale, b.scale)
+    widths = _widths(a, b)
+    # DuckDB, Spark: DECIMAL(max(p1 - s1, p2 - s2) + max(s1, s2) + 1, max(s1, s2)).
+    width = None
+    if widths is not None:
+        width = max(widths[0] - a.scale, widths[1] - b.scale) + scale + 1
+    if width is None or width > INT64_DIGITS:
+        a, b, width = tight(a), tight(b), None
     if max(a.digits, b.digits) + 1 + scale > MAX_PRECISION:
         raise TooWide
     if subtract:
@@ -126,11 +170,12 @@ def add(a: Dec, b: Dec, subtract: bool) -> Dec:
     else:
         low, high = a.low + b.low, a.high + b.high
         total = exp.Add(this=paren(a.sql), expression=paren(b.sql))
-    return typed(total, low, high, scale, a.nullable or b.nullable)
+    return result(total, low, high, scale, a.nullable or b.nullable, width)
 
 
 def neg(a: Dec) -> Dec:
-    return Dec(exp.Paren(this=exp.Neg(this=paren(a.sql))), -a.high, -a.low, a.scale, a.nullable)
+    negated = exp.Paren(this=exp.Neg(this=paren(a.sql)))
+    return Dec(negated, -a.high, -a.low, a.scale, a.nullable, a.width)
 
 
 def times(a: Dec | None, b: Dec | None) -> Dec | None:
@@ -240,6 +285,10 @@ def ratio_div(x: Ratio, y: Ratio) -> Ratio:
 def ratio_compare(x: Ratio, op: str, y: Ratio) -> exp.Expr:
     left, right = product(x.num, y.den), product(y.num, x.den)
     # Both engines widen the two sides to one DECIMAL type; it must not pass 38 digits.
-    if max(left.digits, right.digits) + max(left.scale, right.scale) > MAX_PRECISION:
+    scale = max(left.scale, right.scale)
+    widths = _widths(left, right)
+    if widths is None or max(widths[0] - left.scale, widths[1] - right.scale) + scale > 38:
+        left, right = tight(left), tight(right)
+    if max(left.digits, right.digits) + scale > MAX_PRECISION:
         raise TooWide
     return OPS[op](this=paren(left.sql), expression=paren(right.sql))

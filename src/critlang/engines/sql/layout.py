@@ -191,7 +191,7 @@ def _column(
         number = _number_storage(declared)
         if number is None:
             raise SchemaError(f"column '{name}': expected {wanted}, found {type_text}")
-        return Column(element, name, number[0], unit, number[1])
+        return Column(element, name, number[0], unit, number[1], _decimal_digits(declared))
     if kind.kind == "date" and is_text:
         return Column(element, name, "text")
     fits = {
@@ -209,6 +209,17 @@ def _column(
     if not fits.get(kind.kind, False):
         raise SchemaError(f"column '{name}': expected {wanted}, found {type_text}")
     return Column(element, name)
+
+
+def _decimal_digits(declared: exp.DataType) -> int | None:
+    """The integer digits of a DECIMAL(p, s) type kept as it is ("typed"), else None."""
+    if declared.this != exp.DType.DECIMAL:
+        return None
+    params = [p.this if isinstance(p, exp.DataTypeParam) else p for p in declared.expressions]
+    if len(params) < 2:
+        return None  # the dialect's default precision: not written, so not assumed
+    places = int(params[1].name)
+    return max(0, int(params[0].name) - places) if places <= SCALE else None
 
 
 def _number_storage(declared: exp.DataType) -> tuple[str, int] | None:
@@ -347,6 +358,8 @@ class Input:
             for name, kind in checked.element_types.items()
             if kind.numeric
         }
+        # Typed columns whose plausible range is tested as they are read (`parse_number`).
+        self.ranged = {name for name in self.reads if self.range_on_read(name)}
 
     def stages(self, table: exp.Table) -> list[tuple[str, exp.Select]]:
         # Stage names start with screen_ so that they do not hide a table called `input`.
@@ -406,7 +419,7 @@ class Input:
         dec = exact.Dec(b.col(name), low, high, scale)
         if dec.precision > exact.MAX_PRECISION:
             raise SqlError(f"{element.span}: the range of '{name}' is too wide for SQL decimals")
-        return dec
+        return attrs.evolve(dec, width=dec.precision)  # the input stages give it this type
 
     def into_declared(self, name: str, column: Column | None = None) -> Fraction:
         column = column or self.columns.get(name)
@@ -414,10 +427,48 @@ class Input:
             return Fraction(1)
         return self.conversion(name)[0]
 
+    def range_on_read(self, name: str) -> bool:
+        """Can the plausible range be tested on the typed column as it is read?
+
+        Then the value is compared with the two limits before anything else and
+        cast only once inside them, where the cast cannot fail: one test instead
+        of a guard for the cast and a range test after it. The limits must be
+        written out as decimals in the column's unit (no cross-multiplication).
+        """
+        column = self.columns.get(name)
+        kind = self.checked.element_types[name]
+        read = self.reads[name]
+        return (
+            column is not None
+            and column.storage == "typed"
+            and not kind.integer
+            and self.refused(name) is None
+            and self.checked.elements[name].plausible_range is not None
+            and exact.places(read.low) is not None
+            and exact.places(read.high) is not None
+        )
+
+    def in_range(self, name: str, value: exp.Expr) -> exp.Expr:
+        """low <= value <= high, the element's plausible range in its column's unit."""
+        read = self.reads[name]
+        number = exact.Ratio(attrs.evolve(read, sql=value))
+        return b.and_(
+            exact.ratio_compare(exact.const(read.low), "<=", number),
+            exact.ratio_compare(exact.fresh(number), "<=", exact.const(read.high)),
+        )
+
     def parse_number(self, name: str, raw: exp.Expr, column: Column) -> exp.Expr:
         """The column's number as an exact DECIMAL, NULL if it is not one or not exact."""
         read = self.reads[name]
         typed = read.type
+        if column.storage == "typed":
+            same = column.digits == read.digits and column.scale == read.scale
+            # A DECIMAL column of the very type the query computes with needs no CAST.
+            value = raw.copy() if same else b.cast(raw.copy(), typed)
+            if name in self.ranged:
+                return b.when(self.in_range(name, raw), value)
+            if column.digits is not None and column.digits <= read.digits:
+                return value  # every value of the column fits: the CAST cannot fail
         if column.storage == "wide":
             raw = b.cast(raw, exp.DataType.build("VARCHAR"))
         if column.storage in ("text", "wide"):
@@ -634,15 +685,10 @@ class Input:
                 b.col(name),
                 f"{where}: expected a number of at most {UNBOUNDED_DIGITS} digits, {exactly}",
             )
-        value = exact.Ratio(attrs.evolve(read, sql=b.col(name)))
-        inside = b.and_(
-            exact.ratio_compare(exact.const(read.low), "<=", value),
-            exact.ratio_compare(exact.fresh(value), "<=", exact.const(read.high)),
-        )
-        return (
-            b.when(inside, b.col(name)),
-            f"{where}: expected a number from {limits[0]} to {limits[1]}{shown}, {exactly}",
-        )
+        message = f"{where}: expected a number from {limits[0]} to {limits[1]}{shown}, {exactly}"
+        if name in self.ranged:
+            return b.col(name), message  # tested as it was read
+        return b.when(self.in_range(name, b.col(name)), b.col(name)), message
 
 
 # ---- the events table: histories, one row per entry ----------------------------------

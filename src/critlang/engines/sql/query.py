@@ -222,7 +222,14 @@ class Query:
             columns.append(b.col(ID_FIELD))
         columns.append(b.alias(b.col(f"{STATUS} value"), STATUS))
 
+        # No column can fail validation: the record error is always NULL, and masking the
+        # values with it would cost a CASE a column for nothing.
+        never = not self.input.problems and not self.histories.active
+
         def unless_error(column: str, name: str) -> None:
+            if never:
+                columns.append(b.alias(b.col(column), name))
+                return
             valid = b.is_null(b.col(RECORD_ERROR))
             columns.append(b.alias(b.when(valid, b.col(column)), name))
 
@@ -246,20 +253,23 @@ class Query:
         below those; here a whole root counts, so the list can be longer, never
         shorter.
         """
-        reasons: dict[str, list[exp.Expr]] = {}
+        reasons: dict[str, dict[str, exp.Expr]] = {}  # element -> its tests, each once
         for criterion in self.program.criteria:
+            value = f"{criterion.id} value"
             roots = [(criterion.condition, f"{criterion.id} condition")]
             if criterion.applies is not None:
                 roots.append((criterion.applies, applies_column(criterion.id)))
             for root, column in roots:
-                unknown = b.and_(
-                    b.is_null(b.col(f"{criterion.id} value")), b.is_null(b.col(column))
-                )
+                if criterion.value.id == root.id:  # the value is this root's column
+                    unknown = b.is_null(b.col(value))
+                else:
+                    unknown = b.and_(b.is_null(b.col(value)), b.is_null(b.col(column)))
+                text = unknown.sql()
                 for node in ir.walk(root, self.definitions):
                     if isinstance(node, ir.Element):
-                        reasons.setdefault(node.name, []).append(unknown.copy())
+                        reasons.setdefault(node.name, {}).setdefault(text, unknown.copy())
         entries = [
-            b.when(b.and_(self.absent(name), b.paren(b.or_(*because))), b.text(name))
+            b.when(b.and_(self.absent(name), b.paren(b.or_(*because.values()))), b.text(name))
             for name, because in reasons.items()
         ]
         listed = exp.Array(expressions=entries or [b.cast(exp.null(), "VARCHAR")])
