@@ -16,6 +16,7 @@ from critlang import codes, units
 from critlang import syntax as s
 from critlang.diagnostics import CritError, Diagnostic, sort_key
 from critlang.parser import parse
+from critlang.terminology import Terminology
 from critlang.vocab import CodeSystem
 
 OUTCOMES = ("eligible", "ineligible", "undetermined")
@@ -143,6 +144,12 @@ class Checked:
     definitions: dict[str, s.Definition]
     element_types: dict[str, Type]
     code_lists: dict[str, s.CodeList] = attrs.field(factory=dict)
+    # What `"CODE" and descendants` is decided by when evaluating (none: unknown).
+    terminology: Terminology | None = None
+
+    def with_terminology(self, terminology: Terminology | None) -> Checked:
+        """The protocol evaluated against `terminology` (lowering reads it)."""
+        return attrs.evolve(self, terminology=terminology)
 
     def type_of(self, node: object) -> Type:
         return self.types[node]
@@ -895,15 +902,30 @@ class _Checker:
                 f"did you mean '{close[0]}'?" if close else f"the systems are: {names}",
             )
             return
+        self.check_codes(system, code_list, code_list.codes)
+        self.check_codes(system, code_list, code_list.excluded)
+
+    def check_codes(
+        self, system: CodeSystem, code_list: s.CodeList, listed: tuple[s.CodeText, ...]
+    ) -> None:
         seen: dict[str, s.Span] = {}
-        for written in code_list.codes:
+        for written in listed:
             text = written.text
+            if text.endswith("*") and written.descendants:
+                self.error(
+                    "CRIT050",
+                    written.span,
+                    f"'{text}' is a pattern: it has no descendants of its own",
+                    f"write '{text}' for every code that starts so, or "
+                    f"'\"{text[:-1].removesuffix('.')}\" and descendants' for the hierarchy",
+                )
+                continue
             if text.endswith("*"):
                 problem = codes.prefix_problem(system, text[:-1].removesuffix("."))
                 key = codes.bare(system, text)
             else:
                 problem = codes.code_problem(system, text)
-                key = codes.bare(system, text)
+                key = codes.bare(system, text) + (" and descendants" if written.descendants else "")
             if problem is not None:
                 self.error(
                     "CRIT050",
@@ -916,7 +938,8 @@ class _Checker:
                 self.warning(
                     "CRIT050",
                     written.span,
-                    f"'{text}' is listed twice in '{code_list.name.text}'",
+                    f"'{text}' is listed twice in '{code_list.name.text}'"
+                    + (" (in its exceptions)" if listed is code_list.excluded else ""),
                     f"the first is at line {seen[key].line}; keep one",
                 )
             seen.setdefault(key, written.span)

@@ -35,6 +35,7 @@ from critlang.vocab import Outcome
 
 if TYPE_CHECKING:
     from critlang.evaluate import Protocol
+    from critlang.terminology import Terminology
 
 # The engines, documents, reports and rich load in the commands that use them:
 # `critlang check` starts without them.
@@ -136,7 +137,7 @@ def check_command(files: tuple[Path, ...]) -> None:
 FORMATS = ("text", "json", "jsonl", "csv")
 
 
-def load_protocol(path: Path) -> Protocol:
+def load_protocol(path: Path, terminology: Terminology | None = None) -> Protocol:
     """Compile a protocol file, or print its diagnostics and exit 1."""
     from critlang.pipeline import build
 
@@ -146,7 +147,29 @@ def load_protocol(path: Path) -> Protocol:
         for diagnostic in diagnostics:
             click.echo(render(diagnostic, text), err=True)
         sys.exit(1)
-    return build(checked)
+    return build(checked.with_terminology(terminology))
+
+
+def _terminology(
+    _context: click.Context, _parameter: click.Parameter, value: Path | None
+) -> Terminology | None:
+    from critlang.terminology import TerminologyError, read_terminology
+
+    if value is None:
+        return None
+    try:
+        return read_terminology(value)
+    except TerminologyError as error:
+        raise click.BadParameter(str(error)) from None
+
+
+terminology_option = click.option(
+    "--terminology",
+    type=click.Path(path_type=Path, dir_okay=False),
+    callback=_terminology,
+    help='Which codes descend from which, for "CODE" and descendants in code lists '
+    "(.csv or .parquet with columns ancestor, descendant; see docs/language.md).",
+)
 
 
 def record_options(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -343,6 +366,7 @@ def synth_command(
 )
 @record_options
 @as_of_option
+@terminology_option
 @fhir_options
 def eval_command(
     protocol_file: Path,
@@ -356,6 +380,7 @@ def eval_command(
     bindings: Path | None,
     fhir: Path | None,
     as_of: datetime.date | None,
+    terminology: Terminology | None,
 ) -> None:
     """Screen RECORDS (.json, .jsonl, .csv, .parquet; - for stdin) against PROTOCOL.
 
@@ -368,7 +393,7 @@ def eval_command(
     from critlang.evaluate import ERROR
     from critlang.report import WRITERS, summary, write_results
 
-    protocol = load_protocol(protocol_file)
+    protocol = load_protocol(protocol_file, terminology)
     if fhir is not None or bindings is not None:
         if records_file is not None or fhir is None or bindings is None or events is not None:
             raise _Usage("give --bindings and --fhir together, and no RECORDS or --events file")
@@ -626,6 +651,7 @@ def sql_command(protocol_file: Path, dialect: str, table: str) -> None:
 )
 @record_options
 @as_of_option
+@terminology_option
 def screen_command(
     protocol_file: Path,
     data_file: Path | None,
@@ -639,6 +665,7 @@ def screen_command(
     id_field: str,
     strict_fields: bool,
     as_of: datetime.date | None,
+    terminology: Terminology | None,
 ) -> None:
     """Screen a whole population in DATA (.csv, .parquet, .jsonl, .json; - for stdin) with SQL.
 
@@ -662,7 +689,7 @@ def screen_command(
             refuse_overwriting(report, (output,))
     except OutputError as error:
         raise _Output(str(error)) from None
-    protocol = load_protocol(protocol_file)
+    protocol = load_protocol(protocol_file, terminology)
     intake = Intake(protocol.checked, id_field, strict_fields, as_of)
     try:
         attrition = screen.run(

@@ -496,9 +496,25 @@ class Explanations:
         name = self.subject(node.subject) if isinstance(node.subject, s.Ref) else "its code"
         declared = self.checked.code_lists.get(node.codes.text)
         listed = declared.label if declared is not None and declared.label else node.codes.text
+        code = self.getter(node.subject)
+        roots = [] if declared is None else [c for c in declared.codes if c.descendants]
+        roots += [] if declared is None else [c for c in declared.excluded if c.descendants]
+        terminology = self.checked.terminology
+        why = (
+            "no terminology was given"
+            if terminology is None
+            else f"the terminology ({terminology.source}) does not name "
+            + ("it" if len(roots) == 1 else "them")
+        )
+        below = ", ".join(c.text for c in roots)
 
         def phrases(t: Trace) -> list[str]:
             outcome = value(t)
+            if outcome is None and code(t) is not None and roots:
+                return [
+                    f"{name} {held(t)} may be in {listed}: whether it descends from "
+                    f"{below} is not known ({why})"
+                ]
             if outcome is None:
                 return [f"{name}: unknown"]
             verb = "is" if outcome else "is not"

@@ -578,9 +578,16 @@ class _Builder:
         if code_list.label is not None:
             head += f" {quote(code_list.label)}"
         head += f" {code_list.system.text} ("
-        listed = [quote(code.text) for code in code_list.codes]
-        body = Concat(Line(""), _join(map(Text, listed), Concat(Text(","), Line())))
-        doc = Group(Concat(Text(head), Nest(INDENT, body), Line(""), Text(")")))
+
+        def entries(listed: tuple[s.CodeText, ...]) -> Doc:
+            texts = [quote(c.text) + (" and descendants" if c.descendants else "") for c in listed]
+            return Concat(Line(""), _join(map(Text, texts), Concat(Text(","), Line())))
+
+        parts: list[Doc] = [Text(head), Nest(INDENT, entries(code_list.codes)), Line(""), Text(")")]
+        if code_list.excluded:
+            parts += [Text(" except ("), Nest(INDENT, entries(code_list.excluded))]
+            parts += [Line(""), Text(")")]
+        doc = Group(Concat(*parts))
         span = code_list.span
         return self.unit(("codes", span), (span.line, span.column), doc)
 
