@@ -111,7 +111,7 @@ def declared_type(declared: s.DeclaredType, molar_mass: Fraction | None = None) 
         case s.CodeType():
             return CODE
         case s.HistoryType(entry=entry, unit=unit):
-            return Type("history", unit or units.DIMENSIONLESS, entry=entry)
+            return Type("history", unit or units.DIMENSIONLESS, entry=entry, molar_mass=molar_mass)
 
 
 def literal_type(literal: s.Literal) -> Type:
@@ -350,8 +350,14 @@ class _Checker:
     def check_molar_mass(self, element: s.DataElement) -> None:
         mass = element.molar_mass
         assert mass is not None
-        if not isinstance(element.type, s.QuantityType):
-            self.error("CRIT016", mass.span, "only a quantity can have a molar mass")
+        declared = element.type
+        measured = isinstance(declared, s.HistoryType) and declared.entry == "measurement"
+        if not isinstance(declared, s.QuantityType) and not measured:
+            self.error(
+                "CRIT016",
+                mass.span,
+                "only a quantity or a history of quantity can have a molar mass",
+            )
         elif self.unit_ok(mass.unit, mass.span) and not units.is_molar_mass(mass.unit):
             self.error(
                 "CRIT016",
@@ -1008,7 +1014,7 @@ class _Checker:
                     "declare it: history of medications 'mg/d'",
                 )
                 return ERROR
-            return Type("quantity", history.unit)
+            return Type("quantity", history.unit, molar_mass=history.molar_mass)
         return {"date": DATE, "code": CODE}[kind]
 
     def in_codes(self, expr: s.InCodes) -> Type:
@@ -1093,7 +1099,7 @@ class _Checker:
                     f"write {word} (its {field}) of {name}, or (its date) for the date",
                 )
                 return ERROR
-            of = Type("quantity", history.unit)
+            of = Type("quantity", history.unit, molar_mass=history.molar_mass)
         if of.kind == "error":
             return ERROR
         if of.kind in ("boolean", "set", "history"):
