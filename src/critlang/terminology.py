@@ -115,11 +115,12 @@ def _rows(file: Path) -> Iterator[tuple[int, Mapping[str, Any]]]:
 
 
 def _columns(file: Path, names: Iterable[str]) -> None:
-    missing = {"ancestor", "descendant"} - set(names)
+    missing = sorted({"ancestor", "descendant"} - set(names))
     if missing:
         raise TerminologyError(
             f"{file}: a terminology has the columns ancestor and descendant "
-            f"(and optionally system); {', '.join(sorted(missing))} is missing"
+            f"(and optionally system); {' and '.join(missing)} "
+            + ("is missing" if len(missing) == 1 else "are missing")
         )
 
 
