@@ -267,3 +267,21 @@ def test_an_entry_of_another_kind_is_an_error_of_its_record_only() -> None:
     assert bad.status == "error"
     assert "creatinine[0]" in bad.error and "'g' (mass) does not convert" in bad.error
     assert good.criteria[0].value is True
+
+
+def test_the_formatter_keeps_comments_among_codes_with_their_codes() -> None:
+    source = """protocol p
+codes dmards "Other DMARDs" atc (
+  "L04A*",    # immunosuppressants
+  # methotrexate, by name
+  "L01BA01"
+) except ("L04AB*")  # not the TNF inhibitors
+data
+  drug: code
+exclusion E1 "Another DMARD"
+  met when drug in dmards
+"""
+    formatted = format_source(source)
+    assert '  "L04A*",  # immunosuppressants\n  # methotrexate, by name\n  "L01BA01"\n' in formatted
+    assert ') except (\n  "L04AB*"  # not the TNF inhibitors\n)\n' in formatted
+    assert format_source(formatted) == formatted
