@@ -285,3 +285,21 @@ exclusion E1 "Another DMARD"
     assert '  "L04A*",  # immunosuppressants\n  # methotrexate, by name\n  "L01BA01"\n' in formatted
     assert ') except (\n  "L04AB*"  # not the TNF inhibitors\n)\n' in formatted
     assert format_source(formatted) == formatted
+
+
+def test_export_writes_prefixes_and_the_terminology_s_descendants(
+    tmp_path: Path, closure: Path
+) -> None:
+    protocol = tmp_path / "liver.crit"
+    protocol.write_text(PROTOCOL, encoding="utf-8")
+    runner = CliRunner()
+    without = runner.invoke(main, ["export", str(protocol), "--to", "cql"])
+    assert without.exit_code == 0, without.output
+    assert "StartsWith(\"drug\", 'atc:L04AB')" in without.stdout
+    assert "StartsWith(\"diagnosis\", 'snomed:')" in without.stdout
+    assert "snomed:197321007" not in without.stdout
+    given = runner.invoke(
+        main, ["export", str(protocol), "--to", "cql", "--terminology", str(closure)]
+    )
+    assert "\"diagnosis\" = 'snomed:197321007'" in given.stdout
+    assert "StartsWith(\"diagnosis\", 'snomed:')" not in given.stdout

@@ -966,11 +966,18 @@ def match_command(paths: tuple[Path, ...], output_format: str, output: TextIO) -
     show_default=True,
     help="fhir: the base of the resources' canonical URLs.",
 )
-def export_command(protocol_file: Path, target: str, output: Path | None, base_url: str) -> None:
+@terminology_option
+def export_command(
+    protocol_file: Path,
+    target: str,
+    output: Path | None,
+    base_url: str,
+    terminology: Terminology | None,
+) -> None:
     """Export PROTOCOL to a standard (see docs/export.md); exit 1 if it has errors."""
     from critlang.export import ExportError, export
 
-    protocol = load_protocol(protocol_file)
+    protocol = load_protocol(protocol_file, terminology)
     try:
         text = export(protocol.checked, target, base_url)
     except ExportError as error:
