@@ -303,3 +303,21 @@ def test_export_writes_prefixes_and_the_terminology_s_descendants(
     )
     assert "\"diagnosis\" = 'snomed:197321007'" in given.stdout
     assert "StartsWith(\"diagnosis\", 'snomed:')" not in given.stdout
+
+
+def test_an_omop_screen_refuses_a_terminology(tmp_path: Path, closure: Path) -> None:
+    protocol = tmp_path / "liver.crit"
+    protocol.write_text(PROTOCOL, encoding="utf-8")
+    result = CliRunner().invoke(
+        main,
+        [
+            "screen",
+            str(protocol),
+            "--omop",
+            str(tmp_path / "cdm.duckdb"),
+            "--terminology",
+            str(closure),
+        ],
+    )
+    assert result.exit_code == 64
+    assert "its own concept_ancestor" in result.output

@@ -678,6 +678,8 @@ def screen_command(
     sql = optional("critlang.sql", "sql")
     screen = optional("critlang.screen", "sql")
     if omop is not None or data_file is None:
+        if terminology is not None:
+            raise _Usage("--terminology is for DATA; an OMOP database has its own concept_ancestor")
         _screen_omop(protocol_file, data_file, omop, bindings, as_of, engine, output, report)
         return
     inputs = (data_file, protocol_file, *((events,) if events is not None else ()))
