@@ -31,6 +31,7 @@ WARNING_CASES = {
     "unused_definition",
     "score_group_single",
     "ordinal_below_lowest",
+    "code_list_exception_not_in_list",
 }
 
 

@@ -910,6 +910,34 @@ class _Checker:
             return
         self.check_codes(system, code_list, code_list.codes)
         self.check_codes(system, code_list, code_list.excluded)
+        self.check_exceptions(system, code_list)
+
+    def check_exceptions(self, system: CodeSystem, code_list: s.CodeList) -> None:
+        """An exception that no code of the list can match changes nothing: a slip."""
+        if any(c.descendants for c in code_list.codes):
+            return  # a hierarchy may hold any code of the system
+        listed = [
+            codes.bare(system, c.text.removesuffix("*").removesuffix(".")) for c in code_list.codes
+        ]
+        starts = [c for c, w in zip(listed, code_list.codes, strict=True) if w.text.endswith("*")]
+        for written in code_list.excluded:
+            code = codes.bare(system, written.text.removesuffix("*").removesuffix("."))
+            pattern = written.text.endswith("*")
+            wrong = codes.prefix_problem if pattern else codes.code_problem
+            if written.descendants or wrong(system, code) is not None:
+                continue  # a hierarchy may hold it; a malformed code is reported already
+            # A code is excepted in vain unless a prefix covers it or it is listed; a
+            # pattern unless it overlaps a prefix or covers a listed code.
+            covered = any(code.startswith(p) for p in starts) or (
+                any(c.startswith(code) for c in listed) if pattern else code in listed
+            )
+            if not covered:
+                self.warning(
+                    "CRIT050",
+                    written.span,
+                    f"'{written.text}' is not in '{code_list.name.text}', so excepting it changes nothing",
+                    "except only codes the list's codes or patterns take in",
+                )
 
     def check_codes(
         self, system: CodeSystem, code_list: s.CodeList, listed: tuple[s.CodeText, ...]
