@@ -169,6 +169,12 @@ def test_the_explanation_says_why_membership_is_unknown(closure: Path, tmp_path:
     assert f"the terminology ({other}) does not name it" in reason
 
 
+def test_the_explanation_names_an_exception() -> None:
+    record = {"drug": "atc:L04AB02", "diagnosis": "icd10cm:K70"}
+    reason = critlang.compile_source(PROTOCOL).evaluate(record).criteria[0].reason
+    assert reason == "drug atc:L04AB02 is not in Other DMARDs: it is one of its exceptions"
+
+
 # ---- the CLI ---------------------------------------------------------------------------
 
 

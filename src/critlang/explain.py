@@ -27,7 +27,7 @@ from critlang import fmt, ir, units, words
 from critlang import syntax as s
 from critlang.check import Checked, score_operator
 from critlang.decimals import to_decimal
-from critlang.lower import Lowered, chain
+from critlang.lower import Lowered, chain, code_list
 from critlang.records import printable
 from critlang.vocab import ENTRY_LAYOUT, EntryKind
 
@@ -507,6 +507,11 @@ class Explanations:
             + ("it" if len(roots) == 1 else "them")
         )
         below = ", ".join(c.text for c in roots)
+        excepted = (
+            None
+            if declared is None or not declared.excluded
+            else code_list(declared, declared.excluded, node.codes.text, terminology)
+        )
 
         def phrases(t: Trace) -> list[str]:
             outcome = value(t)
@@ -517,6 +522,8 @@ class Explanations:
                 ]
             if outcome is None:
                 return [f"{name}: unknown"]
+            if outcome is False and excepted is not None and excepted.matches(str(code(t))):
+                return [f"{name} {held(t)} is not in {listed}: it is one of its exceptions"]
             verb = "is" if outcome else "is not"
             return [f"{name} {held(t)} {verb} in {listed}"]
 
