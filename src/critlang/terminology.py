@@ -17,6 +17,7 @@ unknown, as with no terminology (docs/language.md, "Hierarchies").
 from __future__ import annotations
 
 import csv
+import functools
 import importlib
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
@@ -58,10 +59,15 @@ class Terminology:
 
 def terminology_of(pairs: Iterable[tuple[str, str]], source: str = "<terminology>") -> Terminology:
     """A terminology from (ancestor, descendant) pairs, each `system:code` (ValueError if not)."""
+    normal = functools.lru_cache(maxsize=None)(codes.coded_value)
+    return _terminology(((normal(a), normal(d)) for a, d in pairs), source)
+
+
+def _terminology(pairs: Iterable[tuple[str, str]], source: str) -> Terminology:
+    """A terminology from pairs already in the form `codes.coded_value` gives."""
     children: dict[str, set[str]] = {}
     known: set[str] = set()
-    for ancestor, descendant in pairs:
-        up, down = codes.coded_value(ancestor), codes.coded_value(descendant)
+    for up, down in pairs:
         known.update((up, down))
         if up != down:
             children.setdefault(up, set()).add(down)
@@ -75,20 +81,20 @@ def read_terminology(path: str | Path) -> Terminology:
         rows = list(_rows(file))
     except OSError as error:
         raise TerminologyError(f"{file}: cannot read the terminology: {error.strerror}") from None
+    # Ancestors repeat row after row: each text is checked once.
+    normal = functools.lru_cache(maxsize=None)(codes.coded_value)
     pairs: list[tuple[str, str]] = []
     for number, row in rows:
-        system = _text(row.get("system"))
-        for column in ("ancestor", "descendant"):
-            if not _text(row.get(column)):
+        system = _text(row.get("system")) or None
+        ancestor, descendant = _text(row.get("ancestor")), _text(row.get("descendant"))
+        for column, text in (("ancestor", ancestor), ("descendant", descendant)):
+            if not text:
                 raise TerminologyError(f"{file}: row {number}: no {column}")
         try:
-            pair = tuple(
-                codes.coded_value(_text(row[c]), system or None) for c in ("ancestor", "descendant")
-            )
+            pairs.append((normal(ancestor, system), normal(descendant, system)))
         except ValueError as error:
             raise TerminologyError(f"{file}: row {number}: {error}") from None
-        pairs.append((pair[0], pair[1]))
-    return terminology_of(pairs, str(file))
+    return _terminology(pairs, str(file))
 
 
 def _rows(file: Path) -> Iterator[tuple[int, Mapping[str, Any]]]:
