@@ -169,6 +169,18 @@ def test_the_explanation_says_why_membership_is_unknown(closure: Path, tmp_path:
     assert f"the terminology ({other}) does not name it" in reason
 
 
+def test_the_explanation_names_only_the_roots_left_undecided(closure: Path) -> None:
+    source = PROTOCOL.replace('"235856003")', '"235856003", "709044004" and descendants)')
+    record = {"drug": "atc:L01AA01", "diagnosis": "snomed:9999991"}
+    reason = (
+        critlang.compile_source(source, terminology=closure).evaluate(record).criteria[1].reason
+    )
+    assert reason.endswith(
+        f"whether it descends from 709044004 is not known (the terminology ({closure}) "
+        "does not name it)"
+    )
+
+
 def test_the_explanation_names_an_exception() -> None:
     record = {"drug": "atc:L04AB02", "diagnosis": "icd10cm:K70"}
     reason = critlang.compile_source(PROTOCOL).evaluate(record).criteria[0].reason

@@ -23,7 +23,7 @@ from typing import Any
 
 import attrs
 
-from critlang import fmt, ir, units, words
+from critlang import codes, fmt, ir, units, words
 from critlang import syntax as s
 from critlang.check import Checked, score_operator
 from critlang.decimals import to_decimal
@@ -497,9 +497,15 @@ class Explanations:
         declared = self.checked.code_lists.get(node.codes.text)
         listed = declared.label if declared is not None and declared.label else node.codes.text
         code = self.getter(node.subject)
-        roots = [] if declared is None else [c for c in declared.codes if c.descendants]
-        roots += [] if declared is None else [c for c in declared.excluded if c.descendants]
         terminology = self.checked.terminology
+        listed_codes = () if declared is None else (*declared.codes, *declared.excluded)
+        # The roots the terminology does not decide: what leaves a code unknown.
+        roots = [
+            c
+            for c in listed_codes
+            if c.descendants
+            and (terminology is None or not terminology.knows(_coded_in(declared, c.text)))
+        ]
         why = (
             "no terminology was given"
             if terminology is None
@@ -713,3 +719,11 @@ class _Selection:
         taken = "ongoing" if fields["end"] is None else f"to {fields['end']}"
         dose = "" if fields["dose"] is None else f", {format_quantity(fields['dose'], self.unit)}"
         return f"{fields['code']} from {fields['start']} {taken}{dose}{source}"
+
+
+def _coded_in(declared: s.CodeList | None, written: str) -> str:
+    """A code of a code list as `system:code`, as records and the terminology write it."""
+    assert declared is not None
+    system = codes.system_named(declared.system.text)
+    assert system is not None, "a checked code list has a known system"
+    return f"{system.value}:{codes.bare(system, written)}"

@@ -317,8 +317,11 @@ class _Lowering:
             terminology is not None and terminology.knows(_coded(system, w.text)) for w in roots
         ):
             return node
-        whole = ir.CodeList(
-            name=system.value, system=system, codes=frozenset(), prefixes=(f"{system.value}:",)
+        whole = ir.CodeList(  # named as no code list can be
+            name=f"{system.value}:*",
+            system=system,
+            codes=frozenset(),
+            prefixes=(f"{system.value}:",),
         )
         of_system = self.make(ir.InCodes, BOOLEAN, operand=operand, codes=whole)
         unknown = self.make(ir.And, BOOLEAN, operands=(of_system, self.const(None, BOOLEAN)))
