@@ -17,6 +17,7 @@ from critlang import codes, units
 from critlang import syntax as s
 from critlang.diagnostics import CritError, Diagnostic, sort_key
 from critlang.parser import parse
+from critlang.terminology import Terminology
 from critlang.vocab import ENTRY_LAYOUT, CodeSystem, EntryKind
 
 OUTCOMES = ("eligible", "ineligible", "undetermined")
@@ -129,7 +130,7 @@ def declared_type(declared: s.DeclaredType, molar_mass: Fraction | None = None) 
         case s.CodeType():
             return CODE
         case s.HistoryType(entry=entry, unit=unit):
-            return Type("history", unit or units.DIMENSIONLESS, entry=entry)
+            return Type("history", unit or units.DIMENSIONLESS, entry=entry, molar_mass=molar_mass)
 
 
 def literal_type(literal: s.Literal) -> Type:
@@ -162,6 +163,12 @@ class Checked:
     definitions: dict[str, s.Definition]
     element_types: dict[str, Type]
     code_lists: dict[str, s.CodeList] = attrs.field(factory=dict)
+    # What `"CODE" and descendants` is decided by when evaluating (none: unknown).
+    terminology: Terminology | None = None
+
+    def with_terminology(self, terminology: Terminology | None) -> Checked:
+        """The protocol evaluated against `terminology` (lowering reads it)."""
+        return attrs.evolve(self, terminology=terminology)
 
     def type_of(self, node: object) -> Type:
         return self.types[node]
@@ -362,8 +369,14 @@ class _Checker:
     def check_molar_mass(self, element: s.DataElement) -> None:
         mass = element.molar_mass
         assert mass is not None
-        if not isinstance(element.type, s.QuantityType):
-            self.error("CRIT016", mass.span, "only a quantity can have a molar mass")
+        declared = element.type
+        measured = isinstance(declared, s.HistoryType) and declared.entry == "measurement"
+        if not isinstance(declared, s.QuantityType) and not measured:
+            self.error(
+                "CRIT016",
+                mass.span,
+                "only a quantity or a history of quantity can have a molar mass",
+            )
         elif self.unit_ok(mass.unit, mass.span) and not units.is_molar_mass(mass.unit):
             self.error(
                 "CRIT016",
@@ -1122,15 +1135,58 @@ class _Checker:
                 f"did you mean '{close[0]}'?" if close else f"the systems are: {names}",
             )
             return
+        self.check_codes(system, code_list, code_list.codes)
+        self.check_codes(system, code_list, code_list.excluded)
+        self.check_exceptions(system, code_list)
+
+    def check_exceptions(self, system: CodeSystem, code_list: s.CodeList) -> None:
+        """An exception that no code of the list can match changes nothing: a slip."""
+        if any(c.descendants for c in code_list.codes):
+            return  # a hierarchy may hold any code of the system
+        listed = [
+            codes.bare(system, c.text.removesuffix("*").removesuffix(".")) for c in code_list.codes
+        ]
+        starts = [c for c, w in zip(listed, code_list.codes, strict=True) if w.text.endswith("*")]
+        for written in code_list.excluded:
+            code = codes.bare(system, written.text.removesuffix("*").removesuffix("."))
+            pattern = written.text.endswith("*")
+            wrong = codes.prefix_problem if pattern else codes.code_problem
+            if written.descendants or wrong(system, code) is not None:
+                continue  # a hierarchy may hold it; a malformed code is reported already
+            # A code is excepted in vain unless a prefix covers it or it is listed; a
+            # pattern unless it overlaps a prefix or covers a listed code.
+            covered = any(code.startswith(p) for p in starts) or (
+                any(c.startswith(code) for c in listed) if pattern else code in listed
+            )
+            if not covered:
+                self.warning(
+                    "CRIT050",
+                    written.span,
+                    f"'{written.text}' is not in '{code_list.name.text}', so excepting it changes nothing",
+                    "except only codes the list's codes or patterns take in",
+                )
+
+    def check_codes(
+        self, system: CodeSystem, code_list: s.CodeList, listed: tuple[s.CodeText, ...]
+    ) -> None:
         seen: dict[str, s.Span] = {}
-        for written in code_list.codes:
+        for written in listed:
             text = written.text
+            if text.endswith("*") and written.descendants:
+                self.error(
+                    "CRIT050",
+                    written.span,
+                    f"'{text}' is a pattern: it has no descendants of its own",
+                    f"write '{text}' for every code that starts so, or "
+                    f"'\"{text[:-1].removesuffix('.')}\" and descendants' for the hierarchy",
+                )
+                continue
             if text.endswith("*"):
                 problem = codes.prefix_problem(system, text[:-1].removesuffix("."))
                 key = codes.bare(system, text)
             else:
                 problem = codes.code_problem(system, text)
-                key = codes.bare(system, text)
+                key = codes.bare(system, text) + (" and descendants" if written.descendants else "")
             if problem is not None:
                 self.error(
                     "CRIT050",
@@ -1143,7 +1199,8 @@ class _Checker:
                 self.warning(
                     "CRIT050",
                     written.span,
-                    f"'{text}' is listed twice in '{code_list.name.text}'",
+                    f"'{text}' is listed twice in '{code_list.name.text}'"
+                    + (" (in its exceptions)" if listed is code_list.excluded else ""),
                     f"the first is at line {seen[key].line}; keep one",
                 )
             seen.setdefault(key, written.span)
@@ -1212,7 +1269,7 @@ class _Checker:
                     "declare it: history of medications 'mg/d'",
                 )
                 return ERROR
-            return Type("quantity", history.unit)
+            return Type("quantity", history.unit, molar_mass=history.molar_mass)
         return {"date": DATE, "code": CODE}[kind]
 
     def in_codes(self, expr: s.InCodes) -> Type:
@@ -1306,7 +1363,7 @@ class _Checker:
                     f"write {word} (its {field}) of {name}, or (its date) for the date",
                 )
                 return ERROR
-            of = Type("quantity", history.unit)
+            of = Type("quantity", history.unit, molar_mass=history.molar_mass)
         if of.kind == "error":
             return ERROR
         if of.kind in ("boolean", "set", "history"):

@@ -35,6 +35,7 @@ from critlang.vocab import Outcome
 
 if TYPE_CHECKING:
     from critlang.evaluate import Protocol
+    from critlang.terminology import Terminology
 
 # The engines, documents, reports and rich load in the commands that use them:
 # `critlang check` starts without them.
@@ -136,14 +137,14 @@ def check_command(files: tuple[Path, ...]) -> None:
 FORMATS = ("text", "json", "jsonl", "csv")
 
 
-def load_protocol(path: Path) -> Protocol:
+def load_protocol(path: Path, terminology: Terminology | None = None) -> Protocol:
     """Compile a protocol file, or print its diagnostics and exit 1."""
     from critlang.pipeline import build
 
-    return build(load_checked(path))
+    return build(load_checked(path, terminology))
 
 
-def load_checked(path: Path) -> Checked:
+def load_checked(path: Path, terminology: Terminology | None = None) -> Checked:
     """Check a protocol file, or print its diagnostics and exit 1; for a command that
     needs no Python engine (`screen` compiles to SQL only)."""
     text = read_source(path)
@@ -152,7 +153,29 @@ def load_checked(path: Path) -> Checked:
         for diagnostic in diagnostics:
             click.echo(render(diagnostic, text), err=True)
         sys.exit(1)
-    return checked
+    return checked.with_terminology(terminology)
+
+
+def _terminology(
+    _context: click.Context, _parameter: click.Parameter, value: Path | None
+) -> Terminology | None:
+    from critlang.terminology import TerminologyError, read_terminology
+
+    if value is None:
+        return None
+    try:
+        return read_terminology(value)
+    except TerminologyError as error:
+        raise click.BadParameter(str(error)) from None
+
+
+terminology_option = click.option(
+    "--terminology",
+    type=click.Path(path_type=Path, dir_okay=False),
+    callback=_terminology,
+    help='Which codes descend from which, for "CODE" and descendants in code lists '
+    "(.csv or .parquet with columns ancestor, descendant; see docs/language.md).",
+)
 
 
 def record_options(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -393,6 +416,7 @@ def synth_command(
 )
 @record_options
 @as_of_option
+@terminology_option
 @fhir_options
 @click.option(
     "--omop", help="An OMOP CDM database (DuckDB file, Parquet folder, postgresql:// URL)."
@@ -412,6 +436,7 @@ def eval_command(
     as_of: datetime.date | None,
     omop: str | None,
     persons: tuple[int, ...],
+    terminology: Terminology | None,
 ) -> None:
     """Screen RECORDS (.json, .jsonl, .csv, .parquet; - for stdin) against PROTOCOL.
 
@@ -425,7 +450,7 @@ def eval_command(
     from critlang.evaluate import ERROR
     from critlang.report import WRITERS, summary, write_results
 
-    protocol = load_protocol(protocol_file)
+    protocol = load_protocol(protocol_file, terminology)
     if omop is not None:
         if records_file is not None or fhir is not None or bindings is None or events is not None:
             raise _Usage("give --bindings with --omop, and no RECORDS, --fhir or --events")
@@ -688,6 +713,7 @@ def sql_command(protocol_file: Path, dialect: str, table: str) -> None:
 )
 @record_options
 @as_of_option
+@terminology_option
 def screen_command(
     protocol_file: Path,
     data_file: Path | None,
@@ -701,6 +727,7 @@ def screen_command(
     id_field: str,
     strict_fields: bool,
     as_of: datetime.date | None,
+    terminology: Terminology | None,
 ) -> None:
     """Screen a whole population in DATA (.csv, .parquet, .jsonl, .json; - for stdin) with SQL.
 
@@ -713,6 +740,8 @@ def screen_command(
     sql = optional("critlang.sql", "sql")
     screen = optional("critlang.screen", "sql")
     if omop is not None or data_file is None:
+        if terminology is not None:
+            raise _Usage("--terminology is for DATA; an OMOP database has its own concept_ancestor")
         _screen_omop(protocol_file, data_file, omop, bindings, as_of, engine, output, report)
         return
     inputs = (data_file, protocol_file, *((events,) if events is not None else ()))
@@ -724,7 +753,7 @@ def screen_command(
             refuse_overwriting(report, (output,))
     except OutputError as error:
         raise _Output(str(error)) from None
-    checked = load_checked(protocol_file)
+    checked = load_checked(protocol_file, terminology)
     intake = Intake(checked, id_field, strict_fields, as_of)
     try:
         attrition = screen.run(
@@ -1001,11 +1030,18 @@ def match_command(paths: tuple[Path, ...], output_format: str, output: TextIO) -
     show_default=True,
     help="fhir: the base of the resources' canonical URLs.",
 )
-def export_command(protocol_file: Path, target: str, output: Path | None, base_url: str) -> None:
+@terminology_option
+def export_command(
+    protocol_file: Path,
+    target: str,
+    output: Path | None,
+    base_url: str,
+    terminology: Terminology | None,
+) -> None:
     """Export PROTOCOL to a standard (see docs/export.md); exit 1 if it has errors."""
     from critlang.export import ExportError, export
 
-    protocol = load_protocol(protocol_file)
+    protocol = load_protocol(protocol_file, terminology)
     try:
         text = export(protocol.checked, target, base_url)
     except ExportError as error:

@@ -23,11 +23,11 @@ from typing import Any
 
 import attrs
 
-from critlang import fmt, ir, units, words
+from critlang import codes, fmt, ir, units, words
 from critlang import syntax as s
 from critlang.check import Checked, score_operator
 from critlang.decimals import to_decimal
-from critlang.lower import Lowered, chain
+from critlang.lower import Lowered, chain, code_list
 from critlang.records import printable
 from critlang.vocab import ENTRY_LAYOUT, EntryKind
 
@@ -501,11 +501,40 @@ class Explanations:
         name = self.subject(node.subject) if isinstance(node.subject, s.Ref) else "its code"
         declared = self.checked.code_lists.get(node.codes.text)
         listed = declared.label if declared is not None and declared.label else node.codes.text
+        code = self.getter(node.subject)
+        terminology = self.checked.terminology
+        listed_codes = () if declared is None else (*declared.codes, *declared.excluded)
+        # The roots the terminology does not decide: what leaves a code unknown.
+        roots = [
+            c
+            for c in listed_codes
+            if c.descendants
+            and (terminology is None or not terminology.knows(_coded_in(declared, c.text)))
+        ]
+        why = (
+            "no terminology was given"
+            if terminology is None
+            else f"the terminology ({terminology.source}) does not name "
+            + ("it" if len(roots) == 1 else "them")
+        )
+        below = ", ".join(c.text for c in roots)
+        excepted = (
+            None
+            if declared is None or not declared.excluded
+            else code_list(declared, declared.excluded, node.codes.text, terminology)
+        )
 
         def phrases(t: Trace) -> list[str]:
             outcome = value(t)
+            if outcome is None and code(t) is not None and roots:
+                return [
+                    f"{name} {held(t)} may be in {listed}: whether it descends from "
+                    f"{below} is not known ({why})"
+                ]
             if outcome is None:
                 return [f"{name}: unknown"]
+            if outcome is False and excepted is not None and excepted.matches(str(code(t))):
+                return [f"{name} {held(t)} is not in {listed}: it is one of its exceptions"]
             verb = "is" if outcome else "is not"
             return [f"{name} {held(t)} {verb} in {listed}"]
 
@@ -696,3 +725,11 @@ class _Selection:
         taken = "ongoing" if fields["end"] is None else f"to {fields['end']}"
         dose = "" if fields["dose"] is None else f", {format_quantity(fields['dose'], self.unit)}"
         return f"{fields['code']} from {fields['start']} {taken}{dose}{source}"
+
+
+def _coded_in(declared: s.CodeList | None, written: str) -> str:
+    """A code of a code list as `system:code`, as records and the terminology write it."""
+    assert declared is not None
+    system = codes.system_named(declared.system.text)
+    assert system is not None, "a checked code list has a known system"
+    return f"{system.value}:{codes.bare(system, written)}"

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import difflib
 import functools
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from decimal import Decimal
 from importlib import resources
 from typing import Any
@@ -490,10 +490,14 @@ class _Builder:
     """Builds the document of a protocol and records the units comments attach to."""
 
     def __init__(
-        self, clauses: dict[Position, _Clauses], bracketed: frozenset[Extent] = frozenset()
+        self,
+        clauses: dict[Position, _Clauses],
+        bracketed: frozenset[Extent] = frozenset(),
+        commented: frozenset[int] = frozenset(),
     ) -> None:
         self.clauses = clauses
         self.bracketed = bracketed
+        self.commented = commented  # the lines that hold a comment
         self.units: list[_Unit] = []
 
     def unit(self, key: object, position: Position | None, doc: Doc, can_trail: bool = True) -> Doc:
@@ -590,10 +594,26 @@ class _Builder:
         if code_list.label is not None:
             head += f" {quote(code_list.label)}"
         head += f" {code_list.system.text} ("
-        listed = [quote(code.text) for code in code_list.codes]
-        body = Concat(Line(""), _join(map(Text, listed), Concat(Text(","), Line())))
-        doc = Group(Concat(Text(head), Nest(INDENT, body), Line(""), Text(")")))
+
         span = code_list.span
+        # Comments among the codes stay with them: one code a line, each its own unit.
+        commented = any(span.line < n <= span.end_line for n in self.commented)
+        line: Callable[[], Doc] = Hard if commented else lambda: Line("")
+
+        def entries(listed: tuple[s.CodeText, ...]) -> Doc:
+            docs = []
+            for c in listed:
+                doc = Text(quote(c.text) + (" and descendants" if c.descendants else ""))
+                where = (c.span.line, c.span.column)
+                docs.append(self.unit(("code", c.span), where, doc) if commented else doc)
+            between = Concat(Text(","), Hard() if commented else Line())
+            return Concat(line(), _join(docs, between))
+
+        parts: list[Doc] = [Text(head), Nest(INDENT, entries(code_list.codes)), line(), Text(")")]
+        if code_list.excluded:
+            parts += [Text(" except ("), Nest(INDENT, entries(code_list.excluded))]
+            parts += [line(), Text(")")]
+        doc = Group(Concat(*parts))
         return self.unit(("codes", span), (span.line, span.column), doc)
 
     def label(self, owner: s.Span, value: str) -> Doc:
@@ -1012,7 +1032,7 @@ def format_source(text: str, file: str = "<string>") -> str:
     """
     protocol = parse(text, file)
     comments, clauses = _scan(text)
-    builder = _Builder(clauses, _bracketed(protocol, text))
+    builder = _Builder(clauses, _bracketed(protocol, text), frozenset(c.line for c in comments))
     doc = builder.protocol(protocol)
     leading, trailing, after = _attach(builder.units, comments)
     printer = _Printer(WIDTH, leading)

@@ -228,6 +228,9 @@ class CodeList:
 
     Codes are written `system:code` with ICD-10-CM codes without their dot,
     as `vocab.CodeSystem` says: `icd10cm:J8410`; a prefix `J84.*` is `icd10cm:J84`.
+    Lowering builds one for a list's codes, one for its exceptions (named
+    `NAME except`), and `system:` alone for "any code of the system"; a root's
+    descendants from the evaluation's terminology are among `codes`.
     """
 
     name: str

@@ -42,6 +42,9 @@ FIELDS = (
     "when",
     "expect",
     "approximate",
+    "codes",
+    "except",
+    "complete",
 )
 TYPES = (
     "boolean",
@@ -80,6 +83,7 @@ OPERATORS = (
     "within",
     "before",
     "after",
+    "descendants",
 )
 
 

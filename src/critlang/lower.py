@@ -40,6 +40,7 @@ import attrs
 from critlang import codes, ir
 from critlang import syntax as s
 from critlang.check import BOOLEAN, DATE, Checked, Type, score_operator
+from critlang.terminology import Terminology
 from critlang.vocab import CalendarUnit, CodeSystem, EntryKind, Kind
 
 N = TypeVar("N", bound=ir.Node)
@@ -222,9 +223,7 @@ class _Lowering:
             case s.EntryField(field=field):
                 return self.make(ir.Entry, kind, field=field)
             case s.InCodes(subject=subject, codes=name):
-                return self.make(
-                    ir.InCodes, BOOLEAN, operand=self.expr(subject), codes=self.code_list(name.text)
-                )
+                return self.in_codes(self.expr(subject), name.text)
             case s.Selector():
                 return self.selector(node, kind)
             case s.Quantified(quantifier=quantifier, count=count, items=items):
@@ -285,10 +284,49 @@ class _Lowering:
 
     # ---- histories ----
 
-    def code_list(self, name: str) -> ir.CodeList:
+    def in_codes(self, operand: ir.Node, name: str) -> ir.Node:
+        """`x in NAME`: in what the list names and in none of its exceptions.
+
+        A root written `"CODE" and descendants` that the terminology decides
+        adds its descendants as codes; one it does not decide (no terminology,
+        or one that does not name the root) leaves every other code of the
+        system unknown: `Or(listed, And(of the system, unknown))`.
+        """
+        declared = self.checked.code_lists[name]
+        inside = self.membership(operand, name, declared.codes)
+        if not declared.excluded:
+            return inside
+        outside = self.membership(operand, f"{name} except", declared.excluded)
+        return self.make(
+            ir.And, BOOLEAN, operands=(inside, self.make(ir.Not, BOOLEAN, operand=outside))
+        )
+
+    def membership(self, operand: ir.Node, name: str, listed: tuple[s.CodeText, ...]) -> ir.Node:
         if name not in self.code_lists:
-            self.code_lists[name] = code_list(self.checked.code_lists[name])
-        return self.code_lists[name]
+            self.code_lists[name] = code_list(
+                self.checked.code_lists[name.removesuffix(" except")],
+                listed,
+                name,
+                self.checked.terminology,
+            )
+        found = self.code_lists[name]
+        node = self.make(ir.InCodes, BOOLEAN, operand=operand, codes=found)
+        roots = [w for w in listed if w.descendants and not w.text.endswith("*")]
+        terminology = self.checked.terminology
+        system = found.system
+        if all(
+            terminology is not None and terminology.knows(_coded(system, w.text)) for w in roots
+        ):
+            return node
+        whole = ir.CodeList(  # named as no code list can be
+            name=f"{system.value}:*",
+            system=system,
+            codes=frozenset(),
+            prefixes=(f"{system.value}:",),
+        )
+        of_system = self.make(ir.InCodes, BOOLEAN, operand=operand, codes=whole)
+        unknown = self.make(ir.And, BOOLEAN, operands=(of_system, self.const(None, BOOLEAN)))
+        return self.make(ir.Or, BOOLEAN, operands=(node, unknown))
 
     def selector(self, node: s.Selector, kind: Type) -> ir.Node:
         """A selector is one `Aggregate`; an incomplete history only bounds what it says.
@@ -729,19 +767,34 @@ AGGREGATES = {
 FLIPPED = {">": "<", ">=": "<=", "<": ">", "<=": ">=", "=": "=", "!=": "!="}
 
 
-def code_list(declared: s.CodeList) -> ir.CodeList:
-    """A checked code list as the IR holds it: `system:code`, prefixes without '*'."""
+def _coded(system: CodeSystem, written: str) -> str:
+    return f"{system.value}:{codes.bare(system, written)}"
+
+
+def code_list(
+    declared: s.CodeList,
+    listed: tuple[s.CodeText, ...],
+    name: str,
+    terminology: Terminology | None = None,
+) -> ir.CodeList:
+    """Codes as the IR holds them: `system:code`, prefixes without '*'.
+
+    A root's descendants are added when `terminology` (check.Checked's) names the root.
+    """
     system = CodeSystem(declared.system.text)
     exact: set[str] = set()
     prefixes: list[str] = []
-    for written in declared.codes:
+    for written in listed:
         if written.text.endswith("*"):
             start = codes.bare(system, written.text[:-1].removesuffix("."))
             prefixes.append(f"{system.value}:{start}")
-        else:
-            exact.add(f"{system.value}:{codes.bare(system, written.text)}")
+            continue
+        code = _coded(system, written.text)
+        exact.add(code)
+        if written.descendants and terminology is not None and terminology.knows(code):
+            exact |= terminology.descendants(code)
     return ir.CodeList(
-        name=declared.name.text,
+        name=name,
         system=system,
         codes=frozenset(exact),
         prefixes=tuple(dict.fromkeys(prefixes)),

@@ -98,6 +98,9 @@ KEYWORDS = (
     "months between",
     "weeks between",
     "days between",
+    "codes",
+    "except",
+    "and descendants",
 )
 OUTCOMES = ("eligible", "ineligible", "undetermined")
 COMMON_UNITS = ("a", "mo", "wk", "d", "h", "kg", "g", "mg/dL", "umol/L", "mmol/L", "U/L", "%")

@@ -804,18 +804,28 @@ class AstBuilder(Transformer[Token, Any]):
     def complete(self, meta: Meta) -> _Option:
         return _Option("complete", True, _span(self.file, meta))
 
-    def code_list(self, meta: Meta, name: Token, *rest: Token) -> s.CodeList:
+    def code_list(self, meta: Meta, name: Token, *rest: Any) -> s.CodeList:
         label: str | None = None
-        if rest[0].type == "STRING":
+        if isinstance(rest[0], Token) and rest[0].type == "STRING":
             label, rest = _string(rest[0], self.file), rest[1:]
-        system, *codes = rest
+        system, listed, _, excluded = rest
         return s.CodeList(
             self._name(name),
             label,
             self._name(system),
-            tuple(s.CodeText(_string(c, self.file), _token_span(self.file, c)) for c in codes),
+            listed,
             _span(self.file, meta),
+            excluded or (),
         )
+
+    def code_entries(self, meta: Meta, *entries: s.CodeText) -> tuple[s.CodeText, ...]:
+        return entries
+
+    def code_entry(self, meta: Meta, code: Token) -> s.CodeText:
+        return s.CodeText(_string(code, self.file), _token_span(self.file, code))
+
+    def code_descendants(self, meta: Meta, code: Token) -> s.CodeText:
+        return s.CodeText(_string(code, self.file), _token_span(self.file, code), descendants=True)
 
     def attester_list(self, meta: Meta, *values: Token) -> tuple[str, ...]:
         return tuple(_string(v, self.file) for v in values)

@@ -13,6 +13,7 @@ from critlang.diagnostics import CritError
 from critlang.engines.python import compile_program
 from critlang.evaluate import Protocol
 from critlang.lower import lower
+from critlang.terminology import Terminology, read_terminology
 
 
 def build(checked: Checked) -> Protocol:
@@ -21,15 +22,23 @@ def build(checked: Checked) -> Protocol:
     return Protocol(lowered, compile_program(lowered.program))
 
 
-def compile_source(text: str, file: str = "<string>") -> Protocol:
-    """Parse, check and compile protocol source text; raise CritError on errors."""
+def compile_source(
+    text: str, file: str = "<string>", terminology: Terminology | str | Path | None = None
+) -> Protocol:
+    """Parse, check and compile protocol source text; raise CritError on errors.
+
+    `terminology` decides `"CODE" and descendants` in code lists: a
+    `Terminology` or the path of a closure file (TerminologyError if unreadable).
+    """
     checked, diagnostics = check_source(text, file)
     if checked is None:
         raise CritError([d for d in diagnostics if d.is_error], text)
-    return build(checked)
+    if isinstance(terminology, str | Path):
+        terminology = read_terminology(terminology)
+    return build(checked.with_terminology(terminology))
 
 
-def load(path: str | Path) -> Protocol:
-    """Load and compile a `.crit` file."""
+def load(path: str | Path, terminology: Terminology | str | Path | None = None) -> Protocol:
+    """Load and compile a `.crit` file (`terminology` as for `compile_source`)."""
     file = Path(path)
-    return compile_source(file.read_text(encoding="utf-8"), str(path))
+    return compile_source(file.read_text(encoding="utf-8"), str(path), terminology)

@@ -638,7 +638,7 @@ def _history_converter(element: s.DataElement, kind: Type) -> Converter:
     unit = None if kind.unit == units.DIMENSIONLESS and kind.entry != "measurement" else kind.unit
     quantity = None
     if unit is not None:
-        convert = functools.partial(_quantity, unit, None, _record_units(element, unit))
+        convert = functools.partial(_quantity, unit, kind.molar_mass, _record_units(element, unit))
         quantity = functools.partial(_checked_range, convert, None, unit)
     return functools.partial(_history, kind.entry, unit, quantity)
 

@@ -502,6 +502,8 @@ class CodeListView:
     system: str
     codes: tuple[str, ...]
     used_by: tuple[str, ...]
+    excluded: tuple[str, ...] = ()  # `except (...)`
+    hierarchical: bool = False  # some code is written `"CODE" and descendants`
 
 
 @attrs.frozen
@@ -670,16 +672,22 @@ def document(checked: Checked) -> Document:
                 c.name.text,
                 c.label or _sentence(_humanized(c.name.text)),
                 c.system.text,
-                tuple(code.text for code in c.codes),
+                _code_texts(c.codes),
                 tuple(
                     ident
                     for ident, criterion in ((c.id.text, c) for c in ordered)
                     if c.name.text in _code_lists_of(criterion, checked)
                 ),
+                _code_texts(c.excluded),
+                any(code.descendants for code in (*c.codes, *c.excluded)),
             )
             for c in protocol.code_lists
         ),
     )
+
+
+def _code_texts(listed: tuple[s.CodeText, ...]) -> tuple[str, ...]:
+    return tuple(c.text + (" and descendants" if c.descendants else "") for c in listed)
 
 
 def _code_lists_of(criterion: s.Criterion, checked: Checked) -> set[str]:

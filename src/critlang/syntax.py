@@ -478,10 +478,11 @@ class DataElement:
 
 @attrs.frozen(cache_hash=True)
 class CodeText:
-    """One code of a code list as written, e.g. "J84.*"."""
+    """One code of a code list as written, e.g. "J84.*"; `descendants`: `"..." and descendants`."""
 
     text: str
     span: Span
+    descendants: bool = False
 
 
 @attrs.frozen(cache_hash=True)
@@ -493,6 +494,7 @@ class CodeList:
     system: Name
     codes: tuple[CodeText, ...]
     span: Span
+    excluded: tuple[CodeText, ...] = ()  # `except (...)`: codes that are in no case in the list
 
 
 @attrs.frozen(cache_hash=True)

@@ -18,6 +18,7 @@ import functools
 import itertools
 from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import attrs
@@ -50,10 +51,14 @@ REPORTS = {
 FULLY_KNOWN_ONLY: frozenset[str] = frozenset()
 
 
+# The terminology a protocol's cases are evaluated with (`terminology:` in its data file).
+TERMINOLOGIES: dict[str, Path] = {}
+
+
 @functools.lru_cache(maxsize=64)
 def compile_source(source: str) -> critlang.Protocol:
     """The compiled protocol; an engine adapter compiles what it needs from it."""
-    return critlang.compile_source(source, "conformance.crit")
+    return critlang.compile_source(source, "conformance.crit", TERMINOLOGIES.get(source))
 
 
 def word(value: bool | None, applies: bool | None = True) -> str:

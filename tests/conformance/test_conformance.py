@@ -69,6 +69,8 @@ def _record_value(value: Any) -> Any:
 def load_suite(path: Path) -> list[Case]:
     data = yaml.safe_load(path.read_text(encoding="utf-8"))
     source = (path.parent / data["protocol"]).read_text(encoding="utf-8")
+    if "terminology" in data:  # every engine compiles this protocol with it
+        engines.TERMINOLOGIES[source] = path.parent / data["terminology"]
     cases = []
     for entry in data["cases"]:
         record = {

@@ -145,7 +145,9 @@ def run_many(
 def _prepare(
     source: str, records: Sequence[Mapping[str, Any]]
 ) -> tuple[ir.Program, list[dict[str, Any] | None]]:
-    protocol = critlang.compile_source(source)
+    from tests.conformance.engines import TERMINOLOGIES
+
+    protocol = critlang.compile_source(source, terminology=TERMINOLOGIES.get(source))
     program = protocol.lowered.program
     kinds = dict(program.elements)
     parameters: list[dict[str, Any] | None] = []

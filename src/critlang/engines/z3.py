@@ -421,7 +421,8 @@ def _candidate_codes(program: ir.Program | None) -> list[str]:
     found: set[str] = set()
     for codes in lists.values():
         found |= codes.codes
-        found |= set(codes.prefixes)
+        # A prefix is a code too, except a whole system's ("snomed:", for roots no terminology decides).
+        found |= {p for p in codes.prefixes if not p.endswith(":")}
     others = [c for c in OTHER_CODES if not any(x.matches(c) for x in lists.values())]
     return sorted(found) + others
 

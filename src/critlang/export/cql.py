@@ -114,6 +114,9 @@ def expression(node: Elm, indent: str = "") -> str:
             return f"{unit} between {_operand(start, indent)} and {_operand(end, indent)}"
         case "ToDecimal":
             return f"ToDecimal({expression(node['operand'], indent)})"
+        case "StartsWith":  # a code list's prefix
+            text, start = node["operand"]
+            return f"StartsWith({expression(text, indent)}, {expression(start, indent)})"
         case "Coalesce":
             return "Coalesce(" + ", ".join(expression(e, indent) for e in node["operand"]) + ")"
     raise AssertionError(f"no CQL for ELM {kind}")
