@@ -295,22 +295,22 @@ class _Generator:
         if self.tracing:
             # Explanations need the value of every operand: no short cut.
             values = [self.value(x, out) for x in operands]
-            constants = {x.value for x in operands if isinstance(x, ir.Const)}
+            fixed = {x.value for x in operands if isinstance(x, ir.Const)}
             values = [
                 v for x, v in zip(operands, values, strict=True) if not isinstance(x, ir.Const)
             ]
-            if decisive in constants:
+            if decisive in fixed:
                 out.append(f"{local} = {decisive}")
                 return
             if not values:
-                out.append(f"{local} = {None if None in constants else other}")
+                out.append(f"{local} = {None if None in fixed else other}")
                 return
-            if all(v in self.known for v in values) and None not in constants:
+            if all(v in self.known for v in values) and None not in fixed:
                 out.append(f"{local} = {f' {junction} '.join(values)}")
                 self.known.add(local)
                 return
             decided = " or ".join(f"{v} is {decisive}" for v in values)
-            if None in constants:
+            if None in fixed:
                 out.append(f"{local} = {decisive} if {decided} else None")
                 return
             open_ = " or ".join(f"{v} is None" for v in values)
