@@ -26,6 +26,9 @@ from critlang.vocab import Kind, Outcome, Truth
 
 ERROR = Outcome.ERROR.value
 UNDETERMINED = Outcome.UNDETERMINED.value
+INELIGIBLE = Outcome.INELIGIBLE.value
+ELIGIBLE = Outcome.ELIGIBLE.value
+EXCLUSION = Kind.EXCLUSION.value
 
 
 # Parts and criterion results are built for every record screened, so they are
@@ -94,27 +97,33 @@ class Result:
         if self.error is not None:
             out["error"] = self.error
             return out
-        out["criteria"] = [_criterion_dict(c) for c in self.criteria]
+        words = _VALUE_WORDS
+        criteria = []
+        # One dictionary per criterion and part, written out here: this runs for every record.
+        for c in self.criteria:
+            said = {
+                "id": c.id,
+                "kind": c.kind,
+                "title": c.title,
+                "value": words[c.value, c.applicable],
+                "reason": c.why(c.trace),
+            }
+            if c.parts:
+                said["parts"] = [
+                    {
+                        "name": p.name,
+                        "title": p.title,
+                        "value": words[p.value, p.applicable],
+                        "reason": p.why(p.trace),
+                    }
+                    for p in c.parts
+                ]
+            criteria.append(said)
+        out["criteria"] = criteria
         out["missing"] = list(self.missing)
         if self.readings:
             out["readings"] = list(self.readings)
         return out
-
-
-def _criterion_dict(criterion: CriterionResult) -> dict[str, Any]:
-    out: dict[str, Any] = {
-        "id": criterion.id,
-        "kind": criterion.kind,
-        "title": criterion.title,
-        "value": criterion.value_word,
-        "reason": criterion.reason,
-    }
-    if criterion.parts:
-        out["parts"] = [
-            {"name": p.name, "title": p.title, "value": p.value_word, "reason": p.reason}
-            for p in criterion.parts
-        ]
-    return out
 
 
 _VALUE_WORDS = {
@@ -274,11 +283,14 @@ def failed(record_id: str, error: BaseException) -> Result:
 
 
 def _status(results: tuple[CriterionResult, ...]) -> str:
-    if any(r.value is (r.kind == Kind.EXCLUSION) for r in results):
-        return Outcome.INELIGIBLE.value
-    if all(r.value is (r.kind == Kind.INCLUSION) for r in results):
-        return Outcome.ELIGIBLE.value
-    return Outcome.UNDETERMINED.value
+    settled = True
+    for r in results:
+        # An exclusion met or an inclusion not met (value True / False, never None).
+        if r.value is (r.kind == EXCLUSION):
+            return INELIGIBLE
+        if r.value is None:
+            settled = False
+    return ELIGIBLE if settled else UNDETERMINED
 
 
 @attrs.frozen

@@ -218,7 +218,21 @@ class Explanations:
 
         With `like`, a quantity is shown in the unit of that other node, so a
         reason compares like with like: '0.67 mg/kg/d is not more than 0.8 mg/kg/d'.
+        A constant (a limit) is put into words once, here.
         """
+        show = self.shown_each(node, like)
+        if self.is_constant(node) and (like is None or self.is_constant(like)):
+            if id(node) not in self.latest:
+                text = show(())  # reads no trace: its getters are constants
+                return lambda _trace: text
+        return show
+
+    def is_constant(self, node: object) -> bool:
+        """Whether lowering folded a node to a constant (a limit, a literal)."""
+        return isinstance(self.origin[id(node)], ir.Const)
+
+    def shown_each(self, node: object, like: object | None) -> Callable[[Trace], str]:
+        """`shown`, worded for each record."""
         value = self.getter(node)
         kind = self.types[id(node)]
         # A plain number has the unit 1, which shows as nothing (not as a space).
@@ -236,6 +250,18 @@ class Explanations:
         suffix = words.unit_suffix(unit, False)
         latest_key = self.latest.get(id(node))
         latest = operator.itemgetter(latest_key.id) if latest_key is not None else None
+        if latest is None and factor is None and limit is None:
+            # The usual case, read for every record: no range, no conversion, no limit.
+
+            def plain(t: Trace) -> str:
+                held = value(t)
+                if held is None:
+                    return "unknown"
+                if isinstance(held, Decimal):
+                    return format_quantity(held, unit)
+                return _shown_other(held)
+
+            return plain
 
         def shown(t: Trace) -> str:
             held = value(t)
@@ -290,7 +316,24 @@ class Explanations:
             verb = "is" if outcome else "is not"
             return [f"{name} {left(t)} {verb} {wording} {right(t)}"]
 
-        return compared
+        if not self.is_constant(node.right):
+            return compared
+        # Against a constant limit, the words after the value are the same for every record.
+        limit = right(())
+        tails = {True: f" is {wording} {limit}", False: f" is not {wording} {limit}"}
+        unknown = [f"{name} is unknown (the criterion asks for {wording} {limit})"]
+        lead = f"{name} "
+
+        def against_limit(t: Trace) -> list[str]:
+            outcome = value(t)
+            if outcome is None:
+                known = left(t)
+                if known != "unknown":
+                    return [f"{lead}{known}: unknown whether {wording} {limit}"]
+                return unknown.copy()
+            return [lead + left(t) + tails[outcome]]
+
+        return against_limit
 
     def is_scale_value(self, node: object) -> bool:
         c = self.checked
@@ -305,9 +348,15 @@ class Explanations:
         low, high = self.shown(node.low), self.shown(node.high)
         closed = "exclusive" if node.exclusive else "inclusive"
 
+        fixed = (
+            f"{low(())} and {high(())}"
+            if self.is_constant(node.low) and self.is_constant(node.high)
+            else None
+        )
+
         def words(t: Trace) -> list[str]:
             outcome = value(t)
-            bounds = f"{low(t)} and {high(t)}"
+            bounds = fixed if fixed is not None else f"{low(t)} and {high(t)}"
             if outcome is None:
                 return [f"{name} {held(t)}: unknown whether between {bounds} ({closed})"]
             verb = "is" if outcome else "is not"
@@ -643,14 +692,19 @@ def format_quantity(value: Decimal, unit: str, limit: Decimal | None = None) -> 
     many more as keep it on its own side of `limit`: 29.996 against a limit of
     30 reads 'about 29.996', never 'about 30'.
     """
-    whole, _, fraction = f"{value:f}".partition(".")
-    fraction = fraction.rstrip("0")
-    if len(fraction) <= 3:
-        # Exact: a whole number or a short fraction, as written (0.8, 13.125).
-        number = f"{whole}.{fraction}" if fraction else whole
-        return number + words.unit_suffix(unit, number == "1")
-    # A long or endless fraction (150 umol/L of creatinine in mg/dL): round for reading.
-    return "about " + words.quantity(words.rounded(value, limit), unit)
+    # str() is the positional text whenever it has no exponent, and cheaper than format().
+    text = str(value)
+    if "E" in text:
+        text = f"{value:f}"
+    whole, point, fraction = text.partition(".")
+    if point:
+        fraction = fraction.rstrip("0")
+        if len(fraction) > 3:
+            # A long or endless fraction (150 umol/L of creatinine in mg/dL): round for reading.
+            return "about " + words.quantity(words.rounded(value, limit), unit)
+        # Exact: a short fraction, as written (0.8, 13.125).
+        text = f"{whole}.{fraction}" if fraction else whole
+    return text + words.unit_suffix(unit, text == "1")
 
 
 # How explanations name each selector's pick.
