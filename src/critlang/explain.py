@@ -221,10 +221,10 @@ class Explanations:
         A constant (a limit) is put into words once, here.
         """
         show = self.shown_each(node, like)
-        if self.is_constant(node) and (like is None or self.is_constant(like)):
-            if id(node) not in self.latest:
-                text = show(())  # reads no trace: its getters are constants
-                return lambda _trace: text
+        fixed = self.is_constant(node) and id(node) not in self.latest
+        if fixed and (like is None or self.is_constant(like)):
+            text = show(())  # reads no trace: its getters are constants
+            return lambda _trace: text
         return show
 
     def is_constant(self, node: object) -> bool:
