@@ -101,7 +101,7 @@ class Result:
         criteria = []
         # One dictionary per criterion and part, written out here: this runs for every record.
         for c in self.criteria:
-            said = {
+            said: dict[str, Any] = {
                 "id": c.id,
                 "kind": c.kind,
                 "title": c.title,
