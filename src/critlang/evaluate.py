@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime
 import decimal
+import json
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
@@ -133,6 +134,11 @@ _VALUE_WORDS = {
 }
 
 
+_VALUE_JSON = {key: json.dumps(word) for key, word in _VALUE_WORDS.items()}
+# How json.dumps(..., ensure_ascii=False) writes a string.
+_json_text: Callable[[str], str] = json.encoder.encode_basestring
+
+
 def _value_word(value: bool | None, applicable: bool | None) -> str:
     return _VALUE_WORDS[value, applicable]
 
@@ -158,6 +164,8 @@ class Protocol:
             _Plan.of(criterion, lowered, self.explanations)
             for criterion in self.checked.protocol.criteria
         )
+        # What `to_json` writes of each criterion whatever the record: encoded once.
+        self.json_heads = tuple((plan.why, plan.head, plan.part_heads) for plan in self.plans)
 
     def __reduce__(self) -> tuple[Any, ...]:
         from critlang.pipeline import build  # the pipeline builds protocols; it imports this module
@@ -245,6 +253,36 @@ class Protocol:
         readings = self.readings(record, env) if record is not None and self.record_units else ()
         return Result(record_id, status, results, missing, readings=readings)
 
+    def to_json(self, result: Result) -> str:
+        """`json.dumps(result.to_dict(), ensure_ascii=False)`, the same text, written from
+        pieces encoded once per protocol: only the record's own words are encoded here."""
+        criteria = result.criteria
+        if result.error is not None or len(criteria) != len(self.plans):
+            return json.dumps(result.to_dict(), ensure_ascii=False)
+        text, words = _json_text, _VALUE_JSON
+        written = []
+        for (why, head, part_heads), c in zip(self.json_heads, criteria, strict=True):
+            if c.why is not why:  # a result of another protocol
+                return json.dumps(result.to_dict(), ensure_ascii=False)
+            one = f'{head}{words[c.value, c.applicable]}, "reason": {text(c.why(c.trace))}'
+            if c.parts:
+                parts = ", ".join(
+                    [
+                        f'{part_head}{words[p.value, p.applicable]}, "reason": {text(p.why(p.trace))}}}'
+                        for part_head, p in zip(part_heads, c.parts, strict=True)
+                    ]
+                )
+                one += f', "parts": [{parts}]'
+            written.append(one + "}")
+        missing = ", ".join([text(name) for name in result.missing])
+        line = (
+            f'{{"id": {text(result.id)}, "status": {text(result.status)}, '
+            f'"criteria": [{", ".join(written)}], "missing": [{missing}]'
+        )
+        if result.readings:
+            line += f', "readings": [{", ".join([text(r) for r in result.readings])}]'
+        return line + "}"
+
     def readings(self, record: Mapping[str, Any], env: Mapping[str, Any]) -> tuple[str, ...]:
         """What each value given in an accepted or converted unit was read as."""
         told = []
@@ -302,6 +340,21 @@ class _Plan:
     applies_slot: int | None
     why: Callable[[Trace], str]
     parts: tuple[tuple[s.SubCriterion, int, int | None, Callable[[Trace], str]], ...]
+
+    @property
+    def head(self) -> str:
+        """The JSON of its `to_dict()` up to the value: the same for every record."""
+        node = self.node
+        fixed = {"id": node.id.text, "kind": node.kind, "title": node.title}
+        return json.dumps(fixed, ensure_ascii=False)[:-1] + ', "value": '
+
+    @property
+    def part_heads(self) -> tuple[str, ...]:
+        return tuple(
+            json.dumps({"name": item.name.text, "title": item.title}, ensure_ascii=False)[:-1]
+            + ', "value": '
+            for item, *_ in self.parts
+        )
 
     @property
     def roots(self) -> tuple[s.Expr, ...]:
