@@ -135,7 +135,9 @@ class Explanations:
             case s.Window():
                 return self.window(node)
         subject, value = self.subject(node), self.getter(node)
-        return lambda t: [f"{subject}: {_YES_NO.get(value(t), 'unknown')}"]
+        said = {truth: f"{subject}: {word}" for truth, word in _YES_NO.items()}
+        unknown = f"{subject}: unknown"
+        return lambda t: [said.get(value(t), unknown)]
 
     def deciding(self, node: object) -> Builder:
         """An and/or: the operands whose value is the node's (all of them if none is)."""
@@ -250,15 +252,23 @@ class Explanations:
         suffix = words.unit_suffix(unit, False)
         latest_key = self.latest.get(id(node))
         latest = operator.itemgetter(latest_key.id) if latest_key is not None else None
-        if latest is None and factor is None and limit is None:
-            # The usual case, read for every record: no range, no conversion, no limit.
+        if latest is None and (limit is None or self.is_constant(like)):
+            # The usual case, read for every record: no range, and no limit or a constant one.
+            fixed = limit(()) if limit is not None else None
+            bound = fixed if isinstance(fixed, Decimal) else None
+            one = words.unit_suffix(unit, True)
 
             def plain(t: Trace) -> str:
                 held = value(t)
                 if held is None:
                     return "unknown"
                 if isinstance(held, Decimal):
-                    return format_quantity(held, unit)
+                    if factor is not None:
+                        held = held * factor
+                    text = str(held)
+                    if text.isdigit():  # a whole number, as format_quantity writes it
+                        return text + (one if text == "1" else suffix)
+                    return format_quantity(held, unit, bound)
                 return _shown_other(held)
 
             return plain
