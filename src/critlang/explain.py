@@ -717,6 +717,9 @@ def format_quantity(value: Decimal, unit: str, limit: Decimal | None = None) -> 
     return text + words.unit_suffix(unit, text == "1")
 
 
+# Each entry kind's fields, by the kind's name (no enum made for every entry worded).
+_LAYOUTS: dict[str, tuple[str, ...]] = {kind.value: fields for kind, fields in ENTRY_LAYOUT.items()}
+
 # How explanations name each selector's pick.
 SELECTOR_NAMES = {
     "count": "number",
@@ -745,7 +748,7 @@ class _Selection:
         """'1.6 mg/dL on 2026-05-02 (Observation/123)': an entry with its date and source."""
         if entry is None:
             return "an entry"
-        fields = dict(zip(ENTRY_LAYOUT[EntryKind(self.entry)], entry, strict=True))
+        fields = dict(zip(_LAYOUTS[self.entry], entry, strict=True))
         source = f" ({printable(fields['source'])})" if fields["source"] else ""
         if self.entry == EntryKind.MEASUREMENT:
             return f"{format_quantity(fields['value'], self.unit)} on {fields['date']}{source}"

@@ -414,9 +414,21 @@ class _Generator:
         self.loops.append(node)
         body: list[str] = []
         last: list[str] = []  # the trace's per-entry values, written once after the loop
-        self.loop_tops.append((body, last))
-        where = self.value(node.where, body) if node.where is not None else None
-        self.loop_tops.pop()
+        quick = (
+            self.tracing
+            and node.where is not None
+            and not any(isinstance(n, ir.Aggregate) for n in ir.walk(node.where))
+        )
+        if quick:
+            # Each entry's `where` as `status` computes it; the trace's values of the last
+            # entry the loop read are computed once after it (see below).
+            self.tracing = False
+            where = self.value(node.where, body) if node.where is not None else None
+            self.tracing = True
+        else:
+            self.loop_tops.append((body, last))
+            where = self.value(node.where, body) if node.where is not None else None
+            self.loop_tops.pop()
         selected: list[str] = []  # statements for a selected entry
         op = node.op
         unknown = f"{local}_unknown"
@@ -494,6 +506,13 @@ class _Generator:
             if self.tracing
             else [f"for {names}, in {history}:"]
         )
+        if quick and node.where is not None:
+            # The loop's variables still hold the last entry it read: its `where` once more,
+            # traced, leaves the trace as computing it traced for every entry would.
+            self.loops.append(node)
+            self.value(node.where, last)
+            self.loops.pop()
+            self.names = saved
         if last:
             # The loop's top level runs for every entry before any `break` or `continue`,
             # so after it its locals hold the last entry's values, as per-entry writes would.
