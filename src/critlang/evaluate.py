@@ -164,6 +164,7 @@ class Protocol:
             _Plan.of(criterion, lowered, self.explanations)
             for criterion in self.checked.protocol.criteria
         )
+        self.makers = tuple(plan.maker() for plan in self.plans)
         # What `to_json` writes of each criterion whatever the record: encoded once.
         self.json_heads = tuple((plan.why, plan.head, plan.part_heads) for plan in self.plans)
 
@@ -235,7 +236,7 @@ class Protocol:
         its values in accepted or converted units are then told in `readings`)."""
         with decimal.localcontext(ARITHMETIC):
             trace = self.compiled.trace(env)
-        results = tuple([plan.result(trace) for plan in self.plans])
+        results = tuple([make(trace) for make in self.makers])
         status = _status(results)
         missing: tuple[str, ...] = ()
         if status == UNDETERMINED:
@@ -381,6 +382,27 @@ class _Plan:
         return cls(
             criterion, lowered.origin[id(criterion)].id, slot(criterion.applies_when), why, parts
         )
+
+    def maker(self) -> Callable[[Trace], CriterionResult]:
+        """`result`, with everything that is the same for every record looked up once."""
+        node = self.node
+        id_, kind, title, why = node.id.text, node.kind, node.title, self.why
+        value_slot, applies_slot = self.value_slot, self.applies_slot
+        specs = tuple((item.name.text, item.title, v, a, w) for item, v, a, w in self.parts)
+        if not specs and applies_slot is None:
+            return lambda t: CriterionResult(id_, kind, title, t[value_slot], True, (), why, t)
+
+        def result(t: Trace) -> CriterionResult:
+            parts = tuple(
+                [
+                    Part(name, heading, t[v], True if a is None else t[a], reason, t)
+                    for name, heading, v, a, reason in specs
+                ]
+            )
+            applicable = True if applies_slot is None else t[applies_slot]
+            return CriterionResult(id_, kind, title, t[value_slot], applicable, parts, why, t)
+
+        return result
 
     def result(self, trace: Trace) -> CriterionResult:
         node = self.node
