@@ -77,6 +77,9 @@ class Explanations:
     def reason(self, node: object) -> Callable[[Trace], str]:
         """The reason for a condition's value, as one line."""
         build = self.build(node)
+        if not isinstance(node, _MANY_PHRASES):
+            # Its builder says one phrase: the line is that phrase.
+            return lambda trace: build(trace)[0]
 
         def line(trace: Trace) -> str:
             phrases = build(trace)
@@ -99,7 +102,8 @@ class Explanations:
         if key not in self.builders:
             builder = self.make(node)
             # Lists and parts are worded again for their criterion's reason: remember them.
-            remember = isinstance(node, s.And | s.Or | s.Quantified | s.SubCriterion | s.Unless)
+            # (A part's builder is read once, by its list: its condition's is remembered.)
+            remember = isinstance(node, s.And | s.Or | s.Quantified | s.Unless)
             self.builders[key] = _remembering(builder) if remember else builder
         return self.builders[key]
 
@@ -142,7 +146,8 @@ class Explanations:
     def deciding(self, node: object) -> Builder:
         """An and/or: the operands whose value is the node's (all of them if none is)."""
         value = self.getter(node)
-        kids = [(self.getter(kid), self.build(kid)) for kid in self.kids(node)]
+        operands = self.kids(node)
+        kids = [(self.getter(kid), self.build(kid)) for kid in operands]
 
         def words(t: Trace) -> list[str]:
             decided = value(t)
@@ -156,7 +161,28 @@ class Explanations:
                 return out
             return [phrase for _, kid_words in kids for phrase in kid_words(t)]
 
-        return words
+        if any(self.is_constant(x) for x in (node, *operands)):
+            return words
+        # Every value in the trace (none folded to a constant): read by index, no getter.
+        slot = self.origin[id(node)].id
+        slotted = [
+            (self.origin[id(kid)].id, kid_words)
+            for (_, kid_words), kid in zip(kids, operands, strict=True)
+        ]
+
+        def read(t: Trace) -> list[str]:
+            decided = t[slot]
+            out: list[str] = []
+            matched = False
+            for kid_slot, kid_words in slotted:
+                if t[kid_slot] is decided:
+                    matched = True
+                    out += kid_words(t)
+            if matched or decided is None:
+                return out
+            return [phrase for _, kid_words in slotted for phrase in kid_words(t)]
+
+        return read
 
     def unless(self, node: object, rule: s.Expr, exception: s.Expr) -> Builder:
         value, rule_value = self.getter(node), self.getter(rule)
@@ -658,6 +684,11 @@ class Explanations:
             # A comparison is unknown because an operand is: look below it.
             found = [n for child in kids for n in self.missing(child, trace, env)]
         return found
+
+
+# The conditions whose builders may say more than one phrase (or none); every other
+# builder says exactly one.
+_MANY_PHRASES = (s.And, s.Or, s.Quantified, s.SubCriterion, s.Unless, s.Not)
 
 
 def _points(value: Fraction) -> str:
