@@ -258,7 +258,12 @@ class Protocol:
         """`json.dumps(result.to_dict(), ensure_ascii=False)`, the same text, written from
         pieces encoded once per protocol: only the record's own words are encoded here."""
         criteria = result.criteria
-        if result.error is not None or len(criteria) != len(self.plans):
+        # A subclass's to_dict says more (the FHIR screen's sources): json.dumps writes it.
+        if (
+            type(result) is not Result
+            or result.error is not None
+            or len(criteria) != len(self.plans)
+        ):
             return json.dumps(result.to_dict(), ensure_ascii=False)
         text, words = _json_text, _VALUE_JSON
         written = []
