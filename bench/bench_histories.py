@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import decimal
+import os
 import random
 from collections import Counter
 from decimal import Decimal
@@ -220,6 +221,10 @@ def main() -> None:
             for env in envs:
                 status(env)
 
+    def run_evaluated() -> None:
+        for env in envs:
+            protocol.explain("x", env)
+
     def run_explained() -> None:
         for env in envs:
             protocol.explain("x", env).to_dict()
@@ -229,10 +234,15 @@ def main() -> None:
         ("hand-written Python function (status)", baseline),
         ("critlang compiled status", best_rate(run_status, len(envs), args.repeats)),
         (
+            "critlang evaluate: every criterion's value, the missing data",
+            best_rate(run_evaluated, len(envs), args.repeats),
+        ),
+        (
             "critlang evaluate + to_dict(): reasons citing entries",
-            best_rate(run_explained, len(envs), max(1, args.repeats // 2)),
+            best_rate(run_explained, len(envs), args.repeats),
         ),
     ]
+    evaluated = rows[2][1]
     table = [
         "| path | patients/s | time relative to the hand-written function |",
         "|---|---:|---:|",
@@ -246,6 +256,14 @@ def main() -> None:
             f"five criteria over them ({counts}).",
             "",
             *table,
+            "",
+            f"- The target, at least 10,000 patients/s of Python evaluation on one core, is "
+            f"{'met' if evaluated >= 10000 else 'not met'} by `evaluate` ({evaluated:,.0f}/s: every",
+            "  criterion's value, the entry each selector used and the missing data);",
+            "  `to_dict()` adds every reason in words, citing the entries.",
+            f"- Conditions: one process, one thread, {os.cpu_count()} cores, load average "
+            f"{os.getloadavg()[0]:.1f} at the end of the run; rates are patients per second of",
+            f"  CPU time of the process, each the best of {args.repeats} runs.",
         ]
     )
     print(body)

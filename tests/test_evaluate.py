@@ -680,3 +680,31 @@ def test_steroid_dose_per_weight_is_shown_exactly() -> None:
     reason = reason_of(PROTOCOL.evaluate(patient(ONLY_B, {"steroid_dose": 48})), "I2.b")
     assert reason.count("0.8 ") == 2
     assert "about" not in reason
+
+
+# ---- JSON lines written from pieces ---------------------------------------------
+
+
+def test_to_json_is_json_dumps_of_to_dict() -> None:
+    """`Protocol.to_json` (what `eval --format jsonl` writes) is the text json.dumps gives
+    for to_dict(): every case of the table, unknowns, a record in error, text to escape, and
+    values given in other units (readings)."""
+    records: list[Mapping[str, Any]] = [case.record() for case in CASES]
+    records += [
+        patient({"id": 'p "q" \\ é \u2028 <b>', "age": ABSENT}),
+        {"id": "bad", "age": "forty"},
+    ]
+    for result in PROTOCOL.evaluate_many(records):
+        assert PROTOCOL.to_json(result) == json.dumps(result.to_dict(), ensure_ascii=False)
+    units = critlang.load(Path(__file__).parent / "conformance" / "record_units.crit")
+    given = [
+        {"hba1c": {"value": Decimal(64), "unit": "mmol/mol"}, "egfr": Decimal(45)},
+        {"temperature": {"value": Decimal("98.6"), "unit": "[degF]"}, "skin": Decimal(37)},
+    ]
+    results = list(units.evaluate_many(given))
+    assert results[0].readings
+    for result in results:
+        assert units.to_json(result) == json.dumps(result.to_dict(), ensure_ascii=False)
+    # A result of another protocol is written by json.dumps itself.
+    other = results[0]
+    assert PROTOCOL.to_json(other) == json.dumps(other.to_dict(), ensure_ascii=False)

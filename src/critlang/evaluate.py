@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime
 import decimal
+import json
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
@@ -26,6 +27,9 @@ from critlang.vocab import Kind, Outcome, Truth
 
 ERROR = Outcome.ERROR.value
 UNDETERMINED = Outcome.UNDETERMINED.value
+INELIGIBLE = Outcome.INELIGIBLE.value
+ELIGIBLE = Outcome.ELIGIBLE.value
+EXCLUSION = Kind.EXCLUSION.value
 
 
 # Parts and criterion results are built for every record screened, so they are
@@ -94,27 +98,33 @@ class Result:
         if self.error is not None:
             out["error"] = self.error
             return out
-        out["criteria"] = [_criterion_dict(c) for c in self.criteria]
+        words = _VALUE_WORDS
+        criteria = []
+        # One dictionary per criterion and part, written out here: this runs for every record.
+        for c in self.criteria:
+            said: dict[str, Any] = {
+                "id": c.id,
+                "kind": c.kind,
+                "title": c.title,
+                "value": words[c.value, c.applicable],
+                "reason": c.why(c.trace),
+            }
+            if c.parts:
+                said["parts"] = [
+                    {
+                        "name": p.name,
+                        "title": p.title,
+                        "value": words[p.value, p.applicable],
+                        "reason": p.why(p.trace),
+                    }
+                    for p in c.parts
+                ]
+            criteria.append(said)
+        out["criteria"] = criteria
         out["missing"] = list(self.missing)
         if self.readings:
             out["readings"] = list(self.readings)
         return out
-
-
-def _criterion_dict(criterion: CriterionResult) -> dict[str, Any]:
-    out: dict[str, Any] = {
-        "id": criterion.id,
-        "kind": criterion.kind,
-        "title": criterion.title,
-        "value": criterion.value_word,
-        "reason": criterion.reason,
-    }
-    if criterion.parts:
-        out["parts"] = [
-            {"name": p.name, "title": p.title, "value": p.value_word, "reason": p.reason}
-            for p in criterion.parts
-        ]
-    return out
 
 
 _VALUE_WORDS = {
@@ -122,6 +132,11 @@ _VALUE_WORDS = {
     for value in (True, False, None)
     for applicable in (True, False, None)
 }
+
+
+_VALUE_JSON = {key: json.dumps(word) for key, word in _VALUE_WORDS.items()}
+# How json.dumps(..., ensure_ascii=False) writes a string.
+_json_text: Callable[[str], str] = json.encoder.encode_basestring
 
 
 def _value_word(value: bool | None, applicable: bool | None) -> str:
@@ -149,6 +164,9 @@ class Protocol:
             _Plan.of(criterion, lowered, self.explanations)
             for criterion in self.checked.protocol.criteria
         )
+        self.makers = tuple(plan.maker() for plan in self.plans)
+        # What `to_json` writes of each criterion whatever the record: encoded once.
+        self.json_heads = tuple((plan.why, plan.head, plan.part_heads) for plan in self.plans)
 
     def __reduce__(self) -> tuple[Any, ...]:
         from critlang.pipeline import build  # the pipeline builds protocols; it imports this module
@@ -218,7 +236,7 @@ class Protocol:
         its values in accepted or converted units are then told in `readings`)."""
         with decimal.localcontext(ARITHMETIC):
             trace = self.compiled.trace(env)
-        results = tuple([plan.result(trace) for plan in self.plans])
+        results = tuple([make(trace) for make in self.makers])
         status = _status(results)
         missing: tuple[str, ...] = ()
         if status == UNDETERMINED:
@@ -235,6 +253,41 @@ class Protocol:
             )
         readings = self.readings(record, env) if record is not None and self.record_units else ()
         return Result(record_id, status, results, missing, readings=readings)
+
+    def to_json(self, result: Result) -> str:
+        """`json.dumps(result.to_dict(), ensure_ascii=False)`, the same text, written from
+        pieces encoded once per protocol: only the record's own words are encoded here."""
+        criteria = result.criteria
+        # A subclass's to_dict says more (the FHIR screen's sources): json.dumps writes it.
+        if (
+            type(result) is not Result
+            or result.error is not None
+            or len(criteria) != len(self.plans)
+        ):
+            return json.dumps(result.to_dict(), ensure_ascii=False)
+        text, words = _json_text, _VALUE_JSON
+        written = []
+        for (why, head, part_heads), c in zip(self.json_heads, criteria, strict=True):
+            if c.why is not why:  # a result of another protocol
+                return json.dumps(result.to_dict(), ensure_ascii=False)
+            one = f'{head}{words[c.value, c.applicable]}, "reason": {text(c.why(c.trace))}'
+            if c.parts:
+                parts = ", ".join(
+                    [
+                        f'{part_head}{words[p.value, p.applicable]}, "reason": {text(p.why(p.trace))}}}'
+                        for part_head, p in zip(part_heads, c.parts, strict=True)
+                    ]
+                )
+                one += f', "parts": [{parts}]'
+            written.append(one + "}")
+        missing = ", ".join([text(name) for name in result.missing])
+        line = (
+            f'{{"id": {text(result.id)}, "status": {text(result.status)}, '
+            f'"criteria": [{", ".join(written)}], "missing": [{missing}]'
+        )
+        if result.readings:
+            line += f', "readings": [{", ".join([text(r) for r in result.readings])}]'
+        return line + "}"
 
     def readings(self, record: Mapping[str, Any], env: Mapping[str, Any]) -> tuple[str, ...]:
         """What each value given in an accepted or converted unit was read as."""
@@ -274,11 +327,14 @@ def failed(record_id: str, error: BaseException) -> Result:
 
 
 def _status(results: tuple[CriterionResult, ...]) -> str:
-    if any(r.value is (r.kind == Kind.EXCLUSION) for r in results):
-        return Outcome.INELIGIBLE.value
-    if all(r.value is (r.kind == Kind.INCLUSION) for r in results):
-        return Outcome.ELIGIBLE.value
-    return Outcome.UNDETERMINED.value
+    settled = True
+    for r in results:
+        # An exclusion met or an inclusion not met (value True / False, never None).
+        if r.value is (r.kind == EXCLUSION):
+            return INELIGIBLE
+        if r.value is None:
+            settled = False
+    return ELIGIBLE if settled else UNDETERMINED
 
 
 @attrs.frozen
@@ -290,6 +346,21 @@ class _Plan:
     applies_slot: int | None
     why: Callable[[Trace], str]
     parts: tuple[tuple[s.SubCriterion, int, int | None, Callable[[Trace], str]], ...]
+
+    @property
+    def head(self) -> str:
+        """The JSON of its `to_dict()` up to the value: the same for every record."""
+        node = self.node
+        fixed = {"id": node.id.text, "kind": node.kind, "title": node.title}
+        return json.dumps(fixed, ensure_ascii=False)[:-1] + ', "value": '
+
+    @property
+    def part_heads(self) -> tuple[str, ...]:
+        return tuple(
+            json.dumps({"name": item.name.text, "title": item.title}, ensure_ascii=False)[:-1]
+            + ', "value": '
+            for item, *_ in self.parts
+        )
 
     @property
     def roots(self) -> tuple[s.Expr, ...]:
@@ -316,6 +387,27 @@ class _Plan:
         return cls(
             criterion, lowered.origin[id(criterion)].id, slot(criterion.applies_when), why, parts
         )
+
+    def maker(self) -> Callable[[Trace], CriterionResult]:
+        """`result`, with everything that is the same for every record looked up once."""
+        node = self.node
+        id_, kind, title, why = node.id.text, node.kind, node.title, self.why
+        value_slot, applies_slot = self.value_slot, self.applies_slot
+        specs = tuple((item.name.text, item.title, v, a, w) for item, v, a, w in self.parts)
+        if not specs and applies_slot is None:
+            return lambda t: CriterionResult(id_, kind, title, t[value_slot], True, (), why, t)
+
+        def result(t: Trace) -> CriterionResult:
+            parts = tuple(
+                [
+                    Part(name, heading, t[v], True if a is None else t[a], reason, t)
+                    for name, heading, v, a, reason in specs
+                ]
+            )
+            applicable = True if applies_slot is None else t[applies_slot]
+            return CriterionResult(id_, kind, title, t[value_slot], applicable, parts, why, t)
+
+        return result
 
     def result(self, trace: Trace) -> CriterionResult:
         node = self.node

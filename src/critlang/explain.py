@@ -77,6 +77,9 @@ class Explanations:
     def reason(self, node: object) -> Callable[[Trace], str]:
         """The reason for a condition's value, as one line."""
         build = self.build(node)
+        if not isinstance(node, _MANY_PHRASES):
+            # Its builder says one phrase: the line is that phrase.
+            return lambda trace: build(trace)[0]
 
         def line(trace: Trace) -> str:
             phrases = build(trace)
@@ -99,7 +102,8 @@ class Explanations:
         if key not in self.builders:
             builder = self.make(node)
             # Lists and parts are worded again for their criterion's reason: remember them.
-            remember = isinstance(node, s.And | s.Or | s.Quantified | s.SubCriterion | s.Unless)
+            # (A part's builder is read once, by its list: its condition's is remembered.)
+            remember = isinstance(node, s.And | s.Or | s.Quantified | s.Unless)
             self.builders[key] = _remembering(builder) if remember else builder
         return self.builders[key]
 
@@ -135,12 +139,15 @@ class Explanations:
             case s.Window():
                 return self.window(node)
         subject, value = self.subject(node), self.getter(node)
-        return lambda t: [f"{subject}: {_YES_NO.get(value(t), 'unknown')}"]
+        said = {truth: f"{subject}: {word}" for truth, word in _YES_NO.items()}
+        unknown = f"{subject}: unknown"
+        return lambda t: [said.get(value(t), unknown)]
 
     def deciding(self, node: object) -> Builder:
         """An and/or: the operands whose value is the node's (all of them if none is)."""
         value = self.getter(node)
-        kids = [(self.getter(kid), self.build(kid)) for kid in self.kids(node)]
+        operands = self.kids(node)
+        kids = [(self.getter(kid), self.build(kid)) for kid in operands]
 
         def words(t: Trace) -> list[str]:
             decided = value(t)
@@ -154,7 +161,28 @@ class Explanations:
                 return out
             return [phrase for _, kid_words in kids for phrase in kid_words(t)]
 
-        return words
+        if any(self.is_constant(x) for x in (node, *operands)):
+            return words
+        # Every value in the trace (none folded to a constant): read by index, no getter.
+        slot = self.origin[id(node)].id
+        slotted = [
+            (self.origin[id(kid)].id, kid_words)
+            for (_, kid_words), kid in zip(kids, operands, strict=True)
+        ]
+
+        def read(t: Trace) -> list[str]:
+            decided = t[slot]
+            out: list[str] = []
+            matched = False
+            for kid_slot, kid_words in slotted:
+                if t[kid_slot] is decided:
+                    matched = True
+                    out += kid_words(t)
+            if matched or decided is None:
+                return out
+            return [phrase for _, kid_words in slotted for phrase in kid_words(t)]
+
+        return read
 
     def unless(self, node: object, rule: s.Expr, exception: s.Expr) -> Builder:
         value, rule_value = self.getter(node), self.getter(rule)
@@ -218,7 +246,21 @@ class Explanations:
 
         With `like`, a quantity is shown in the unit of that other node, so a
         reason compares like with like: '0.67 mg/kg/d is not more than 0.8 mg/kg/d'.
+        A constant (a limit) is put into words once, here.
         """
+        show = self.shown_each(node, like)
+        fixed = self.is_constant(node) and id(node) not in self.latest
+        if fixed and (like is None or self.is_constant(like)):
+            text = show(())  # reads no trace: its getters are constants
+            return lambda _trace: text
+        return show
+
+    def is_constant(self, node: object) -> bool:
+        """Whether lowering folded a node to a constant (a limit, a literal)."""
+        return isinstance(self.origin[id(node)], ir.Const)
+
+    def shown_each(self, node: object, like: object | None) -> Callable[[Trace], str]:
+        """`shown`, worded for each record."""
         value = self.getter(node)
         kind = self.types[id(node)]
         # A plain number has the unit 1, which shows as nothing (not as a space).
@@ -236,6 +278,26 @@ class Explanations:
         suffix = words.unit_suffix(unit, False)
         latest_key = self.latest.get(id(node))
         latest = operator.itemgetter(latest_key.id) if latest_key is not None else None
+        if latest is None and (limit is None or self.is_constant(like)):
+            # The usual case, read for every record: no range, and no limit or a constant one.
+            fixed = limit(()) if limit is not None else None
+            bound = fixed if isinstance(fixed, Decimal) else None
+            one = words.unit_suffix(unit, True)
+
+            def plain(t: Trace) -> str:
+                held = value(t)
+                if held is None:
+                    return "unknown"
+                if isinstance(held, Decimal):
+                    if factor is not None:
+                        held = held * factor
+                    text = str(held)
+                    if text.isdigit():  # a whole number, as format_quantity writes it
+                        return text + (one if text == "1" else suffix)
+                    return format_quantity(held, unit, bound)
+                return _shown_other(held)
+
+            return plain
 
         def shown(t: Trace) -> str:
             held = value(t)
@@ -290,7 +352,24 @@ class Explanations:
             verb = "is" if outcome else "is not"
             return [f"{name} {left(t)} {verb} {wording} {right(t)}"]
 
-        return compared
+        if not self.is_constant(node.right):
+            return compared
+        # Against a constant limit, the words after the value are the same for every record.
+        limit = right(())
+        tails = {True: f" is {wording} {limit}", False: f" is not {wording} {limit}"}
+        unknown = [f"{name} is unknown (the criterion asks for {wording} {limit})"]
+        lead = f"{name} "
+
+        def against_limit(t: Trace) -> list[str]:
+            outcome = value(t)
+            if outcome is None:
+                known = left(t)
+                if known != "unknown":
+                    return [f"{lead}{known}: unknown whether {wording} {limit}"]
+                return unknown.copy()
+            return [lead + left(t) + tails[outcome]]
+
+        return against_limit
 
     def is_scale_value(self, node: object) -> bool:
         c = self.checked
@@ -305,9 +384,15 @@ class Explanations:
         low, high = self.shown(node.low), self.shown(node.high)
         closed = "exclusive" if node.exclusive else "inclusive"
 
+        fixed = (
+            f"{low(())} and {high(())}"
+            if self.is_constant(node.low) and self.is_constant(node.high)
+            else None
+        )
+
         def words(t: Trace) -> list[str]:
             outcome = value(t)
-            bounds = f"{low(t)} and {high(t)}"
+            bounds = fixed if fixed is not None else f"{low(t)} and {high(t)}"
             if outcome is None:
                 return [f"{name} {held(t)}: unknown whether between {bounds} ({closed})"]
             verb = "is" if outcome else "is not"
@@ -635,6 +720,11 @@ class Explanations:
         return found
 
 
+# The conditions whose builders may say more than one phrase (or none); every other
+# builder says exactly one.
+_MANY_PHRASES = (s.And, s.Or, s.Quantified, s.SubCriterion, s.Unless, s.Not)
+
+
 def _points(value: Fraction) -> str:
     return format(to_decimal(value).normalize(), "f")
 
@@ -677,15 +767,23 @@ def format_quantity(value: Decimal, unit: str, limit: Decimal | None = None) -> 
     many more as keep it on its own side of `limit`: 29.996 against a limit of
     30 reads 'about 29.996', never 'about 30'.
     """
-    whole, _, fraction = f"{value:f}".partition(".")
-    fraction = fraction.rstrip("0")
-    if len(fraction) <= 3:
-        # Exact: a whole number or a short fraction, as written (0.8, 13.125).
-        number = f"{whole}.{fraction}" if fraction else whole
-        return number + words.unit_suffix(unit, number == "1")
-    # A long or endless fraction (150 umol/L of creatinine in mg/dL): round for reading.
-    return "about " + words.quantity(words.rounded(value, limit), unit)
+    # str() is the positional text whenever it has no exponent, and cheaper than format().
+    text = str(value)
+    if "E" in text:
+        text = f"{value:f}"
+    whole, point, fraction = text.partition(".")
+    if point:
+        fraction = fraction.rstrip("0")
+        if len(fraction) > 3:
+            # A long or endless fraction (150 umol/L of creatinine in mg/dL): round for reading.
+            return "about " + words.quantity(words.rounded(value, limit), unit)
+        # Exact: a short fraction, as written (0.8, 13.125).
+        text = f"{whole}.{fraction}" if fraction else whole
+    return text + words.unit_suffix(unit, text == "1")
 
+
+# Each entry kind's fields, by the kind's name (no enum made for every entry worded).
+_LAYOUTS: dict[str, tuple[str, ...]] = {kind.value: fields for kind, fields in ENTRY_LAYOUT.items()}
 
 # How explanations name each selector's pick.
 SELECTOR_NAMES = {
@@ -715,7 +813,7 @@ class _Selection:
         """'1.6 mg/dL on 2026-05-02 (Observation/123)': an entry with its date and source."""
         if entry is None:
             return "an entry"
-        fields = dict(zip(ENTRY_LAYOUT[EntryKind(self.entry)], entry, strict=True))
+        fields = dict(zip(_LAYOUTS[self.entry], entry, strict=True))
         source = f" ({printable(fields['source'])})" if fields["source"] else ""
         if self.entry == EntryKind.MEASUREMENT:
             return f"{format_quantity(fields['value'], self.unit)} on {fields['date']}{source}"

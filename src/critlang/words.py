@@ -89,15 +89,21 @@ def rounded(value: Decimal, limit: Decimal | None = None, places: int = 2) -> De
     'about X' must show an X that agrees with the verdict it explains.
     """
     if limit is None:
-        return value.quantize(Decimal(1).scaleb(-places)).normalize()
+        return value.quantize(_step(places)).normalize()
     if value == limit:
         return value
     side = value > limit
     while True:
-        shown = value.quantize(Decimal(1).scaleb(-places))
+        shown = value.quantize(_step(places))
         if shown != limit and (shown > limit) == side:
             return shown.normalize()
         places += 1
+
+
+@functools.cache
+def _step(places: int) -> Decimal:
+    """1 in the last of `places` decimals: 0.01 for two."""
+    return Decimal(1).scaleb(-places)
 
 
 def format_number(value: Decimal) -> str:

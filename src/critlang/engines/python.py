@@ -45,7 +45,7 @@ def compile_program(program: ir.Program) -> Compiled:
     generator = _Generator(program)
     source = generator.module()
     namespace: dict[str, Any] = dict(generator.constants)
-    namespace.update(Decimal=Decimal)
+    namespace.update(Decimal=Decimal, TRACE=generator.template)
     code = compile(source, f"<critlang {program.name}>", "exec")
     exec(code, namespace)  # generated from the IR only; see the module docstring
     return Compiled(status=namespace["status"], trace=namespace["trace"], source=source)
@@ -62,6 +62,11 @@ class _Generator:
         # The aggregates whose loops enclose the code being generated, innermost last.
         self.loops: list[ir.Aggregate] = []
         self.known: set[str] = set()  # expressions never None: entry fields intake requires
+        # The trace every record starts from: the folded constants already in their slots.
+        self.template: list[Any] = [None] * (program.size + 1)
+        # Per enclosing loop of a trace: its body's top level, and the trace writes of that
+        # level, made once after the loop (the last entry's values) instead of per entry.
+        self.loop_tops: list[tuple[list[str], list[str]]] = []
 
     def module(self) -> str:
         lines: list[str] = []
@@ -76,7 +81,7 @@ class _Generator:
         body: list[str] = ["get = env.get"]
         if self.tracing:
             # One more slot: the entry each aggregate used, by aggregate id (see `aggregate`).
-            body.append(f"trace = [None] * {self.program.size + 1}")
+            body.append("trace = TRACE.copy()")
             body.append(f"used = trace[{self.program.size}] = {{}}")
         settled: list[str] = []
         for criterion in self.program.criteria:
@@ -125,7 +130,12 @@ class _Generator:
 
     def traced(self, node: ir.Node, value: str, out: list[str]) -> str:
         if self.tracing:
-            out.append(f"trace[{node.id}] = {value}")
+            if isinstance(node, ir.Const):
+                self.template[node.id] = _engine_value(node.value)
+            elif self.loop_tops and out is self.loop_tops[-1][0]:
+                self.loop_tops[-1][1].append(f"trace[{node.id}] = {value}")
+            else:
+                out.append(f"trace[{node.id}] = {value}")
         return value
 
     def const(self, value: Any) -> str:
@@ -285,13 +295,26 @@ class _Generator:
         if self.tracing:
             # Explanations need the value of every operand: no short cut.
             values = [self.value(x, out) for x in operands]
-            listed = ", ".join(values)
-            out.append(
-                f"{local} = {decisive} if {decisive} in ({listed},) else "
-                f"(None if None in ({listed},) else {other})"
-                if values
-                else f"{local} = {other}"
-            )
+            fixed = {x.value for x in operands if isinstance(x, ir.Const)}
+            values = [
+                v for x, v in zip(operands, values, strict=True) if not isinstance(x, ir.Const)
+            ]
+            if decisive in fixed:
+                out.append(f"{local} = {decisive}")
+                return
+            if not values:
+                out.append(f"{local} = {None if None in fixed else other}")
+                return
+            if all(v in self.known for v in values) and None not in fixed:
+                out.append(f"{local} = {f' {junction} '.join(values)}")
+                self.known.add(local)
+                return
+            decided = " or ".join(f"{v} is {decisive}" for v in values)
+            if None in fixed:
+                out.append(f"{local} = {decisive} if {decided} else None")
+                return
+            open_ = " or ".join(f"{v} is None" for v in values)
+            out.append(f"{local} = {decisive} if {decided} else (None if {open_} else {other})")
             return
         constants = [x.value for x in operands if isinstance(x, ir.Const)]
         if constants and len(constants) < len(operands):
@@ -390,7 +413,22 @@ class _Generator:
         saved = dict(self.names)
         self.loops.append(node)
         body: list[str] = []
-        where = self.value(node.where, body) if node.where is not None else None
+        last: list[str] = []  # the trace's per-entry values, written once after the loop
+        quick = (
+            self.tracing
+            and node.where is not None
+            and not any(isinstance(n, ir.Aggregate) for n in ir.walk(node.where))
+        )
+        if quick:
+            # Each entry's `where` as `status` computes it; the trace's values of the last
+            # entry the loop read are computed once after it (see below).
+            self.tracing = False
+            where = self.value(node.where, body) if node.where is not None else None
+            self.tracing = True
+        else:
+            self.loop_tops.append((body, last))
+            where = self.value(node.where, body) if node.where is not None else None
+            self.loop_tops.pop()
         selected: list[str] = []  # statements for a selected entry
         op = node.op
         unknown = f"{local}_unknown"
@@ -468,10 +506,26 @@ class _Generator:
             if self.tracing
             else [f"for {names}, in {history}:"]
         )
+        if quick and node.where is not None:
+            # The loop's variables still hold the last entry it read: its `where` once more,
+            # traced, leaves the trace as computing it traced for every entry would.
+            self.loops.append(node)
+            self.value(node.where, last)
+            self.loops.pop()
+            self.names = saved
+        if last:
+            # The loop's top level runs for every entry before any `break` or `continue`,
+            # so after it its locals hold the last entry's values, as per-entry writes would.
+            finish += [f"if {history}:", *("    " + line for line in last)]
         out.append(f"if {history} is None:")
         out.append(f"    {local} = None")
         out.append("else:")
         out += ["    " + line for line in [*start, *loop, *("    " + b for b in body), *finish]]
+
+
+def _engine_value(value: ir.Value) -> Any:
+    """A folded constant as the generated code holds it (a rational as a Decimal)."""
+    return to_decimal(value) if isinstance(value, Fraction) else value
 
 
 def _bound_parts(node: ir.Or) -> tuple[ir.Compare, ir.Compare] | None:
