@@ -277,3 +277,32 @@ def test_fhir_validation_reads_every_resource_in_the_bundle() -> None:
     group["characteristic"][0]["exclude"] = "sometimes"
     with pytest.raises(ValidationError):
         Bundle.model_validate(bundle)
+
+
+CORPUS = sorted((ROOT / "protocols").glob("*.crit")) + sorted(
+    (ROOT / "tests" / "conformance").glob("*.crit")
+)
+
+
+@pytest.mark.parametrize("path", CORPUS, ids=lambda p: p.name)
+def test_every_protocol_and_corpus_file_exports_to_cql(path: Path) -> None:
+    """Histories, code lists, dates and scores all have CQL text (no traceback, no gap)."""
+    checked, diagnostics = check_source(path.read_text(encoding="utf-8"), str(path))
+    assert checked is not None, diagnostics
+    text = export(checked, "cql")
+    assert text.startswith("// ") and "\ndefine " in text
+
+
+def test_a_history_selector_is_a_cql_query_over_its_entries() -> None:
+    checked, _ = check_source(
+        "protocol q\n"
+        'codes ild "ILD" icd10cm ("J84.*")\n'
+        "data\n  diagnoses: history of codes complete\n"
+        'inclusion I1 "ILD"\n  met when any diagnoses where its code in ild\n',
+        "q.crit",
+    )
+    assert checked is not None
+    text = export(checked, "cql")
+    assert 'parameter "diagnoses" List<Tuple { "date" Date, "code" String' in text
+    assert 'exists ("diagnoses" E' in text
+    assert "where " in text and '."code"' in text and "StartsWith(" in text

@@ -58,6 +58,12 @@ def library_text(library: Elm, comments: Mapping[str, str], header: str = "") ->
 def type_text(specifier: Elm) -> str:
     if specifier.get("type") == "ListTypeSpecifier":
         return f"List<{type_text(specifier['elementType'])}>"
+    if specifier.get("type") == "TupleTypeSpecifier":
+        fields = ", ".join(
+            f"{_quoted(field['name'])} {type_text(field['elementType'])}"
+            for field in specifier["element"]
+        )
+        return f"Tuple {{ {fields} }}"
     name: str = specifier["name"]
     return name.removeprefix(SYSTEM)
 
@@ -95,8 +101,18 @@ def expression(node: Elm, indent: str = "") -> str:
         case "ConvertQuantity":
             quantity, unit = node["operand"]
             return f"convert {_operand(quantity, indent)} to {_literal(unit)}"
+        case "Property" if "scope" in node:  # an entry's field, inside its history's query
+            return f"{node['scope']}.{_quoted(node['path'])}"
         case "Property":
             return f"({expression(node['source'], indent)}).{node['path']}"
+        case "AliasRef":
+            return str(node["name"])
+        case "Exists":
+            return f"exists {_operand(node['operand'], indent)}"
+        case "Count" | "Max" | "Min" | "Sum":
+            return f"{kind}({expression(node['source'], indent)})"
+        case "Query":
+            return _query(node, indent)
         case "As":
             return f"null as {type_text({'name': node['asType']})}"
         case "Null":
@@ -120,6 +136,20 @@ def expression(node: Elm, indent: str = "") -> str:
         case "Coalesce":
             return "Coalesce(" + ", ".join(expression(e, indent) for e in node["operand"]) + ")"
     raise AssertionError(f"no CQL for ELM {kind}")
+
+
+def _query(node: Elm, indent: str) -> str:
+    """`(source) alias where ... return ...`: a history's entries, filtered and mapped."""
+    (source,) = node["source"]
+    text = f"{_operand(source['expression'], indent)} {source['alias']}"
+    inner = indent + "  "
+    if "where" in node:
+        text += f"\n{inner}where {_operand(node['where'], inner)}"
+    returned = node["return"]["expression"]
+    if returned != {"type": "AliasRef", "name": source["alias"]}:
+        every = "" if node["return"].get("distinct", True) else "all "  # no merging of alike
+        text += f"\n{inner}return {every}{_operand(returned, inner)}"
+    return text
 
 
 def _chain(node: Elm, kind: str) -> list[Elm]:
