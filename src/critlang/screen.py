@@ -23,7 +23,7 @@ from typing import Any
 import attrs
 from sqlglot import exp
 
-from critlang import sql
+from critlang import sql, units
 from critlang.check import Checked
 from critlang.records import (
     HEADER_UNIT,
@@ -35,7 +35,7 @@ from critlang.records import (
     record_format,
 )
 from critlang.report import atomic_path, csv_line, flat_columns
-from critlang.vocab import Outcome, Truth
+from critlang.vocab import ENTRY_LAYOUT, EntryKind, Outcome, Truth
 
 ENGINES = ("duckdb", "spark")
 STATUSES = (Outcome.ELIGIBLE, Outcome.INELIGIBLE, Outcome.UNDETERMINED, Outcome.ERROR)
@@ -289,10 +289,69 @@ def run(
     rows = read_records(data, checked, input_format)
     with tempfile.TemporaryDirectory(prefix="critlang-screen-") as work:
         patients = Path(work) / "patients.parquet"
-        _normalise(checked, screen_input(rows, intake), patients)
+        records = screen_input(rows, intake)
+        inline: Path | None = None
+        if events is None and any(k.kind == "history" for k in checked.element_types.values()):
+            # Histories written in the records themselves (JSON entry lists) become the
+            # events table, as `--events` would give it; never silently unknown.
+            inline = Path(work) / "events.csv"
+            records = _inline_events(checked, records, inline, engine)
+        _normalise(checked, records, patients)
         if engine == "duckdb":
-            return _run_duckdb(checked, patients, output, target, events)
+            return _run_duckdb(checked, patients, output, target, events or inline)
         return _run_spark(checked, patients, output, target, session)
+
+
+EVENT_COLUMNS: tuple[str, ...] = ("id", "element", "date", "value", "unit", "low", "high")
+EVENT_COLUMNS += ("code", "start", "end", "dose", "source")
+
+
+def _inline_events(
+    checked: Checked,
+    records: Iterator[tuple[int, str, dict[str, Any] | None, str | None]],
+    path: Path,
+    engine: str,
+) -> Iterator[tuple[int, str, dict[str, Any] | None, str | None]]:
+    """Pass the records on, writing their histories' entries (already checked and in
+    the declared unit) to the events table at `path`."""
+    import csv
+
+    histories = {n: k for n, k in checked.element_types.items() if k.kind == "history"}
+    with path.open("w", encoding="utf-8", newline="") as file:
+        writer = csv.writer(file)
+        writer.writerow(EVENT_COLUMNS)
+        for record in records:
+            env = record[2]
+            for name, kind in histories.items():
+                if env is None or env.get(name) is None:
+                    continue
+                if engine != "duckdb":
+                    raise ValueError(
+                        f"record {record[1]}: histories ('{name}') are screened on DuckDB "
+                        "(--engine duckdb)"
+                    )
+                layout = ENTRY_LAYOUT[EntryKind(kind.entry)]
+                unit = "" if kind.unit == units.DIMENSIONLESS else kind.unit
+                if not env[name]:
+                    # on record, with no entries
+                    writer.writerow([record[1], name] + [""] * (len(EVENT_COLUMNS) - 2))
+                for entry in env[name]:
+                    fields = dict(zip(layout, entry, strict=True))
+                    row = {"id": record[1], "element": name, **fields}
+                    if fields.get("value") is not None or fields.get("dose") is not None:
+                        row["unit"] = unit
+                    writer.writerow([_event_text(row.get(c)) for c in EVENT_COLUMNS])
+            yield record
+
+
+def _event_text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    if hasattr(value, "isoformat"):
+        return str(value.isoformat())
+    return str(value)
 
 
 def _typed_table(data: Path | str, input_format: str | None, intake: Intake) -> bool:
