@@ -138,16 +138,7 @@ class OmopExplain:
                 person, patients[person], events.get(str(person), {}), cited
             )
             (result,) = self.protocol.screen([(1, record)])
-            yield SourcedResult(
-                result.id,
-                result.status,
-                result.criteria,
-                result.missing,
-                result.error,
-                result.readings,
-                sources=sources,
-                problems=problems,
-            )
+            yield SourcedResult.of(result, sources, problems)
 
     def _patients(self, table: PatientTable) -> dict[int, dict[str, Any]]:
         query = table.query()

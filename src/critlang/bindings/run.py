@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime
 import io
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -25,6 +25,14 @@ class SourcedResult(Result):
 
     sources: dict[str, Cited] = attrs.field(factory=dict)
     problems: tuple[str, ...] = ()
+
+    @classmethod
+    def of(
+        cls, result: Result, sources: dict[str, Cited], problems: Sequence[str]
+    ) -> SourcedResult:
+        """`result`, with where each bound value came from and the patient's data problems."""
+        given = {field.name: getattr(result, field.name) for field in attrs.fields(Result)}
+        return cls(**given, sources=sources, problems=tuple(problems))
 
     def to_dict(self) -> dict[str, Any]:
         out = super().to_dict()
@@ -71,15 +79,7 @@ class FhirScreen:
                     result = failed(assembled.patient, error)
             else:
                 (result,) = protocol.screen([(1, assembled.record)])
-            yield SourcedResult(
-                result.id,
-                result.status,
-                result.criteria,
-                result.missing,
-                result.error,
-                sources=assembled.sources,
-                problems=assembled.problems,
-            )
+            yield SourcedResult.of(result, assembled.sources, assembled.problems)
 
     def report(self) -> list[str]:
         """Lines for the end of a run: what was read, skipped and found wrong."""
