@@ -28,18 +28,25 @@ NODE = shutil.which("node")
 
 # Reads [[records of batch 0], [records of batch 1], ...] (JSON) on stdin; each batch runs
 # in its own block, next to its protocol's module, and gives one result per record.
-_RUNNER = """
-function envOf(record) {
+# A record as the JSON written by `_js_record` back to the engine's values; `parse` reads an
+# exact number. Shared with the browser tests of the live form (tests/test_form.py).
+ENV_OF = """
+function envOf(record, parse) {
   const env = {};
   for (const [name, value] of Object.entries(record)) {
     if (value === null) env[name] = null;
-    else if (value.number !== undefined) env[name] = critlangRuntime.parse(value.number);
-    else if (value.history !== undefined) env[name] = value.history.map(envOf);
+    else if (value.number !== undefined) env[name] = parse(value.number);
+    else if (value.history !== undefined) env[name] = value.history.map((e) => envOf(e, parse));
     else if (value.set !== undefined) env[name] = new Set(value.set);
     else env[name] = value;
   }
   return env;
 }
+"""
+
+_RUNNER = (
+    ENV_OF
+    + """
 function word(trace, value, applies) {
   if (applies !== null && trace[applies] === false) return "not applicable";
   const v = trace[value];
@@ -47,7 +54,7 @@ function word(trace, value, applies) {
 }
 function runBatch(P, records) {
   return records.map((record) => {
-    const env = envOf(record);
+    const env = envOf(record, critlangRuntime.parse);
     const result = P.evaluate(env);
     const criteria = {};
     for (const c of P.protocol.criteria) {
@@ -60,6 +67,7 @@ function runBatch(P, records) {
 const BATCHES = JSON.parse(require("fs").readFileSync(0, "utf8"));
 const RESULTS = [];
 """
+)
 
 
 def run_node(protocol: critlang.Protocol, records: list[dict[str, Any]]) -> list[dict[str, Any]]:

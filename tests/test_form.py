@@ -24,28 +24,22 @@ from critlang.cli import main
 from critlang.form import fields, render_form
 from critlang.protocol_tests import example_record
 from critlang.vocab import ENTRY_LAYOUT, EntryKind
-from tests.jsengine import _js_history, random_records, run_python
+from tests.jsengine import ENV_OF, _js_history, random_records, run_python
 from tests.test_site import CHROMIUM, CHROMIUM_ARGS
 
 PROTOCOLS = sorted(Path("protocols").glob("*.crit"))
 
 # Values as the page's engine takes them, then every criterion's and part's word.
-_IN_PAGE = """
-(records) => records.map((record) => {
+_IN_PAGE = (
+    """
+(records) => {
+"""
+    + ENV_OF
+    + """
+return records.map((record) => {
   const R = window.critlangForm.runtime;
   const P = critlangProtocol;
-  const envOf = (record) => {
-    const env = {};
-    for (const [name, value] of Object.entries(record)) {
-      if (value === null) env[name] = null;
-      else if (value.number !== undefined) env[name] = R.parse(value.number);
-      else if (value.history !== undefined) env[name] = value.history.map(envOf);
-      else if (value.set !== undefined) env[name] = new Set(value.set);
-      else env[name] = value;
-    }
-    return env;
-  };
-  const result = window.critlangForm.evaluate(envOf(record));
+  const result = window.critlangForm.evaluate(envOf(record, R.parse));
   const word = (value, applies) => {
     if (applies !== null && result.trace[applies] === false) return "not applicable";
     const v = result.trace[value];
@@ -57,8 +51,10 @@ _IN_PAGE = """
     for (const p of c.parts) criteria[c.id + "." + p.name] = word(p.value, p.applies);
   }
   return { status: result.status, criteria, missing: result.missing.slice().sort() };
-})
+});
+}
 """
+)
 
 
 @pytest.fixture(scope="module")
