@@ -25,6 +25,7 @@ from sqlglot import exp
 
 from critlang import sql, units
 from critlang.check import Checked
+from critlang.engines.sql.layout import EVENT_COLUMNS
 from critlang.records import (
     HEADER_UNIT,
     ID_FIELD,
@@ -300,10 +301,6 @@ def run(
         if engine == "duckdb":
             return _run_duckdb(checked, patients, output, target, events or inline)
         return _run_spark(checked, patients, output, target, session)
-
-
-EVENT_COLUMNS: tuple[str, ...] = ("id", "element", "date", "value", "unit", "low", "high")
-EVENT_COLUMNS += ("code", "start", "end", "dose", "source")
 
 
 def _inline_events(
